@@ -1,0 +1,46 @@
+import type { ServerResponse } from "node:http";
+import { once } from "node:events";
+
+/** Server-sent events on a raw response, honouring backpressure so a slow client never buffers a whole answer. */
+export class SseWriter {
+  private started = false;
+
+  constructor(private readonly res: ServerResponse) {}
+
+  get open(): boolean {
+    return !this.res.destroyed && !this.res.writableEnded;
+  }
+
+  start(headers: Record<string, string> = {}): void {
+    if (this.started) return;
+    this.started = true;
+    this.res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+      ...headers,
+    });
+    this.res.flushHeaders();
+  }
+
+  async send(data: unknown): Promise<void> {
+    await this.write(`data: ${JSON.stringify(data)}\n\n`);
+  }
+
+  async done(): Promise<void> {
+    await this.write("data: [DONE]\n\n");
+    this.end();
+  }
+
+  end(): void {
+    if (this.open) this.res.end();
+  }
+
+  private async write(text: string): Promise<void> {
+    if (!this.open) return;
+    if (!this.res.write(text)) {
+      await Promise.race([once(this.res, "drain"), once(this.res, "close")]);
+    }
+  }
+}

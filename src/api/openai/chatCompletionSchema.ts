@@ -1,0 +1,81 @@
+import { z } from "zod";
+import { InvalidRequestError, UnsupportedParameterError } from "../../core/errors.js";
+import type { ChatMessage, ChatRequest } from "../../core/types.js";
+import { generationParamsShape, rejectUnsupported, toGenerationOptions } from "./generationParams.js";
+
+const textPart = z.object({ type: z.literal("text"), text: z.string() });
+/** Other part types (image_url, input_audio, file) are recognised so the error can name them. */
+const contentPart = z.union([textPart, z.object({ type: z.string() }).loose()]);
+const content = z.union([z.string(), z.array(contentPart)]);
+
+const message = z.discriminatedUnion("role", [
+  z.object({ role: z.literal("system"), content, name: z.string().optional() }),
+  z.object({ role: z.literal("developer"), content, name: z.string().optional() }),
+  z.object({ role: z.literal("user"), content, name: z.string().optional() }),
+  z.object({
+    role: z.literal("assistant"),
+    content: content.nullable().optional(),
+    name: z.string().optional(),
+    tool_calls: z.array(z.unknown()).optional(),
+    refusal: z.string().nullable().optional(),
+  }),
+  z.object({ role: z.literal("tool"), content, tool_call_id: z.string() }),
+  z.object({ role: z.literal("function"), content: z.string().nullable(), name: z.string() }),
+]);
+
+export const chatCompletionBodySchema = z.object({
+  ...generationParamsShape,
+  messages: z.array(message).min(1, "must contain at least one message"),
+  max_completion_tokens: z.number().int().min(1).nullable().optional(),
+  parallel_tool_calls: z.unknown().optional(),
+  store: z.unknown().optional(),
+  modalities: z.array(z.string()).nullable().optional(),
+  audio: z.unknown().optional(),
+  prediction: z.unknown().optional(),
+  functions: z.unknown().optional(),
+  function_call: z.unknown().optional(),
+  reasoning_effort: z.unknown().optional(),
+  service_tier: z.unknown().optional(),
+});
+export type ChatCompletionBody = z.infer<typeof chatCompletionBodySchema>;
+
+function flattenContent(c: z.infer<typeof content> | null | undefined, param: string): string {
+  if (c == null) return "";
+  if (typeof c === "string") return c;
+  return c
+    .map((part, i) => {
+      if (part.type === "text" && typeof part.text === "string") return part.text;
+      throw new UnsupportedParameterError(`${param}[${i}]`, `has content of type '${part.type}', which is not supported yet (text only)`);
+    })
+    .join("");
+}
+
+/** Wire body → internal ChatRequest, refusing what would otherwise be silently ignored. */
+export function toChatRequest(body: ChatCompletionBody): ChatRequest {
+  rejectUnsupported(body);
+  if (body.functions != null) throw new UnsupportedParameterError("functions");
+  if (body.function_call != null && body.function_call !== "none") throw new UnsupportedParameterError("function_call");
+  if (body.modalities && body.modalities.some((m) => m !== "text")) throw new UnsupportedParameterError("modalities");
+  if (body.audio != null) throw new UnsupportedParameterError("audio");
+  if (body.prediction != null) throw new UnsupportedParameterError("prediction");
+  const messages: ChatMessage[] = body.messages.map((m, i) => {
+    const param = `messages[${i}].content`;
+    switch (m.role) {
+      case "system":
+      case "developer":
+        return { role: "system", content: flattenContent(m.content, param) };
+      case "user":
+        return { role: "user", content: flattenContent(m.content, param) };
+      case "assistant":
+        if (m.tool_calls && m.tool_calls.length > 0) throw new UnsupportedParameterError(`messages[${i}].tool_calls`);
+        return { role: "assistant", content: flattenContent(m.content, param) };
+      case "tool":
+      case "function":
+        throw new UnsupportedParameterError(`messages[${i}].role`, `'${m.role}' is not supported yet`);
+    }
+  });
+  if (messages.every((m) => m.role === "system")) {
+    throw new InvalidRequestError("'messages' must contain at least one user or assistant message.", { param: "messages" });
+  }
+  return { model: body.model, messages, tools: [], ...toGenerationOptions(body) };
+}

@@ -1,0 +1,144 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { AbortedError, ModelNotFoundError } from "../../core/errors.js";
+import type { CompletionRequest, GenerationChunk } from "../../core/types.js";
+import type { ModelRouter, ModelStatus } from "../../router/ModelRouter.js";
+import { chatCompletionBodySchema, toChatRequest } from "../openai/chatCompletionSchema.js";
+import { completionBodySchema, toCompletionRequests } from "../openai/completionSchema.js";
+import { embeddingBodySchema, toEmbedRequest } from "../openai/embeddingSchema.js";
+import { parseBody } from "../openai/parseBody.js";
+import { chatFormatter, completionFormatter } from "../openai/responseFormatters.js";
+import { sendGeneration } from "./sendGeneration.js";
+
+export interface OpenAIRoutesOptions {
+  router: ModelRouter;
+  /** Aborted when the server gives up waiting for in-flight requests at shutdown. */
+  shutdownSignal: AbortSignal;
+}
+
+/** Aborts when the client goes away before the response is complete, or when shutdown's grace period ends. */
+function requestSignal(request: FastifyRequest, reply: FastifyReply, shutdown: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort(new AbortedError("The client closed the connection."));
+  });
+  return AbortSignal.any([controller.signal, shutdown]);
+}
+
+function modelObject(s: ModelStatus) {
+  const d = s.descriptor;
+  return {
+    id: d.id,
+    object: "model",
+    created: d.created,
+    owned_by: "tabagent",
+    tabagent: {
+      format: d.format,
+      task: d.task,
+      backend: d.backend,
+      loaded: s.state === "loaded",
+      state: s.state,
+      architecture: d.architecture,
+      context_length: d.contextLength,
+      size_bytes: d.sizeBytes,
+    },
+  };
+}
+
+function warnUnknownFields(request: FastifyRequest, known: readonly string[]): void {
+  const body = request.body as Record<string, unknown>;
+  const unknown = Object.keys(body).filter((k) => !known.includes(k));
+  if (unknown.length > 0) request.log.debug({ fields: unknown }, "ignoring unknown request fields");
+}
+
+export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal }: OpenAIRoutesOptions): void {
+  app.get("/v1/models", async () => ({ object: "list", data: router.status().map(modelObject) }));
+
+  app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => {
+    const status = router.modelStatus(request.params.id);
+    if (!status) throw new ModelNotFoundError(request.params.id);
+    return modelObject(status);
+  });
+
+  app.post("/v1/chat/completions", async (request, reply) => {
+    const body = parseBody(chatCompletionBodySchema, request.body);
+    warnUnknownFields(request, Object.keys(chatCompletionBodySchema.shape));
+    const chatRequest = toChatRequest(body);
+    const signal = requestSignal(request, reply, shutdownSignal);
+    const lease = await router.acquire(body.model, "chat", signal);
+    try {
+      const includeUsage = body.stream_options?.include_usage === true;
+      return await sendGeneration({
+        request,
+        reply,
+        chunks: lease.backend.chat!(chatRequest, signal),
+        formatter: chatFormatter({ model: body.model, includeUsage }),
+        stream: body.stream === true,
+        includeUsage,
+      });
+    } finally {
+      lease.release();
+    }
+  });
+
+  app.post("/v1/completions", async (request, reply) => {
+    const body = parseBody(completionBodySchema, request.body);
+    warnUnknownFields(request, Object.keys(completionBodySchema.shape));
+    const requests = toCompletionRequests(body);
+    const signal = requestSignal(request, reply, shutdownSignal);
+    const lease = await router.acquire(body.model, "completions", signal);
+    try {
+      const includeUsage = body.stream_options?.include_usage === true;
+      return await sendGeneration({
+        request,
+        reply,
+        chunks: completeAll(requests, (r) => lease.backend.complete!(r, signal)),
+        formatter: completionFormatter({ model: body.model, includeUsage }),
+        stream: body.stream === true,
+        includeUsage,
+      });
+    } finally {
+      lease.release();
+    }
+  });
+
+  app.post("/v1/embeddings", async (request, reply) => {
+    const body = parseBody(embeddingBodySchema, request.body);
+    const embedRequest = toEmbedRequest(body);
+    const signal = requestSignal(request, reply, shutdownSignal);
+    const lease = await router.acquire(body.model, "embeddings", signal);
+    try {
+      const result = await lease.backend.embed!(embedRequest, signal);
+      const base64 = body.encoding_format === "base64";
+      return {
+        object: "list",
+        data: result.vectors.map((v, index) => ({
+          object: "embedding",
+          index,
+          embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString("base64") : v,
+        })),
+        model: body.model,
+        usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens },
+      };
+    } finally {
+      lease.release();
+    }
+  });
+}
+
+/** Several prompts run one after another on the same slot; each becomes the choice with its index. */
+async function* completeAll(
+  requests: CompletionRequest[],
+  run: (r: CompletionRequest) => AsyncIterable<GenerationChunk>,
+): AsyncGenerator<GenerationChunk> {
+  for (const [index, request] of requests.entries()) {
+    let echoed = !request.echo;
+    for await (const chunk of run(request)) {
+      // Echo only once the engine accepted the prompt, so a rejected prompt is still a plain HTTP error.
+      if (!echoed) {
+        echoed = true;
+        yield { type: "text", index, text: request.prompt };
+      }
+      yield chunk.type === "usage" ? chunk : { ...chunk, index };
+    }
+  }
+}

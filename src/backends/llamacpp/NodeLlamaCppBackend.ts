@@ -1,0 +1,253 @@
+import type {
+  ChatHistoryItem,
+  ChatWrapper,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaModel,
+  Token,
+} from "node-llama-cpp";
+import type { Logger } from "pino";
+import { ContextLengthExceededError, InvalidRequestError, ModelLoadError } from "../../core/errors.js";
+import type {
+  ChatMessage,
+  ChatRequest,
+  CompletionRequest,
+  EmbedRequest,
+  EmbedResult,
+  GenerationChunk,
+  ModelDescriptor,
+  SamplingParams,
+} from "../../core/types.js";
+import type { Backend } from "../Backend.js";
+import { StopSequenceMatcher } from "../generation/StopSequenceMatcher.js";
+import { StreamingDetokenizer } from "../generation/StreamingDetokenizer.js";
+import type { LlamaProvider } from "./LlamaProvider.js";
+
+export interface NodeLlamaCppBackendOptions {
+  provider: LlamaProvider;
+  logger: Logger;
+  threads: number;
+  contextSize: number;
+  parallel: number;
+  gpuLayers: "auto" | "max" | number;
+}
+
+interface Loaded {
+  model: LlamaModel;
+  context: LlamaContext | null;
+  embedding: LlamaEmbeddingContext | null;
+  chatWrapper: ChatWrapper | null;
+  /** Tokens the chat template uses to end a turn, beyond the model's own end-of-generation tokens. */
+  stopTokens: Set<Token>;
+  freeSequences: LlamaContextSequence[];
+  contextSize: number;
+}
+
+/** GGUF models in this process through node-llama-cpp: chat, completions and embeddings. */
+export class NodeLlamaCppBackend implements Backend {
+  readonly parallel: number;
+  private loaded: Loaded | null = null;
+
+  constructor(
+    readonly descriptor: ModelDescriptor,
+    private readonly options: NodeLlamaCppBackendOptions,
+  ) {
+    // An embedding context evaluates one input at a time.
+    this.parallel = descriptor.task === "embeddings" ? 1 : options.parallel;
+  }
+
+  async load(signal: AbortSignal): Promise<void> {
+    if (this.loaded) return;
+    const { provider, threads, gpuLayers } = this.options;
+    let llama;
+    try {
+      llama = await provider.get();
+    } catch (err) {
+      throw new ModelLoadError(this.descriptor.id, `the llama.cpp runtime could not start: ${(err as Error).message}`, err);
+    }
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({ modelPath: this.descriptor.path, gpuLayers, loadSignal: signal });
+    } catch (err) {
+      throw new ModelLoadError(this.descriptor.id, (err as Error).message, err);
+    }
+    try {
+      const contextSize = Math.min(this.options.contextSize, model.trainContextSize || this.options.contextSize);
+      if (this.descriptor.task === "embeddings") {
+        const embedding = await model.createEmbeddingContext({ contextSize, threads });
+        this.loaded = { model, context: null, embedding, chatWrapper: null, stopTokens: new Set(), freeSequences: [], contextSize };
+        return;
+      }
+      const context = await model.createContext({
+        contextSize,
+        sequences: this.parallel,
+        threads,
+        createSignal: signal,
+      });
+      let chatWrapper: ChatWrapper | null = null;
+      const stopTokens = new Set<Token>();
+      if (this.descriptor.task === "chat") {
+        const { resolveChatWrapper } = await import("node-llama-cpp");
+        chatWrapper = resolveChatWrapper(model);
+        for (const trigger of chatWrapper.generateContextState({ chatHistory: [] }).stopGenerationTriggers) {
+          const tokens = trigger.tokenize(model.tokenizer);
+          if (tokens.length === 1) stopTokens.add(tokens[0]!);
+        }
+      }
+      this.loaded = { model, context, embedding: null, chatWrapper, stopTokens, freeSequences: [], contextSize: context.contextSize };
+    } catch (err) {
+      await model.dispose();
+      throw new ModelLoadError(this.descriptor.id, (err as Error).message, err);
+    }
+  }
+
+  async unload(): Promise<void> {
+    const loaded = this.loaded;
+    this.loaded = null;
+    if (!loaded) return;
+    await loaded.embedding?.dispose();
+    await loaded.context?.dispose();
+    await loaded.model.dispose();
+  }
+
+  private require(): Loaded {
+    if (!this.loaded) throw new Error(`model ${this.descriptor.id} is not loaded`);
+    return this.loaded;
+  }
+
+  async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    const loaded = this.require();
+    const tokens = this.renderChat(loaded, request.messages);
+    yield* this.generate(loaded, tokens, request.sampling, 0, "messages", signal);
+  }
+
+  async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    const loaded = this.require();
+    const { model } = loaded;
+    const tokens = model.tokenize(request.prompt, false);
+    const bos = model.tokens.bos;
+    if (model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);
+    yield* this.generate(loaded, tokens, request.sampling, 0, "prompt", signal);
+  }
+
+  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    const loaded = this.require();
+    if (!loaded.embedding) throw new InvalidRequestError(`Model '${this.descriptor.id}' does not produce embeddings.`, { param: "model" });
+    const vectors: number[][] = [];
+    let promptTokens = 0;
+    for (const [i, text] of request.input.entries()) {
+      signal.throwIfAborted();
+      const tokens = loaded.model.tokenize(text);
+      if (tokens.length > loaded.contextSize) {
+        throw new ContextLengthExceededError(tokens.length, loaded.contextSize, `input[${i}]`);
+      }
+      promptTokens += tokens.length;
+      const { vector } = await loaded.embedding.getEmbeddingFor(tokens);
+      vectors.push([...vector]);
+    }
+    return { vectors, promptTokens };
+  }
+
+  private renderChat(loaded: Loaded, messages: ChatMessage[]): Token[] {
+    const history: ChatHistoryItem[] = [];
+    for (const m of messages) {
+      if (m.role === "system") history.push({ type: "system", text: m.content });
+      else if (m.role === "user") history.push({ type: "user", text: m.content });
+      else if (m.role === "assistant") history.push({ type: "model", response: [m.content] });
+      else throw new InvalidRequestError(`Role '${m.role}' is not supported by this model yet.`, { param: "messages" });
+    }
+    // A trailing assistant message is a prefix to continue; otherwise open a new assistant turn.
+    if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
+    const { contextText } = loaded.chatWrapper!.generateContextState({ chatHistory: history });
+    return contextText.tokenize(loaded.model.tokenizer);
+  }
+
+  private async *generate(
+    loaded: Loaded,
+    promptTokens: Token[],
+    sampling: SamplingParams,
+    index: number,
+    promptParam: string,
+    signal: AbortSignal,
+  ): AsyncGenerator<GenerationChunk> {
+    const { model, contextSize } = loaded;
+    if (promptTokens.length >= contextSize) throw new ContextLengthExceededError(promptTokens.length, contextSize, promptParam);
+    const room = contextSize - promptTokens.length;
+    const maxTokens = Math.min(sampling.maxTokens ?? room, room);
+
+    const sequence = loaded.freeSequences.pop() ?? loaded.context!.getSequence();
+    let completionTokens = 0;
+    try {
+      const toEvaluate = await reusePrefix(sequence, promptTokens);
+      signal.throwIfAborted();
+      const detok = new StreamingDetokenizer<Token>((t, last) => model.detokenize(t, false, last));
+      const stops = new StopSequenceMatcher(sampling.stop);
+      const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+      const generated: Token[] = [];
+      let finish: "stop" | "length" = "length";
+      let stoppedBySequence = false;
+      if (maxTokens > 0) {
+        const iterator = sequence.evaluate(toEvaluate, {
+          temperature: sampling.temperature,
+          topP: sampling.topP,
+          seed: sampling.seed,
+          repeatPenalty: penalize
+            ? {
+                punishTokens: () => generated.slice(-64),
+                penalty: 1,
+                presencePenalty: sampling.presencePenalty,
+                frequencyPenalty: sampling.frequencyPenalty,
+              }
+            : undefined,
+        });
+        for await (const token of iterator) {
+          if (signal.aborted) break; // leaving the loop ends evaluation: the slot is free within one token
+          if (model.isEogToken(token) || loaded.stopTokens.has(token)) {
+            finish = "stop";
+            break;
+          }
+          generated.push(token);
+          completionTokens++;
+          const match = stops.push(detok.push(token));
+          if (match.text) yield { type: "text", index, text: match.text };
+          if (match.stopped) {
+            finish = "stop";
+            stoppedBySequence = true;
+            break;
+          }
+          if (completionTokens >= maxTokens) break;
+        }
+      }
+      signal.throwIfAborted();
+      if (!stoppedBySequence) {
+        const tail = stops.push(detok.flush());
+        let rest = tail.text;
+        if (tail.stopped) finish = "stop";
+        else rest += stops.flush();
+        if (rest) yield { type: "text", index, text: rest };
+      }
+      yield { type: "finish", index, reason: finish };
+      yield { type: "usage", usage: { promptTokens: promptTokens.length, completionTokens } };
+    } finally {
+      loaded.freeSequences.push(sequence);
+    }
+  }
+}
+
+/**
+ * Keeps the KV cache for the part of the prompt this sequence has already evaluated (multi-turn chat reuses the
+ * history) and returns the tokens that still need evaluating; at least one, so there are logits to sample from.
+ */
+async function reusePrefix(sequence: LlamaContextSequence, tokens: Token[]): Promise<Token[]> {
+  const { firstDifferentIndex } = sequence.compareContextTokens(tokens);
+  const keep = Math.min(firstDifferentIndex, tokens.length - 1);
+  if (keep <= 0) {
+    await sequence.clearHistory();
+    return tokens;
+  }
+  if (sequence.nextTokenIndex > keep) {
+    await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+  }
+  return tokens.slice(keep);
+}

@@ -1,0 +1,180 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { readFileSync } from "node:fs";
+import { DEFAULT_PORT } from "../config/configSchema.js";
+import { loadConfig, type RawSettings } from "../config/loadConfig.js";
+import { ConfigError } from "../core/errors.js";
+import { buildModelRegistry } from "../registry/ModelRegistry.js";
+import { createDaemon } from "../server/createDaemon.js";
+import { createLogger } from "../server/createLogger.js";
+
+const SERVE_OPTIONS = {
+  host: { type: "string" },
+  port: { type: "string", short: "p" },
+  model: { type: "string", short: "m", multiple: true },
+  "models-dir": { type: "string", multiple: true },
+  threads: { type: "string", short: "t" },
+  "context-size": { type: "string", short: "c" },
+  parallel: { type: "string" },
+  "queue-size": { type: "string" },
+  "idle-ttl": { type: "string" },
+  "body-limit": { type: "string" },
+  "shutdown-grace": { type: "string" },
+  "log-level": { type: "string" },
+  gpu: { type: "string" },
+  "gpu-layers": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
+  host: "host",
+  port: "port",
+  model: "models",
+  "models-dir": "modelsDirs",
+  threads: "threads",
+  "context-size": "contextSize",
+  parallel: "parallel",
+  "queue-size": "queueSize",
+  "idle-ttl": "idleTtlSeconds",
+  "body-limit": "bodyLimitBytes",
+  "shutdown-grace": "shutdownGraceSeconds",
+  "log-level": "logLevel",
+  gpu: "gpu",
+  "gpu-layers": "gpuLayers",
+};
+
+const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API
+
+Usage:
+  tabagent serve  [options]   start the daemon
+  tabagent models [options]   list the models that serve would expose (--json for JSON)
+  tabagent --version
+
+Options (each also as an environment variable):
+  --host H               bind address (TABAGENT_HOST, default 127.0.0.1)
+  -p, --port P           port, 0 = any free port (TABAGENT_PORT, default ${DEFAULT_PORT})
+  -m, --model [ID=]PATH  serve a GGUF file; id defaults to the file name without .gguf; repeatable
+                         (TABAGENT_MODELS, comma separated)
+  --models-dir DIR       serve every GGUF file in DIR and its direct subfolders; repeatable (TABAGENT_MODELS_DIR)
+  -t, --threads N        CPU threads per model (TABAGENT_THREADS, default: half the logical CPUs, at least 1)
+  -c, --context-size N   context tokens per request slot (TABAGENT_CONTEXT_SIZE, default 4096)
+  --parallel N           concurrent requests per model (TABAGENT_PARALLEL, default 4)
+  --queue-size N         requests waiting per model before 429 (TABAGENT_QUEUE_SIZE, default 64)
+  --idle-ttl SECONDS     unload a model after this idle time, 0 = never (TABAGENT_IDLE_TTL, default 300)
+  --body-limit BYTES     largest request body (TABAGENT_BODY_LIMIT, default 8388608)
+  --shutdown-grace S     seconds in-flight requests get at shutdown (TABAGENT_SHUTDOWN_GRACE, default 30)
+  --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (TABAGENT_LOG_LEVEL, default info)
+  --gpu auto|off         use a GPU when node-llama-cpp finds one (TABAGENT_GPU, default auto)
+  --gpu-layers auto|max|N  layers to offload (TABAGENT_GPU_LAYERS, default auto)
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function toRawSettings(values: Record<string, unknown>): RawSettings {
+  const raw: RawSettings = {};
+  for (const [flag, key] of Object.entries(FLAG_TO_KEY)) {
+    const v = values[flag];
+    if (typeof v === "string" || Array.isArray(v)) raw[key] = v as string | string[];
+  }
+  return raw;
+}
+
+function formatSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+/** Runs the CLI; resolves with the process exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === "--version" || command === "-v") {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (!command || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(HELP);
+    return command ? 0 : 2;
+  }
+  if (command !== "serve" && command !== "models") {
+    process.stderr.write(`tabagent: unknown command '${command}'\n\n${HELP}`);
+    return 2;
+  }
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({ args: rest, options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    process.stderr.write(`tabagent ${command}: ${(err as Error).message}\nRun 'tabagent --help' for the options.\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  try {
+    const config = loadConfig({ env, flags: toRawSettings(values) });
+    if (command === "models") return await listModels(config, values.json === true);
+    return await serve(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tabagent: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function listModels(config: ReturnType<typeof loadConfig>, json: boolean): Promise<number> {
+  const registry = await buildModelRegistry(config, createLogger({ level: "warn", pretty: false, destination: process.stderr }));
+  const models = registry.list();
+  if (json) {
+    process.stdout.write(`${JSON.stringify(models, null, 2)}\n`);
+    return 0;
+  }
+  if (models.length === 0) {
+    process.stdout.write("No models configured. Use --model PATH or --models-dir DIR.\n");
+    return 0;
+  }
+  const rows = [["ID", "TASK", "ARCHITECTURE", "SIZE", "PATH"], ...models.map((m) => [m.id, m.task, m.architecture ?? "?", formatSize(m.sizeBytes), m.path])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")}\n`);
+  return 0;
+}
+
+async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
+  const logger = createLogger({ level: config.logLevel });
+  const daemon = await createDaemon({ config, logger });
+  const { url } = await daemon.listen();
+  const ids = daemon.registry.list().map((m) => m.id);
+  logger.info({ url, models: ids, threads: config.threads }, `tabagent listening on ${url}`);
+  if (ids.length === 0) logger.warn("no models configured: pass --model PATH or --models-dir DIR");
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, "second signal: exiting now");
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, "signal received");
+      daemon.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ err }, "shutdown failed");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}

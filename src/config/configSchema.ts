@@ -1,0 +1,49 @@
+import { availableParallelism } from "node:os";
+import { z } from "zod";
+
+export const DEFAULT_PORT = 8471;
+
+/** Model ids appear in URLs and logs: keep them to a safe, path-free alphabet. */
+export const MODEL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+export const modelEntrySchema = z.strictObject({
+  id: z.string().regex(MODEL_ID_PATTERN, "model ids use letters, digits and . _ : @ - (max 128)").optional(),
+  path: z.string().min(1),
+});
+export type ModelEntry = z.infer<typeof modelEntrySchema>;
+
+/**
+ * llama.cpp threads: one per physical core is its sweet spot. `availableParallelism()` counts logical CPUs,
+ * so halve it (SMT) and keep at least one. On a 2-core box this gives 1, which is also the fastest for small
+ * models there (more threads than free cores make every decode step wait on the slowest thread).
+ */
+export function defaultThreads(): number {
+  return Math.max(1, Math.floor(availableParallelism() / 2));
+}
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const configSchema = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: int(0, 65535).default(DEFAULT_PORT),
+  models: z.array(modelEntrySchema).default([]),
+  modelsDirs: z.array(z.string().min(1)).default([]),
+  threads: int(1, 1024).default(defaultThreads),
+  /** Tokens per sequence; capped by the model's trained context length. */
+  contextSize: int(64, 1 << 20).default(4096),
+  /** Concurrent requests per model (llama.cpp context sequences). */
+  parallel: int(1, 64).default(4),
+  /** Requests that may wait per model once all slots are busy; beyond it: 429. */
+  queueSize: int(0, 100_000).default(64),
+  /** Unload a model after this many idle seconds; 0 = never. */
+  idleTtlSeconds: int(0, 7 * 24 * 3600).default(300),
+  bodyLimitBytes: int(1024, 1 << 30).default(8 * 1024 * 1024),
+  shutdownGraceSeconds: int(0, 3600).default(30),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** "auto" lets node-llama-cpp use CUDA/Vulkan/Metal when a prebuilt binary for it works. */
+  gpu: z.enum(["auto", "off"]).default("auto"),
+  gpuLayers: z.union([z.literal("auto"), z.literal("max"), int(0, 100_000)]).default("auto"),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

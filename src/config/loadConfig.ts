@@ -1,0 +1,97 @@
+import { ConfigError } from "../core/errors.js";
+import { configSchema, MODEL_ID_PATTERN, type Config, type ModelEntry } from "./configSchema.js";
+
+/** Where each setting can come from, for error messages that say what to fix. */
+interface SettingSpec {
+  key: keyof Config;
+  env: string;
+  flag: string;
+  kind: "string" | "int" | "models" | "paths" | "gpuLayers";
+}
+
+export const SETTINGS: readonly SettingSpec[] = [
+  { key: "host", env: "TABAGENT_HOST", flag: "--host", kind: "string" },
+  { key: "port", env: "TABAGENT_PORT", flag: "--port", kind: "int" },
+  { key: "models", env: "TABAGENT_MODELS", flag: "--model", kind: "models" },
+  { key: "modelsDirs", env: "TABAGENT_MODELS_DIR", flag: "--models-dir", kind: "paths" },
+  { key: "threads", env: "TABAGENT_THREADS", flag: "--threads", kind: "int" },
+  { key: "contextSize", env: "TABAGENT_CONTEXT_SIZE", flag: "--context-size", kind: "int" },
+  { key: "parallel", env: "TABAGENT_PARALLEL", flag: "--parallel", kind: "int" },
+  { key: "queueSize", env: "TABAGENT_QUEUE_SIZE", flag: "--queue-size", kind: "int" },
+  { key: "idleTtlSeconds", env: "TABAGENT_IDLE_TTL", flag: "--idle-ttl", kind: "int" },
+  { key: "bodyLimitBytes", env: "TABAGENT_BODY_LIMIT", flag: "--body-limit", kind: "int" },
+  { key: "shutdownGraceSeconds", env: "TABAGENT_SHUTDOWN_GRACE", flag: "--shutdown-grace", kind: "int" },
+  { key: "logLevel", env: "TABAGENT_LOG_LEVEL", flag: "--log-level", kind: "string" },
+  { key: "gpu", env: "TABAGENT_GPU", flag: "--gpu", kind: "string" },
+  { key: "gpuLayers", env: "TABAGENT_GPU_LAYERS", flag: "--gpu-layers", kind: "gpuLayers" },
+];
+
+/** Raw string values as they arrive from flags (repeatable ones as arrays) or the environment. */
+export type RawSettings = Partial<Record<keyof Config, string | string[]>>;
+
+/** `ID=PATH` or `PATH`; text before `=` counts as an id only if it is a valid one (paths may contain `=`). */
+export function parseModelSpec(spec: string): ModelEntry {
+  const eq = spec.indexOf("=");
+  if (eq > 0 && MODEL_ID_PATTERN.test(spec.slice(0, eq))) return { id: spec.slice(0, eq), path: spec.slice(eq + 1) };
+  return { path: spec };
+}
+
+function convert(spec: SettingSpec, value: string | string[], source: string): unknown {
+  const values = Array.isArray(value) ? value : [value];
+  const one = values[values.length - 1] ?? "";
+  switch (spec.kind) {
+    case "string":
+      return one;
+    case "int":
+      // Strict: "8080" yes; "8080abc", "1e3", "" no. Invalid text is passed on so zod reports it.
+      return /^-?\d+$/.test(one.trim()) ? Number(one.trim()) : one;
+    case "gpuLayers":
+      return /^\d+$/.test(one.trim()) ? Number(one.trim()) : one;
+    case "models":
+      return splitList(values, source).map(parseModelSpec);
+    case "paths":
+      return splitList(values, source);
+  }
+}
+
+/** Env lists are comma separated; repeated flags are already a list. */
+function splitList(values: string[], source: string): string[] {
+  if (source === "flag") return values;
+  return values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v.length > 0);
+}
+
+export interface LoadConfigInput {
+  env?: NodeJS.ProcessEnv;
+  flags?: RawSettings;
+  /** Programmatic values (tests, embedding); applied after defaults, before env. */
+  base?: Partial<Record<keyof Config, unknown>>;
+}
+
+/** defaults < base < env (TABAGENT_*) < flags, validated by one schema. Throws ConfigError naming the setting. */
+export function loadConfig({ env = {}, flags = {}, base = {} }: LoadConfigInput = {}): Config {
+  const merged: Record<string, unknown> = { ...base };
+  const origin: Record<string, string> = {};
+  for (const spec of SETTINGS) {
+    const fromEnv = env[spec.env];
+    if (fromEnv !== undefined && fromEnv !== "") {
+      merged[spec.key] = convert(spec, fromEnv, "env");
+      origin[spec.key] = spec.env;
+    }
+    const fromFlag = flags[spec.key];
+    if (fromFlag !== undefined) {
+      merged[spec.key] = convert(spec, fromFlag, "flag");
+      origin[spec.key] = spec.flag;
+    }
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const key = String(issue?.path[0] ?? "config");
+    const where = origin[key] ? ` (from ${origin[key]})` : "";
+    const detail = issue?.path.length && issue.path.length > 1 ? ` at ${issue.path.slice(1).join(".")}` : "";
+    const value = merged[key];
+    const shown = typeof value === "string" ? `; got "${value}"` : "";
+    throw new ConfigError(`${key}${where}`, `${issue?.message ?? "invalid"}${detail}${shown}`);
+  }
+  return result.data;
+}

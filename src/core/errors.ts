@@ -1,0 +1,133 @@
+/**
+ * Typed errors. Each carries the HTTP status and the OpenAI error `type`/`code`/`param` it maps to;
+ * `toErrorEnvelope` (api/openai/errorEnvelope.ts) is the one place that turns any error into the wire shape.
+ */
+export type OpenAIErrorType =
+  | "invalid_request_error"
+  | "not_found_error"
+  | "rate_limit_error"
+  | "server_error"
+  | "service_unavailable_error"
+  | "authentication_error";
+
+export interface TabAgentErrorOptions {
+  param?: string | null;
+  code?: string | null;
+  cause?: unknown;
+  headers?: Record<string, string>;
+}
+
+export class TabAgentError extends Error {
+  readonly status: number = 500;
+  readonly type: OpenAIErrorType = "server_error";
+  readonly param: string | null;
+  readonly code: string | null;
+  readonly headers: Record<string, string>;
+
+  constructor(message: string, options: TabAgentErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.param = options.param ?? null;
+    this.code = options.code ?? null;
+    this.headers = options.headers ?? {};
+  }
+}
+
+export class InvalidRequestError extends TabAgentError {
+  override readonly status: number = 400;
+  override readonly type = "invalid_request_error" as const;
+}
+
+/** A parameter that would change results but that this backend does not implement yet. */
+export class UnsupportedParameterError extends InvalidRequestError {
+  constructor(param: string, detail = "is not supported yet") {
+    super(`Parameter '${param}' ${detail}.`, { param, code: "unsupported_parameter" });
+  }
+}
+
+export class UnsupportedMediaTypeError extends TabAgentError {
+  override readonly status = 415;
+  override readonly type = "invalid_request_error" as const;
+}
+
+export class PayloadTooLargeError extends TabAgentError {
+  override readonly status = 413;
+  override readonly type = "invalid_request_error" as const;
+}
+
+export class RouteNotFoundError extends TabAgentError {
+  override readonly status = 404;
+  override readonly type = "not_found_error" as const;
+}
+
+export class ModelNotFoundError extends TabAgentError {
+  override readonly status = 404;
+  override readonly type = "not_found_error" as const;
+  constructor(model: string) {
+    super(`The model '${model}' does not exist or is not served here. GET /v1/models lists the available models.`, {
+      param: "model",
+      code: "model_not_found",
+    });
+  }
+}
+
+/** The model exists but cannot serve this kind of request (e.g. chat on an embedding model). */
+export class WrongTaskError extends InvalidRequestError {
+  constructor(model: string, task: string, endpoint: string) {
+    super(`The model '${model}' is a ${task} model and cannot serve ${endpoint}.`, {
+      param: "model",
+      code: "model_task_mismatch",
+    });
+  }
+}
+
+export class ContextLengthExceededError extends InvalidRequestError {
+  constructor(promptTokens: number, contextSize: number, param = "messages") {
+    super(
+      `This model's context is ${contextSize} tokens, but the prompt is ${promptTokens} tokens (at least one token must remain for the answer).`,
+      { param, code: "context_length_exceeded" },
+    );
+  }
+}
+
+export class QueueFullError extends TabAgentError {
+  override readonly status = 429;
+  override readonly type = "rate_limit_error" as const;
+  constructor(model: string, retryAfterSeconds: number) {
+    super(`Model '${model}' is busy: all slots and the wait queue are full. Retry later.`, {
+      code: "queue_full",
+      headers: { "retry-after": String(retryAfterSeconds) },
+    });
+  }
+}
+
+export class ModelLoadError extends TabAgentError {
+  override readonly status = 503;
+  override readonly type = "service_unavailable_error" as const;
+  constructor(model: string, reason: string, cause?: unknown) {
+    super(`Model '${model}' failed to load: ${reason}`, { code: "model_load_failed", cause });
+  }
+}
+
+export class ServiceUnavailableError extends TabAgentError {
+  override readonly status = 503;
+  override readonly type = "service_unavailable_error" as const;
+}
+
+/** Thrown into waiting work when a client disconnects or the server shuts down. */
+export class AbortedError extends TabAgentError {
+  override readonly status = 499;
+  constructor(message = "The request was aborted.") {
+    super(message, { code: "request_aborted" });
+  }
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`Invalid setting '${setting}': ${message}`);
+    this.name = "ConfigError";
+  }
+}

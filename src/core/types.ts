@@ -1,0 +1,97 @@
+/**
+ * Internal request/response types. The OpenAI layer translates wire bodies into these and back;
+ * backends only ever see validated internal requests. Fields for tools, structured output, logprobs and
+ * n > 1 exist already so later features extend these types instead of replacing them.
+ */
+export type ModelTask = "chat" | "text-generation" | "embeddings";
+export type ModelFormat = "gguf";
+export type BackendKind = "node-llama-cpp";
+
+export interface ModelDescriptor {
+  id: string;
+  path: string;
+  format: ModelFormat;
+  task: ModelTask;
+  backend: BackendKind;
+  sizeBytes: number;
+  architecture: string | null;
+  name: string | null;
+  contextLength: number | null;
+  hasChatTemplate: boolean;
+  /** Unix seconds, from the file's mtime. */
+  created: number;
+}
+
+export type ChatRole = "system" | "user" | "assistant" | "tool";
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+  name?: string;
+  toolCalls?: ToolCall[];
+  toolCallId?: string;
+}
+
+export interface SamplingParams {
+  /** Upper bound on generated tokens; undefined = until the context is full. */
+  maxTokens: number | undefined;
+  temperature: number;
+  topP: number | undefined;
+  seed: number | undefined;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  stop: string[];
+}
+
+export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: unknown };
+
+export interface GenerationOptions {
+  sampling: SamplingParams;
+  /** Number of choices; only 1 is implemented, the field is here so n > 1 needs no type change. */
+  n: number;
+  responseFormat: ResponseFormat;
+  /** Top logprobs to return per token; null = logprobs off. */
+  logprobs: number | null;
+}
+
+export interface ChatRequest extends GenerationOptions {
+  model: string;
+  messages: ChatMessage[];
+  tools: unknown[];
+}
+
+export interface CompletionRequest extends GenerationOptions {
+  model: string;
+  prompt: string;
+  echo: boolean;
+}
+
+export type FinishReason = "stop" | "length" | "tool_calls" | "content_filter";
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** What a backend streams. Non-streaming responses are these chunks folded together. */
+export type GenerationChunk =
+  | { type: "text"; index: number; text: string }
+  | { type: "tool_call"; index: number; call: ToolCall }
+  | { type: "finish"; index: number; reason: FinishReason }
+  | { type: "usage"; usage: Usage };
+
+export interface EmbedRequest {
+  model: string;
+  input: string[];
+}
+
+export interface EmbedResult {
+  vectors: number[][];
+  promptTokens: number;
+}

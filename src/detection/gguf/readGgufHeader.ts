@@ -1,0 +1,188 @@
+import type { ByteSource } from "./ByteSource.js";
+
+export class InvalidGgufError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidGgufError";
+  }
+}
+
+export type GgufScalar = number | bigint | boolean | string;
+/** Long arrays (token lists) are summarised, not kept: detection never needs their items. */
+export interface GgufArraySummary {
+  arrayType: number;
+  length: number;
+  items: GgufScalar[] | null;
+}
+export type GgufValue = GgufScalar | GgufArraySummary;
+
+export interface GgufTensorInfo {
+  name: string;
+  dims: number[];
+  /** ggml type id; ids mainline ggml does not define are kept as they are (BitNet forks use them). */
+  type: number;
+  offset: bigint;
+}
+
+export interface GgufHeader {
+  version: number;
+  metadata: Map<string, GgufValue>;
+  tensors: GgufTensorInfo[];
+  /** Bytes taken by the header (metadata + tensor infos), before alignment padding. */
+  headerBytes: number;
+}
+
+export interface ReadGgufHeaderOptions {
+  signal?: AbortSignal;
+  /** Arrays up to this length keep their items. */
+  maxArrayItems?: number;
+  /** Refuse headers larger than this (a corrupt count must not make us read gigabytes). */
+  maxHeaderBytes?: number;
+}
+
+const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
+const CHUNK = 1 << 20;
+const MAX_STRING = 64 << 20;
+
+const T = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 };
+const SCALAR_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+
+/** Sequential little-endian reader over a ByteSource that fetches in 1 MiB windows. */
+class Cursor {
+  private buf: Uint8Array = new Uint8Array(0);
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  private bufStart = 0;
+  pos = 0;
+  private readonly decoder = new TextDecoder("utf-8", { fatal: false });
+
+  constructor(
+    private readonly src: ByteSource,
+    private readonly maxBytes: number,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  private async need(n: number): Promise<void> {
+    if (this.pos + n > this.maxBytes) throw new InvalidGgufError(`GGUF header exceeds ${this.maxBytes} bytes`);
+    const end = this.bufStart + this.buf.length;
+    if (this.pos >= this.bufStart && this.pos + n <= end) return;
+    const chunk = await this.src.read(this.pos, Math.max(n, CHUNK), this.signal);
+    if (chunk.length < n) throw new InvalidGgufError("unexpected end of file inside the GGUF header");
+    this.buf = chunk;
+    this.view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.bufStart = this.pos;
+  }
+
+  private off(): number {
+    return this.pos - this.bufStart;
+  }
+
+  async u32(): Promise<number> {
+    await this.need(4);
+    const v = this.view.getUint32(this.off(), true);
+    this.pos += 4;
+    return v;
+  }
+
+  async u64(): Promise<bigint> {
+    await this.need(8);
+    const v = this.view.getBigUint64(this.off(), true);
+    this.pos += 8;
+    return v;
+  }
+
+  async count(what: string, max: number): Promise<number> {
+    const v = await this.u64();
+    if (v > BigInt(max)) throw new InvalidGgufError(`implausible ${what}: ${v}`);
+    return Number(v);
+  }
+
+  async string(): Promise<string> {
+    const len = await this.count("string length", MAX_STRING);
+    if (len === 0) return "";
+    await this.need(len);
+    const s = this.decoder.decode(this.buf.subarray(this.off(), this.off() + len));
+    this.pos += len;
+    return s;
+  }
+
+  async skipString(): Promise<void> {
+    const len = await this.count("string length", MAX_STRING);
+    this.pos += len;
+  }
+
+  async scalar(type: number): Promise<GgufScalar> {
+    const size = SCALAR_SIZE[type];
+    if (size === undefined) throw new InvalidGgufError(`unknown metadata value type ${type}`);
+    await this.need(size);
+    const o = this.off();
+    const v = this.view;
+    this.pos += size;
+    switch (type) {
+      case T.U8: return v.getUint8(o);
+      case T.I8: return v.getInt8(o);
+      case T.U16: return v.getUint16(o, true);
+      case T.I16: return v.getInt16(o, true);
+      case T.U32: return v.getUint32(o, true);
+      case T.I32: return v.getInt32(o, true);
+      case T.F32: return v.getFloat32(o, true);
+      case T.BOOL: return v.getUint8(o) !== 0;
+      case T.U64: return v.getBigUint64(o, true);
+      case T.I64: return v.getBigInt64(o, true);
+      default: return v.getFloat64(o, true);
+    }
+  }
+}
+
+async function readValue(c: Cursor, type: number, maxArrayItems: number): Promise<GgufValue> {
+  if (type === T.STRING) return c.string();
+  if (type !== T.ARRAY) return c.scalar(type);
+  const arrayType = await c.u32();
+  const length = await c.count("array length", 1 << 30);
+  if (arrayType === T.ARRAY) throw new InvalidGgufError("nested metadata arrays are not supported");
+  const keep = length <= maxArrayItems;
+  const items: GgufScalar[] = [];
+  if (arrayType === T.STRING) {
+    for (let i = 0; i < length; i++) {
+      if (keep) items.push(await c.string());
+      else await c.skipString();
+    }
+  } else {
+    const size = SCALAR_SIZE[arrayType];
+    if (size === undefined) throw new InvalidGgufError(`unknown array item type ${arrayType}`);
+    if (keep) for (let i = 0; i < length; i++) items.push(await c.scalar(arrayType));
+    else c.pos += size * length;
+  }
+  return { arrayType, length, items: keep ? items : null };
+}
+
+/** Parses a GGUF (v2/v3) header: metadata and tensor infos, never tensor data. */
+export async function readGgufHeader(src: ByteSource, options: ReadGgufHeaderOptions = {}): Promise<GgufHeader> {
+  const { signal, maxArrayItems = 64, maxHeaderBytes = 512 << 20 } = options;
+  const c = new Cursor(src, maxHeaderBytes, signal);
+  if (src.size < 24) throw new InvalidGgufError("file too small to be GGUF");
+  const magic = await c.u32();
+  if (magic !== GGUF_MAGIC) throw new InvalidGgufError("not a GGUF file (bad magic)");
+  const version = await c.u32();
+  if (version < 2 || version > 3) throw new InvalidGgufError(`unsupported GGUF version ${version}`);
+  const tensorCount = await c.count("tensor count", 1 << 24);
+  const kvCount = await c.count("metadata count", 1 << 20);
+
+  const metadata = new Map<string, GgufValue>();
+  for (let i = 0; i < kvCount; i++) {
+    const key = await c.string();
+    const type = await c.u32();
+    metadata.set(key, await readValue(c, type, maxArrayItems));
+  }
+  const tensors: GgufTensorInfo[] = [];
+  for (let i = 0; i < tensorCount; i++) {
+    const name = await c.string();
+    const nDims = await c.u32();
+    if (nDims > 8) throw new InvalidGgufError(`tensor ${name} has ${nDims} dimensions`);
+    const dims: number[] = [];
+    for (let d = 0; d < nDims; d++) dims.push(Number(await c.u64()));
+    const type = await c.u32();
+    const offset = await c.u64();
+    tensors.push({ name, dims, type, offset });
+  }
+  return { version, metadata, tensors, headerBytes: c.pos };
+}

@@ -1,0 +1,187 @@
+import type { Logger } from "pino";
+import type { Backend } from "../backends/Backend.js";
+import { abortable } from "../core/abortable.js";
+import type { Clock } from "../core/Clock.js";
+import { ModelLoadError, QueueFullError, ServiceUnavailableError, TabAgentError } from "../core/errors.js";
+import { QueueOverflow, SlotQueue } from "./SlotQueue.js";
+
+export type RunnerState = "unloaded" | "loading" | "loaded" | "unloading";
+
+export interface RunnerOptions {
+  idleTtlMs: number;
+  queueSize: number;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface Lease {
+  backend: Backend;
+  release(): void;
+}
+
+/**
+ * Lifecycle of one model: load on first use (one load shared by all who need it), count users, unload after an
+ * idle TTL. Every decision to load or unload is taken here, under the state, never by a caller that read it.
+ */
+export class ModelRunner {
+  private state: RunnerState = "unloaded";
+  private transition: Promise<void> | null = null;
+  private users = 0;
+  private idleTimer: unknown = null;
+  private closed = false;
+  private readonly slots: SlotQueue;
+  private readonly lifetime = new AbortController();
+  lastLoadError: string | null = null;
+
+  constructor(
+    readonly backend: Backend,
+    private readonly options: RunnerOptions,
+  ) {
+    this.slots = new SlotQueue(backend.parallel, options.queueSize);
+  }
+
+  get status(): { state: RunnerState; running: number; queued: number } {
+    return { state: this.state, running: this.slots.running, queued: this.slots.queued };
+  }
+
+  get busy(): boolean {
+    return this.users > 0;
+  }
+
+  /** Waits for a slot, makes sure the model is loaded, and returns a lease that must be released exactly once. */
+  async acquire(signal: AbortSignal): Promise<Lease> {
+    if (this.closed) throw new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" });
+    this.users++;
+    this.cancelIdleTimer();
+    let releaseSlot: (() => void) | null = null;
+    try {
+      releaseSlot = await this.slots.acquire(signal).catch((err: unknown) => {
+        if (err instanceof QueueOverflow) {
+          throw new QueueFullError(this.backend.descriptor.id, this.retryAfterSeconds());
+        }
+        throw err;
+      });
+      await this.ensureLoaded(signal);
+    } catch (err) {
+      releaseSlot?.();
+      this.release();
+      throw err;
+    }
+    let done = false;
+    const slot = releaseSlot;
+    return {
+      backend: this.backend,
+      release: () => {
+        if (done) return;
+        done = true;
+        slot();
+        this.release();
+      },
+    };
+  }
+
+  private retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.slots.queued / Math.max(1, this.backend.parallel)));
+  }
+
+  private release(): void {
+    this.users--;
+    if (this.users === 0) this.armIdleTimer();
+  }
+
+  private async ensureLoaded(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      if (this.closed) throw new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" });
+      switch (this.state) {
+        case "loaded":
+          return;
+        case "loading":
+        case "unloading":
+          // Wait for the transition, then decide again: an unload in progress is followed by a fresh load,
+          // and a failed load rejects every request that waited for it.
+          await abortable(this.transition!, signal);
+          continue;
+        case "unloaded":
+          this.startLoad();
+          continue;
+      }
+    }
+  }
+
+  private startLoad(): void {
+    const { logger, clock } = this.options;
+    const started = clock.now();
+    this.state = "loading";
+    logger.info("loading model");
+    this.transition = this.backend.load(this.lifetime.signal).then(
+      () => {
+        this.state = "loaded";
+        this.lastLoadError = null;
+        logger.info({ ms: clock.now() - started }, "model loaded");
+        if (this.users === 0) this.armIdleTimer();
+      },
+      (err: unknown) => {
+        this.state = "unloaded";
+        this.lastLoadError = err instanceof Error ? err.message : String(err);
+        logger.error({ err }, "model failed to load");
+        // The next request tries again; nothing half-loaded stays behind.
+        void this.backend.unload().catch(() => undefined);
+        throw err instanceof TabAgentError ? err : new ModelLoadError(this.backend.descriptor.id, this.lastLoadError, err);
+      },
+    );
+    this.transition.catch(() => undefined); // handled by whoever waits; never an unhandled rejection
+  }
+
+  private startUnload(reason: string): Promise<void> {
+    const { logger } = this.options;
+    this.state = "unloading";
+    logger.info({ reason }, "unloading model");
+    this.transition = this.backend.unload().then(
+      () => {
+        this.state = "unloaded";
+        logger.info("model unloaded");
+      },
+      (err: unknown) => {
+        this.state = "unloaded";
+        logger.error({ err }, "model unload failed");
+      },
+    );
+    return this.transition;
+  }
+
+  private armIdleTimer(): void {
+    const { idleTtlMs, clock } = this.options;
+    if (idleTtlMs <= 0 || this.state !== "loaded" || this.closed) return;
+    this.cancelIdleTimer();
+    this.idleTimer = clock.setTimeout(() => {
+      this.idleTimer = null;
+      if (this.users === 0 && this.state === "loaded") void this.startUnload("idle");
+    }, idleTtlMs);
+  }
+
+  private cancelIdleTimer(): void {
+    if (this.idleTimer !== null) {
+      this.options.clock.clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+  }
+
+  /** Unloads now if idle (used by shutdown after requests drained, and by explicit unload). */
+  async unloadIfIdle(): Promise<boolean> {
+    if (this.users > 0) return false;
+    this.cancelIdleTimer();
+    if (this.state === "loading" || this.state === "unloading") await this.transition?.catch(() => undefined);
+    if (this.users > 0) return false;
+    if (this.state === "loaded") await this.startUnload("requested");
+    return true;
+  }
+
+  /** Refuses new work, aborts an in-flight load and unloads. Callers drain requests first. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.cancelIdleTimer();
+    this.lifetime.abort(new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" }));
+    if (this.state === "loading" || this.state === "unloading") await this.transition?.catch(() => undefined);
+    if (this.state === "loaded") await this.startUnload("shutdown");
+  }
+}

@@ -1,0 +1,69 @@
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { toErrorEnvelope } from "../api/openai/errorEnvelope.js";
+import { openaiRoutes } from "../api/routes/openaiRoutes.js";
+import { RouteNotFoundError } from "../core/errors.js";
+import type { ModelRouter } from "../router/ModelRouter.js";
+
+export interface AppDeps {
+  router: ModelRouter;
+  logger: Logger;
+  bodyLimitBytes: number;
+  /** Aborts in-flight generations when the shutdown grace period runs out. */
+  shutdownSignal: AbortSignal;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The HTTP app as a value: routes, error mapping, request ids. It never listens; startServer does. */
+export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal }: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: bodyLimitBytes,
+    // A caller's id is kept when it is safe to log; otherwise we make one.
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: "reqId",
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    routerOptions: { ignoreTrailingSlash: true },
+  }) as unknown as FastifyInstance;
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info(
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      "request completed",
+    );
+  });
+
+  app.setErrorHandler(async (err, request, reply) => {
+    const mapped = toErrorEnvelope(err);
+    if (mapped.unexpected) request.log.error({ err }, "unexpected error");
+    else request.log.info({ status: mapped.status, code: mapped.body.error.code, msg: mapped.body.error.message }, "request failed");
+    if (reply.sent || reply.raw.headersSent) return;
+    return reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`, { code: "unknown_route" });
+  });
+
+  app.get("/health", async () => {
+    const models = router.status();
+    return {
+      status: "ok",
+      models: models.map((m) => ({ id: m.descriptor.id, state: m.state, running: m.running, queued: m.queued })),
+      loaded: models.filter((m) => m.state === "loaded").map((m) => m.descriptor.id),
+    };
+  });
+
+  openaiRoutes(app, { router, shutdownSignal });
+  return app;
+}

@@ -1,0 +1,83 @@
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
+import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
+import type { Config } from "../config/configSchema.js";
+import { systemClock, type Clock } from "../core/Clock.js";
+import { ServiceUnavailableError } from "../core/errors.js";
+import { buildModelRegistry, type ModelRegistry } from "../registry/ModelRegistry.js";
+import { ModelRouter } from "../router/ModelRouter.js";
+import { buildApp } from "./buildApp.js";
+
+export interface Daemon {
+  app: FastifyInstance;
+  router: ModelRouter;
+  registry: ModelRegistry;
+  /** Listens on config host/port; resolves with the bound address. */
+  listen(): Promise<{ host: string; port: number; url: string }>;
+  /** Stops accepting, lets in-flight requests finish up to the grace period, unloads models. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface CreateDaemonOptions {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  registry?: ModelRegistry;
+}
+
+/** Wires config → registry → router → backends → HTTP app. Everything is passed in; nothing is global. */
+export async function createDaemon({ config, logger, clock = systemClock, registry }: CreateDaemonOptions): Promise<Daemon> {
+  const models = registry ?? (await buildModelRegistry(config, logger));
+  const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
+  const router = new ModelRouter({
+    registry: models,
+    clock,
+    logger,
+    idleTtlMs: config.idleTtlSeconds * 1000,
+    queueSize: config.queueSize,
+    createBackend: (descriptor) =>
+      new NodeLlamaCppBackend(descriptor, {
+        provider,
+        logger: logger.child({ model: descriptor.id }),
+        threads: config.threads,
+        contextSize: config.contextSize,
+        parallel: config.parallel,
+        gpuLayers: config.gpuLayers,
+      }),
+  });
+  const shutdown = new AbortController();
+  const app = buildApp({ router, logger, bodyLimitBytes: config.bodyLimitBytes, shutdownSignal: shutdown.signal });
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      logger.info({ graceSeconds: config.shutdownGraceSeconds }, "shutting down: draining in-flight requests");
+      const grace = setTimeout(() => {
+        logger.warn("grace period over: aborting in-flight requests");
+        shutdown.abort(new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" }));
+      }, config.shutdownGraceSeconds * 1000);
+      try {
+        await app.close(); // stops accepting and waits for in-flight requests
+      } finally {
+        clearTimeout(grace);
+      }
+      await router.close();
+      await provider.dispose();
+      logger.info("shutdown complete");
+    })());
+
+  return {
+    app,
+    router,
+    registry: models,
+    async listen() {
+      await app.listen({ host: config.host, port: config.port });
+      const addr = app.server.address();
+      const port = typeof addr === "object" && addr ? addr.port : config.port;
+      const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+      return { host: config.host, port, url: `http://${host}:${port}` };
+    },
+    close,
+  };
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_PORT } from "../../src/config/configSchema.js";
+import { loadConfig, parseModelSpec } from "../../src/config/loadConfig.js";
+import { ConfigError } from "../../src/core/errors.js";
+
+describe("loadConfig", () => {
+  it("has defaults", () => {
+    const c = loadConfig();
+    expect(c.host).toBe("127.0.0.1");
+    expect(c.port).toBe(DEFAULT_PORT);
+    expect(c.threads).toBeGreaterThanOrEqual(1);
+    expect(c.idleTtlSeconds).toBe(300);
+  });
+
+  it("layers defaults < env < flags", () => {
+    const c = loadConfig({ env: { TABAGENT_PORT: "9000", TABAGENT_THREADS: "3" }, flags: { port: "9001" } });
+    expect(c.port).toBe(9001);
+    expect(c.threads).toBe(3);
+  });
+
+  it("parses model lists from env and repeated flags", () => {
+    const c = loadConfig({ env: { TABAGENT_MODELS: "a=/x/a.gguf, /y/b.gguf" }, flags: { modelsDirs: ["/m1", "/m2"] } });
+    expect(c.models).toEqual([{ id: "a", path: "/x/a.gguf" }, { path: "/y/b.gguf" }]);
+    expect(c.modelsDirs).toEqual(["/m1", "/m2"]);
+    expect(loadConfig({ flags: { models: ["x=/p,with,commas.gguf"] } }).models).toEqual([{ id: "x", path: "/p,with,commas.gguf" }]);
+  });
+
+  it.each([
+    [{ flags: { port: "80a" } }, /port \(from --port\).*80a/],
+    [{ flags: { port: "70000" } }, /port \(from --port\)/],
+    [{ env: { TABAGENT_THREADS: "0" } }, /threads \(from TABAGENT_THREADS\)/],
+    [{ env: { TABAGENT_IDLE_TTL: "1.5" } }, /idleTtlSeconds \(from TABAGENT_IDLE_TTL\)/],
+    [{ flags: { logLevel: "loud" } }, /logLevel \(from --log-level\)/],
+    [{ flags: { gpuLayers: "lots" } }, /gpuLayers/],
+    [{ flags: { models: [""] } }, /models \(from --model\)/],
+  ])("names the bad setting %#", (input, message) => {
+    expect(() => loadConfig(input)).toThrow(ConfigError);
+    expect(() => loadConfig(input)).toThrow(message);
+  });
+
+  it("accepts gpu layers as a number or keyword", () => {
+    expect(loadConfig({ flags: { gpuLayers: "12" } }).gpuLayers).toBe(12);
+    expect(loadConfig({ flags: { gpuLayers: "max" } }).gpuLayers).toBe("max");
+  });
+
+  it("parses model specs", () => {
+    expect(parseModelSpec("m=/a/b.gguf")).toEqual({ id: "m", path: "/a/b.gguf" });
+    expect(parseModelSpec("/a/b.gguf")).toEqual({ path: "/a/b.gguf" });
+    expect(parseModelSpec("/data/x=1.gguf")).toEqual({ path: "/data/x=1.gguf" });
+  });
+});
