@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { toErrorEnvelope } from "../api/openai/errorEnvelope.js";
 import { openaiRoutes } from "../api/routes/openaiRoutes.js";
@@ -26,12 +26,15 @@ export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal }: App
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: "reqId",
-    disableRequestLogging: true,
+    // One "request completed" line per request (onResponse hook below) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true },
   }) as unknown as FastifyInstance;
+
+  // The API speaks JSON only: anything else is a 415, not a string body.
+  app.removeContentTypeParser("text/plain");
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);

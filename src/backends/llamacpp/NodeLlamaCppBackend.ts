@@ -144,7 +144,7 @@ export class NodeLlamaCppBackend implements Backend {
       }
       promptTokens += tokens.length;
       const { vector } = await loaded.embedding.getEmbeddingFor(tokens);
-      vectors.push([...vector]);
+      vectors.push(l2Normalize(vector));
     }
     return { vectors, promptTokens };
   }
@@ -250,4 +250,12 @@ async function reusePrefix(sequence: LlamaContextSequence, tokens: Token[]): Pro
     await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
   }
   return tokens.slice(keep);
+}
+
+/** OpenAI embeddings are unit length, so cosine similarity is a dot product; llama-server normalises the same way. */
+function l2Normalize(vector: readonly number[]): number[] {
+  let sum = 0;
+  for (const x of vector) sum += x * x;
+  const norm = Math.sqrt(sum);
+  return norm > 0 ? vector.map((x) => x / norm) : [...vector];
 }

@@ -1,0 +1,152 @@
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureFixtures } from "../fixtures/ensureFixtures.js";
+import { postJson, startTestDaemon, type TestDaemon } from "../helpers/startTestDaemon.js";
+
+let t: TestDaemon;
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "tabagent-errors-"));
+  const { chatModelPath } = await ensureFixtures();
+  // A valid header with its tensor data cut off: detection accepts it, the engine cannot load it.
+  const whole = await readFile(chatModelPath);
+  await writeFile(join(dir, "truncated.gguf"), whole.subarray(0, Math.floor(whole.length / 2)));
+  await copyFile(chatModelPath, join(dir, "copy.gguf"));
+  t = await startTestDaemon({ bodyLimitBytes: 64 * 1024, contextSize: 256 }, [{ id: "truncated", path: join(dir, "truncated.gguf") }]);
+});
+afterAll(async () => {
+  await t?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function expectEnvelope(json: unknown) {
+  expect(json).toHaveProperty("error");
+  const e = (json as { error: Record<string, unknown> }).error;
+  expect(Object.keys(e).sort()).toEqual(["code", "message", "param", "type"]);
+  expect(typeof e.message).toBe("string");
+  return e;
+}
+
+const chatUrl = () => `${t.url}/v1/chat/completions`;
+const ok = { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 2 };
+
+describe("bad input answers with an OpenAI error envelope", () => {
+  it("malformed JSON → 400", async () => {
+    const r = await postJson(chatUrl(), '{"model": "tiny-chat",');
+    expect(r.status).toBe(400);
+    expect(expectEnvelope(r.json)).toMatchObject({ type: "invalid_request_error", code: "invalid_json" });
+  });
+
+  it("wrong content type → 415", async () => {
+    const res = await fetch(chatUrl(), { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify(ok) });
+    expect(res.status).toBe(415);
+    expectEnvelope(await res.json());
+  });
+
+  it("empty body and non-object bodies → 400", async () => {
+    const empty = await fetch(chatUrl(), { method: "POST", headers: { "content-type": "application/json" } });
+    expect(empty.status).toBe(400);
+    expectEnvelope(await empty.json());
+    for (const body of ["[1,2]", "42", '"x"', "null"]) {
+      const r = await postJson(chatUrl(), body);
+      expect(r.status, body).toBe(400);
+      expectEnvelope(r.json);
+    }
+  });
+
+  it("body over the limit → 413", async () => {
+    const r = await postJson(chatUrl(), { ...ok, messages: [{ role: "user", content: "x".repeat(70 * 1024) }] });
+    expect(r.status).toBe(413);
+    expect(expectEnvelope(r.json).code).toBe("request_too_large");
+  });
+
+  it("unknown route → 404", async () => {
+    const res = await fetch(`${t.url}/v1/nothing-here`);
+    expect(res.status).toBe(404);
+    expect(expectEnvelope(await res.json()).type).toBe("not_found_error");
+  });
+
+  it("unknown model → 404 model_not_found; ids never reach files", async () => {
+    for (const model of ["nope", "../../etc/passwd", "/etc/passwd", "tiny-chat/../tiny-embed", join(t.fixtures.dir, "tiny-chat.gguf")]) {
+      const r = await postJson(chatUrl(), { ...ok, model });
+      expect(r.status, model).toBe(404);
+      expect(expectEnvelope(r.json)).toMatchObject({ code: "model_not_found", param: "model" });
+    }
+    const res = await fetch(`${t.url}/v1/models/..%2F..%2Fetc%2Fpasswd`);
+    expect(res.status).toBe(404);
+  });
+
+  it("schema violations name the field, without coercion", async () => {
+    const cases: [object, string][] = [
+      [{ max_tokens: "5" }, "max_tokens"],
+      [{ temperature: "0" }, "temperature"],
+      [{ messages: "hi" }, "messages"],
+      [{ messages: [{ role: "user", content: 5 }] }, "messages[0].content"],
+      [{ stream: 1 }, "stream"],
+      [{ model: 7 }, "model"],
+    ];
+    for (const [patch, param] of cases) {
+      const r = await postJson(chatUrl(), { ...ok, ...patch });
+      expect(r.status, param).toBe(400);
+      expect(expectEnvelope(r.json).param).toBe(param);
+    }
+    const missing = await postJson(chatUrl(), { model: "tiny-chat" });
+    expect(expectEnvelope(missing.json)).toMatchObject({ param: "messages", code: "missing_required_parameter" });
+  });
+
+  it("unsupported parameters are refused by name, harmless unknown fields accepted", async () => {
+    for (const [patch, param] of [
+      [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],
+      [{ response_format: { type: "json_object" } }, "response_format"],
+      [{ logprobs: true }, "logprobs"],
+      [{ n: 3 }, "n"],
+    ] as const) {
+      const r = await postJson(chatUrl(), { ...ok, ...patch });
+      expect(r.status, param).toBe(400);
+      expect(expectEnvelope(r.json)).toMatchObject({ param, code: "unsupported_parameter" });
+    }
+    const r = await postJson(chatUrl(), { ...ok, user: "u", metadata: { a: "b" }, some_new_field: 1 });
+    expect(r.status).toBe(200);
+  });
+
+  it("prompt longer than the context → 400 before generation (stream or not)", async () => {
+    const long = Array.from({ length: 300 }, (_, i) => `word${i}`).join(" ");
+    for (const stream of [false, true]) {
+      const r = await postJson(chatUrl(), { ...ok, stream, messages: [{ role: "user", content: long }] });
+      expect(r.status).toBe(400);
+      expect(expectEnvelope(r.json)).toMatchObject({ code: "context_length_exceeded", param: "messages" });
+    }
+    const c = await postJson(`${t.url}/v1/completions`, { model: "tiny-chat", prompt: long });
+    expect(expectEnvelope(c.json)).toMatchObject({ code: "context_length_exceeded", param: "prompt" });
+    const e = await postJson(`${t.url}/v1/embeddings`, { model: "tiny-embed", input: ["ok", long] });
+    expect(expectEnvelope(e.json)).toMatchObject({ code: "context_length_exceeded", param: "input[1]" });
+  });
+
+  it("a model file that fails to load → 503 with the engine's reason; twice; others keep working", async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await postJson(chatUrl(), { ...ok, model: "truncated" });
+      expect(r.status).toBe(503);
+      const e = expectEnvelope(r.json);
+      expect(e.code).toBe("model_load_failed");
+      expect(e.message).toMatch(/truncated.*failed to load: \S+/);
+    }
+    const r = await postJson(chatUrl(), ok);
+    expect(r.status).toBe(200);
+  });
+
+  it("keeps serving after all of the above", async () => {
+    const r = await t.client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 3 });
+    expect(r.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    const h = await fetch(`${t.url}/health`);
+    expect(h.status).toBe(200);
+  });
+
+  it("echoes a safe x-request-id and makes one otherwise", async () => {
+    const mine = await fetch(`${t.url}/health`, { headers: { "x-request-id": "abc-123" } });
+    expect(mine.headers.get("x-request-id")).toBe("abc-123");
+    const bad = await fetch(`${t.url}/health`, { headers: { "x-request-id": "a b\tc" } });
+    expect(bad.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
