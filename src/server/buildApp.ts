@@ -49,7 +49,7 @@ export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal }: App
   app.setErrorHandler(async (err, request, reply) => {
     const mapped = toErrorEnvelope(err);
     if (mapped.unexpected) request.log.error({ err }, "unexpected error");
-    else request.log.info({ status: mapped.status, code: mapped.body.error.code, msg: mapped.body.error.message }, "request failed");
+    else request.log.info({ status: mapped.status, code: mapped.body.error.code, reason: mapped.body.error.message }, "request failed");
     if (reply.sent || reply.raw.headersSent) return;
     return reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
   });

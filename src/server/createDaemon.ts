@@ -8,6 +8,7 @@ import { ServiceUnavailableError } from "../core/errors.js";
 import { buildModelRegistry, type ModelRegistry } from "../registry/ModelRegistry.js";
 import { ModelRouter } from "../router/ModelRouter.js";
 import { buildApp } from "./buildApp.js";
+import { trackInflight } from "./trackInflight.js";
 
 export interface Daemon {
   app: FastifyInstance;
@@ -48,20 +49,25 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
   });
   const shutdown = new AbortController();
   const app = buildApp({ router, logger, bodyLimitBytes: config.bodyLimitBytes, shutdownSignal: shutdown.signal });
+  const inflight = trackInflight(app);
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
-      logger.info({ graceSeconds: config.shutdownGraceSeconds }, "shutting down: draining in-flight requests");
-      const grace = setTimeout(() => {
-        logger.warn("grace period over: aborting in-flight requests");
+      logger.info({ graceSeconds: config.shutdownGraceSeconds, inflight: inflight.size }, "shutting down: draining in-flight requests");
+      const stopped = app.close(); // stops accepting; requests on kept-alive connections now get 503
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), config.shutdownGraceSeconds * 1000);
+      });
+      if (await Promise.race([inflight.idle().then(() => false), graceOver])) {
+        logger.warn({ inflight: inflight.size }, "grace period over: aborting in-flight requests");
         shutdown.abort(new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" }));
-      }, config.shutdownGraceSeconds * 1000);
-      try {
-        await app.close(); // stops accepting and waits for in-flight requests
-      } finally {
-        clearTimeout(grace);
+        await inflight.idle();
       }
+      clearTimeout(timer);
+      app.server.closeAllConnections(); // every response is done; only idle keep-alive sockets remain
+      await stopped;
       await router.close();
       await provider.dispose();
       logger.info("shutdown complete");

@@ -189,6 +189,8 @@ export class NodeLlamaCppBackend implements Backend {
       let stoppedBySequence = false;
       if (maxTokens > 0) {
         const iterator = sequence.evaluate(toEvaluate, {
+          // We want to see the end-of-generation token: without it an ended iterator looks like a length stop.
+          yieldEogToken: true,
           temperature: sampling.temperature,
           topP: sampling.topP,
           seed: sampling.seed,

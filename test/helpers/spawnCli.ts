@@ -1,0 +1,51 @@
+import { execa, type ResultPromise } from "execa";
+import { fileURLToPath } from "node:url";
+
+export const BIN = fileURLToPath(new URL("../../bin/tabagent", import.meta.url));
+
+/** Runs `bin/tabagent` (the built CLI) and collects its output. */
+export async function runCli(args: string[], env: Record<string, string> = {}) {
+  const r = await execa(process.execPath, [BIN, ...args], { env: { ...env, TABAGENT_LOG_LEVEL: env.TABAGENT_LOG_LEVEL ?? "warn" }, extendEnv: true, reject: false, timeout: 60_000 });
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+export interface ServeProcess {
+  child: ResultPromise;
+  url: string;
+  logs: string[];
+}
+
+/** Starts `tabagent serve` on a free port and waits for its "listening" log line. */
+export async function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+  const child = execa(process.execPath, [BIN, "serve", "--port", "0", "--gpu", "off", "--threads", "1", ...args], {
+    env: { TABAGENT_LOG_LEVEL: "info", ...env },
+    extendEnv: true,
+    reject: false,
+    buffer: false,
+  });
+  const logs: string[] = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${logs.join("\n")}`)), 30_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        logs.push(line);
+        const m = /tabagent listening on (http:\/\/\S+?)"/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      }
+    });
+    child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
+    void child.then((r) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${r.exitCode}:\n${logs.join("\n")}`));
+    });
+  });
+  return { child, url, logs };
+}
