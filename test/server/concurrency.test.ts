@@ -30,11 +30,17 @@ const prompts = ["Hello", "The cat", "Good morning", "What is this?"];
 
 describe("end of generation", () => {
   it("a model that ends its turn finishes with stop, streamed or not", async () => {
-    const body = { model: "tiny-chat", messages: [{ role: "user" as const, content: "Hello" }], max_tokens: 1500, temperature: 0 };
-    const r = await t.client.chat.completions.create(body);
-    expect(r.choices[0]!.finish_reason).toBe("stop");
-    expect(r.usage!.completion_tokens).toBeLessThan(1500);
-    const s = await t.client.chat.completions.create({ ...body, stream: true });
+    // The fixture rarely samples its end token; some seed among the first few does (deterministically).
+    const body = { model: "tiny-chat", messages: [{ role: "user" as const, content: "Hello" }], max_tokens: 400, temperature: 1 };
+    let stopped: { seed: number; text: string; tokens: number } | null = null;
+    for (let seed = 1; seed <= 20 && !stopped; seed++) {
+      const r = await t.client.chat.completions.create({ ...body, seed });
+      if (r.choices[0]!.finish_reason === "stop") stopped = { seed, text: r.choices[0]!.message.content!, tokens: r.usage!.completion_tokens };
+      else expect(r.usage!.completion_tokens).toBe(400);
+    }
+    expect(stopped).not.toBeNull();
+    expect(stopped!.tokens).toBeLessThan(400);
+    const s = await t.client.chat.completions.create({ ...body, seed: stopped!.seed, stream: true });
     let reason: string | null = null;
     let text = "";
     for await (const c of s) {
@@ -42,7 +48,7 @@ describe("end of generation", () => {
       text += c.choices[0]?.delta.content ?? "";
     }
     expect(reason).toBe("stop");
-    expect(text).toBe(r.choices[0]!.message.content);
+    expect(text).toBe(stopped!.text);
   });
 });
 

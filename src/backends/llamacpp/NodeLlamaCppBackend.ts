@@ -125,9 +125,7 @@ export class NodeLlamaCppBackend implements Backend {
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require();
     const { model } = loaded;
-    const tokens = model.tokenize(request.prompt, false);
-    const bos = model.tokens.bos;
-    if (model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);
+    const tokens = withBos(model, model.tokenize(request.prompt, false));
     yield* this.generate(loaded, tokens, request.sampling, 0, "prompt", signal);
   }
 
@@ -160,7 +158,7 @@ export class NodeLlamaCppBackend implements Backend {
     // A trailing assistant message is a prefix to continue; otherwise open a new assistant turn.
     if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
     const { contextText } = loaded.chatWrapper!.generateContextState({ chatHistory: history });
-    return contextText.tokenize(loaded.model.tokenizer);
+    return withBos(loaded.model, contextText.tokenize(loaded.model.tokenizer));
   }
 
   private async *generate(
@@ -235,6 +233,13 @@ export class NodeLlamaCppBackend implements Backend {
       loaded.freeSequences.push(sequence);
     }
   }
+}
+
+/** Prompts start with BOS when the model asks for it, as llama.cpp's own server tokenizes them. */
+function withBos(model: LlamaModel, tokens: Token[]): Token[] {
+  const bos = model.tokens.bos;
+  if (model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);
+  return tokens;
 }
 
 /**
