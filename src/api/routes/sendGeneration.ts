@@ -3,6 +3,7 @@ import type { GenerationChunk, Usage } from "../../core/types.js";
 import { toErrorEnvelope } from "../openai/errorEnvelope.js";
 import type { FoldedChoice, ResponseFormatter } from "../openai/responseFormatters.js";
 import { SseWriter } from "../openai/SseWriter.js";
+import { readAhead } from "../../backends/generation/readAhead.js";
 
 export interface SendGenerationOptions {
   request: FastifyRequest;
@@ -43,7 +44,8 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
 }
 
 async function streamSse({ request, reply, chunks, formatter, includeUsage }: SendGenerationOptions, usage: Usage): Promise<unknown> {
-  const iterator = chunks[Symbol.asyncIterator]();
+  // The engine keeps decoding while this loop writes: token generation and SSE writes overlap.
+  const iterator = readAhead(chunks, 64);
   let next = await iterator.next(); // may throw: still a normal HTTP error
   reply.hijack();
   const writer = new SseWriter(reply.raw);

@@ -1,0 +1,74 @@
+/**
+ * Pulls from `source` ahead of the consumer, up to `capacity` items. The engine decodes the next token on its
+ * own thread while the event loop formats and writes the previous one, instead of the two taking turns.
+ * Errors arrive in order, after the items produced before them. `return()` stops the source.
+ */
+export function readAhead<T>(source: AsyncIterable<T>, capacity = 32): AsyncIterableIterator<T> {
+  const it = source[Symbol.asyncIterator]();
+  const buffer: T[] = [];
+  let finished = false;
+  let failure: { error: unknown } | null = null;
+  let stopped = false;
+  let pump: Promise<void> | null = null;
+  let wakeConsumer: (() => void) | null = null;
+  let wakeProducer: (() => void) | null = null;
+
+  const wake = (which: "consumer" | "producer") => {
+    const fn = which === "consumer" ? wakeConsumer : wakeProducer;
+    if (which === "consumer") wakeConsumer = null;
+    else wakeProducer = null;
+    fn?.();
+  };
+
+  const run = async () => {
+    try {
+      while (!stopped) {
+        if (buffer.length >= capacity) {
+          await new Promise<void>((r) => (wakeProducer = r));
+          continue;
+        }
+        const r = await it.next();
+        if (r.done) break;
+        buffer.push(r.value);
+        wake("consumer");
+      }
+    } catch (error) {
+      failure = { error };
+    } finally {
+      finished = true;
+      wake("consumer");
+    }
+  };
+
+  const self: AsyncIterableIterator<T> = {
+    [Symbol.asyncIterator]: () => self,
+    async next(): Promise<IteratorResult<T>> {
+      pump ??= run();
+      for (;;) {
+        if (buffer.length > 0) {
+          const value = buffer.shift()!;
+          wake("producer");
+          return { value, done: false };
+        }
+        if (finished) {
+          if (failure) {
+            const { error } = failure;
+            failure = null;
+            throw error;
+          }
+          return { value: undefined, done: true };
+        }
+        await new Promise<void>((r) => (wakeConsumer = r));
+      }
+    },
+    async return(): Promise<IteratorResult<T>> {
+      stopped = true;
+      wake("producer");
+      await pump; // the item being produced settles first; then the source is closed
+      await it.return?.();
+      buffer.length = 0;
+      return { value: undefined, done: true };
+    },
+  };
+  return self;
+}
