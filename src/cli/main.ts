@@ -156,6 +156,14 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   const ids = daemon.registry.list().map((m) => m.id);
   logger.info({ url, models: ids, threads: config.threads }, `tabagent listening on ${url}`);
   if (ids.length === 0) logger.warn("no models configured: pass --model PATH or --models-dir DIR");
+  else {
+    const chat = daemon.registry.list().find((m) => m.task === "chat") ?? daemon.registry.list()[0]!;
+    const example =
+      chat.task === "embeddings"
+        ? `curl ${url}/v1/embeddings -H 'content-type: application/json' -d '{"model":"${chat.id}","input":"hello"}'`
+        : `curl ${url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"${chat.id}","messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'`;
+    logger.info(`try: ${example}`);
+  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;
