@@ -1,0 +1,153 @@
+// The deployment: `bin/tabagent serve` in a child process, driven over HTTP by the real `openai` client with
+// stream: true. Everything the daemon adds on top of the engine (HTTP, zod, routing, SSE, JSON) is in these timings,
+// and so is the client's own SSE parsing, which shares the machine's cores with the daemon.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import OpenAI from "openai";
+import type { RunSample, StreamSample } from "./stats.js";
+
+export const TABAGENT_BIN = fileURLToPath(new URL("../bin/tabagent", import.meta.url));
+const MODEL_ID = "bench";
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export interface DaemonOptions {
+  modelPath: string;
+  threads: number;
+  contextSize: number;
+  parallel: number;
+}
+
+export interface DaemonRunner {
+  pid: number;
+  url: string;
+  /** VmRSS right after the "listening" line: nothing loaded yet. */
+  idleRssBytes: number | null;
+  rssBytes(): number | null;
+  run(concurrency: number, prompt: string, maxTokens: number): Promise<RunSample>;
+  /** SIGTERM (graceful drain), SIGKILL if it hangs; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Resident set size of a process from /proc (Linux); null where that is not available. */
+export function readRssBytes(pid: number): number | null {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<DaemonRunner> {
+  // TABAGENT_* settings of the caller's shell would change what is measured: only the flags below count.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TABAGENT_")));
+  const child = spawn(
+    process.execPath,
+    [
+      TABAGENT_BIN,
+      "serve",
+      "--model", `${MODEL_ID}=${options.modelPath}`,
+      "--host", "127.0.0.1",
+      "--port", "0",
+      "--gpu", "off",
+      "--threads", String(options.threads),
+      "--context-size", String(options.contextSize),
+      "--parallel", String(options.parallel),
+      "--idle-ttl", "0",
+      "--log-level", "info",
+    ],
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const logs: string[] = [];
+  const keep = (line: string) => {
+    logs.push(line);
+    if (logs.length > 40) logs.shift();
+  };
+  let url: string;
+  try {
+    url = await waitForListening(child, exited, keep);
+  } catch (err) {
+    await terminate(child, exited);
+    throw new Error(`${(err as Error).message}\n--- daemon output ---\n${logs.join("\n")}`);
+  }
+  // Read before anything else talks to it: this is the footprint of a daemon that has loaded nothing.
+  const idleRssBytes = readRssBytes(child.pid!);
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "bench", maxRetries: 0, timeout: 120_000 });
+  return {
+    pid: child.pid!,
+    url,
+    idleRssBytes,
+    rssBytes: () => readRssBytes(child.pid!),
+    run: (concurrency, prompt, maxTokens) => Promise.all(Array.from({ length: concurrency }, () => stream(client, prompt, maxTokens))),
+    stop: () => terminate(child, exited),
+  };
+}
+
+function waitForListening(child: ChildProcess, exited: Promise<number | null>, keep: (line: string) => void): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tabagent serve did not listen within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    // Both pipes are drained for the child's whole life: a full pipe would stall its logger and skew the timings.
+    let buffered = "";
+    child.stdout!.setEncoding("utf8").on("data", (data: string) => {
+      buffered += data;
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        keep(line);
+        const m = /tabagent listening on (http:\/\/[^\s"]+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      }
+    });
+    child.stderr!.setEncoding("utf8").on("data", (data: string) => keep(data.trimEnd()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`tabagent serve exited with code ${code} before listening`));
+    });
+  });
+}
+
+async function terminate(child: ChildProcess, exited: Promise<number | null>): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return exited;
+  child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), STOP_TIMEOUT_MS)));
+  const result = await Promise.race([exited, hung]);
+  clearTimeout(timer);
+  if (result !== "hung") return result;
+  child.kill("SIGKILL");
+  return exited;
+}
+
+async function stream(client: OpenAI, prompt: string, maxTokens: number): Promise<StreamSample> {
+  const startMs = performance.now();
+  const response = await client.chat.completions.create({
+    model: MODEL_ID,
+    messages: [{ role: "user", content: prompt }],
+    max_tokens: maxTokens,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  const arrivalsMs: number[] = [];
+  let text = "";
+  let usage: OpenAI.CompletionUsage | null = null;
+  for await (const chunk of response) {
+    const content = chunk.choices[0]?.delta.content;
+    // The opening chunk carries the role and empty content: only text counts as a token arriving.
+    if (content) {
+      arrivalsMs.push(performance.now());
+      text += content;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  if (!usage) throw new Error("the stream ended without a usage chunk (stream_options.include_usage)");
+  return { startMs, arrivalsMs, completionTokens: usage.completion_tokens, promptTokens: usage.prompt_tokens, text };
+}
