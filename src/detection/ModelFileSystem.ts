@@ -1,0 +1,118 @@
+import { lstat, open, readdir, realpath } from "node:fs/promises";
+import { join, relative, resolve, sep } from "node:path";
+import { openFileByteSource, type ByteSource } from "./gguf/ByteSource.js";
+
+export interface ModelFileEntry {
+  /** Relative to the root, `/`-separated. */
+  path: string;
+  size: number;
+}
+
+/**
+ * A model's files, wherever they live: a local folder or single file, or a Hugging Face repo read through
+ * HTTP range requests. Detectors only ever read through this, so they work the same on both.
+ */
+export interface ModelFileSystem {
+  /** A short description for messages: the folder path or `owner/name@rev`. */
+  readonly label: string;
+  /** Every file, recursively (bounded), sorted by path. */
+  list(signal?: AbortSignal): Promise<ModelFileEntry[]>;
+  /** Random access to one file. Throws if the path is not in `list()`. */
+  open(path: string, signal?: AbortSignal): Promise<ByteSource>;
+  /** A small text file (config.json, ...). Throws FileTooLargeError past `maxBytes`. */
+  readText(path: string, maxBytes: number, signal?: AbortSignal): Promise<string>;
+}
+
+export class FileTooLargeError extends Error {
+  constructor(path: string, size: number, maxBytes: number) {
+    super(`${path} is ${size} bytes, more than the ${maxBytes} bytes allowed for this kind of file`);
+    this.name = "FileTooLargeError";
+  }
+}
+
+/** Caps that keep a hostile folder from turning a listing into a crawl. */
+const MAX_FILES = 10_000;
+const MAX_DEPTH = 6;
+
+/**
+ * A local folder (or one file, when `root` is a file). Symlinks are followed only when they stay inside the root,
+ * so a model folder cannot make detection read files elsewhere.
+ */
+export class LocalModelFileSystem implements ModelFileSystem {
+  private constructor(
+    readonly label: string,
+    private readonly root: string,
+    private readonly single: string | null,
+  ) {}
+
+  static async create(path: string): Promise<LocalModelFileSystem> {
+    const abs = resolve(path);
+    const real = await realpath(abs);
+    const st = await lstat(real);
+    if (st.isFile()) {
+      const name = real.split(sep).pop()!;
+      return new LocalModelFileSystem(abs, real.slice(0, real.length - name.length - 1) || sep, name);
+    }
+    if (!st.isDirectory()) throw new Error(`${path} is neither a file nor a folder`);
+    return new LocalModelFileSystem(abs, real, null);
+  }
+
+  get isSingleFile(): boolean {
+    return this.single !== null;
+  }
+
+  async list(): Promise<ModelFileEntry[]> {
+    if (this.single) {
+      const st = await lstat(join(this.root, this.single));
+      return [{ path: this.single, size: st.size }];
+    }
+    const out: ModelFileEntry[] = [];
+    const walk = async (dir: string, depth: number): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true });
+      for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+        if (out.length >= MAX_FILES) return;
+        if (e.name.startsWith(".")) continue;
+        let full = join(dir, e.name);
+        if (e.isSymbolicLink()) {
+          const target = await realpath(full).catch(() => null);
+          if (!target || !this.inside(target)) continue;
+          full = target;
+        }
+        const st = await lstat(full);
+        if (st.isDirectory() && depth < MAX_DEPTH) await walk(full, depth + 1);
+        else if (st.isFile()) out.push({ path: relative(this.root, join(dir, e.name)).split(sep).join("/"), size: st.size });
+      }
+    };
+    await walk(this.root, 0);
+    return out;
+  }
+
+  private inside(p: string): boolean {
+    return p === this.root || p.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep);
+  }
+
+  private async resolveInside(path: string): Promise<string> {
+    if (this.single !== null && path !== this.single) throw new Error(`${path} is not part of ${this.label}`);
+    const full = await realpath(resolve(this.root, path));
+    if (!this.inside(full)) throw new Error(`${path} resolves outside ${this.label}`);
+    return full;
+  }
+
+  async open(path: string): Promise<ByteSource> {
+    return openFileByteSource(await this.resolveInside(path));
+  }
+
+  async readText(path: string, maxBytes: number): Promise<string> {
+    const full = await this.resolveInside(path);
+    const handle = await open(full, "r");
+    try {
+      const { size } = await handle.stat();
+      if (size > maxBytes) throw new FileTooLargeError(path, size, maxBytes);
+      const buf = Buffer.alloc(size);
+      await handle.read(buf, 0, size, 0);
+      return buf.toString("utf8");
+    } finally {
+      await handle.close();
+    }
+  }
+}
