@@ -6,6 +6,9 @@ import { ConfigError } from "../core/errors.js";
 import { buildModelRegistry } from "../registry/ModelRegistry.js";
 import { createDaemon } from "../server/createDaemon.js";
 import { createLogger } from "../server/createLogger.js";
+import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
+import { detectSource } from "../detection/detectSource.js";
+import { hubAccessFromEnv, hubOpener } from "../detection/openHubSource.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -48,6 +51,10 @@ const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API
 Usage:
   tabagent serve  [options]   start the daemon
   tabagent models [options]   list the models that serve would expose (--json for JSON)
+  tabagent detect SOURCE...   classify models: a file, a folder, or a Hugging Face repo
+                              (owner/name[@revision][:file]); --json for JSON, --engine E to check an override.
+                              Remote detection reads only headers (HTTP range requests); HF_TOKEN and
+                              HF_ENDPOINT are honoured.
   tabagent --version
 
 Options (each also as an environment variable):
@@ -104,6 +111,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stdout.write(HELP);
     return command ? 0 : 2;
   }
+  if (command === "detect") return detect(rest, env);
   if (command !== "serve" && command !== "models") {
     process.stderr.write(`tabagent: unknown command '${command}'\n\n${HELP}`);
     return 2;
@@ -143,7 +151,10 @@ async function listModels(config: ReturnType<typeof loadConfig>, json: boolean):
     process.stdout.write("No models configured. Use --model PATH or --models-dir DIR.\n");
     return 0;
   }
-  const rows = [["ID", "TASK", "ARCHITECTURE", "SIZE", "PATH"], ...models.map((m) => [m.id, m.task, m.architecture ?? "?", formatSize(m.sizeBytes), m.path])];
+  const rows = [
+    ["ID", "FORMAT", "TASK", "ENGINE", "ARCHITECTURE", "SIZE", "PATH"],
+    ...models.map((m) => [m.id, m.detection.format, m.task, m.engine ?? "-", m.detection.architecture ?? "?", formatSize(m.sizeBytes), m.path]),
+  ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")}\n`);
   return 0;
@@ -185,4 +196,71 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
+}
+
+const DETECT_OPTIONS = {
+  json: { type: "boolean" },
+  engine: { type: "string" },
+  "hub-url": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let values: { json?: boolean; engine?: string; "hub-url"?: string; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args, options: DETECT_OPTIONS, strict: true, allowPositionals: true }));
+  } catch (err) {
+    process.stderr.write(`tabagent detect: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (values.help || positionals.length === 0) {
+    process.stdout.write("Usage: tabagent detect SOURCE... [--json] [--engine ENGINE] [--hub-url URL]\n");
+    return values.help ? 0 : 2;
+  }
+  const engine = values.engine === undefined ? undefined : engineNameSchema.safeParse(values.engine);
+  if (engine && !engine.success) {
+    process.stderr.write(`tabagent detect: --engine must be one of ${engineNameSchema.options.join(", ")}\n`);
+    return 2;
+  }
+  const access = hubAccessFromEnv(env);
+  const openRemote = hubOpener({ ...access, hubUrl: values["hub-url"] ?? access.hubUrl });
+  const results: Detection[] = [];
+  let failed = 0;
+  for (const source of positionals) {
+    try {
+      results.push(...(await detectSource(source, { openRemote, engineOverride: engine?.data })));
+    } catch (err) {
+      failed++;
+      process.stderr.write(`tabagent detect: ${source}: ${(err as Error).message}\n`);
+    }
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else for (const d of results) process.stdout.write(formatDetection(d));
+  return failed > 0 ? 1 : 0;
+}
+
+function formatCount(n: number | null): string {
+  if (n === null) return "?";
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+/** A short human summary: one table row, then the reasons. */
+export function formatDetection(d: Detection): string {
+  const rows = [
+    ["FORMAT", "TASK", "ARCHITECTURE", "PARAMS", "QUANT", "CONTEXT", "ENGINE"],
+    [d.format, d.task, d.architecture ?? "?", formatCount(d.parameterCount), d.quantization ?? "?", d.contextLength === null ? "?" : String(d.contextLength), d.engine?.name ?? "none"],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = [`${d.source}`, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}`)];
+  lines.push(`  why:     ${d.reason}`);
+  if (d.engine) lines.push(`  engine:  ${d.engine.name}: ${d.engine.reason}`);
+  if (d.alternatives.length > 0) lines.push(`  also:    ${d.alternatives.join(", ")}`);
+  const total = d.files.reduce((n, f) => n + (f.size ?? 0), 0);
+  lines.push(`  files:   ${d.files.length} (${formatSize(total)})${d.files.length <= 4 ? `: ${d.files.map((f) => `${f.path} [${f.role}]`).join(", ")}` : ""}`);
+  for (const w of d.warnings) lines.push(`  warning: ${w}`);
+  return `${lines.join("\n")}\n\n`;
 }

@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { engineNameSchema } from "../detection/detectionSchema.js";
 
 export const DEFAULT_PORT = 8471;
 
@@ -9,6 +10,8 @@ export const MODEL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 export const modelEntrySchema = z.strictObject({
   id: z.string().regex(MODEL_ID_PATTERN, "model ids use letters, digits and . _ : @ - (max 128)").optional(),
   path: z.string().min(1),
+  /** Serve with this engine instead of the one detection chooses. */
+  engine: engineNameSchema.optional(),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 

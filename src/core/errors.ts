@@ -74,7 +74,7 @@ export class ModelNotFoundError extends TabAgentError {
 /** The model exists but cannot serve this kind of request (e.g. chat on an embedding model). */
 export class WrongTaskError extends InvalidRequestError {
   constructor(model: string, task: string, endpoint: string) {
-    super(`The model '${model}' is a ${task} model and cannot serve ${endpoint}.`, {
+    super(`The model '${model}' is a${/^[aeiou]/.test(task) ? "n" : ""} ${task} model and cannot serve ${endpoint}.`, {
       param: "model",
       code: "model_task_mismatch",
     });
@@ -129,5 +129,21 @@ export class ConfigError extends Error {
   ) {
     super(`Invalid setting '${setting}': ${message}`);
     this.name = "ConfigError";
+  }
+}
+
+/** Detection found the model but nothing may serve it (unknown format, pickle not allowed, ...). */
+export class ModelNotServableError extends InvalidRequestError {
+  constructor(model: string, why: string) {
+    super(`The model '${model}' cannot be served: ${why}`, { param: "model", code: "model_not_servable" });
+  }
+}
+
+/** The engine that serves a model is not installed or not part of this build. */
+export class EngineUnavailableError extends TabAgentError {
+  override readonly status = 503;
+  override readonly type = "service_unavailable_error" as const;
+  constructor(model: string, engine: string, howToEnable: string) {
+    super(`The model '${model}' needs the ${engine} engine, which is not available: ${howToEnable}`, { code: "engine_unavailable" });
   }
 }

@@ -3,21 +3,20 @@
  * backends only ever see validated internal requests. Fields for tools, structured output, logprobs and
  * n > 1 exist already so later features extend these types instead of replacing them.
  */
-export type ModelTask = "chat" | "text-generation" | "embeddings";
-export type ModelFormat = "gguf";
-export type BackendKind = "node-llama-cpp";
+import type { DetectedTask, Detection, EngineName } from "../detection/detectionSchema.js";
 
+export type ModelTask = DetectedTask;
+
+/** A served model: its id, where it lives, and what detection found (format, task, engine and why). */
 export interface ModelDescriptor {
   id: string;
+  /** The file an in-process engine opens (a GGUF's first file), or the model's folder. */
   path: string;
-  format: ModelFormat;
   task: ModelTask;
-  backend: BackendKind;
+  /** The engine that serves it (detection's choice or the model's config); null when nothing may. */
+  engine: EngineName | null;
+  detection: Detection;
   sizeBytes: number;
-  architecture: string | null;
-  name: string | null;
-  contextLength: number | null;
-  hasChatTemplate: boolean;
   /** Unix seconds, from the file's mtime. */
   created: number;
 }

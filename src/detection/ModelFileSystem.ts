@@ -30,6 +30,17 @@ export class FileTooLargeError extends Error {
   }
 }
 
+/**
+ * A Hugging Face cache snapshot (`models--org--name/snapshots/<rev>/`) is made of symlinks into the repo's
+ * `blobs/` folder: those links stay inside the repo folder, so they are allowed.
+ */
+function hubCacheRepoRoot(real: string): string {
+  const parts = real.split(sep);
+  const i = parts.length - 3;
+  if (i > 0 && parts[i + 1] === "snapshots" && parts[i]!.startsWith("models--")) return parts.slice(0, i + 1).join(sep);
+  return real;
+}
+
 /** Caps that keep a hostile folder from turning a listing into a crawl. */
 const MAX_FILES = 10_000;
 const MAX_DEPTH = 6;
@@ -43,6 +54,8 @@ export class LocalModelFileSystem implements ModelFileSystem {
     readonly label: string,
     private readonly root: string,
     private readonly single: string | null,
+    /** Where symlinks may point: the root, or a Hugging Face cache repo folder for one of its snapshots. */
+    private readonly linkRoot: string = root,
   ) {}
 
   static async create(path: string): Promise<LocalModelFileSystem> {
@@ -54,7 +67,7 @@ export class LocalModelFileSystem implements ModelFileSystem {
       return new LocalModelFileSystem(abs, real.slice(0, real.length - name.length - 1) || sep, name);
     }
     if (!st.isDirectory()) throw new Error(`${path} is neither a file nor a folder`);
-    return new LocalModelFileSystem(abs, real, null);
+    return new LocalModelFileSystem(abs, real, null, hubCacheRepoRoot(real));
   }
 
   get isSingleFile(): boolean {
@@ -88,7 +101,8 @@ export class LocalModelFileSystem implements ModelFileSystem {
   }
 
   private inside(p: string): boolean {
-    return p === this.root || p.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep);
+    const base = this.linkRoot;
+    return p === base || p.startsWith(base.endsWith(sep) ? base : base + sep);
   }
 
   private async resolveInside(path: string): Promise<string> {

@@ -1,11 +1,14 @@
-import { readdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { readdir, stat } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../config/configSchema.js";
 import { MODEL_ID_PATTERN } from "../config/configSchema.js";
 import { ConfigError } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
-import { defaultModelId, describeGgufFile } from "./describeGgufFile.js";
+import type { Detection, EngineName } from "../detection/detectionSchema.js";
+import { detectSource } from "../detection/detectSource.js";
+import { isProjectorFile } from "../detection/groupGgufFiles.js";
+import { DetectionCache } from "./DetectionCache.js";
 
 /**
  * The models this daemon serves, by id. Ids map to files only through this table, so a request's model id
@@ -39,63 +42,116 @@ export class ModelRegistry {
   }
 }
 
-/** A projector for a vision model is part of its model, not a model to list. */
-function isProjectorFile(name: string): boolean {
-  return /(^|[-_.])mmproj([-_.]|$)/i.test(name);
+/** Files a models folder may hold as models on their own (folders are looked into as well). */
+const MODEL_FILE = /\.(gguf|onnx|tflite|task|litertlm|safetensors)$/i;
+
+/** `name.gguf` → `name`; `name-00001-of-00003.gguf` → `name`; a folder → its name. */
+export function defaultModelId(path: string): string {
+  return basename(path)
+    .replace(/-\d{5}-of-\d{5}(?=\.gguf$)/i, "")
+    .replace(/\.(gguf|onnx|tflite|task|litertlm|safetensors)$/i, "");
 }
 
-async function findGgufFiles(dir: string, depth: number): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  const out: string[] = [];
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (e.name.startsWith(".")) continue;
-    const full = join(dir, e.name);
-    if (e.isFile() && /\.gguf$/i.test(e.name) && !isProjectorFile(e.name)) out.push(full);
-    else if (e.isDirectory() && depth > 0) out.push(...(await findGgufFiles(full, depth - 1)));
+export interface DescribeOptions {
+  cache?: DetectionCache;
+  engine?: EngineName;
+  signal?: AbortSignal;
+}
+
+/** Detects what `path` holds (cached by path, size and mtime) and describes each model in it. */
+export async function describeLocalModels(path: string, options: DescribeOptions = {}): Promise<{ descriptor: Omit<ModelDescriptor, "id">; detection: Detection }[]> {
+  const abs = resolve(path);
+  const st = await stat(abs);
+  const key = DetectionCache.key(abs, st.isFile() ? st.size : -1, st.mtimeMs) + (options.engine ?? "");
+  let detections = options.cache?.get(key);
+  if (!detections) {
+    detections = await detectSource(abs, { signal: options.signal, engineOverride: options.engine });
+    options.cache?.set(key, detections);
   }
-  return out;
+  return detections.map((detection) => {
+    // A GGUF model's path is its first file, which is what llama.cpp opens; other formats keep their folder.
+    const main = detection.files.find((f) => f.role === "weights");
+    const isGguf = detection.format === "gguf" || detection.format === "bitnet-gguf";
+    const modelPath = st.isFile() ? abs : isGguf && main ? join(abs, main.path) : abs;
+    return {
+      detection,
+      descriptor: {
+        path: modelPath,
+        task: detection.task,
+        engine: detection.engine?.name ?? null,
+        detection,
+        sizeBytes: detection.files.reduce((n, f) => n + (f.size ?? 0), 0),
+        created: Math.floor(st.mtimeMs / 1000),
+      },
+    };
+  });
+}
+
+function checkId(id: string, from: string): void {
+  if (!MODEL_ID_PATTERN.test(id)) {
+    throw new ConfigError("models", `'${id}' (from ${from}) is not a valid model id; use --model ID=PATH with letters, digits and . _ : @ -`);
+  }
 }
 
 /**
  * Builds the registry from `--model` entries (errors are fatal: the user named them) and `--models-dir`
- * folders (files that are not valid GGUF are skipped with a warning).
+ * folders (entries that are not models are skipped; broken model files are skipped with a warning).
  */
-export async function buildModelRegistry(config: Config, logger?: Logger, signal?: AbortSignal): Promise<ModelRegistry> {
+export async function buildModelRegistry(config: Config, logger?: Logger, options: { cache?: DetectionCache; signal?: AbortSignal } = {}): Promise<ModelRegistry> {
   const registry = new ModelRegistry();
+  const cache = options.cache ?? new DetectionCache();
   for (const entry of config.models) {
-    const path = resolve(entry.path);
-    const id = entry.id ?? defaultModelId(path);
-    if (!MODEL_ID_PATTERN.test(id)) {
-      throw new ConfigError("models", `'${id}' (from ${entry.path}) is not a valid model id; use --model ID=PATH with letters, digits and . _ : @ -`);
-    }
+    let found;
     try {
-      registry.add((await describeGgufFile(path, id, signal)).descriptor);
+      found = await describeLocalModels(entry.path, { cache, engine: entry.engine, signal: options.signal });
     } catch (err) {
-      if (err instanceof ConfigError) throw err;
       throw new ConfigError("models", `cannot serve ${entry.path}: ${(err as Error).message}`);
     }
+    if (found.length !== 1) {
+      throw new ConfigError("models", `${entry.path} holds ${found.length} models; name one file, or serve the folder with --models-dir`);
+    }
+    if (found[0]!.detection.format === "unknown") {
+      throw new ConfigError("models", `cannot serve ${entry.path}: not a model (${found[0]!.detection.reason})`);
+    }
+    const id = entry.id ?? defaultModelId(found[0]!.descriptor.path);
+    checkId(id, entry.path);
+    registry.add({ id, ...found[0]!.descriptor });
   }
   for (const dir of config.modelsDirs) {
-    let files: string[];
+    let entries;
     try {
-      files = await findGgufFiles(resolve(dir), 1);
+      entries = await readdir(resolve(dir), { withFileTypes: true });
     } catch (err) {
       throw new ConfigError("modelsDirs", `cannot read ${dir}: ${(err as Error).message}`);
     }
-    for (const file of files) {
-      const id = defaultModelId(file);
-      if (!MODEL_ID_PATTERN.test(id)) {
-        logger?.warn({ file }, "skipping model file: its name is not a valid model id");
-        continue;
-      }
-      if (registry.get(id)) {
-        logger?.warn({ file, id }, "skipping model file: another model already has this id");
-        continue;
-      }
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      if (e.name.startsWith(".")) continue;
+      const full = join(resolve(dir), e.name);
+      if (e.isFile() && (!MODEL_FILE.test(e.name) || isProjectorFile(e.name))) continue;
+      if (!e.isFile() && !e.isDirectory()) continue;
+      let found;
       try {
-        registry.add((await describeGgufFile(file, id, signal)).descriptor);
+        found = await describeLocalModels(full, { cache, signal: options.signal });
       } catch (err) {
-        logger?.warn({ file, err: (err as Error).message }, "skipping model file that is not a readable GGUF");
+        logger?.warn({ path: full, err: (err as Error).message }, "skipping: not a readable model");
+        continue;
+      }
+      for (const { descriptor, detection } of found) {
+        if (detection.format === "unknown") {
+          if (e.isFile()) logger?.warn({ path: full, reason: detection.reason }, "skipping: not a model file");
+          continue;
+        }
+        const isGguf = detection.format === "gguf" || detection.format === "bitnet-gguf";
+        const id = defaultModelId(e.isDirectory() && !isGguf ? full : descriptor.path);
+        if (!MODEL_ID_PATTERN.test(id)) {
+          logger?.warn({ path: descriptor.path }, "skipping model: its name is not a valid model id");
+          continue;
+        }
+        if (registry.get(id)) {
+          logger?.warn({ path: descriptor.path, id }, "skipping model: another model already has this id");
+          continue;
+        }
+        registry.add({ id, ...descriptor });
       }
     }
   }

@@ -1,12 +1,33 @@
 import type { Logger } from "pino";
 import type { Backend, BackendFactory } from "../backends/Backend.js";
 import type { Clock } from "../core/Clock.js";
-import { InvalidRequestError, ModelNotFoundError, ServiceUnavailableError, WrongTaskError } from "../core/errors.js";
+import {
+  EngineUnavailableError,
+  InvalidRequestError,
+  ModelNotFoundError,
+  ModelNotServableError,
+  ServiceUnavailableError,
+  WrongTaskError,
+} from "../core/errors.js";
+import type { EngineName } from "../detection/detectionSchema.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { ModelRunner, type Lease, type RunnerState } from "./ModelRunner.js";
 
 export type Endpoint = "chat" | "completions" | "embeddings";
+
+/** How a user gets an engine this build cannot run yet; one place, so every error says the same. */
+export const ENGINE_HELP: Record<EngineName, string> = {
+  "node-llama-cpp": "node-llama-cpp failed to install; run `npm ci` again",
+  "llama-server": "supervised llama-server processes are not part of this version yet; serve the model in process (engine node-llama-cpp)",
+  "llama-server-bitnet":
+    "BitNet I2_S/TL models need Microsoft's BitNet build of llama-server, which this version cannot run yet; a TQ1_0/TQ2_0 conversion of the model runs on the standard engine",
+  onnxruntime: "ONNX Runtime models are not served by this version yet; a GGUF conversion of the model runs now",
+  transformers:
+    "the Python transformers sidecar is not part of this version yet; convert the model to GGUF (llama.cpp's convert_hf_to_gguf.py) to serve it now",
+  litert: "LiteRT models are not served by this version yet",
+  upstream: "no upstream server is configured for this model",
+};
 
 const ENDPOINT_PATH: Record<Endpoint, string> = {
   chat: "/v1/chat/completions",
@@ -16,7 +37,8 @@ const ENDPOINT_PATH: Record<Endpoint, string> = {
 
 export interface ModelRouterOptions {
   registry: ModelRegistry;
-  createBackend: BackendFactory;
+  /** The engines this daemon can run; a model routed to any other answers 503 engine_unavailable. */
+  backends: Partial<Record<EngineName, BackendFactory>>;
   clock: Clock;
   logger: Logger;
   idleTtlMs: number;
@@ -44,15 +66,23 @@ export class ModelRouter {
   resolve(modelId: string, endpoint: Endpoint): ModelDescriptor {
     const descriptor = this.options.registry.get(modelId);
     if (!descriptor) throw new ModelNotFoundError(modelId);
-    const { task } = descriptor;
+    const { task, detection } = descriptor;
+    if (descriptor.engine === null) {
+      const why = detection.format === "unknown" ? `its format is not recognised (${detection.reason})` : (detection.warnings.at(-1) ?? detection.reason);
+      throw new ModelNotServableError(modelId, why);
+    }
     const path = ENDPOINT_PATH[endpoint];
-    if (endpoint === "embeddings" && task !== "embeddings") throw new WrongTaskError(modelId, task, path);
-    if (endpoint !== "embeddings" && task === "embeddings") throw new WrongTaskError(modelId, "embeddings", path);
+    const fits =
+      endpoint === "embeddings" ? task === "embeddings" : endpoint === "chat" ? task === "chat" || task === "text-generation" : ["chat", "text-generation", "text2text"].includes(task);
+    if (!fits) throw new WrongTaskError(modelId, task, path);
     if (endpoint === "chat" && task === "text-generation") {
       throw new InvalidRequestError(
-        `The model '${modelId}' has no chat template in its GGUF file, so it cannot serve ${path}; use /v1/completions.`,
+        `The model '${modelId}' has no chat template, so it cannot serve ${path}; use /v1/completions.`,
         { param: "model", code: "model_task_mismatch" },
       );
+    }
+    if (!this.options.backends[descriptor.engine]) {
+      throw new EngineUnavailableError(modelId, descriptor.engine, ENGINE_HELP[descriptor.engine]);
     }
     return descriptor;
   }
@@ -67,12 +97,12 @@ export class ModelRouter {
   private runnerFor(descriptor: ModelDescriptor): ModelRunner {
     let runner = this.runners.get(descriptor.id);
     if (!runner) {
-      const backend: Backend = this.options.createBackend(descriptor);
+      const backend: Backend = this.options.backends[descriptor.engine!]!(descriptor);
       runner = new ModelRunner(backend, {
         idleTtlMs: this.options.idleTtlMs,
         queueSize: this.options.queueSize,
         clock: this.options.clock,
-        logger: this.options.logger.child({ model: descriptor.id, backend: descriptor.backend }),
+        logger: this.options.logger.child({ model: descriptor.id, engine: descriptor.engine }),
       });
       this.runners.set(descriptor.id, runner);
     }

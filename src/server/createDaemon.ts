@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { BackendFactory } from "../backends/Backend.js";
+import type { EngineName } from "../detection/detectionSchema.js";
 import type { Logger } from "pino";
 import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
 import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
@@ -26,12 +27,12 @@ export interface CreateDaemonOptions {
   logger: Logger;
   clock?: Clock;
   registry?: ModelRegistry;
-  /** Replaces the engine for every model (tests, embedding the daemon); default: node-llama-cpp in process. */
-  createBackend?: BackendFactory;
+  /** Engines by name, over the defaults (tests replace one; later versions add more). */
+  backends?: Partial<Record<EngineName, BackendFactory>>;
 }
 
 /** Wires config → registry → router → backends → HTTP app. Everything is passed in; nothing is global. */
-export async function createDaemon({ config, logger, clock = systemClock, registry, createBackend }: CreateDaemonOptions): Promise<Daemon> {
+export async function createDaemon({ config, logger, clock = systemClock, registry, backends }: CreateDaemonOptions): Promise<Daemon> {
   const models = registry ?? (await buildModelRegistry(config, logger));
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
   const router = new ModelRouter({
@@ -40,17 +41,18 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     logger,
     idleTtlMs: config.idleTtlSeconds * 1000,
     queueSize: config.queueSize,
-    createBackend:
-      createBackend ??
-      ((descriptor) =>
+    backends: {
+      "node-llama-cpp": (descriptor) =>
         new NodeLlamaCppBackend(descriptor, {
-        provider,
-        logger: logger.child({ model: descriptor.id }),
-        threads: config.threads,
-        contextSize: config.contextSize,
-        parallel: config.parallel,
-        gpuLayers: config.gpuLayers,
-      })),
+          provider,
+          logger: logger.child({ model: descriptor.id }),
+          threads: config.threads,
+          contextSize: config.contextSize,
+          parallel: config.parallel,
+          gpuLayers: config.gpuLayers,
+        }),
+      ...backends,
+    },
   });
   const shutdown = new AbortController();
   const app = buildApp({ router, logger, bodyLimitBytes: config.bodyLimitBytes, shutdownSignal: shutdown.signal });

@@ -16,10 +16,10 @@ describe("tabagent CLI", () => {
   it("models lists id, task, architecture, size and path", async () => {
     const r = await runCli(["models", "--models-dir", fixtures.dir]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/tiny-chat\s+chat\s+llama\s+\d+\.\d KiB\s+\S+tiny-chat\.gguf/);
-    expect(r.stdout).toMatch(/tiny-embed\s+embeddings\s+bert/);
+    expect(r.stdout).toMatch(/tiny-chat\s+gguf\s+chat\s+node-llama-cpp\s+llama\s+\d+\.\d KiB\s+\S+tiny-chat\.gguf/);
+    expect(r.stdout).toMatch(/tiny-embed\s+gguf\s+embeddings\s+node-llama-cpp\s+bert/);
     const json = await runCli(["models", "--model", `x=${fixtures.chatModelPath}`, "--json"]);
-    expect(JSON.parse(json.stdout)).toMatchObject([{ id: "x", task: "chat", format: "gguf" }]);
+    expect(JSON.parse(json.stdout)).toMatchObject([{ id: "x", task: "chat", engine: "node-llama-cpp", detection: { format: "gguf" } }]);
   });
 
   it.each([
@@ -43,7 +43,7 @@ describe("tabagent CLI", () => {
   it("refuses a file that is not GGUF", async () => {
     const r = await runCli(["models", "--model", new URL("../../package.json", import.meta.url).pathname]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/not a GGUF file/);
+    expect(r.stderr).toMatch(/not a model \(package\.json: no known magic bytes/);
   });
 
   it("SIGTERM lets an in-flight stream finish, then exits 0", async () => {

@@ -22,7 +22,7 @@ beforeAll(async () => {
   await writeFile(join(dir, "notes.txt"), "hello");
   await mkdir(join(dir, "sub", "deeper"), { recursive: true });
   await copyFile(fx.chatModelPath, join(dir, "sub", "gamma.gguf"));
-  await copyFile(fx.chatModelPath, join(dir, "sub", "deeper", "too-deep.gguf"));
+  await copyFile(fx.chatModelPath, join(dir, "sub", "deeper", "too-deep.gguf")); // inside a model folder: found
   await copyFile(fx.chatModelPath, join(dir, "sub", "alpha.gguf")); // duplicate id: skipped
 });
 afterAll(async () => {
@@ -30,12 +30,13 @@ afterAll(async () => {
 });
 
 describe("buildModelRegistry", () => {
-  it("serves every GGUF in a folder and its direct subfolders, skipping projectors and unreadable files", async () => {
+  it("serves every model in a folder (GGUF files, folders of them), skipping projectors and unreadable files", async () => {
     const r = await buildModelRegistry(loadConfig({ base: { modelsDirs: [dir] } }), logger);
     expect(r.list().map((m) => [m.id, m.task])).toEqual([
       ["alpha", "chat"],
       ["beta", "embeddings"],
       ["gamma", "chat"],
+      ["too-deep", "chat"],
     ]);
     expect(r.get("alpha")!.path).toBe(join(dir, "alpha.gguf"));
   });
@@ -45,7 +46,7 @@ describe("buildModelRegistry", () => {
     expect(r.list().map((m) => m.id)).toEqual(["tiny-embed", "x"]);
     await expect(buildModelRegistry(loadConfig({ base: { models: [{ id: "x", path: fx.chatModelPath }, { id: "x", path: fx.embeddingModelPath }] } }), logger)).rejects.toThrow(/two models have the id 'x'/);
     await expect(buildModelRegistry(loadConfig({ base: { models: [{ path: join(dir, "broken.gguf") }] } }), logger)).rejects.toThrow(ConfigError);
-    await expect(buildModelRegistry(loadConfig({ base: { models: [{ path: dir }] } }), logger)).rejects.toThrow(/is not a file/);
+    await expect(buildModelRegistry(loadConfig({ base: { models: [{ path: dir }] } }), logger)).rejects.toThrow(/holds \d+ models; name one file/);
   });
 
   it("refuses a file name that is not a valid id unless an id is given", async () => {

@@ -5,20 +5,9 @@ import { ModelLoadError, QueueFullError } from "../../src/core/errors.js";
 import type { ModelDescriptor } from "../../src/core/types.js";
 import { ModelRunner } from "../../src/router/ModelRunner.js";
 import { FakeClock } from "../helpers/FakeClock.js";
+import { testDescriptor } from "../helpers/testDescriptor.js";
 
-const descriptor: ModelDescriptor = {
-  id: "m",
-  path: "/x.gguf",
-  format: "gguf",
-  task: "chat",
-  backend: "node-llama-cpp",
-  sizeBytes: 1,
-  architecture: "llama",
-  name: null,
-  contextLength: 512,
-  hasChatTemplate: true,
-  created: 0,
-};
+const descriptor: ModelDescriptor = testDescriptor();
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;

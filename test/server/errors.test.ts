@@ -10,9 +10,14 @@ let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "tabagent-errors-"));
   const { chatModelPath } = await ensureFixtures();
-  // A valid header with its tensor data cut off: detection accepts it, the engine cannot load it.
-  const whole = await readFile(chatModelPath);
-  await writeFile(join(dir, "truncated.gguf"), whole.subarray(0, Math.floor(whole.length / 2)));
+  // A well-formed file whose header claims a third layer it has no tensors for: detection accepts it
+  // (it reads only the header), llama.cpp refuses to load it.
+  const whole = Buffer.from(await readFile(chatModelPath));
+  const key = Buffer.from("llama.block_count");
+  const at = whole.indexOf(key) + key.length;
+  expect(whole.readUInt32LE(at)).toBe(4); // GGUF type UINT32
+  whole.writeUInt32LE(whole.readUInt32LE(at + 4) + 1, at + 4);
+  await writeFile(join(dir, "truncated.gguf"), whole);
   await copyFile(chatModelPath, join(dir, "copy.gguf"));
   t = await startTestDaemon({ bodyLimitBytes: 64 * 1024, contextSize: 256 }, [{ id: "truncated", path: join(dir, "truncated.gguf") }]);
 });

@@ -17,7 +17,7 @@ describe("models", () => {
     const ids = page.data.map((m) => m.id).sort();
     expect(ids).toEqual(["tiny-chat", "tiny-embed"]);
     const chat = page.data.find((m) => m.id === "tiny-chat") as unknown as Record<string, unknown>;
-    expect(chat).toMatchObject({ object: "model", owned_by: "tabagent", tabagent: { format: "gguf", backend: "node-llama-cpp", task: "chat" } });
+    expect(chat).toMatchObject({ object: "model", owned_by: "tabagent", tabagent: { format: "gguf", engine: "node-llama-cpp", task: "chat", architecture: "llama", chat_template: true } });
     expect(typeof chat.created).toBe("number");
   });
 

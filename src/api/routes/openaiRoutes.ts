@@ -26,20 +26,27 @@ function requestSignal(request: FastifyRequest, reply: FastifyReply, shutdown: A
 
 function modelObject(s: ModelStatus) {
   const d = s.descriptor;
+  const det = d.detection;
   return {
     id: d.id,
     object: "model",
     created: d.created,
     owned_by: "tabagent",
     tabagent: {
-      format: d.format,
+      format: det.format,
       task: d.task,
-      backend: d.backend,
+      engine: d.engine,
+      engine_reason: det.engine?.reason ?? null,
+      alternatives: det.alternatives,
       loaded: s.state === "loaded",
       state: s.state,
-      architecture: d.architecture,
-      context_length: d.contextLength,
+      architecture: det.architecture,
+      parameters: det.parameterCount,
+      quantization: det.quantization,
+      context_length: det.contextLength,
+      chat_template: det.hasChatTemplate,
       size_bytes: d.sizeBytes,
+      warnings: det.warnings,
     },
   };
 }

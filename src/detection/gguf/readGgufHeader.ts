@@ -90,9 +90,20 @@ class Cursor {
     return v;
   }
 
-  async count(what: string, max: number): Promise<number> {
+  /** Bytes left before the end of the file or the header cap, whichever comes first. */
+  remaining(): number {
+    return Math.min(this.src.size, this.maxBytes) - this.pos;
+  }
+
+  /**
+   * A count read from the file. Each counted item takes at least `minItemBytes`, so a count that could not fit in
+   * what is left of the file is refused before anything loops over it.
+   */
+  async count(what: string, max: number, minItemBytes = 1): Promise<number> {
     const v = await this.u64();
-    if (v > BigInt(max)) throw new InvalidGgufError(`implausible ${what}: ${v}`);
+    if (v > BigInt(max) || Number(v) * minItemBytes > this.remaining()) {
+      throw new InvalidGgufError(`implausible ${what}: ${v} (the file has ${Math.max(0, this.remaining())} bytes left)`);
+    }
     return Number(v);
   }
 
@@ -137,8 +148,9 @@ async function readValue(c: Cursor, type: number, maxArrayItems: number): Promis
   if (type === T.STRING) return c.string();
   if (type !== T.ARRAY) return c.scalar(type);
   const arrayType = await c.u32();
-  const length = await c.count("array length", 1 << 30);
   if (arrayType === T.ARRAY) throw new InvalidGgufError("nested metadata arrays are not supported");
+  if (arrayType !== T.STRING && SCALAR_SIZE[arrayType] === undefined) throw new InvalidGgufError(`unknown array item type ${arrayType}`);
+  const length = await c.count("array length", 1 << 30, arrayType === T.STRING ? 8 : SCALAR_SIZE[arrayType]!);
   const keep = length <= maxArrayItems;
   const items: GgufScalar[] = [];
   if (arrayType === T.STRING) {
@@ -147,8 +159,7 @@ async function readValue(c: Cursor, type: number, maxArrayItems: number): Promis
       else await c.skipString();
     }
   } else {
-    const size = SCALAR_SIZE[arrayType];
-    if (size === undefined) throw new InvalidGgufError(`unknown array item type ${arrayType}`);
+    const size = SCALAR_SIZE[arrayType]!;
     if (keep) for (let i = 0; i < length; i++) items.push(await c.scalar(arrayType));
     else c.pos += size * length;
   }
@@ -164,8 +175,9 @@ export async function readGgufHeader(src: ByteSource, options: ReadGgufHeaderOpt
   if (magic !== GGUF_MAGIC) throw new InvalidGgufError("not a GGUF file (bad magic)");
   const version = await c.u32();
   if (version < 2 || version > 3) throw new InvalidGgufError(`unsupported GGUF version ${version}`);
-  const tensorCount = await c.count("tensor count", 1 << 24);
-  const kvCount = await c.count("metadata count", 1 << 20);
+  // A tensor info takes at least 8 (name) + 4 (dims) + 4 (type) + 8 (offset) bytes; a key/value at least 8 + 4 + 1.
+  const tensorCount = await c.count("tensor count", 1 << 24, 24);
+  const kvCount = await c.count("metadata count", 1 << 20, 13);
 
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < kvCount; i++) {
@@ -179,10 +191,22 @@ export async function readGgufHeader(src: ByteSource, options: ReadGgufHeaderOpt
     const nDims = await c.u32();
     if (nDims > 8) throw new InvalidGgufError(`tensor ${name} has ${nDims} dimensions`);
     const dims: number[] = [];
-    for (let d = 0; d < nDims; d++) dims.push(Number(await c.u64()));
+    for (let d = 0; d < nDims; d++) {
+      const dim = await c.u64();
+      if (dim > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidGgufError(`tensor ${name} has an implausible dimension ${dim}`);
+      dims.push(Number(dim));
+    }
     const type = await c.u32();
     const offset = await c.u64();
     tensors.push({ name, dims, type, offset });
+  }
+  const alignmentValue = metadata.get("general.alignment");
+  const alignment = typeof alignmentValue === "number" && alignmentValue > 0 ? alignmentValue : 32;
+  const dataStart = Math.ceil(c.pos / alignment) * alignment;
+  for (const t of tensors) {
+    if (Number(t.offset) + dataStart > src.size) {
+      throw new InvalidGgufError(`tensor ${t.name} starts at byte ${Number(t.offset) + dataStart}, past the end of the ${src.size}-byte file (truncated?)`);
+    }
   }
   return { version, metadata, tensors, headerBytes: c.pos };
 }

@@ -11,6 +11,8 @@ const EMBEDDING_ARCHITECTURES = new Set([
   "neo-bert",
   "modern-bert",
   "t5encoder",
+  "gemma-embedding",
+  "llama-embed",
 ]);
 
 export interface GgufSummary {

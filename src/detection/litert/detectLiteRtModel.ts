@@ -1,0 +1,216 @@
+import { posix } from "node:path";
+import type { DetectedTask, FileRole, FormatDetection } from "../detectionSchema.js";
+import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
+import { InvalidLiteRtError } from "./InvalidLiteRtError.js";
+import { hasLitertlmMagic, readLitertlmHeader, type LitertlmHeader } from "./readLitertlmHeader.js";
+import { hasTfl3Identifier, readTfliteSummary, type TfliteSummary } from "./readTfliteSummary.js";
+import { readStoredEntryHead, readZipDirectory, type ZipEntry } from "./readZipDirectory.js";
+
+const LITERT_EXT = /\.(tflite|lite|task|litertlm)$/i;
+/** Other files worth 32 bytes of look: MediaPipe's older LLM files are TFLite named `.bin`. */
+const MAYBE_LITERT = /(^|\/)[^/.]+$|\.bin$/i;
+const NOT_LITERT_BIN = /(^|\/)(pytorch_model|training_args|optimizer|scheduler|rng_state|adapter_model)[^/]*\.bin$/i;
+const MAX_PROBES = 16;
+const MAX_VERIFIED_ENTRIES = 16;
+const TOKENIZER_NAMES = /(^|\/)(tokenizer\.(model|json)|tokenizer_config\.json|spiece\.model|[^/]*\.spm)$/i;
+
+type Kind = "litertlm" | "task" | "tflite";
+
+interface BundleEntry {
+  name: string;
+  size: number;
+  compressed: boolean;
+  /** TFL3 identifier checked in a stored entry: true/false; null when compressed or not checked. */
+  tflite: boolean | null;
+}
+
+interface Candidate {
+  file: ModelFileEntry;
+  kind: Kind;
+  entries?: BundleEntry[];
+  models?: string[];
+  tokenizer?: string | null;
+  llm?: boolean;
+}
+
+function isZip(head: Uint8Array): boolean {
+  return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
+}
+
+async function withSource<T>(fs: ModelFileSystem, path: string, signal: AbortSignal | undefined, f: (src: Awaited<ReturnType<ModelFileSystem["open"]>>) => Promise<T>): Promise<T> {
+  const src = await fs.open(path, signal);
+  try {
+    return await f(src);
+  } finally {
+    await src.close();
+  }
+}
+
+/** Names MediaPipe gives the models and tokenizer inside an LLM `.task` bundle (TF_LITE_PREFILL_DECODE, ...). */
+function looksLikeModelEntry(name: string): boolean {
+  return /\.tflite$/i.test(name) || /(^|\/)TF_LITE_[A-Z0-9_]+$/.test(name);
+}
+
+async function inspectBundle(fs: ModelFileSystem, file: ModelFileEntry, signal?: AbortSignal): Promise<Candidate | string> {
+  return withSource(fs, file.path, signal, async (src) => {
+    let entries: ZipEntry[];
+    try {
+      entries = (await readZipDirectory(src, { signal })).entries;
+    } catch (err) {
+      if (err instanceof InvalidLiteRtError) return `${file.path}: ${err.message}`;
+      throw err;
+    }
+    const out: BundleEntry[] = [];
+    let verified = 0;
+    for (const e of entries) {
+      if (e.name.endsWith("/")) continue;
+      const b: BundleEntry = { name: e.name, size: e.size, compressed: e.method !== 0, tflite: null };
+      // Model entries and extension-less ones (MediaPipe's) get their identifier checked, a few bytes each.
+      if ((looksLikeModelEntry(e.name) || !/\.[^/]+$/.test(e.name)) && verified < MAX_VERIFIED_ENTRIES && e.method === 0 && e.size >= 8) {
+        verified++;
+        try {
+          const head = await readStoredEntryHead(src, e, 8, signal);
+          if (head) b.tflite = hasTfl3Identifier(head);
+        } catch (err) {
+          if (!(err instanceof InvalidLiteRtError)) throw err;
+          return `${file.path}: ${err.message}`;
+        }
+      }
+      out.push(b);
+    }
+    const models = out.filter((b) => b.tflite === true || (b.tflite === null && looksLikeModelEntry(b.name))).map((b) => b.name);
+    if (models.length === 0) return `${file.path}: a ZIP without TFLite models, not a MediaPipe task bundle`;
+    const tokenizer = out.find((b) => /tokenizer/i.test(b.name) || /\.spm$/i.test(b.name))?.name ?? null;
+    const llm = models.some((m) => /PREFILL_DECODE/i.test(m)) || (models.some((m) => /PREFILL/i.test(m)) && models.some((m) => /DECODE/i.test(m)));
+    return { file, kind: "task" as const, entries: out, models, tokenizer, llm };
+  });
+}
+
+function quantizationFromName(path: string): string | null {
+  const m = /(?:^|[-_.])(int4|int8|q4|q8|fp16|f16|fp32|f32|bf16)(?=[-_.]|$)/i.exec(posix.basename(path));
+  if (!m) return null;
+  const q = m[1]!.toLowerCase();
+  return ({ q8: "int8", q4: "int4", f16: "fp16", f32: "fp32" } as Record<string, string>)[q] ?? q;
+}
+
+/** Community LiteRT LLM files carry their KV-cache size in the name (`..._ekv1280.task`). */
+function contextFromName(path: string): number | null {
+  const m = /(?:^|[-_.])ekv(\d{2,7})(?=[-_.]|$)/i.exec(posix.basename(path));
+  const n = m ? Number(m[1]) : 0;
+  return n > 0 ? n : null;
+}
+
+function tfliteTask(s: TfliteSummary): { task: DetectedTask; reason: string } {
+  const keys = [...s.signatures.map((x) => x.key), ...s.subgraphNames];
+  if (keys.some((k) => /prefill/i.test(k)) && keys.some((k) => /decode/i.test(k))) {
+    return { task: "text-generation", reason: `signatures ${keys.filter((k) => /prefill|decode/i.test(k)).slice(0, 4).join(", ")} (LLM prefill/decode)` };
+  }
+  const llmMeta = s.metadata.find((m) => /LlmParameters|spm_vocab/i.test(m));
+  if (llmMeta) return { task: "text-generation", reason: `metadata ${llmMeta} (MediaPipe LLM)` };
+  const sigs = s.signatures.map((x) => x.key).filter(Boolean);
+  return { task: "unknown", reason: `no task hint (${sigs.length ? `signatures ${sigs.slice(0, 4).join(", ")}` : "no signatures"})` };
+}
+
+/**
+ * LiteRT (TensorFlow Lite) models: `.tflite` FlatBuffers (the `TFL3` identifier decides, not the extension),
+ * MediaPipe `.task` ZIP bundles and LiteRT-LM `.litertlm` containers. Null when none is found.
+ */
+export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEntry[], signal?: AbortSignal): Promise<FormatDetection | null> {
+  const single = files.length === 1;
+  const probes = single
+    ? files
+    : [
+        ...files.filter((f) => LITERT_EXT.test(f.path)),
+        ...files.filter((f) => !LITERT_EXT.test(f.path) && MAYBE_LITERT.test(f.path) && !NOT_LITERT_BIN.test(f.path)),
+      ].slice(0, MAX_PROBES);
+  const warnings: string[] = [];
+  const candidates: Candidate[] = [];
+  for (const f of probes) {
+    const named = LITERT_EXT.test(f.path);
+    if (f.size < 8) {
+      if (named) warnings.push(`${f.path} is too small to be a LiteRT model`);
+      continue;
+    }
+    const head = await withSource(fs, f.path, signal, (src) => src.read(0, 32, signal));
+    if (hasLitertlmMagic(head)) candidates.push({ file: f, kind: "litertlm" });
+    else if (hasTfl3Identifier(head)) candidates.push({ file: f, kind: "tflite" });
+    else if (isZip(head) && (single || /\.task$/i.test(f.path))) {
+      const bundle = await inspectBundle(fs, f, signal);
+      if (typeof bundle === "string") {
+        if (named) warnings.push(bundle);
+      } else candidates.push(bundle);
+    } else if (named) {
+      warnings.push(`${f.path} is named like a LiteRT model but has no TFL3 identifier, ZIP or LITERTLM magic: ignored`);
+    }
+  }
+  if (candidates.length === 0) return null;
+
+  const rank = (c: Candidate): number => (c.kind === "litertlm" ? 0 : c.kind === "task" ? (c.llm ? 1 : 2) : 3);
+  candidates.sort((a, b) => rank(a) - rank(b) || b.file.size - a.file.size || a.file.path.localeCompare(b.file.path));
+  const main = candidates[0]!;
+
+  let task: DetectedTask = "unknown";
+  let reason: string;
+  const details: Record<string, unknown> = {
+    primaryFile: main.file.path,
+    container: main.kind,
+    models: candidates.map((c) => ({ path: c.file.path, container: c.kind, size: c.file.size })),
+  };
+  if (main.kind === "litertlm") {
+    let header: LitertlmHeader | null = null;
+    try {
+      header = await withSource(fs, main.file.path, signal, (src) => readLitertlmHeader(src, { signal }));
+    } catch (err) {
+      if (!(err instanceof InvalidLiteRtError)) throw err;
+      warnings.push(`${main.file.path}: LITERTLM magic found but the header could not be read (${err.message})`);
+    }
+    const modelTypes = header?.sections.map((s) => s.items["model_type"]).filter((t): t is string => typeof t === "string") ?? [];
+    task = "text-generation";
+    reason = header
+      ? `LiteRT-LM container v${header.version} (${header.sections.map((s) => s.dataType + (typeof s.items["model_type"] === "string" ? `:${s.items["model_type"]}` : "")).join(", ")})`
+      : "LiteRT-LM container (LITERTLM magic; header unreadable)";
+    details["litertlm"] = header
+      ? { version: header.version, systemMetadata: header.systemMetadata, sections: header.sections, modelTypes }
+      : null;
+  } else if (main.kind === "task") {
+    task = main.llm ? "text-generation" : "unknown";
+    reason = main.llm
+      ? `MediaPipe task bundle with an LLM prefill/decode model (${main.models!.join(", ")})`
+      : `MediaPipe task bundle with ${main.models!.length} TFLite model(s) and no LLM prefill/decode model`;
+    details["bundle"] = { entries: main.entries, models: main.models, tokenizer: main.tokenizer, llm: main.llm };
+  } else {
+    let summary: TfliteSummary | null = null;
+    try {
+      summary = await withSource(fs, main.file.path, signal, (src) => readTfliteSummary(src, { signal }));
+    } catch (err) {
+      if (!(err instanceof InvalidLiteRtError)) throw err;
+      warnings.push(`${main.file.path}: TFL3 identifier found but the model table could not be read (${err.message})`);
+    }
+    const t = summary ? tfliteTask(summary) : { task: "unknown" as const, reason: "model table unreadable" };
+    task = t.task;
+    reason = `TFLite FlatBuffer (TFL3); ${t.reason}`;
+    details["tflite"] = summary;
+  }
+
+  const modelPaths = new Set(candidates.map((c) => c.file.path));
+  const role = (path: string): FileRole => {
+    if (modelPaths.has(path)) return "weights";
+    if (TOKENIZER_NAMES.test(path)) return "tokenizer";
+    if (/\.json$/i.test(path)) return "config";
+    return "other";
+  };
+
+  return {
+    format: "litert",
+    task,
+    reason: `${main.file.path}: ${reason}`,
+    architecture: null,
+    parameterCount: null,
+    quantization: quantizationFromName(main.file.path),
+    contextLength: contextFromName(main.file.path),
+    hasChatTemplate: false,
+    files: files.map((f) => ({ path: f.path, size: f.size, role: role(f.path) })),
+    warnings,
+    details,
+  };
+}
