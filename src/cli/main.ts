@@ -25,6 +25,7 @@ const SERVE_OPTIONS = {
   "log-level": { type: "string" },
   gpu: { type: "string" },
   "gpu-layers": { type: "string" },
+  config: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
@@ -57,7 +58,9 @@ Usage:
                               HF_ENDPOINT are honoured.
   tabagent --version
 
-Options (each also as an environment variable):
+Options (each also as an environment variable, and as a key of a JSON config file):
+  --config FILE          JSON file with any of the settings below, by their names in docs/configuration.md;
+                         models there may name an engine (TABAGENT_CONFIG). Flags > env > file > defaults
   --host H               bind address (TABAGENT_HOST, default 127.0.0.1)
   -p, --port P           port, 0 = any free port (TABAGENT_PORT, default ${DEFAULT_PORT})
   -m, --model [ID=]PATH  serve a GGUF file; id defaults to the file name without .gguf; repeatable
@@ -128,7 +131,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   try {
-    const config = loadConfig({ env, flags: toRawSettings(values) });
+    const config = loadConfig({ env, flags: toRawSettings(values), file: typeof values.config === "string" ? values.config : undefined });
     if (command === "models") return await listModels(config, values.json === true);
     return await serve(config);
   } catch (err) {

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import { configSchema, MODEL_ID_PATTERN, type Config, type ModelEntry } from "./configSchema.js";
 
@@ -63,14 +65,47 @@ function splitList(values: string[], source: string): string[] {
 export interface LoadConfigInput {
   env?: NodeJS.ProcessEnv;
   flags?: RawSettings;
+  /** A JSON config file (`--config`, `TABAGENT_CONFIG`): applied after defaults, before env and flags. */
+  file?: string;
   /** Programmatic values (tests, embedding); applied after defaults, before env. */
   base?: Partial<Record<keyof Config, unknown>>;
 }
 
-/** defaults < base < env (TABAGENT_*) < flags, validated by one schema. Throws ConfigError naming the setting. */
-export function loadConfig({ env = {}, flags = {}, base = {} }: LoadConfigInput = {}): Config {
+/**
+ * Reads a JSON config file: the same settings as the flags, in their schema names (`port`, `models`,
+ * `idleTtlSeconds`, ...). Relative model paths are relative to the file.
+ */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError("config", `${path} must hold a JSON object`);
+  }
+  const out = { ...(parsed as Record<string, unknown>) };
+  const base = dirname(resolve(path));
+  const rel = (p: unknown) => (typeof p === "string" && !isAbsolute(p) ? resolve(base, p) : p);
+  if (Array.isArray(out.models)) {
+    out.models = out.models.map((m: unknown) => (m && typeof m === "object" && !Array.isArray(m) ? { ...m, path: rel((m as { path?: unknown }).path) } : m));
+  }
+  if (Array.isArray(out.modelsDirs)) out.modelsDirs = out.modelsDirs.map(rel);
+  return out;
+}
+
+/** defaults < base < config file < env (TABAGENT_*) < flags, validated by one schema. Throws ConfigError naming the setting. */
+export function loadConfig({ env = {}, flags = {}, base = {}, file }: LoadConfigInput = {}): Config {
   const merged: Record<string, unknown> = { ...base };
   const origin: Record<string, string> = {};
+  const configFile = file ?? (env.TABAGENT_CONFIG || undefined);
+  if (configFile) {
+    for (const [key, value] of Object.entries(readConfigFile(configFile))) {
+      merged[key] = value;
+      origin[key] = configFile;
+    }
+  }
   for (const spec of SETTINGS) {
     const fromEnv = env[spec.env];
     if (fromEnv !== undefined && fromEnv !== "") {

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_PORT } from "../../src/config/configSchema.js";
 import { loadConfig, parseModelSpec } from "../../src/config/loadConfig.js";
@@ -47,5 +50,36 @@ describe("loadConfig", () => {
     expect(parseModelSpec("m=/a/b.gguf")).toEqual({ id: "m", path: "/a/b.gguf" });
     expect(parseModelSpec("/a/b.gguf")).toEqual({ path: "/a/b.gguf" });
     expect(parseModelSpec("/data/x=1.gguf")).toEqual({ path: "/data/x=1.gguf" });
+  });
+});
+
+describe("config file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+  const write = (name: string, body: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, body);
+    return p;
+  };
+
+  it("sits between defaults and env/flags; relative model paths are relative to the file", () => {
+    const file = write("a.json", JSON.stringify({ port: 9100, threads: 2, models: [{ id: "m", path: "models/m.gguf", engine: "llama-server" }], modelsDirs: ["more"] }));
+    const c = loadConfig({ file, env: { TABAGENT_THREADS: "3" } });
+    expect(c.port).toBe(9100);
+    expect(c.threads).toBe(3);
+    expect(c.models).toEqual([{ id: "m", path: join(dir, "models/m.gguf"), engine: "llama-server" }]);
+    expect(c.modelsDirs).toEqual([join(dir, "more")]);
+    expect(loadConfig({ env: { TABAGENT_CONFIG: file }, flags: { port: "9200" } }).port).toBe(9200);
+  });
+
+  it.each([
+    ["bad.json", "{ nope", /cannot read .*bad\.json/],
+    ["array.json", "[1]", /must hold a JSON object/],
+    ["unknown.json", JSON.stringify({ prot: 1 }), /Unrecognized key.*prot/],
+    ["engine.json", JSON.stringify({ models: [{ path: "/x.gguf", engine: "warp" }] }), /models \(from .*engine\.json\).*expected one of.* at 0\.engine/],
+    ["type.json", JSON.stringify({ port: "80" }), /port \(from .*type\.json\)/],
+  ])("names what is wrong in %s", (name, body, message) => {
+    const file = write(name, body);
+    expect(() => loadConfig({ file })).toThrow(ConfigError);
+    expect(() => loadConfig({ file })).toThrow(message);
   });
 });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decoderSpec, writeOnnx } from "../detection/onnx/writeOnnx.js";
 import { GgufWriter } from "../fixtures/gguf/GgufWriter.js";
+import { runCli } from "../helpers/spawnCli.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../helpers/startTestDaemon.js";
 
 let t: TestDaemon;
@@ -58,5 +59,19 @@ describe("routing by detection", () => {
   it("the GGUF models beside them keep working", async () => {
     const r = await chat("tiny-chat");
     expect(r.status).toBe(200);
+  });
+});
+
+describe("engine override in the config file", () => {
+  it("a model may name another engine that can serve its format; one that cannot is refused at startup", async () => {
+    const file = join(dir, "tabagent.json");
+    await writeFile(file, JSON.stringify({ models: [{ id: "via-server", path: t.fixtures.chatModelPath, engine: "llama-server" }] }));
+    const r = await runCli(["models", "--config", file, "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject([{ id: "via-server", engine: "llama-server", detection: { engine: { name: "llama-server", reason: "chosen in the model's config" } } }]);
+    await writeFile(file, JSON.stringify({ models: [{ path: t.fixtures.chatModelPath, engine: "onnxruntime" }] }));
+    const bad = await runCli(["models", "--config", file]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/engine 'onnxruntime' cannot serve a gguf model/);
   });
 });
