@@ -25,6 +25,7 @@ const SERVE_OPTIONS = {
   "log-level": { type: "string" },
   gpu: { type: "string" },
   "gpu-layers": { type: "string" },
+  upstream: { type: "string", multiple: true },
   config: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -45,6 +46,7 @@ const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
   "log-level": "logLevel",
   gpu: "gpu",
   "gpu-layers": "gpuLayers",
+  upstream: "upstreams",
 };
 
 const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API
@@ -76,6 +78,8 @@ Options (each also as an environment variable, and as a key of a JSON config fil
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (TABAGENT_LOG_LEVEL, default info)
   --gpu auto|off         use a GPU when node-llama-cpp finds one (TABAGENT_GPU, default auto)
   --gpu-layers auto|max|N  layers to offload (TABAGENT_GPU_LAYERS, default auto)
+  --upstream NAME[=URL]  also serve the models of an OpenAI-compatible server (URL up to /v1); presets:
+                         lmstudio, ollama, vllm; repeatable (TABAGENT_UPSTREAMS, comma separated)
 `;
 
 function version(): string {

@@ -26,6 +26,29 @@ export function defaultThreads(): number {
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
+/** Well-known local OpenAI-compatible servers, by name. */
+export const UPSTREAM_PRESETS: Record<string, string> = {
+  lmstudio: "http://127.0.0.1:1234/v1",
+  ollama: "http://127.0.0.1:11434/v1",
+  vllm: "http://127.0.0.1:8000/v1",
+};
+
+export const upstreamSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "upstream names use letters, digits, _ and - (max 32)"),
+  /** Up to and including `/v1`. Defaults to the preset of the same name (lmstudio, ollama, vllm). */
+  baseUrl: z.url({ protocol: /^https?$/ }).optional(),
+  apiKey: z.string().min(1).optional(),
+  /** Models to expose; default: whatever the upstream's /v1/models lists. */
+  models: z.array(z.string().min(1).max(256)).optional(),
+  /** Exposed ids are `prefix + upstream id`, and any requested id with the prefix routes here. */
+  prefix: z.string().max(64).default(""),
+  connectTimeoutMs: int(100, 600_000).default(5_000),
+  firstByteTimeoutMs: int(100, 3_600_000).default(300_000),
+  /** Requests sent to one upstream model at once; the rest queue here. */
+  parallel: int(1, 1024).default(16),
+});
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
 export const configSchema = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
   port: int(0, 65535).default(DEFAULT_PORT),
@@ -46,6 +69,19 @@ export const configSchema = z.strictObject({
   /** "auto" lets node-llama-cpp use CUDA/Vulkan/Metal when a prebuilt binary for it works. */
   gpu: z.enum(["auto", "off"]).default("auto"),
   gpuLayers: z.union([z.literal("auto"), z.literal("max"), int(0, 100_000)]).default("auto"),
+  upstreams: z
+    .array(upstreamSchema)
+    .default([])
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((u, i) => {
+        if (seen.has(u.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `two upstreams are named '${u.name}'` });
+        seen.add(u.name);
+        if (!u.baseUrl && !UPSTREAM_PRESETS[u.name]) {
+          ctx.addIssue({ code: "custom", path: [i, "baseUrl"], message: `needs a baseUrl (presets: ${Object.keys(UPSTREAM_PRESETS).join(", ")})` });
+        }
+      });
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;

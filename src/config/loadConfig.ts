@@ -8,7 +8,7 @@ interface SettingSpec {
   key: keyof Config;
   env: string;
   flag: string;
-  kind: "string" | "int" | "models" | "paths" | "gpuLayers";
+  kind: "string" | "int" | "models" | "paths" | "gpuLayers" | "upstreams";
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -26,7 +26,14 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "logLevel", env: "TABAGENT_LOG_LEVEL", flag: "--log-level", kind: "string" },
   { key: "gpu", env: "TABAGENT_GPU", flag: "--gpu", kind: "string" },
   { key: "gpuLayers", env: "TABAGENT_GPU_LAYERS", flag: "--gpu-layers", kind: "gpuLayers" },
+  { key: "upstreams", env: "TABAGENT_UPSTREAMS", flag: "--upstream", kind: "upstreams" },
 ];
+
+/** `NAME=URL`, or a preset name alone (`lmstudio`, `ollama`, `vllm`). */
+export function parseUpstreamSpec(spec: string): { name: string; baseUrl?: string } {
+  const eq = spec.indexOf("=");
+  return eq > 0 ? { name: spec.slice(0, eq), baseUrl: spec.slice(eq + 1) } : { name: spec };
+}
 
 /** Raw string values as they arrive from flags (repeatable ones as arrays) or the environment. */
 export type RawSettings = Partial<Record<keyof Config, string | string[]>>;
@@ -53,6 +60,8 @@ function convert(spec: SettingSpec, value: string | string[], source: string): u
       return splitList(values, source).map(parseModelSpec);
     case "paths":
       return splitList(values, source);
+    case "upstreams":
+      return splitList(values, source).map(parseUpstreamSpec);
   }
 }
 

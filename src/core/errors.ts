@@ -147,3 +147,14 @@ export class EngineUnavailableError extends TabAgentError {
     super(`The model '${model}' needs the ${engine} engine, which is not available: ${howToEnable}`, { code: "engine_unavailable" });
   }
 }
+
+/** An upstream OpenAI-compatible server (a llama-server child, LM Studio, vLLM, ...) failed or refused. */
+export class UpstreamError extends TabAgentError {
+  override readonly status: number;
+  override readonly type: OpenAIErrorType;
+  constructor(message: string, options: TabAgentErrorOptions & { status?: number; type?: OpenAIErrorType } = {}) {
+    super(message, { code: "upstream_error", ...options });
+    this.status = options.status ?? 502;
+    this.type = options.type ?? (this.status < 500 ? "invalid_request_error" : "server_error");
+  }
+}

@@ -19,6 +19,8 @@ export interface ModelDescriptor {
   sizeBytes: number;
   /** Unix seconds, from the file's mtime. */
   created: number;
+  /** Set for a model that lives on an upstream server: which one, and its id there. */
+  upstream?: { name: string; model: string };
 }
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";

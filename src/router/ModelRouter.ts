@@ -12,6 +12,7 @@ import {
 import type { EngineName } from "../detection/detectionSchema.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
+import type { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
 import { ModelRunner, type Lease, type RunnerState } from "./ModelRunner.js";
 
 export type Endpoint = "chat" | "completions" | "embeddings";
@@ -43,6 +44,8 @@ export interface ModelRouterOptions {
   logger: Logger;
   idleTtlMs: number;
   queueSize: number;
+  /** Models on upstream servers, after the local ones (a local id wins). */
+  upstreams?: UpstreamCatalog;
 }
 
 export interface ModelStatus {
@@ -63,9 +66,14 @@ export class ModelRouter {
     return this.options.registry;
   }
 
+  private lookup(modelId: string): ModelDescriptor | undefined {
+    return this.options.registry.get(modelId) ?? this.options.upstreams?.resolve(modelId);
+  }
+
   resolve(modelId: string, endpoint: Endpoint): ModelDescriptor {
-    const descriptor = this.options.registry.get(modelId);
+    const descriptor = this.lookup(modelId);
     if (!descriptor) throw new ModelNotFoundError(modelId);
+    if (descriptor.engine === "upstream") return descriptor; // the upstream judges its own models
     const { task, detection } = descriptor;
     if (descriptor.engine === null) {
       const why = detection.format === "unknown" ? `its format is not recognised (${detection.reason})` : (detection.warnings.at(-1) ?? detection.reason);
@@ -89,6 +97,8 @@ export class ModelRouter {
 
   /** Validates the model for the endpoint, waits for a slot and a loaded engine. Release the lease when done. */
   async acquire(modelId: string, endpoint: Endpoint, signal: AbortSignal): Promise<Lease> {
+    // An id nobody knows may be new on an upstream: refresh stale lists once before answering 404.
+    if (!this.lookup(modelId) && this.options.upstreams?.size) await this.options.upstreams.refresh(signal);
     const descriptor = this.resolve(modelId, endpoint);
     if (this.closing) throw new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" });
     return this.runnerFor(descriptor).acquire(signal);
@@ -109,15 +119,29 @@ export class ModelRouter {
     return runner;
   }
 
+  /** Brings upstream model lists up to date (cached; an upstream that is down is reported, not fatal). */
+  async refreshUpstreams(signal?: AbortSignal): Promise<void> {
+    await this.options.upstreams?.refresh(signal);
+  }
+
+  upstreamStatus() {
+    return this.options.upstreams?.status() ?? [];
+  }
+
   status(): ModelStatus[] {
-    return this.options.registry.list().map((descriptor) => {
+    const local = this.options.registry.list();
+    const remote = (this.options.upstreams?.list() ?? []).filter((d) => !this.options.registry.get(d.id));
+    return [...local, ...remote].map((descriptor) => {
       const s = this.runners.get(descriptor.id)?.status;
       return { descriptor, state: s?.state ?? "unloaded", running: s?.running ?? 0, queued: s?.queued ?? 0 };
     });
   }
 
   modelStatus(id: string): ModelStatus | undefined {
-    return this.status().find((s) => s.descriptor.id === id);
+    const descriptor = this.lookup(id);
+    if (!descriptor) return undefined;
+    const s = this.runners.get(id)?.status;
+    return { descriptor, state: s?.state ?? "unloaded", running: s?.running ?? 0, queued: s?.queued ?? 0 };
   }
 
   /** Refuses new requests, then unloads every model. Call after in-flight requests have drained. */

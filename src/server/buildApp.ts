@@ -64,6 +64,7 @@ export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal }: App
       status: "ok",
       models: models.map((m) => ({ id: m.descriptor.id, state: m.state, running: m.running, queued: m.queued })),
       loaded: models.filter((m) => m.state === "loaded").map((m) => m.descriptor.id),
+      upstreams: router.upstreamStatus().map(({ name, baseUrl, state, error }) => ({ name, base_url: baseUrl, state, error })),
     };
   });
 

@@ -4,6 +4,8 @@ import type { EngineName } from "../detection/detectionSchema.js";
 import type { Logger } from "pino";
 import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
 import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
+import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
+import { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
 import type { Config } from "../config/configSchema.js";
 import { systemClock, type Clock } from "../core/Clock.js";
 import { ServiceUnavailableError } from "../core/errors.js";
@@ -35,13 +37,16 @@ export interface CreateDaemonOptions {
 export async function createDaemon({ config, logger, clock = systemClock, registry, backends }: CreateDaemonOptions): Promise<Daemon> {
   const models = registry ?? (await buildModelRegistry(config, logger));
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
+  const upstreams = new UpstreamCatalog(config.upstreams, { clock, logger });
   const router = new ModelRouter({
     registry: models,
     clock,
     logger,
     idleTtlMs: config.idleTtlSeconds * 1000,
     queueSize: config.queueSize,
+    upstreams,
     backends: {
+      upstream: (d) => new UpstreamBackend(d, upstreams.client(d.upstream!.name)!, upstreams.parallel(d.upstream!.name)),
       "node-llama-cpp": (descriptor) =>
         new NodeLlamaCppBackend(descriptor, {
           provider,

@@ -27,6 +27,15 @@ function requestSignal(request: FastifyRequest, reply: FastifyReply, shutdown: A
 function modelObject(s: ModelStatus) {
   const d = s.descriptor;
   const det = d.detection;
+  if (d.upstream) {
+    return {
+      id: d.id,
+      object: "model",
+      created: d.created,
+      owned_by: d.upstream.name,
+      tabagent: { format: "upstream", engine: "upstream", upstream: d.upstream.name, upstream_model: d.upstream.model, base_url: d.path, state: s.state },
+    };
+  }
   return {
     id: d.id,
     object: "model",
@@ -58,9 +67,13 @@ function warnUnknownFields(request: FastifyRequest, known: readonly string[]): v
 }
 
 export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal }: OpenAIRoutesOptions): void {
-  app.get("/v1/models", async () => ({ object: "list", data: router.status().map(modelObject) }));
+  app.get("/v1/models", async () => {
+    await router.refreshUpstreams();
+    return { object: "list", data: router.status().map(modelObject) };
+  });
 
   app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => {
+    if (!router.modelStatus(request.params.id)) await router.refreshUpstreams();
     const status = router.modelStatus(request.params.id);
     if (!status) throw new ModelNotFoundError(request.params.id);
     return modelObject(status);

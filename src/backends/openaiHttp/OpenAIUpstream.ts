@@ -1,0 +1,255 @@
+import { z } from "zod";
+import { UpstreamError } from "../../core/errors.js";
+import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, GenerationChunk, GenerationOptions } from "../../core/types.js";
+import { parseSse } from "./parseSse.js";
+
+export interface UpstreamTarget {
+  /** For messages and logs: `lmstudio`, `llama-server:qwen`, ... */
+  name: string;
+  /** Up to and including `/v1`, e.g. `http://127.0.0.1:1234/v1`. */
+  baseUrl: string;
+  apiKey?: string;
+  /** Until response headers arrive. */
+  connectTimeoutMs: number;
+  /** Until the first body bytes arrive (a model loading upstream can take a while). */
+  firstByteTimeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+const finishSchema = z.enum(["stop", "length", "tool_calls", "content_filter", "function_call"]).nullable().optional();
+const usageSchema = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() }).loose();
+const streamChunkSchema = z
+  .object({
+    choices: z
+      .array(
+        z
+          .object({
+            index: z.number().int().nonnegative().optional(),
+            delta: z.object({ content: z.string().nullable().optional() }).loose().optional(),
+            text: z.string().nullable().optional(),
+            finish_reason: finishSchema,
+          })
+          .loose(),
+      )
+      .optional(),
+    usage: usageSchema.nullable().optional(),
+    error: z.unknown().optional(),
+  })
+  .loose();
+const embeddingsSchema = z
+  .object({
+    data: z.array(z.object({ index: z.number().int().nonnegative(), embedding: z.array(z.number()) }).loose()),
+    usage: z.object({ prompt_tokens: z.number().int().nonnegative() }).loose().optional(),
+  })
+  .loose();
+const modelsSchema = z.object({ data: z.array(z.object({ id: z.string() }).loose()) }).loose();
+const errorSchema = z.object({ error: z.union([z.string(), z.object({ message: z.string().optional(), type: z.string().optional(), code: z.unknown().optional(), param: z.unknown().optional() }).loose()]) }).loose();
+
+function samplingBody(o: GenerationOptions): Record<string, unknown> {
+  const s = o.sampling;
+  return {
+    ...(s.maxTokens !== undefined ? { max_tokens: s.maxTokens } : {}),
+    temperature: s.temperature,
+    ...(s.topP !== undefined ? { top_p: s.topP } : {}),
+    ...(s.seed !== undefined ? { seed: s.seed } : {}),
+    ...(s.stop.length > 0 ? { stop: s.stop } : {}),
+    ...(s.presencePenalty !== 0 ? { presence_penalty: s.presencePenalty } : {}),
+    ...(s.frequencyPenalty !== 0 ? { frequency_penalty: s.frequencyPenalty } : {}),
+  };
+}
+
+function toFinish(reason: string | null | undefined): FinishReason | null {
+  if (reason == null) return null;
+  if (reason === "function_call") return "tool_calls";
+  return reason as FinishReason;
+}
+
+/**
+ * A client for one OpenAI-compatible server. Generation always streams from upstream, chunk by chunk, into the
+ * daemon's own chunk types; the daemon writes them back out (as SSE or one JSON object) with its own ids and the
+ * client's model name. Every request takes the caller's signal, so a client that goes away aborts upstream at once.
+ */
+export class OpenAIUpstream {
+  constructor(readonly target: UpstreamTarget) {}
+
+  private url(path: string): string {
+    return `${this.target.baseUrl.replace(/\/+$/, "")}${path}`;
+  }
+
+  private async post(path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+    return this.request(path, { method: "POST", body: JSON.stringify(body) }, signal);
+  }
+
+  private async request(path: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
+    const { name, apiKey, connectTimeoutMs } = this.target;
+    const doFetch = this.target.fetch ?? fetch;
+    const timeout = AbortSignal.timeout(connectTimeoutMs);
+    let res: Response;
+    try {
+      res = await doFetch(this.url(path), {
+        ...init,
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+        signal: AbortSignal.any([signal, timeout]),
+      });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const why = timeout.aborted ? `no answer within ${connectTimeoutMs} ms` : describeNetworkError(err);
+      throw new UpstreamError(`Upstream '${name}' is unreachable: ${why}.`, { code: "upstream_unreachable", cause: err });
+    }
+    if (!res.ok) throw await this.errorFrom(res);
+    return res;
+  }
+
+  private async errorFrom(res: Response): Promise<UpstreamError> {
+    const text = await readBounded(res, MAX_ERROR_BODY).catch(() => "");
+    let message = text.trim().slice(0, 2000) || res.statusText;
+    let type: string | undefined;
+    let code: string | undefined;
+    let param: string | undefined;
+    try {
+      const parsed = errorSchema.parse(JSON.parse(text));
+      if (typeof parsed.error === "string") message = parsed.error;
+      else {
+        message = parsed.error.message ?? message;
+        type = parsed.error.type;
+        code = typeof parsed.error.code === "string" ? parsed.error.code : undefined;
+        param = typeof parsed.error.param === "string" ? parsed.error.param : undefined;
+      }
+    } catch {
+      /* not an envelope: keep the text */
+    }
+    const clientError = res.status >= 400 && res.status < 500 && res.status !== 401 && res.status !== 403;
+    return new UpstreamError(`Upstream '${this.target.name}' answered ${res.status}: ${message}`, {
+      status: clientError ? res.status : 502,
+      type: clientError && (type === "invalid_request_error" || type === "not_found_error") ? type : undefined,
+      code: code ?? "upstream_error",
+      param: param ?? null,
+    });
+  }
+
+  chat(request: ChatRequest, model: string, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.stream(
+      "/chat/completions",
+      {
+        model,
+        messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+        ...samplingBody(request),
+      },
+      "delta",
+      signal,
+    );
+  }
+
+  complete(request: CompletionRequest, model: string, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.stream("/completions", { model, prompt: request.prompt, ...samplingBody(request) }, "text", signal);
+  }
+
+  private async *stream(path: string, body: Record<string, unknown>, shape: "delta" | "text", signal: AbortSignal): AsyncGenerator<GenerationChunk> {
+    const { firstByteTimeoutMs, name } = this.target;
+    // A stalled upstream (loading a model forever, wedged) fails instead of holding the slot.
+    const stall = new AbortController();
+    const firstByte = setTimeout(
+      () => stall.abort(new UpstreamError(`Upstream '${name}' sent nothing within ${firstByteTimeoutMs} ms.`, { code: "upstream_timeout", status: 504 })),
+      firstByteTimeoutMs,
+    );
+    let res: Response;
+    try {
+      res = await this.post(path, { ...body, stream: true, stream_options: { include_usage: true } }, AbortSignal.any([signal, stall.signal]));
+    } catch (err) {
+      clearTimeout(firstByte);
+      throw stall.signal.aborted && !signal.aborted ? stall.signal.reason : err;
+    }
+    if (!res.body) throw new UpstreamError(`Upstream '${this.target.name}' sent no body.`);
+    const reader = res.body[Symbol.asyncIterator]();
+    let finished = false;
+    let sawDone = false;
+    let usage: GenerationChunk | null = null;
+    let textChunks = 0;
+    try {
+      for await (const payload of parseSse({ [Symbol.asyncIterator]: () => reader })) {
+        clearTimeout(firstByte);
+        if (payload.trim() === "[DONE]") {
+          sawDone = true;
+          break;
+        }
+        let json: unknown;
+        try {
+          json = JSON.parse(payload);
+        } catch {
+          throw new UpstreamError(`Upstream '${name}' sent an event that is not JSON: ${payload.slice(0, 200)}`);
+        }
+        const chunk = streamChunkSchema.safeParse(json);
+        if (!chunk.success) throw new UpstreamError(`Upstream '${name}' sent an unexpected event: ${payload.slice(0, 200)}`);
+        if (chunk.data.error !== undefined) {
+          const e = chunk.data.error as { message?: unknown } | string;
+          throw new UpstreamError(`Upstream '${name}' failed mid-stream: ${typeof e === "string" ? e : String(e.message ?? JSON.stringify(e))}`);
+        }
+        for (const choice of chunk.data.choices ?? []) {
+          const index = choice.index ?? 0;
+          const text = shape === "delta" ? choice.delta?.content : choice.text;
+          if (text) {
+            textChunks++;
+            yield { type: "text", index, text };
+          }
+          const reason = toFinish(choice.finish_reason);
+          if (reason) {
+            finished = true;
+            yield { type: "finish", index, reason };
+          }
+        }
+        if (chunk.data.usage) {
+          usage = { type: "usage", usage: { promptTokens: chunk.data.usage.prompt_tokens, completionTokens: chunk.data.usage.completion_tokens } };
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      if (stall.signal.aborted) throw stall.signal.reason;
+      if (err instanceof UpstreamError) throw err;
+      throw new UpstreamError(`Upstream '${name}' broke off the stream: ${describeNetworkError(err)}`, { cause: err });
+    } finally {
+      clearTimeout(firstByte);
+      await reader.return?.();
+    }
+    if (signal.aborted) throw signal.reason;
+    if (!finished) {
+      throw new UpstreamError(`Upstream '${name}' ended the stream ${sawDone ? "without a finish reason" : "before it was complete"}.`);
+    }
+    // Servers that ignore include_usage: counted pieces are the best estimate of generated tokens.
+    yield usage ?? { type: "usage", usage: { promptTokens: 0, completionTokens: textChunks } };
+  }
+
+  async embed(request: EmbedRequest, model: string, signal: AbortSignal): Promise<EmbedResult> {
+    const res = await this.post("/embeddings", { model, input: request.input, encoding_format: "float" }, signal);
+    const parsed = embeddingsSchema.safeParse(await res.json().catch(() => null));
+    if (!parsed.success || parsed.data.data.length !== request.input.length) {
+      throw new UpstreamError(`Upstream '${this.target.name}' sent a malformed embeddings answer.`);
+    }
+    const vectors = [...parsed.data.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
+    return { vectors, promptTokens: parsed.data.usage?.prompt_tokens ?? 0 };
+  }
+
+  async listModels(signal: AbortSignal): Promise<string[]> {
+    const res = await this.request("/models", { method: "GET" }, signal);
+    const parsed = modelsSchema.safeParse(await res.json().catch(() => null));
+    if (!parsed.success) throw new UpstreamError(`Upstream '${this.target.name}' sent a malformed model list.`);
+    return parsed.data.data.map((m) => m.id);
+  }
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { message?: string; cause?: { code?: string; message?: string } };
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+}
+
+async function readBounded(res: Response, max: number): Promise<string> {
+  if (!res.body) return "";
+  const decoder = new TextDecoder();
+  let out = "";
+  for await (const chunk of res.body) {
+    out += decoder.decode(chunk, { stream: true });
+    if (out.length >= max) break;
+  }
+  return out.slice(0, max);
+}

@@ -1,0 +1,264 @@
+import { readFile } from "node:fs/promises";
+import { availableParallelism, cpus, release } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { defaultThreads } from "../config/configSchema.js";
+import {
+  findLlamaServer,
+  missingBinaryHelp,
+  type FindLlamaServerOptions,
+  type LlamaServerCandidate,
+  type LlamaServerSource,
+  type LlamaServerVariant,
+} from "./findLlamaServer.js";
+
+export interface DoctorOptions {
+  env: NodeJS.ProcessEnv;
+  /** Per-variant paths from the config file, as findLlamaServer's `configPath`. */
+  configPaths?: Partial<Record<LlamaServerVariant, string>>;
+  cacheDir?: string;
+  releaseDir?: string;
+  platform?: NodeJS.Platform;
+  pathDirs?: readonly string[];
+  /** The thread count in effect (config/flag); default: the daemon's default choice. */
+  threads?: number;
+  /** Skip loading node-llama-cpp (its GPU probe can take seconds); default true. */
+  probeNodeLlamaCpp?: boolean;
+  /** Limit for each probe: the GPU detection and each `--version` run. Default 20 s. */
+  timeoutMs?: number;
+}
+
+export interface LlamaServerReport {
+  variant: LlamaServerVariant;
+  path: string | null;
+  source: LlamaServerSource | null;
+  tried: LlamaServerCandidate[];
+  /** `--version` output of the found binary (llama-server prints it on stderr). */
+  version: string | null;
+  versionError: string | null;
+  /** How to provide the binary, when none was found. */
+  help: string | null;
+}
+
+export interface ProbeResult<T> {
+  ok: boolean;
+  value: T | null;
+  error: string | null;
+  ms: number;
+}
+
+export interface DoctorReport {
+  node: { version: string; execPath: string };
+  platform: { os: NodeJS.Platform; arch: string; release: string };
+  cpu: { count: number; model: string | null; defaultThreads: number; threads: number };
+  nodeLlamaCpp: {
+    version: string | null;
+    /** Whether the prebuilt CPU binary loads without building or downloading anything. */
+    cpu: ProbeResult<{ buildType: string; llamaCppRelease: string }> | null;
+    /** What `gpu: "auto"` picks (false when none), and the GPU types this platform could use. */
+    gpu: ProbeResult<{ selected: string | false; supportedTypes: string[] }> | null;
+  };
+  llamaServer: Record<LlamaServerVariant, LlamaServerReport>;
+}
+
+const DEFAULT_TIMEOUT_MS = 20_000;
+
+/** Collects what `tabagent doctor` shows: runtime, CPU, node-llama-cpp health and both llama-server lookups. */
+export async function doctorReport(options: DoctorOptions): Promise<DoctorReport> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const probe = options.probeNodeLlamaCpp ?? true;
+  const fallbackThreads = defaultThreads();
+
+  const [version, standard, bitnet] = await Promise.all([
+    nodeLlamaCppVersion(),
+    llamaServerReport("standard", options, timeoutMs),
+    llamaServerReport("bitnet", options, timeoutMs),
+  ]);
+  // One after the other: both load native addons, and the GPU probe may spawn test processes.
+  const cpuProbe = probe ? await probeCpuBinary() : null;
+  const gpuProbe = probe ? await probeGpu(timeoutMs) : null;
+
+  return {
+    node: { version: process.version, execPath: process.execPath },
+    platform: { os: options.platform ?? process.platform, arch: process.arch, release: release() },
+    cpu: {
+      count: availableParallelism(),
+      model: cpus()[0]?.model.trim() ?? null,
+      defaultThreads: fallbackThreads,
+      threads: options.threads ?? fallbackThreads,
+    },
+    nodeLlamaCpp: { version, cpu: cpuProbe, gpu: gpuProbe },
+    llamaServer: { standard, bitnet },
+  };
+}
+
+async function llamaServerReport(
+  variant: LlamaServerVariant,
+  options: DoctorOptions,
+  timeoutMs: number,
+): Promise<LlamaServerReport> {
+  const lookup: FindLlamaServerOptions = { env: options.env };
+  const configPath = options.configPaths?.[variant];
+  if (configPath !== undefined) lookup.configPath = configPath;
+  if (options.cacheDir !== undefined) lookup.cacheDir = options.cacheDir;
+  if (options.releaseDir !== undefined) lookup.releaseDir = options.releaseDir;
+  if (options.platform !== undefined) lookup.platform = options.platform;
+  if (options.pathDirs !== undefined) lookup.pathDirs = options.pathDirs;
+
+  const found = await findLlamaServer(variant, lookup);
+  if (found.path === null) {
+    return { variant, path: null, source: null, tried: found.tried, version: null, versionError: null, help: missingBinaryHelp(variant) };
+  }
+  const run = await execa(found.path, ["--version"], {
+    reject: false,
+    all: true,
+    stdin: "ignore",
+    timeout: timeoutMs,
+    env: { ...options.env, LLAMA_LOG_COLORS: "off" },
+  });
+  const output = (run.all ?? "").trim();
+  let versionError: string | null = null;
+  if (run.timedOut) versionError = `--version did not finish within ${timeoutMs} ms`;
+  else if (run.failed) versionError = run.exitCode === undefined ? run.shortMessage : `--version exited with ${run.exitCode}`;
+  return {
+    variant,
+    path: found.path,
+    source: found.source,
+    tried: found.tried,
+    version: output === "" ? null : output,
+    versionError,
+    help: null,
+  };
+}
+
+/** node-llama-cpp's package.json is not in its exports map, so find it from the resolved entry point. */
+async function nodeLlamaCppVersion(): Promise<string | null> {
+  try {
+    let dir = dirname(fileURLToPath(import.meta.resolve("node-llama-cpp")));
+    for (let i = 0; i < 5; i++) {
+      try {
+        const pkg = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
+        if (pkg.name === "node-llama-cpp") return pkg.version ?? null;
+      } catch {
+        // no package.json at this level
+      }
+      dir = dirname(dir);
+    }
+  } catch {
+    // not installed
+  }
+  return null;
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<ProbeResult<T>> {
+  const started = performance.now();
+  try {
+    const value = await work();
+    return { ok: true, value, error: null, ms: Math.round(performance.now() - started) };
+  } catch (err) {
+    return { ok: false, value: null, error: err instanceof Error ? err.message : String(err), ms: Math.round(performance.now() - started) };
+  }
+}
+
+function probeCpuBinary(): Promise<ProbeResult<{ buildType: string; llamaCppRelease: string }>> {
+  return timed(async () => {
+    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+    // build: "never" + skipDownload: a doctor must not start a 10-minute compile or reach the network.
+    const llama = await getLlama({
+      gpu: false,
+      build: "never",
+      usePrebuiltBinaries: true,
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+    });
+    try {
+      return { buildType: llama.buildType, llamaCppRelease: llama.llamaCppRelease.release };
+    } finally {
+      await llama.dispose();
+    }
+  });
+}
+
+function probeGpu(timeoutMs: number): Promise<ProbeResult<{ selected: string | false; supportedTypes: string[] }>> {
+  return timed(async () => {
+    const { getLlama, getLlamaGpuTypes, LlamaLogLevel } = await import("node-llama-cpp");
+    const pending = getLlama({
+      gpu: "auto",
+      build: "never",
+      usePrebuiltBinaries: true,
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`GPU detection did not finish within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const llama = await Promise.race([pending, timeout]);
+      try {
+        const supportedTypes = (await getLlamaGpuTypes("supported")).flatMap((t) => (t === false ? [] : [t]));
+        return { selected: llama.gpu, supportedTypes };
+      } finally {
+        await llama.dispose();
+      }
+    } catch (err) {
+      // A probe that outlives its timeout still gets disposed when it finally resolves.
+      void pending.then((late) => late.dispose()).catch(() => undefined);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+}
+
+/** The human form of the report; `tabagent doctor --json` prints the object itself. */
+export function formatDoctorReport(report: DoctorReport): string {
+  const lines: string[] = [];
+  const { node, platform, cpu, nodeLlamaCpp } = report;
+  lines.push(`node            ${node.version} (${node.execPath})`);
+  lines.push(`platform        ${platform.os} ${platform.arch} (${platform.release})`);
+  lines.push(
+    `cpu             ${cpu.count} logical CPUs${cpu.model ? `, ${cpu.model}` : ""}; threads ${cpu.threads}` +
+      (cpu.threads === cpu.defaultThreads ? " (default)" : ` (default would be ${cpu.defaultThreads})`),
+  );
+
+  lines.push(`node-llama-cpp  ${nodeLlamaCpp.version ?? "not installed"}`);
+  if (nodeLlamaCpp.cpu) {
+    const p = nodeLlamaCpp.cpu;
+    lines.push(
+      p.ok && p.value
+        ? `  cpu binary    loads (${p.value.buildType}, llama.cpp ${p.value.llamaCppRelease}, ${p.ms} ms)`
+        : `  cpu binary    FAILED: ${p.error ?? "unknown error"}`,
+    );
+  }
+  if (nodeLlamaCpp.gpu) {
+    const p = nodeLlamaCpp.gpu;
+    if (p.ok && p.value) {
+      const supported = p.value.supportedTypes;
+      lines.push(
+        `  gpu (auto)    ${p.value.selected === false ? "none usable, runs on the CPU" : p.value.selected}` +
+          `; this platform supports: ${supported.length > 0 ? supported.join(", ") : "none"} (${p.ms} ms)`,
+      );
+    } else {
+      lines.push(`  gpu (auto)    FAILED: ${p.error ?? "unknown error"}`);
+    }
+  }
+
+  for (const server of [report.llamaServer.standard, report.llamaServer.bitnet]) {
+    const name = server.variant === "standard" ? "llama-server" : "llama-server-bitnet";
+    if (server.path === null) {
+      lines.push(`${name.padEnd(15)} NOT FOUND`);
+    } else {
+      lines.push(`${name.padEnd(15)} ${server.path} (from ${server.source})`);
+      const version = server.version?.split("\n").find((l) => /version/i.test(l)) ?? server.version?.split("\n")[0];
+      if (version) lines.push(`  version       ${version.trim()}`);
+      if (server.versionError) lines.push(`  version       FAILED: ${server.versionError}`);
+    }
+    for (const t of server.tried) lines.push(`  skipped       ${t.source}: ${t.path} ${t.problem}`);
+    if (server.help) lines.push(`  help          ${server.help}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

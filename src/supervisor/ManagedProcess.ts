@@ -1,0 +1,475 @@
+import type { Logger } from "pino";
+import { abortable, abortReason } from "../core/abortable.js";
+import { type Clock, systemClock } from "../core/Clock.js";
+import { ServiceUnavailableError } from "../core/errors.js";
+import { clockSleep } from "./clockSleep.js";
+import { createExecaSpawner } from "./createExecaSpawner.js";
+import { describeExit, ProcessFailedError, ProcessStartError, ProcessStoppedError } from "./errors.js";
+import { findFreePort } from "./findFreePort.js";
+import { httpHealthCheck } from "./httpHealthCheck.js";
+import { LineSplitter } from "./LineSplitter.js";
+import type { ProcessRegistry } from "./ProcessRegistry.js";
+import { RingBuffer } from "./RingBuffer.js";
+import type { ChildHandle, CommandSpec, ExitInfo, Spawner } from "./Spawner.js";
+
+export type ProcessState = "stopped" | "starting" | "ready" | "stopping" | "failed";
+
+export interface RestartPolicy {
+  /** Failures (crashes and failed starts) tolerated within `windowMs`; one more and the process is `failed`. Default 5. */
+  maxRestarts: number;
+  /** The window in which failures are counted. Default 60 000. */
+  windowMs: number;
+  /** Delay before the first automatic restart; doubles with each failure in the window. Default 500. */
+  backoffInitialMs: number;
+  /** Upper bound of the restart delay. Default 30 000. */
+  backoffMaxMs: number;
+  /** How long a `failed` process refuses requests (503) before the next request may try again. Default 60 000. */
+  cooldownMs: number;
+}
+
+export interface ManagedProcessOptions {
+  /** For logs and error messages ("llama-server", "bitnet", "python-sidecar"). */
+  name: string;
+  /** What to run, given the port the child must listen on (127.0.0.1). Called for every start. */
+  command: (port: number) => CommandSpec;
+  /** Whether the child serves yet. Default: `GET http://127.0.0.1:${port}/health` answers 200. Throwing counts as "no". */
+  healthCheck?: (port: number, signal: AbortSignal) => Promise<boolean>;
+  /** Deadline for one health check. Default 2 000. */
+  healthCheckTimeoutMs?: number;
+  /** Deadline from spawn to healthy; past it the child is killed and the start fails. Default 60 000. */
+  startTimeoutMs?: number;
+  /** First interval between health checks while starting; doubles up to `healthIntervalMaxMs`. Default 50. */
+  healthIntervalMs?: number;
+  /** Default 500. */
+  healthIntervalMaxMs?: number;
+  /** Time between SIGTERM to the process group and SIGKILL. Default 5 000. */
+  stopGraceMs?: number;
+  /** Automatic restarts after a crash; see RestartPolicy for the defaults. */
+  restart?: Partial<RestartPolicy>;
+  /** New ports tried when the child reports that its port is taken. Default 3. */
+  portRetries?: number;
+  /** Output that means "port in use". Default matches EADDRINUSE, "address already in use", "couldn't bind". */
+  portInUsePattern?: RegExp;
+  logger: Logger;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Default: createExecaSpawner() (execa, detached process group, setpriv --pdeathsig KILL where available). */
+  spawn?: Spawner;
+  /** Default: findFreePort("127.0.0.1"). */
+  findPort?: () => Promise<number>;
+  /** Where running children are recorded for installExitHandlers. Default: none. */
+  registry?: ProcessRegistry;
+  /** Output lines kept (stdout and stderr together). Default 200. */
+  ringBufferLines?: number;
+  /** Longer lines are cut. Default 4 096 bytes. */
+  maxLineBytes?: number;
+  /** Output lines quoted in start errors. Default 20. */
+  errorLines?: number;
+}
+
+export interface ProcessStatus {
+  name: string;
+  state: ProcessState;
+  pid: number | null;
+  port: number | null;
+  /** Automatic restarts since creation. */
+  restarts: number;
+  lastError: string | null;
+  /** When `failed`: the clock time from which a request may try again. */
+  retryAt: number | null;
+}
+
+/** One spawned child and what is known about it. */
+interface Running {
+  readonly child: ChildHandle;
+  readonly port: number;
+  exit: ExitInfo | null;
+}
+
+const DEFAULT_RESTART: RestartPolicy = {
+  maxRestarts: 5,
+  windowMs: 60_000,
+  backoffInitialMs: 500,
+  backoffMaxMs: 30_000,
+  cooldownMs: 60_000,
+};
+
+const PORT_IN_USE = /EADDRINUSE|address already in use|couldn'?t bind|could not bind|failed to bind/i;
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * One long-lived child server (llama-server, the BitNet llama-server, a Python sidecar) as a small state machine:
+ * `stopped → starting → ready → stopping → stopped`, plus `failed` (too many failures: 503 until a cooldown ends).
+ *
+ * `ensureReady` is the only way to start, and every decision (start, wait, restart, refuse) is taken here under
+ * the state, never by a caller that read the state first. Concurrent callers share one start; a caller arriving
+ * during a stop waits for it and then starts again; an unexpected exit while ready restarts the child in the
+ * background with exponential backoff, and callers arriving meanwhile wait for that start.
+ */
+export class ManagedProcess implements AsyncDisposable {
+  private state: ProcessState = "stopped";
+  /** The start or stop in progress (`starting`/`stopping`); a stop never rejects. */
+  private transition: Promise<void> | null = null;
+  /** Aborts the start in progress (used by stop). */
+  private startControl: AbortController | null = null;
+  private current: Running | null = null;
+  private failures: number[] = [];
+  private failedUntil: number | null = null;
+  /** The start after a cooldown: one failure sends it back to `failed`. */
+  private probation = false;
+  private restarts = 0;
+  private lastError: string | null = null;
+  private closed = false;
+
+  private readonly name: string;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly spawn: Spawner;
+  private readonly findPort: () => Promise<number>;
+  private readonly healthCheck: (port: number, signal: AbortSignal) => Promise<boolean>;
+  private readonly policy: RestartPolicy;
+  private readonly ring: RingBuffer<string>;
+
+  constructor(private readonly options: ManagedProcessOptions) {
+    this.name = options.name;
+    this.log = options.logger.child({ proc: options.name });
+    this.clock = options.clock ?? systemClock;
+    this.spawn = options.spawn ?? createExecaSpawner();
+    this.findPort = options.findPort ?? (() => findFreePort("127.0.0.1"));
+    this.healthCheck = options.healthCheck ?? httpHealthCheck("/health");
+    this.policy = { ...DEFAULT_RESTART, ...options.restart };
+    this.ring = new RingBuffer(options.ringBufferLines ?? 200);
+  }
+
+  get status(): ProcessStatus {
+    return {
+      name: this.name,
+      state: this.state,
+      pid: this.current?.child.pid ?? null,
+      port: this.current?.port ?? null,
+      restarts: this.restarts,
+      lastError: this.lastError,
+      retryAt: this.state === "failed" ? this.failedUntil : null,
+    };
+  }
+
+  /** The child's last output lines (stdout and stderr, across restarts), oldest first. */
+  lastLines(n = this.options.errorLines ?? 20): string[] {
+    return this.ring.last(n);
+  }
+
+  /**
+   * Resolves with the port once the child is healthy, starting it if needed. Aborting `signal` stops this caller's
+   * waiting, never the shared start. Rejects with ProcessStartError (the start failed; quotes the child's output),
+   * ProcessFailedError (paused after repeated failures; carries the reason and Retry-After), ProcessStoppedError
+   * (stop() cancelled the start) or ServiceUnavailableError `shutting_down` after close().
+   */
+  async ensureReady(signal?: AbortSignal): Promise<{ port: number }> {
+    for (;;) {
+      if (this.closed) throw new ServiceUnavailableError(`The ${this.name} process is shut down.`, { code: "shutting_down" });
+      if (signal?.aborted) throw abortReason(signal);
+      switch (this.state) {
+        case "ready":
+          return { port: this.current!.port };
+        case "starting":
+        case "stopping":
+          // Wait, then decide again: a stop is followed by a fresh start; a failed start rejects its waiters.
+          await abortable(this.transition!, signal);
+          continue;
+        case "failed": {
+          const wait = this.failedUntil! - this.clock.now();
+          if (wait > 0) throw new ProcessFailedError(this.name, this.lastError ?? "unknown", wait);
+          this.failedUntil = null;
+          this.probation = true;
+          this.beginStart("request");
+          continue;
+        }
+        case "stopped":
+          this.beginStart("request");
+          continue;
+      }
+    }
+  }
+
+  /**
+   * Stops the child (SIGTERM to its process group, SIGKILL after `stopGraceMs`) and resolves once it has exited.
+   * Cancels a start or a pending restart (their waiters get ProcessStoppedError). Idempotent; never rejects.
+   * A `failed` process stays failed (its cooldown still applies).
+   */
+  stop(): Promise<void> {
+    switch (this.state) {
+      case "stopped":
+      case "failed":
+        return Promise.resolve();
+      case "stopping":
+        return this.transition!;
+      case "starting": {
+        const start = this.transition!;
+        this.startControl?.abort(new ProcessStoppedError(this.name));
+        this.startControl = null;
+        return this.beginStop("start cancelled", start.catch(() => undefined));
+      }
+      case "ready": {
+        const running = this.current!;
+        this.current = null;
+        return this.beginStop("requested", this.terminate(running.child));
+      }
+    }
+  }
+
+  /** Stops the child and refuses further use. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stop();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private beginStop(reason: string, done: Promise<void>): Promise<void> {
+    this.state = "stopping";
+    this.log.info({ reason }, "stopping");
+    const transition = done
+      .catch((err: unknown) => this.log.error({ err }, "stop failed"))
+      .then(() => {
+        this.state = "stopped";
+        this.log.info("stopped");
+      });
+    this.transition = transition;
+    return transition;
+  }
+
+  /** Enters `starting`; `restart` waits out the backoff first and keeps trying until the policy gives up. */
+  private beginStart(kind: "request" | "restart"): void {
+    const control = new AbortController();
+    this.startControl = control;
+    this.state = "starting";
+    const run = kind === "restart" ? this.restartLoop(control.signal) : this.startOnce(control.signal);
+    const transition = run.then(
+      async (running) => {
+        if (control.signal.aborted) {
+          // stop() came in just as the child became healthy: it owns the state now.
+          await this.terminate(running.child);
+          throw abortReason(control.signal);
+        }
+        this.startControl = null;
+        this.current = running;
+        this.state = "ready";
+        if (this.probation) {
+          this.probation = false;
+          this.failures = [];
+        }
+        this.log.info({ pid: running.child.pid, port: running.port }, "ready");
+        if (running.exit) this.onCrash(running); // it died between the health check and now
+      },
+      (err: unknown) => {
+        if (!control.signal.aborted) {
+          this.startControl = null;
+          this.state = this.failedUntil !== null ? "failed" : "stopped";
+        }
+        throw err;
+      },
+    );
+    transition.catch(() => undefined); // whoever waits handles it; never an unhandled rejection
+    this.transition = transition;
+  }
+
+  private async startOnce(signal: AbortSignal): Promise<Running> {
+    try {
+      return await this.launchOnFreePort(signal);
+    } catch (err) {
+      if (!signal.aborted) this.noteFailure(messageOf(err));
+      throw err;
+    }
+  }
+
+  private async restartLoop(signal: AbortSignal): Promise<Running> {
+    for (;;) {
+      if (this.failedUntil !== null) {
+        throw new ProcessFailedError(this.name, this.lastError ?? "unknown", this.failedUntil - this.clock.now());
+      }
+      const delayMs = Math.min(this.policy.backoffMaxMs, this.policy.backoffInitialMs * 2 ** Math.max(0, this.failures.length - 1));
+      this.log.warn({ delayMs, failures: this.failures.length }, "restarting after backoff");
+      await clockSleep(this.clock, delayMs, signal);
+      this.restarts++;
+      try {
+        return await this.launchOnFreePort(signal);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.noteFailure(messageOf(err));
+      }
+    }
+  }
+
+  /** Records a crash or failed start; past the policy (or on probation) the process becomes `failed` for the cooldown. */
+  private noteFailure(reason: string): void {
+    const now = this.clock.now();
+    this.lastError = reason;
+    this.failures = this.failures.filter((t) => now - t < this.policy.windowMs);
+    this.failures.push(now);
+    if (this.probation || this.failures.length > this.policy.maxRestarts) {
+      this.log.error(
+        { failures: this.failures.length, cooldownMs: this.policy.cooldownMs, reason },
+        "too many failures: paused for the cooldown",
+      );
+      this.failedUntil = now + this.policy.cooldownMs;
+      this.failures = [];
+      this.probation = false;
+    }
+  }
+
+  private onChildExit(running: Running, info: ExitInfo): void {
+    running.exit = info;
+    this.options.registry?.delete(running.child);
+    if (this.current === running && this.state === "ready") this.onCrash(running);
+  }
+
+  /** The child died while ready: restart it in the background (or pause it, past the policy). */
+  private onCrash(running: Running): void {
+    const reason = `${describeExit(running.exit!)} unexpectedly`;
+    const lines = this.lastLines();
+    this.log.warn({ pid: running.child.pid, reason, lastLines: lines }, "process died");
+    this.current = null;
+    running.child.killGroup("SIGKILL"); // whatever it left behind in its group
+    this.noteFailure(lines.length > 0 ? `${reason}. Last output:\n${lines.join("\n")}` : reason);
+    if (this.failedUntil !== null) {
+      this.state = "failed";
+      return;
+    }
+    this.beginStart("restart");
+  }
+
+  private async launchOnFreePort(signal: AbortSignal): Promise<Running> {
+    const retries = this.options.portRetries ?? 3;
+    for (let attempt = 0; ; attempt++) {
+      const port = await abortable(this.findPort(), signal);
+      try {
+        return await this.launch(port, signal);
+      } catch (err) {
+        if (!(err instanceof ProcessStartError && err.portInUse) || attempt >= retries || signal.aborted) throw err;
+        this.log.warn({ port }, "port taken by another program: trying another");
+      }
+    }
+  }
+
+  /** Spawns the child on `port` and polls its health until ready; on any failure kills its group and rejects. */
+  private async launch(port: number, signal: AbortSignal): Promise<Running> {
+    const command = this.options.command(port);
+    const mark = this.ring.total;
+    const errorLines = this.options.errorLines ?? 20;
+    const linesSoFar = () => this.ring.since(mark).slice(-errorLines);
+    let child: ChildHandle;
+    try {
+      child = this.spawn(command);
+    } catch (err) {
+      throw new ProcessStartError(this.name, `could not be spawned: ${messageOf(err)}`, [], { cause: err });
+    }
+    const running: Running = { child, port, exit: null };
+    this.options.registry?.add(child);
+    this.pipeOutput(child);
+    void child.exited.then((info) => this.onChildExit(running, info));
+    this.log.info({ pid: child.pid, port, file: command.file, args: command.args }, "starting");
+
+    const attempt = new AbortController();
+    let failure: Error | null = null;
+    const fail = (err: Error) => {
+      if (failure !== null) return;
+      failure = err;
+      attempt.abort(err);
+    };
+    const onAbort = () => fail(abortReason(signal));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const startTimeoutMs = this.options.startTimeoutMs ?? 60_000;
+    const deadline = this.clock.setTimeout(
+      () => fail(new ProcessStartError(this.name, `did not become healthy within ${startTimeoutMs} ms`, linesSoFar())),
+      startTimeoutMs,
+    );
+    void child.exited.then((info) => {
+      const lines = linesSoFar();
+      const portInUse = info.error === undefined && (this.options.portInUsePattern ?? PORT_IN_USE).test(lines.join("\n"));
+      fail(new ProcessStartError(this.name, `${describeExit(info)} while starting`, lines, { portInUse, cause: info.error }));
+    });
+
+    let healthy = false;
+    try {
+      await this.pollHealth(port, attempt.signal);
+      healthy = failure === null;
+    } catch {
+      // only an abort ends the polling early: `failure` says why
+    } finally {
+      this.clock.clearTimeout(deadline);
+      signal.removeEventListener("abort", onAbort);
+    }
+    if (healthy) return running;
+    await this.terminate(child);
+    throw failure ?? new ProcessStartError(this.name, "failed for an unknown reason", linesSoFar());
+  }
+
+  private async pollHealth(port: number, signal: AbortSignal): Promise<void> {
+    let interval = this.options.healthIntervalMs ?? 50;
+    const maxInterval = this.options.healthIntervalMaxMs ?? 500;
+    for (;;) {
+      if (signal.aborted) throw abortReason(signal);
+      if (await this.checkOnce(port, signal)) return;
+      await clockSleep(this.clock, interval, signal);
+      interval = Math.min(maxInterval, interval * 2);
+    }
+  }
+
+  private async checkOnce(port: number, signal: AbortSignal): Promise<boolean> {
+    const control = new AbortController();
+    const onAbort = () => control.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const timer = this.clock.setTimeout(() => control.abort(new Error("health check timed out")), this.options.healthCheckTimeoutMs ?? 2_000);
+    try {
+      return await abortable(this.healthCheck(port, control.signal), control.signal);
+    } catch {
+      return false;
+    } finally {
+      this.clock.clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** SIGTERM to the group, SIGKILL after the grace period, then SIGKILL to whatever else is left in the group. */
+  private async terminate(child: ChildHandle): Promise<void> {
+    const graceMs = this.options.stopGraceMs ?? 5_000;
+    child.killGroup("SIGTERM");
+    const grace = new AbortController();
+    const timedOut = await Promise.race([
+      child.exited.then(() => false),
+      clockSleep(this.clock, graceMs, grace.signal).then(
+        () => true,
+        () => false,
+      ),
+    ]);
+    grace.abort();
+    if (timedOut) {
+      this.log.warn({ pid: child.pid, graceMs }, "did not exit after SIGTERM: SIGKILL");
+      child.killGroup("SIGKILL");
+      await child.exited;
+    }
+    child.killGroup("SIGKILL");
+  }
+
+  private pipeOutput(child: ChildHandle): void {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const readable = child[stream];
+      if (!readable) continue;
+      // llama-server writes its normal log to stderr: both streams go to debug, and both into the ring buffer.
+      const log = this.log.child({ pid: child.pid, stream });
+      const splitter = new LineSplitter((line) => {
+        this.ring.push(line);
+        log.debug(line);
+      }, this.options.maxLineBytes ?? 4096);
+      readable.on("data", (chunk: Buffer | string) => splitter.push(chunk));
+      readable.once("end", () => splitter.flush());
+      readable.on("error", () => undefined);
+    }
+  }
+}
