@@ -5,6 +5,8 @@ import { loadConfig, type RawSettings } from "../config/loadConfig.js";
 import { ConfigError } from "../core/errors.js";
 import { buildModelRegistry } from "../registry/ModelRegistry.js";
 import { createDaemon } from "../server/createDaemon.js";
+import { installExitHandlers } from "../supervisor/installExitHandlers.js";
+import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
 import { createLogger } from "../server/createLogger.js";
 import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
@@ -169,7 +171,10 @@ async function listModels(config: ReturnType<typeof loadConfig>, json: boolean):
 
 async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
-  const daemon = await createDaemon({ config, logger });
+  const processes = new ProcessRegistry();
+  // Children (llama-server, ...) die with the daemon, whatever ends it.
+  installExitHandlers(processes);
+  const daemon = await createDaemon({ config, logger, processes });
   const { url } = await daemon.listen();
   const ids = daemon.registry.list().map((m) => m.id);
   logger.info({ url, models: ids, threads: config.threads }, `tabagent listening on ${url}`);

@@ -12,6 +12,10 @@ export const modelEntrySchema = z.strictObject({
   path: z.string().min(1),
   /** Serve with this engine instead of the one detection chooses. */
   engine: engineNameSchema.optional(),
+  /** llama-server engines: this binary, before the lookup order (see docs/native.md). */
+  llamaServerPath: z.string().min(1).optional(),
+  /** llama-server engines: extra command-line arguments. */
+  args: z.array(z.string()).max(256).optional(),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 

@@ -21,6 +21,8 @@ export interface ModelDescriptor {
   created: number;
   /** Set for a model that lives on an upstream server: which one, and its id there. */
   upstream?: { name: string; model: string };
+  /** Engine settings from the model's config entry. */
+  engineOptions?: { llamaServerPath?: string; args?: string[] };
 }
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";

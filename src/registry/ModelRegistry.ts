@@ -115,7 +115,8 @@ export async function buildModelRegistry(config: Config, logger?: Logger, option
     }
     const id = entry.id ?? defaultModelId(found[0]!.descriptor.path);
     checkId(id, entry.path);
-    registry.add({ id, ...found[0]!.descriptor });
+    const engineOptions = entry.llamaServerPath || entry.args ? { llamaServerPath: entry.llamaServerPath, args: entry.args } : undefined;
+    registry.add({ id, ...found[0]!.descriptor, ...(engineOptions ? { engineOptions } : {}) });
   }
   for (const dir of config.modelsDirs) {
     let entries;

@@ -5,6 +5,9 @@ import type { Logger } from "pino";
 import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
 import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
 import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
+import { LlamaServerBackend } from "../backends/llamaServer/LlamaServerBackend.js";
+import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
+import type { ModelDescriptor } from "../core/types.js";
 import { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
 import type { Config } from "../config/configSchema.js";
 import { systemClock, type Clock } from "../core/Clock.js";
@@ -15,6 +18,7 @@ import { buildApp } from "./buildApp.js";
 import { trackInflight } from "./trackInflight.js";
 
 export interface Daemon {
+  processes: ProcessRegistry;
   app: FastifyInstance;
   router: ModelRouter;
   registry: ModelRegistry;
@@ -31,13 +35,31 @@ export interface CreateDaemonOptions {
   registry?: ModelRegistry;
   /** Engines by name, over the defaults (tests replace one; later versions add more). */
   backends?: Partial<Record<EngineName, BackendFactory>>;
+  /** Child processes (llama-server, ...) are recorded here so the CLI can kill them if the daemon dies. */
+  processes?: ProcessRegistry;
+  /** Where llama-server binaries are looked up (TABAGENT_LLAMA_SERVER, PATH, ...). Default: process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Wires config → registry → router → backends → HTTP app. Everything is passed in; nothing is global. */
-export async function createDaemon({ config, logger, clock = systemClock, registry, backends }: CreateDaemonOptions): Promise<Daemon> {
+export async function createDaemon({ config, logger, clock = systemClock, registry, backends, processes = new ProcessRegistry(), env = process.env }: CreateDaemonOptions): Promise<Daemon> {
   const models = registry ?? (await buildModelRegistry(config, logger));
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
   const upstreams = new UpstreamCatalog(config.upstreams, { clock, logger });
+  const llamaServer = (descriptor: ModelDescriptor, variant: "standard" | "bitnet") =>
+    new LlamaServerBackend(descriptor, {
+      variant,
+      logger: logger.child({ model: descriptor.id }),
+      clock,
+      processes,
+      env,
+      threads: config.threads,
+      contextSize: config.contextSize,
+      parallel: config.parallel,
+      gpuLayers: config.gpuLayers,
+      binaryPath: descriptor.engineOptions?.llamaServerPath,
+      extraArgs: descriptor.engineOptions?.args,
+    });
   const router = new ModelRouter({
     registry: models,
     clock,
@@ -47,6 +69,8 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     upstreams,
     backends: {
       upstream: (d) => new UpstreamBackend(d, upstreams.client(d.upstream!.name)!, upstreams.parallel(d.upstream!.name)),
+      "llama-server": (d) => llamaServer(d, "standard"),
+      "llama-server-bitnet": (d) => llamaServer(d, "bitnet"),
       "node-llama-cpp": (descriptor) =>
         new NodeLlamaCppBackend(descriptor, {
           provider,
@@ -89,6 +113,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     app,
     router,
     registry: models,
+    processes,
     async listen() {
       await app.listen({ host: config.host, port: config.port });
       const addr = app.server.address();

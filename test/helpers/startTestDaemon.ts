@@ -15,7 +15,11 @@ export interface TestDaemon {
 }
 
 /** The real daemon, in process, on a free port, serving the generated tiny models. */
-export async function startTestDaemon(overrides: Partial<Record<keyof Config, unknown>> = {}, extraModels: { id: string; path: string }[] = []): Promise<TestDaemon> {
+export async function startTestDaemon(
+  overrides: Partial<Record<keyof Config, unknown>> = {},
+  extraModels: { id: string; path: string }[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<TestDaemon> {
   const fixtures = await ensureFixtures();
   const config = loadConfig({
     base: {
@@ -34,7 +38,7 @@ export async function startTestDaemon(overrides: Partial<Record<keyof Config, un
       ...overrides,
     },
   });
-  const daemon = await createDaemon({ config, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }) });
+  const daemon = await createDaemon({ config, env, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }) });
   const { url } = await daemon.listen();
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
   return { daemon, url, client, fixtures, config, close: () => daemon.close() };

@@ -1,0 +1,120 @@
+import type { Logger } from "pino";
+import type { Clock } from "../../core/Clock.js";
+import { EngineUnavailableError } from "../../core/errors.js";
+import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
+import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
+import { ManagedProcess } from "../../supervisor/ManagedProcess.js";
+import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
+import type { Backend } from "../Backend.js";
+import { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
+
+export interface LlamaServerBackendOptions {
+  variant: LlamaServerVariant;
+  logger: Logger;
+  clock: Clock;
+  processes: ProcessRegistry;
+  env: NodeJS.ProcessEnv;
+  threads: number;
+  /** Tokens per slot; llama-server divides `-c` among its slots, so it gets `contextSize × parallel`. */
+  contextSize: number;
+  parallel: number;
+  gpuLayers: "auto" | "max" | number;
+  /** The model's own binary (config `llamaServerPath`), tried before the lookup order. */
+  binaryPath?: string;
+  /** Extra llama-server arguments from the model's config. */
+  extraArgs?: string[];
+  startTimeoutMs?: number;
+}
+
+/**
+ * A GGUF model in a supervised llama-server child (the standard build, or Microsoft's BitNet build). The child is
+ * started on load, stopped on unload, restarted by the supervisor if it dies; requests go through the same
+ * OpenAI client as any upstream, so streaming is passed through chunk by chunk.
+ */
+export class LlamaServerBackend implements Backend {
+  readonly parallel: number;
+  private process: ManagedProcess | null = null;
+  private binary: string | null = null;
+
+  constructor(
+    readonly descriptor: ModelDescriptor,
+    private readonly options: LlamaServerBackendOptions,
+  ) {
+    this.parallel = options.parallel;
+  }
+
+  private engineName(): string {
+    return this.options.variant === "bitnet" ? "llama-server-bitnet" : "llama-server";
+  }
+
+  private args(port: number): string[] {
+    const { threads, contextSize, parallel, gpuLayers, extraArgs = [] } = this.options;
+    const d = this.descriptor.detection;
+    const ctx = Math.min(contextSize, d.contextLength ?? contextSize);
+    const projector = d.files.find((f) => f.role === "projector");
+    const modelDir = this.descriptor.path.slice(0, this.descriptor.path.length - (d.files[0]?.path.length ?? 0));
+    return [
+      "--model", this.descriptor.path,
+      "--host", "127.0.0.1",
+      "--port", String(port),
+      "--ctx-size", String(ctx * parallel),
+      "--parallel", String(parallel),
+      "--threads", String(threads),
+      ...(gpuLayers === "auto" ? [] : ["--n-gpu-layers", gpuLayers === "max" ? "999" : String(gpuLayers)]),
+      ...(this.descriptor.task === "embeddings" ? ["--embeddings"] : ["--jinja"]),
+      ...(projector ? ["--mmproj", `${modelDir}${projector.path}`] : []),
+      ...extraArgs,
+    ];
+  }
+
+  async load(signal: AbortSignal): Promise<void> {
+    if (!this.binary) {
+      const found = await findLlamaServer(this.options.variant, { configPath: this.options.binaryPath, env: this.options.env });
+      if (found.path === null) throw new EngineUnavailableError(this.descriptor.id, this.engineName(), missingBinaryHelp(this.options.variant));
+      this.binary = found.path;
+      this.options.logger.info({ binary: found.path, from: found.source }, "using llama-server binary");
+    }
+    const binary = this.binary;
+    this.process ??= new ManagedProcess({
+      name: `${this.engineName()}:${this.descriptor.id}`,
+      command: (port) => ({ file: binary, args: this.args(port) }),
+      logger: this.options.logger,
+      clock: this.options.clock,
+      registry: this.options.processes,
+      startTimeoutMs: this.options.startTimeoutMs ?? 120_000,
+    });
+    await this.process.ensureReady(signal);
+  }
+
+  async unload(): Promise<void> {
+    await this.process?.stop();
+  }
+
+  /** The child may have been restarted on another port since the last request. */
+  private async client(signal: AbortSignal): Promise<OpenAIUpstream> {
+    if (!this.process) throw new Error(`model ${this.descriptor.id} is not loaded`);
+    const { port } = await this.process.ensureReady(signal);
+    return new OpenAIUpstream({
+      name: this.engineName(),
+      baseUrl: `http://127.0.0.1:${port}/v1`,
+      connectTimeoutMs: 10_000,
+      firstByteTimeoutMs: 600_000, // a long prompt is evaluated before the first byte
+    });
+  }
+
+  async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    yield* (await this.client(signal)).chat(request, this.descriptor.id, signal);
+  }
+
+  async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    yield* (await this.client(signal)).complete(request, this.descriptor.id, signal);
+  }
+
+  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    return (await this.client(signal)).embed(request, this.descriptor.id, signal);
+  }
+
+  get processStatus() {
+    return this.process?.status ?? null;
+  }
+}
