@@ -10,6 +10,7 @@ import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startT
 
 let binary: string;
 let dir: string;
+let chatModel: string;
 let t: TestDaemon;
 const env = () => ({ ...process.env, TABAGENT_LLAMA_SERVER: binary });
 
@@ -27,13 +28,14 @@ afterAll(async () => {
 });
 
 function startWith(models: object[]): Promise<TestDaemon> {
-  return startTestDaemon({ models, contextSize: 1024 }, [], env());
+  return startTestDaemon({ models, contextSize: 2048 }, [], env());
 }
 
 describe("llama-server engine (real child process)", () => {
   beforeAll(async () => {
     const fx = (await import("../../fixtures/ensureFixtures.js")).ensureFixtures;
     const { chatModelPath, embeddingModelPath } = await fx();
+    chatModel = chatModelPath;
     t = await startWith([
       { id: "srv-chat", path: chatModelPath, engine: "llama-server" },
       { id: "srv-embed", path: embeddingModelPath, engine: "llama-server" },
@@ -77,10 +79,12 @@ describe("llama-server engine (real child process)", () => {
   });
 
   it("SIGKILL of the child mid-stream: one SSE error event, then an automatic restart serves the next request", async () => {
+    const pids = await pidsMatching(`--model ${chatModel}`); // the chat model's child only
+    expect(pids).toHaveLength(1);
     const res = await fetch(`${t.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "srv-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 900, stream: true }),
+      body: JSON.stringify({ model: "srv-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 2000, stream: true }),
     });
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
@@ -92,8 +96,6 @@ describe("llama-server engine (real child process)", () => {
       text += decoder.decode(value, { stream: true });
       if (!killed && text.includes('"content"')) {
         killed = true;
-        const pids = await pidsMatching(binary);
-        expect(pids.length).toBeGreaterThan(0);
         for (const pid of pids) process.kill(pid, "SIGKILL");
       }
     }
@@ -147,11 +149,11 @@ describe("llama-server engine (real child process)", () => {
     const fx = await (await import("../../fixtures/ensureFixtures.js")).ensureFixtures();
     const d = await startTestDaemon({ idleTtlSeconds: 1, models: [{ id: "ttl", path: fx.chatModelPath, engine: "llama-server" }] }, [], env());
     try {
-      const before = new Set(await pidsMatching(binary));
       await d.client.chat.completions.create({ model: "ttl", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
-      const mine = (await pidsMatching(binary)).filter((p) => !before.has(p));
+      const mine = d.daemon.processes.pids();
       expect(mine).toHaveLength(1);
       await new Promise((r) => setTimeout(r, 1800));
+      expect(d.daemon.processes.pids()).toEqual([]);
       expect((await pidsMatching(binary)).filter((p) => mine.includes(p))).toEqual([]);
       const r = await d.client.chat.completions.create({ model: "ttl", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
       expect(r.choices[0]!.finish_reason).toBe("length");
