@@ -96,6 +96,11 @@ const DEFAULT_RESTART: RestartPolicy = {
 
 const PORT_IN_USE = /EADDRINUSE|address already in use|couldn'?t bind|could not bind|failed to bind/i;
 
+/** Hides the value after flags such as `--api-key` or `--hf-token` in logged command lines. */
+function redactArgs(args: readonly string[]): string[] {
+  return args.map((arg, i) => (i > 0 && /^--?[\w-]*(key|token|secret|password)$/i.test(args[i - 1]!) ? "[redacted]" : arg));
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -372,7 +377,7 @@ export class ManagedProcess implements AsyncDisposable {
     this.options.registry?.add(child);
     this.pipeOutput(child);
     void child.exited.then((info) => this.onChildExit(running, info));
-    this.log.info({ pid: child.pid, port, file: command.file, args: command.args }, "starting");
+    this.log.info({ pid: child.pid, port, file: command.file, args: redactArgs(command.args) }, "starting");
 
     const attempt = new AbortController();
     let failure: Error | null = null;
@@ -392,7 +397,8 @@ export class ManagedProcess implements AsyncDisposable {
     void child.exited.then((info) => {
       const lines = linesSoFar();
       const portInUse = info.error === undefined && (this.options.portInUsePattern ?? PORT_IN_USE).test(lines.join("\n"));
-      fail(new ProcessStartError(this.name, `${describeExit(info)} while starting`, lines, { portInUse, cause: info.error }));
+      const reason = info.error ? describeExit(info) : `${describeExit(info)} while starting`;
+      fail(new ProcessStartError(this.name, reason, lines, { portInUse, cause: info.error }));
     });
 
     let healthy = false;

@@ -20,10 +20,11 @@ describe("llama-server load/unload cycles", () => {
   it("50 cycles leave no process and no listening port behind", async () => {
     const binary = await llamaServerBinary();
     const fx = await ensureFixtures();
-    const [{ descriptor }] = await describeLocalModels(fx.chatModelPath);
+    const [found] = await describeLocalModels(fx.chatModelPath);
+    const descriptor = found!.descriptor;
     const processes = new ProcessRegistry();
     const backend = new LlamaServerBackend(
-      { id: "cycles", ...descriptor!, engine: "llama-server" },
+      { id: "cycles", ...descriptor, engine: "llama-server" },
       { variant: "standard", logger: pino({ level: "silent" }), clock: systemClock, processes, env: { ...process.env, TABAGENT_LLAMA_SERVER: binary }, threads: 1, contextSize: 256, parallel: 1, gpuLayers: "auto" },
     );
     const ports = new Set<number>();
