@@ -11,6 +11,7 @@ import { createLogger } from "../server/createLogger.js";
 import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
 import { hubAccessFromEnv, hubOpener } from "../detection/openHubSource.js";
+import { doctorReport, formatDoctorReport } from "../native/doctorReport.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -60,6 +61,8 @@ Usage:
                               (owner/name[@revision][:file]); --json for JSON, --engine E to check an override.
                               Remote detection reads only headers (HTTP range requests); HF_TOKEN and
                               HF_ENDPOINT are honoured.
+  tabagent doctor [--json]    what this machine can run: node-llama-cpp and its GPU support, the llama-server
+                              binaries (standard and BitNet) and where each was looked for
   tabagent --version
 
 Options (each also as an environment variable, and as a key of a JSON config file):
@@ -121,6 +124,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return command ? 0 : 2;
   }
   if (command === "detect") return detect(rest, env);
+  if (command === "doctor") return doctor(rest, env);
   if (command !== "serve" && command !== "models") {
     process.stderr.write(`tabagent: unknown command '${command}'\n\n${HELP}`);
     return 2;
@@ -275,4 +279,21 @@ export function formatDetection(d: Detection): string {
   lines.push(`  files:   ${d.files.length} (${formatSize(total)})${d.files.length <= 4 ? `: ${d.files.map((f) => `${f.path} [${f.role}]`).join(", ")}` : ""}`);
   for (const w of d.warnings) lines.push(`  warning: ${w}`);
   return `${lines.join("\n")}\n\n`;
+}
+
+async function doctor(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let values: { json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({ args, options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    process.stderr.write(`tabagent doctor: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write("Usage: tabagent doctor [--json]\n");
+    return 0;
+  }
+  const report = await doctorReport({ env });
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
+  return 0;
 }

@@ -120,7 +120,7 @@ async function llamaServerReport(
   const output = (run.all ?? "").trim();
   let versionError: string | null = null;
   if (run.timedOut) versionError = `--version did not finish within ${timeoutMs} ms`;
-  else if (run.failed) versionError = run.exitCode === undefined ? run.shortMessage : `--version exited with ${run.exitCode}`;
+  else if (run.failed) versionError = run.exitCode === undefined ? (run.shortMessage ?? "could not start") : `--version exited with ${run.exitCode}`;
   return {
     variant,
     path: found.path,
@@ -217,48 +217,53 @@ function probeGpu(timeoutMs: number): Promise<ProbeResult<{ selected: string | f
 /** The human form of the report; `tabagent doctor --json` prints the object itself. */
 export function formatDoctorReport(report: DoctorReport): string {
   const lines: string[] = [];
+  const row = (label: string, text: string) => lines.push(`${label.padEnd(20)}${text}`);
   const { node, platform, cpu, nodeLlamaCpp } = report;
-  lines.push(`node            ${node.version} (${node.execPath})`);
-  lines.push(`platform        ${platform.os} ${platform.arch} (${platform.release})`);
-  lines.push(
-    `cpu             ${cpu.count} logical CPUs${cpu.model ? `, ${cpu.model}` : ""}; threads ${cpu.threads}` +
+  row("node", `${node.version} (${node.execPath})`);
+  row("platform", `${platform.os} ${platform.arch} (${platform.release})`);
+  row(
+    "cpu",
+    `${cpu.count} logical CPUs${cpu.model ? `, ${cpu.model}` : ""}; threads ${cpu.threads}` +
       (cpu.threads === cpu.defaultThreads ? " (default)" : ` (default would be ${cpu.defaultThreads})`),
   );
 
-  lines.push(`node-llama-cpp  ${nodeLlamaCpp.version ?? "not installed"}`);
+  row("node-llama-cpp", nodeLlamaCpp.version ?? "not installed");
   if (nodeLlamaCpp.cpu) {
     const p = nodeLlamaCpp.cpu;
-    lines.push(
+    row(
+      "  cpu binary",
       p.ok && p.value
-        ? `  cpu binary    loads (${p.value.buildType}, llama.cpp ${p.value.llamaCppRelease}, ${p.ms} ms)`
-        : `  cpu binary    FAILED: ${p.error ?? "unknown error"}`,
+        ? `loads (${p.value.buildType}, llama.cpp ${p.value.llamaCppRelease}, ${p.ms} ms)`
+        : `FAILED: ${p.error ?? "unknown error"}`,
     );
   }
   if (nodeLlamaCpp.gpu) {
     const p = nodeLlamaCpp.gpu;
     if (p.ok && p.value) {
       const supported = p.value.supportedTypes;
-      lines.push(
-        `  gpu (auto)    ${p.value.selected === false ? "none usable, runs on the CPU" : p.value.selected}` +
+      row(
+        "  gpu (auto)",
+        `${p.value.selected === false ? "none usable, runs on the CPU" : p.value.selected}` +
           `; this platform supports: ${supported.length > 0 ? supported.join(", ") : "none"} (${p.ms} ms)`,
       );
     } else {
-      lines.push(`  gpu (auto)    FAILED: ${p.error ?? "unknown error"}`);
+      row("  gpu (auto)", `FAILED: ${p.error ?? "unknown error"}`);
     }
   }
 
   for (const server of [report.llamaServer.standard, report.llamaServer.bitnet]) {
     const name = server.variant === "standard" ? "llama-server" : "llama-server-bitnet";
     if (server.path === null) {
-      lines.push(`${name.padEnd(15)} NOT FOUND`);
+      row(name, "NOT FOUND");
     } else {
-      lines.push(`${name.padEnd(15)} ${server.path} (from ${server.source})`);
-      const version = server.version?.split("\n").find((l) => /version/i.test(l)) ?? server.version?.split("\n")[0];
-      if (version) lines.push(`  version       ${version.trim()}`);
-      if (server.versionError) lines.push(`  version       FAILED: ${server.versionError}`);
+      row(name, `${server.path} (from ${server.source})`);
+      const output = server.version?.split("\n") ?? [];
+      const version = output.find((l) => /version/i.test(l)) ?? output[0];
+      if (version) row("  version", version.trim());
+      if (server.versionError) row("  version", `FAILED: ${server.versionError}`);
     }
-    for (const t of server.tried) lines.push(`  skipped       ${t.source}: ${t.path} ${t.problem}`);
-    if (server.help) lines.push(`  help          ${server.help}`);
+    for (const t of server.tried) row("  skipped", `${t.source}: ${t.path} ${t.problem}`);
+    if (server.help) row("  help", server.help);
   }
   return `${lines.join("\n")}\n`;
 }

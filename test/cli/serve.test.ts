@@ -89,3 +89,15 @@ describe("tabagent CLI", () => {
     expect((await s.child).exitCode).toBe(0);
   });
 });
+
+describe("tabagent doctor", () => {
+  it("reports node-llama-cpp and the llama-server binaries with where each was looked for", async () => {
+    const r = await runCli(["doctor", "--json"]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(JSON.stringify(report)).toMatch(/3\.21\.1/);
+    const human = await runCli(["doctor"]);
+    expect(human.stdout).toMatch(/llama-server\s/);
+    expect(human.stdout).toMatch(/llama-server-bitnet/);
+  });
+});

@@ -1,0 +1,65 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { doctorReport, formatDoctorReport } from "../../src/native/doctorReport.js";
+import { fakeLlamaServer, writeScript } from "./fakeExecutable.js";
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "tabagent-doctor-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("doctorReport", () => {
+  it("reports both lookups, the found binary's --version and the thread choice", async () => {
+    const standard = await fakeLlamaServer(join(root, "bin", "llama-server"), "doctor-test");
+    const report = await doctorReport({
+      env: { TABAGENT_LLAMA_SERVER: standard },
+      cacheDir: join(root, "cache"),
+      pathDirs: [],
+      threads: 3,
+      probeNodeLlamaCpp: false,
+    });
+    expect(report.node.version).toBe(process.version);
+    expect(report.cpu.count).toBeGreaterThan(0);
+    expect(report.cpu.threads).toBe(3);
+    expect(report.cpu.defaultThreads).toBeGreaterThanOrEqual(1);
+    expect(report.nodeLlamaCpp.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(report.nodeLlamaCpp.cpu).toBeNull();
+    expect(report.llamaServer.standard).toMatchObject({ path: standard, source: "env", versionError: null, help: null });
+    expect(report.llamaServer.standard.version).toMatch(/version: 4242 \(doctor-test\)/);
+    expect(report.llamaServer.bitnet).toMatchObject({ path: null, source: null, version: null });
+    expect(report.llamaServer.bitnet.help).toMatch(/TABAGENT_LLAMA_SERVER_BITNET/);
+
+    const text = formatDoctorReport(report);
+    expect(text).toMatch(new RegExp(`llama-server\\s+${standard} \\(from env\\)`));
+    expect(text).toMatch(/version\s+version: 4242 \(doctor-test\)/);
+    expect(text).toMatch(/llama-server-bitnet\s+NOT FOUND/);
+    expect(text).toMatch(/threads 3/);
+    expect(JSON.parse(JSON.stringify(report))).toEqual(report);
+  });
+
+  it("gives up on a binary whose --version hangs", async () => {
+    const hanging = await writeScript(join(root, "hang", "llama-server"), "exec sleep 30");
+    const report = await doctorReport({
+      env: { TABAGENT_LLAMA_SERVER: hanging },
+      cacheDir: join(root, "cache"),
+      pathDirs: [],
+      probeNodeLlamaCpp: false,
+      timeoutMs: 300,
+    });
+    expect(report.llamaServer.standard.path).toBe(hanging);
+    expect(report.llamaServer.standard.versionError).toMatch(/within 300 ms/);
+    expect(formatDoctorReport(report)).toMatch(/version\s+FAILED/);
+  });
+
+  it("loads node-llama-cpp's prebuilt CPU binary and probes the GPU without building anything", async () => {
+    const report = await doctorReport({ env: {}, cacheDir: join(root, "cache"), pathDirs: [], timeoutMs: 30_000 });
+    expect(report.nodeLlamaCpp.cpu).toMatchObject({ ok: true, value: { buildType: "prebuilt" } });
+    expect(report.nodeLlamaCpp.gpu?.ok).toBe(true);
+    expect(formatDoctorReport(report)).toMatch(/cpu binary\s+loads \(prebuilt/);
+  });
+});
