@@ -20,9 +20,8 @@ export type Endpoint = "chat" | "completions" | "embeddings";
 /** How a user gets an engine this build cannot run yet; one place, so every error says the same. */
 export const ENGINE_HELP: Record<EngineName, string> = {
   "node-llama-cpp": "node-llama-cpp failed to install; run `npm ci` again",
-  "llama-server": "supervised llama-server processes are not part of this version yet; serve the model in process (engine node-llama-cpp)",
-  "llama-server-bitnet":
-    "BitNet I2_S/TL models need Microsoft's BitNet build of llama-server, which this version cannot run yet; a TQ1_0/TQ2_0 conversion of the model runs on the standard engine",
+  "llama-server": "this daemon was started without the llama-server engine; see docs/native.md",
+  "llama-server-bitnet": "this daemon was started without the BitNet llama-server engine; see docs/native.md",
   onnxruntime: "ONNX Runtime models are not served by this version yet; a GGUF conversion of the model runs now",
   transformers:
     "the Python transformers sidecar is not part of this version yet; convert the model to GGUF (llama.cpp's convert_hf_to_gguf.py) to serve it now",

@@ -46,7 +46,7 @@ describe("routing by detection", () => {
     expect(onnx.json.error!.message).toMatch(/needs the onnxruntime engine/);
     const bitnet = await postJson(`${t.url}/v1/completions`, { model: "ternary", prompt: "x" });
     expect(bitnet.status).toBe(503);
-    expect(bitnet.json.error!.message).toMatch(/llama-server-bitnet engine.*BitNet build of llama-server/);
+    expect(bitnet.json.error!.message).toMatch(/llama-server-bitnet engine.*No llama-server-bitnet binary was found/);
   });
 
   it("pickle weights without an opt-in are not served, and say why", async () => {
