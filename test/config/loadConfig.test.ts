@@ -83,3 +83,23 @@ describe("config file", () => {
     expect(() => loadConfig({ file })).toThrow(message);
   });
 });
+
+describe("upstreams", () => {
+  it("takes presets and NAME=URL from flags and env", () => {
+    const c = loadConfig({ flags: { upstreams: ["lmstudio", "big=http://10.0.0.5:8000/v1"] } });
+    expect(c.upstreams.map((u) => [u.name, u.baseUrl, u.prefix, u.parallel])).toEqual([
+      ["lmstudio", undefined, "", 16],
+      ["big", "http://10.0.0.5:8000/v1", "", 16],
+    ]);
+    expect(loadConfig({ env: { TABAGENT_UPSTREAMS: "ollama, vllm" } }).upstreams.map((u) => u.name)).toEqual(["ollama", "vllm"]);
+  });
+
+  it.each([
+    [["mystery"], /needs a baseUrl \(presets: lmstudio, ollama, vllm\)/],
+    [["x=ftp://host/v1"], /upstreams/],
+    [["x=http://a/v1", "x=http://b/v1"], /two upstreams are named 'x'/],
+    [["bad name=http://a/v1"], /upstream names use/],
+  ])("refuses %j", (upstreams, message) => {
+    expect(() => loadConfig({ flags: { upstreams } })).toThrow(message);
+  });
+});
