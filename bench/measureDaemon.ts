@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
-import type { RunSample, StreamSample } from "./stats.js";
+import type { StreamOptions, StreamSample, Streamer } from "./types.js";
 
 export const TABAGENT_BIN = fileURLToPath(new URL("../bin/tabagent", import.meta.url));
 const MODEL_ID = "bench";
@@ -18,15 +18,18 @@ export interface DaemonOptions {
   threads: number;
   contextSize: number;
   parallel: number;
+  /** Extra node flags for the daemon, e.g. --cpu-prof (NODE_OPTIONS does not allow it). */
+  nodeArgs?: string[];
 }
 
-export interface DaemonRunner {
+export interface DaemonRunner extends Streamer {
   pid: number;
   url: string;
   /** VmRSS right after the "listening" line: nothing loaded yet. */
   idleRssBytes: number | null;
   rssBytes(): number | null;
-  run(concurrency: number, prompt: string, maxTokens: number): Promise<RunSample>;
+  /** Round trip of GET /v1/models through the same client: the HTTP + SDK floor under every TTFT. */
+  roundTripMs(): Promise<number>;
   /** SIGTERM (graceful drain), SIGKILL if it hangs; resolves with the exit code. */
   stop(): Promise<number | null>;
 }
@@ -47,6 +50,7 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonRunner>
   const child = spawn(
     process.execPath,
     [
+      ...(options.nodeArgs ?? []),
       TABAGENT_BIN,
       "serve",
       "--model", `${MODEL_ID}=${options.modelPath}`,
@@ -82,7 +86,12 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonRunner>
     url,
     idleRssBytes,
     rssBytes: () => readRssBytes(child.pid!),
-    run: (concurrency, prompt, maxTokens) => Promise.all(Array.from({ length: concurrency }, () => stream(client, prompt, maxTokens))),
+    stream: (prompt, maxTokens, streamOptions) => stream(client, prompt, maxTokens, streamOptions),
+    async roundTripMs() {
+      const start = performance.now();
+      await client.models.list();
+      return performance.now() - start;
+    },
     stop: () => terminate(child, exited),
   };
 }
@@ -126,27 +135,39 @@ async function terminate(child: ChildProcess, exited: Promise<number | null>): P
   return exited;
 }
 
-async function stream(client: OpenAI, prompt: string, maxTokens: number): Promise<StreamSample> {
-  const startMs = performance.now();
-  const response = await client.chat.completions.create({
-    model: MODEL_ID,
-    messages: [{ role: "user", content: prompt }],
-    max_tokens: maxTokens,
-    temperature: 0,
-    stream: true,
-    stream_options: { include_usage: true },
-  });
+async function stream(client: OpenAI, prompt: string, maxTokens: number, options: StreamOptions = {}): Promise<StreamSample> {
+  const startMs = options.startMs ?? performance.now();
   const arrivalsMs: number[] = [];
   let text = "";
   let usage: OpenAI.CompletionUsage | null = null;
-  for await (const chunk of response) {
-    const content = chunk.choices[0]?.delta.content;
-    // The opening chunk carries the role and empty content: only text counts as a token arriving.
-    if (content) {
-      arrivalsMs.push(performance.now());
-      text += content;
+  try {
+    const response = await client.chat.completions.create(
+      {
+        model: MODEL_ID,
+        messages: [{ role: "user", content: prompt }],
+        max_tokens: maxTokens,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+      { signal: options.signal },
+    );
+    for await (const chunk of response) {
+      const content = chunk.choices[0]?.delta.content;
+      // The opening chunk carries the role and empty content: only text counts as a token arriving.
+      if (content) {
+        arrivalsMs.push(performance.now());
+        if (arrivalsMs.length === 1) options.onFirstToken?.();
+        text += content;
+      }
+      if (chunk.usage) usage = chunk.usage;
     }
-    if (chunk.usage) usage = chunk.usage;
+  } catch (err) {
+    if (!options.signal?.aborted) throw err;
+  }
+  if (options.signal?.aborted) {
+    // No usage chunk on an aborted stream: one content chunk per token is close enough for a sample nobody checks.
+    return { startMs, arrivalsMs, completionTokens: arrivalsMs.length, promptTokens: Number.NaN, text, aborted: true };
   }
   if (!usage) throw new Error("the stream ended without a usage chunk (stream_options.include_usage)");
   return { startMs, arrivalsMs, completionTokens: usage.completion_tokens, promptTokens: usage.prompt_tokens, text };

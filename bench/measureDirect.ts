@@ -1,6 +1,6 @@
 // The baseline: node-llama-cpp driven directly in this process, doing the same engine work per request as the
-// daemon's NodeLlamaCppBackend (same runtime options, ChatML prompt with BOS, prefix reuse, evaluate loop,
-// detokenize per token) and nothing else: no HTTP, no JSON, no SSE.
+// daemon's NodeLlamaCppBackend (same runtime options, ChatML prompt with BOS, a LIFO pool of sequences with prefix
+// reuse, evaluate loop, detokenize per token) and nothing else: no HTTP, no JSON, no SSE.
 import {
   getLlama,
   resolveChatWrapper,
@@ -13,7 +13,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { performance } from "node:perf_hooks";
-import type { RunSample, StreamSample } from "./stats.js";
+import type { StreamOptions, StreamSample, Streamer } from "./types.js";
 
 export interface DirectOptions {
   modelPath: string;
@@ -23,10 +23,9 @@ export interface DirectOptions {
   sequences: number;
 }
 
-export interface DirectRunner {
+export interface DirectRunner extends Streamer {
   /** Tokens of the rendered prompt, to compare with the daemon's usage.prompt_tokens. */
   promptTokenCount(prompt: string): number;
-  run(concurrency: number, prompt: string, maxTokens: number): Promise<RunSample>;
   dispose(): Promise<void>;
 }
 
@@ -53,26 +52,23 @@ export async function openDirect(options: DirectOptions): Promise<DirectRunner> 
     await llama.dispose();
     throw err;
   }
-  const loadedModel = model;
-  const loadedContext = context;
-  const chatWrapper = resolveChatWrapper(loadedModel);
+  const engine: Engine = {
+    model,
+    context,
+    chatWrapper: resolveChatWrapper(model),
+    stopTokens: new Set<Token>(),
+    freeSequences: [],
+  };
   // Single-token turn-end triggers of the template (e.g. <|im_end|>) end a generation, as in the backend.
-  const stopTokens = new Set<Token>();
-  for (const trigger of chatWrapper.generateContextState({ chatHistory: [] }).stopGenerationTriggers) {
-    const tokens = trigger.tokenize(loadedModel.tokenizer);
-    if (tokens.length === 1) stopTokens.add(tokens[0]!);
+  for (const trigger of engine.chatWrapper.generateContextState({ chatHistory: [] }).stopGenerationTriggers) {
+    const tokens = trigger.tokenize(model.tokenizer);
+    if (tokens.length === 1) engine.stopTokens.add(tokens[0]!);
   }
-  const sequences: LlamaContextSequence[] = [];
-  for (let i = 0; i < options.sequences; i++) sequences.push(loadedContext.getSequence());
-
-  const render = (prompt: string) => renderChatPrompt(loadedModel, chatWrapper, prompt);
-
+  const loadedContext = context;
+  const loadedModel = model;
   return {
-    promptTokenCount: (prompt) => render(prompt).length,
-    async run(concurrency, prompt, maxTokens) {
-      if (concurrency > sequences.length) throw new Error(`concurrency ${concurrency} exceeds ${sequences.length} sequences`);
-      return Promise.all(sequences.slice(0, concurrency).map((seq) => generate(loadedModel, seq, stopTokens, render, prompt, maxTokens)));
-    },
+    promptTokenCount: (prompt) => renderChatPrompt(engine, prompt).length,
+    stream: (prompt, maxTokens, streamOptions) => generate(engine, prompt, maxTokens, streamOptions),
     async dispose() {
       await loadedContext.dispose();
       await loadedModel.dispose();
@@ -81,8 +77,17 @@ export async function openDirect(options: DirectOptions): Promise<DirectRunner> 
   };
 }
 
+interface Engine {
+  model: LlamaModel;
+  context: LlamaContext;
+  chatWrapper: ChatWrapper;
+  stopTokens: Set<Token>;
+  /** As the backend: sequences are taken LIFO and created on demand, up to the context's sequence count. */
+  freeSequences: LlamaContextSequence[];
+}
+
 /** As NodeLlamaCppBackend.renderChat: one user turn, an open assistant turn, BOS prepended when the model wants it. */
-function renderChatPrompt(model: LlamaModel, chatWrapper: ChatWrapper, prompt: string): Token[] {
+function renderChatPrompt({ model, chatWrapper }: Engine, prompt: string): Token[] {
   const { contextText } = chatWrapper.generateContextState({
     chatHistory: [
       { type: "user", text: prompt },
@@ -110,31 +115,33 @@ async function reusePrefix(sequence: LlamaContextSequence, tokens: Token[]): Pro
   return tokens.slice(keep);
 }
 
-async function generate(
-  model: LlamaModel,
-  sequence: LlamaContextSequence,
-  stopTokens: ReadonlySet<Token>,
-  render: (prompt: string) => Token[],
-  prompt: string,
-  maxTokens: number,
-): Promise<StreamSample> {
-  const startMs = performance.now();
-  const promptTokens = render(prompt);
-  const toEvaluate = await reusePrefix(sequence, promptTokens);
+async function generate(engine: Engine, prompt: string, maxTokens: number, options: StreamOptions = {}): Promise<StreamSample> {
+  const startMs = options.startMs ?? performance.now();
+  const { model, stopTokens } = engine;
+  const promptTokens = renderChatPrompt(engine, prompt);
+  const sequence = engine.freeSequences.pop() ?? engine.context.getSequence();
   const arrivalsMs: number[] = [];
-  const recent: Token[] = [];
   let text = "";
   let completionTokens = 0;
-  // The daemon's sampling for temperature 0 and no penalties; EOG is yielded so an early end is visible, not hidden.
-  for await (const token of sequence.evaluate(toEvaluate, { yieldEogToken: true, temperature: 0 })) {
-    if (model.isEogToken(token) || stopTokens.has(token)) break;
-    const piece = model.detokenize([token], false, recent);
-    recent.push(token);
-    if (recent.length > 16) recent.shift();
-    completionTokens++;
-    arrivalsMs.push(performance.now());
-    text += piece;
-    if (completionTokens >= maxTokens) break;
+  try {
+    const toEvaluate = await reusePrefix(sequence, promptTokens);
+    const recent: Token[] = [];
+    // The daemon's sampling for temperature 0 and no penalties; EOG is yielded so an early end is visible, not hidden.
+    for await (const token of sequence.evaluate(toEvaluate, { yieldEogToken: true, temperature: 0 })) {
+      if (options.signal?.aborted) break;
+      if (model.isEogToken(token) || stopTokens.has(token)) break;
+      const piece = model.detokenize([token], false, recent);
+      recent.push(token);
+      if (recent.length > 16) recent.shift();
+      completionTokens++;
+      arrivalsMs.push(performance.now());
+      if (completionTokens === 1) options.onFirstToken?.();
+      text += piece;
+      if (completionTokens >= maxTokens) break;
+    }
+  } finally {
+    engine.freeSequences.push(sequence);
   }
-  return { startMs, arrivalsMs, completionTokens, promptTokens: promptTokens.length, text };
+  const aborted = options.signal?.aborted === true ? { aborted: true } : {};
+  return { startMs, arrivalsMs, completionTokens, promptTokens: promptTokens.length, text, ...aborted };
 }

@@ -11,6 +11,10 @@ export interface BenchOptions {
   repsSingle: number;
   repsConcurrent: number;
   concurrency: number;
+  /** Write a V8 CPU profile of the daemon into this folder (node --cpu-prof). */
+  profileDaemonDir: string | null;
+  /** Late-arrival trials per mode; 0 skips that scenario. */
+  lateTrials: number;
   json: boolean;
 }
 
@@ -22,17 +26,20 @@ export const BENCH_HELP = `npm run bench -- [options]
   --max-tokens N        tokens generated per request (default 256)
   --prompt TEXT         the user message (default: a fixed sentence)
   --concurrency N       simultaneous streams for the concurrent case (default 4)
-  --reps N              timed runs at concurrency 1 per mode (default 10)
-  --reps-concurrent N   timed runs at the concurrent case per mode (default 5)
+  --reps N              timed runs at concurrency 1 per mode (default 20)
+  --reps-concurrent N   timed runs at the concurrent case per mode (default 10)
+  --late-trials N       late-arrival trials per mode, 0 to skip (default 3); each lasts as long as a new
+                        request waits, which is a whole background generation while that wait exists
+  --profile-daemon DIR  run the daemon under node --cpu-prof and write its profile into DIR (on exit)
   --json                print the results as JSON instead of the table
 `;
 
 const DEFAULT_PROMPT = "Tell me a story about a lighthouse keeper and a cat.";
 
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
+function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${value}'`);
+  if (!/^\d+$/.test(value) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
   return n;
 }
 
@@ -51,6 +58,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
       concurrency: { type: "string" },
       reps: { type: "string" },
       "reps-concurrent": { type: "string" },
+      "late-trials": { type: "string" },
+      "profile-daemon": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -58,13 +67,15 @@ export function parseBenchArgs(argv: string[]): BenchOptions | null {
   if (values.help) return null;
   return {
     modelPath: values.model ?? null,
-    threads: positiveInt("threads", values.threads, 1),
-    contextSize: positiveInt("context-size", values["context-size"], 2048),
-    maxTokens: positiveInt("max-tokens", values["max-tokens"], 256),
+    threads: integer("threads", values.threads, 1),
+    contextSize: integer("context-size", values["context-size"], 2048),
+    maxTokens: integer("max-tokens", values["max-tokens"], 256),
     prompt: values.prompt ?? DEFAULT_PROMPT,
-    concurrency: positiveInt("concurrency", values.concurrency, 4),
-    repsSingle: positiveInt("reps", values.reps, 10),
-    repsConcurrent: positiveInt("reps-concurrent", values["reps-concurrent"], 5),
+    concurrency: integer("concurrency", values.concurrency, 4),
+    repsSingle: integer("reps", values.reps, 20),
+    repsConcurrent: integer("reps-concurrent", values["reps-concurrent"], 10),
+    lateTrials: integer("late-trials", values["late-trials"], 3, 0),
+    profileDaemonDir: values["profile-daemon"] ?? null,
     json: values.json === true,
   };
 }

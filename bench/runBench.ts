@@ -2,18 +2,22 @@
 // context size and prompt. A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a
 // broken measurement (a run short of max_tokens, a crash) exits 1.
 import { existsSync, statSync } from "node:fs";
-import { basename } from "node:path";
 import { cpus, loadavg } from "node:os";
+import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureFixtures } from "../test/fixtures/ensureFixtures.js";
-import { openDirect, type DirectRunner } from "./measureDirect.js";
+import { addCpu, readCpuTime, withCpuTime, ZERO_CPU, type CpuTime } from "./cpuTime.js";
 import { readRssBytes, startDaemon, type DaemonRunner } from "./measureDaemon.js";
+import { openDirect, type DirectRunner } from "./measureDirect.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
-import { checkTargets, compare, formatReport, type BenchReport, type ModeResults } from "./report.js";
-import { summarize, type RunSample } from "./stats.js";
+import { checkTargets, compare, formatReport, perToken, type BenchReport, type CpuBreakdown, type LateArrivalResult, type ModeResults } from "./report.js";
+import { lateArrival, runConcurrent } from "./scenarios.js";
+import { median, percentile, summarize } from "./stats.js";
+import type { RunSample, StreamSample } from "./types.js";
 
 const FIXTURES_DIR = fileURLToPath(new URL("../.fixtures/models", import.meta.url));
 const BUILT_CLI = fileURLToPath(new URL("../dist/src/cli/main.js", import.meta.url));
+const ROUND_TRIPS = 20;
 
 const progress = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
@@ -21,54 +25,110 @@ interface Collected {
   concurrency: number;
   direct: RunSample[];
   daemon: RunSample[];
+  /** CPU of this process during direct runs; of the daemon, and of this process (the client), during daemon runs. */
+  directCpu: CpuTime;
+  daemonCpu: CpuTime;
+  clientCpu: CpuTime;
 }
 
-async function measure(options: BenchOptions, modelPath: string, direct: DirectRunner, daemon: DaemonRunner): Promise<BenchReport> {
+const tokensOf = (runs: RunSample[]) => runs.flat().reduce((n, s) => n + s.completionTokens, 0);
+
+/** Timed runs at one concurrency, alternating which mode goes first so drift in the (shared, noisy) machine's load hits both alike. */
+async function collect(c: number, reps: number, options: BenchOptions, direct: DirectRunner, daemon: DaemonRunner): Promise<Collected> {
+  const { prompt, maxTokens } = options;
+  const entry: Collected = { concurrency: c, direct: [], daemon: [], directCpu: ZERO_CPU, daemonCpu: ZERO_CPU, clientCpu: ZERO_CPU };
+  for (let i = 0; i < reps; i++) {
+    for (const mode of i % 2 === 0 ? (["direct", "daemon"] as const) : (["daemon", "direct"] as const)) {
+      if (mode === "direct") {
+        const { result, cpu } = await withCpuTime([process.pid], () => runConcurrent(direct, c, prompt, maxTokens));
+        entry.direct.push(result);
+        entry.directCpu = addCpu(entry.directCpu, cpu[0]!);
+      } else {
+        const { result, cpu } = await withCpuTime([daemon.pid, process.pid], () => runConcurrent(daemon, c, prompt, maxTokens));
+        entry.daemon.push(result);
+        entry.daemonCpu = addCpu(entry.daemonCpu, cpu[0]!);
+        entry.clientCpu = addCpu(entry.clientCpu, cpu[1]!);
+      }
+    }
+  }
+  return entry;
+}
+
+/** Streams that did not produce what they asked for: the model ended its turn, so the rates would mean nothing. */
+function checkLengths(streams: { sample: StreamSample; expected: number }[]): void {
+  const short = streams.filter((s) => s.sample.completionTokens !== s.expected);
+  if (short.length === 0) return;
+  const got = [...new Set(short.map((s) => `${s.sample.completionTokens}/${s.expected}`))].join(", ");
+  throw new Error(`${short.length} of ${streams.length} streams ended early (tokens/asked: ${got}): the model ended its turn; try another --prompt or a lower --max-tokens`);
+}
+
+/** One request arriving while concurrency-1 streams decode, in both modes; returns the finished (not aborted) streams too. */
+async function measureLateArrival(options: BenchOptions, direct: DirectRunner, daemon: DaemonRunner): Promise<{ result: LateArrivalResult; streams: StreamSample[] }> {
+  const { prompt, maxTokens } = options;
+  const background = options.concurrency - 1;
+  progress(`late arrival: 1 request while ${background} streams of ${maxTokens} tokens decode, ${options.lateTrials} trials per mode`);
+  const ttfts = { direct: [] as number[], daemon: [] as number[] };
+  const streams: StreamSample[] = [];
+  for (let i = 0; i < options.lateTrials; i++) {
+    for (const [mode, streamer] of [["direct", direct], ["daemon", daemon]] as const) {
+      // The late request arrives ~10 ms into the others; max_tokens of them is plenty and bounds a trial's length.
+      const r = await lateArrival(streamer, background, prompt, maxTokens, maxTokens);
+      ttfts[mode].push(r.lateTtftMs);
+      streams.push(...r.streams.filter((s) => !s.aborted));
+    }
+  }
+  const summary = (v: number[]) => ({ p50: median(v), max: Math.max(...v) });
+  return { result: { background, backgroundTokens: maxTokens, direct: summary(ttfts.direct), daemon: summary(ttfts.daemon) }, streams };
+}
+
+async function measure(options: BenchOptions, loadAvgAtStart: number, modelPath: string, direct: DirectRunner, daemon: DaemonRunner): Promise<BenchReport> {
   const { prompt, maxTokens, concurrency } = options;
   const levels = concurrency === 1 ? [1] : [1, concurrency];
+  const promptTokens = direct.promptTokenCount(prompt);
 
   // Warm-up: the daemon loads the model on its first request; both sides fill their caches and JIT before timing.
   progress("warm-up (the daemon loads the model now)");
-  const warm = await daemon.run(1, prompt, maxTokens);
+  const warm = await runConcurrent(daemon, 1, prompt, maxTokens);
   const loadedRssBytes = daemon.rssBytes();
-  const directWarm = await direct.run(1, prompt, maxTokens);
+  warm.push(...(await runConcurrent(direct, 1, prompt, maxTokens)));
   for (const c of levels) {
-    await direct.run(c, prompt, maxTokens);
-    await daemon.run(c, prompt, maxTokens);
+    warm.push(...(await runConcurrent(direct, c, prompt, maxTokens)));
+    warm.push(...(await runConcurrent(daemon, c, prompt, maxTokens)));
   }
+  // Fail fast: a model that ends its turn early makes every rate below meaningless.
+  checkLengths(warm.map((sample) => ({ sample, expected: maxTokens })));
+  const roundTrips: number[] = [];
+  for (let i = 0; i < ROUND_TRIPS; i++) roundTrips.push(await daemon.roundTripMs());
 
   const collected: Collected[] = [];
   for (const c of levels) {
     const reps = c === 1 ? options.repsSingle : options.repsConcurrent;
-    const entry: Collected = { concurrency: c, direct: [], daemon: [] };
     progress(`concurrency ${c}: ${reps} runs per mode, alternating`);
-    for (let i = 0; i < reps; i++) {
-      // Alternate which mode goes first so drift in the machine's load (it is shared and noisy) hits both alike.
-      const order = i % 2 === 0 ? (["direct", "daemon"] as const) : (["daemon", "direct"] as const);
-      for (const mode of order) {
-        if (mode === "direct") entry.direct.push(await direct.run(c, prompt, maxTokens));
-        else entry.daemon.push(await daemon.run(c, prompt, maxTokens));
-      }
-    }
-    collected.push(entry);
+    collected.push(await collect(c, reps, options, direct, daemon));
   }
+
+  const late = concurrency > 1 && options.lateTrials > 0 ? await measureLateArrival(options, direct, daemon) : null;
   const endRssBytes = daemon.rssBytes();
 
-  const allStreams = collected.flatMap((e) => [...e.direct, ...e.daemon].flat());
-  const short = allStreams.filter((s) => s.completionTokens !== maxTokens);
-  if (short.length > 0) {
-    throw new Error(
-      `${short.length} of ${allStreams.length} streams produced ${[...new Set(short.map((s) => s.completionTokens))].join("/")} tokens ` +
-        `instead of ${maxTokens}: the model ended its turn early; try another --prompt or a lower --max-tokens`,
-    );
-  }
+  const timed = collected.flatMap((e) => [...e.direct, ...e.daemon].flat());
+  checkLengths([...warm, ...timed, ...(late?.streams ?? [])].map((sample) => ({ sample, expected: maxTokens })));
+
   // The warm-up evaluated the whole prompt; timed runs reuse its KV cache and evaluate one token. On a tiny random
   // model that numeric difference can flip a near-tie at temperature 0, so texts are compared among timed runs only.
-  const referenceText = collected[0]!.direct[0]![0]!.text;
+  const single = collected[0]!;
+  const referenceText = single.direct[0]![0]!.text;
+  const matching = (runs: RunSample[]) => `${runs.flat().filter((s) => s.text === referenceText).length}/${runs.flat().length}`;
   const results: ModeResults[] = collected.map((e) => ({ concurrency: e.concurrency, direct: summarize(e.direct), daemon: summarize(e.daemon) }));
   const comparisons = results.map(compare);
-  const idleRssBytes = daemon.idleRssBytes;
-  const promptTokens = direct.promptTokenCount(prompt);
+  const cpu: CpuBreakdown[] | null =
+    readCpuTime(process.pid) === null
+      ? null
+      : collected.map((e) => ({
+          concurrency: e.concurrency,
+          direct: perToken(e.directCpu, tokensOf(e.direct)),
+          daemon: perToken(e.daemonCpu, tokensOf(e.daemon)),
+          client: perToken(e.clientCpu, tokensOf(e.daemon)),
+        }));
   const cpuList = cpus();
   return {
     machine: {
@@ -76,27 +136,26 @@ async function measure(options: BenchOptions, modelPath: string, direct: DirectR
       cpuModel: cpuList[0]?.model.trim() ?? "unknown",
       node: process.version,
       platform: `${process.platform}-${process.arch}`,
-      loadAvg1m: loadavg()[0] ?? 0,
+      loadAvg1mStart: loadAvgAtStart,
+      loadAvg1mEnd: loadavg()[0] ?? 0,
     },
-    setup: {
-      model: basename(modelPath),
-      modelBytes: statSync(modelPath).size,
-      threads: options.threads,
-      contextSize: options.contextSize,
-      maxTokens,
-      promptTokens,
-      prompt,
-    },
+    setup: { model: basename(modelPath), modelBytes: statSync(modelPath).size, threads: options.threads, contextSize: options.contextSize, maxTokens, promptTokens, prompt },
     results,
     comparisons,
-    memory: { idleRssBytes, loadedRssBytes, endRssBytes },
+    roundTripMs: { p50: median(roundTrips), p99: percentile(roundTrips, 99) },
+    lateArrival: late?.result ?? null,
+    memory: { idleRssBytes: daemon.idleRssBytes, loadedRssBytes, endRssBytes },
+    cpu,
     checks: {
       allRunsProducedMaxTokens: true,
-      promptTokensMatch: [...warm, ...directWarm, ...allStreams].every((s) => s.promptTokens === promptTokens),
-      // Temperature 0 on the same tokens and cache state: the daemon must stream exactly what the engine generates.
-      sameTextAsDirect: allStreams.every((s) => s.text === referenceText),
+      promptTokensMatch: [...warm, ...timed].every((s) => s.promptTokens === promptTokens),
+      // Temperature 0, same tokens, same cache state, one sequence: the daemon must stream exactly what the engine makes.
+      sameTextAtC1: [...single.direct, ...single.daemon].flat().every((s) => s.text === referenceText),
+      // With several sequences the batch a token is decoded in depends on timing, and llama.cpp's numerics depend on
+      // the batch: near-ties of a tiny random model can then flip in either mode. Reported, not required.
+      sameTextConcurrent: collected.slice(1).map((e) => ({ concurrency: e.concurrency, direct: matching(e.direct), daemon: matching(e.daemon) })),
     },
-    targets: checkTargets(comparisons, idleRssBytes),
+    targets: checkTargets(comparisons, daemon.idleRssBytes),
   };
 }
 
@@ -116,28 +175,35 @@ async function main(): Promise<number> {
     process.stderr.write("bench: dist/ is missing; run `npm run build` (npm run bench does it first)\n");
     return 1;
   }
+  if (options.modelPath !== null && !existsSync(options.modelPath)) {
+    process.stderr.write(`bench: no such model file: ${options.modelPath}\n`);
+    return 2;
+  }
+  const loadAvgAtStart = loadavg()[0] ?? 0;
   const modelPath = options.modelPath ?? (await ensureFixtures(FIXTURES_DIR)).chatModelPath;
   const sequences = options.concurrency;
 
   let daemon: DaemonRunner | null = null;
   let direct: DirectRunner | null = null;
-  // Last resort if something throws past the finally below: never leave a daemon running.
+  // Last resort if something exits past the finally below: never leave a daemon running.
   const killDaemon = () => {
     if (daemon && readRssBytes(daemon.pid) !== null) process.kill(daemon.pid, "SIGKILL");
   };
   process.once("exit", killDaemon);
   try {
-    // The daemon starts first, so its idle RSS is read on a machine where the direct model is not loading yet.
+    // The daemon starts first, so its idle RSS is read while this process is not busy loading the direct model.
     progress(`starting bin/tabagent serve (threads ${options.threads}, parallel ${sequences})`);
-    daemon = await startDaemon({ modelPath, threads: options.threads, contextSize: options.contextSize, parallel: sequences });
+    const nodeArgs = options.profileDaemonDir === null ? [] : ["--cpu-prof", `--cpu-prof-dir=${resolve(options.profileDaemonDir)}`];
+    daemon = await startDaemon({ modelPath, threads: options.threads, contextSize: options.contextSize, parallel: sequences, nodeArgs });
     progress(`loading the model directly with node-llama-cpp (threads ${options.threads}, sequences ${sequences})`);
     direct = await openDirect({ modelPath, threads: options.threads, contextSize: options.contextSize, sequences });
-    const report = await measure(options, modelPath, direct, daemon);
+    const report = await measure(options, loadAvgAtStart, modelPath, direct, daemon);
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
     return 0;
   } finally {
     const code = await daemon?.stop();
     if (code !== undefined && code !== 0) progress(`warning: the daemon exited with code ${code}`);
+    if (options.profileDaemonDir !== null) progress(`daemon CPU profile written to ${resolve(options.profileDaemonDir)} (open it in Chrome DevTools)`);
     await direct?.dispose();
     process.off("exit", killDaemon);
   }

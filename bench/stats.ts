@@ -1,17 +1,4 @@
-/** One generation stream as the caller saw it; all times are `performance.now()` milliseconds in the bench process. */
-export interface StreamSample {
-  /** When the request was issued (before any prompt work or HTTP). */
-  startMs: number;
-  /** When each non-empty piece of content arrived: one per token (direct), one per SSE content chunk (daemon). */
-  arrivalsMs: number[];
-  /** Generated tokens as counted by the engine (direct) or reported by `usage.completion_tokens` (daemon). */
-  completionTokens: number;
-  promptTokens: number;
-  text: string;
-}
-
-/** The streams of one timed run: 1 at concurrency 1, N started together at concurrency N. */
-export type RunSample = StreamSample[];
+import type { RunSample } from "./types.js";
 
 export interface ConfigSummary {
   runs: number;
