@@ -10,8 +10,6 @@ import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
 import { createLogger } from "../server/createLogger.js";
 import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
-import { hubAccessFromEnv, hubOpener } from "../detection/openHubSource.js";
-import { doctorReport, formatDoctorReport } from "../native/doctorReport.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -239,6 +237,8 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stderr.write(`tabagent detect: --engine must be one of ${engineNameSchema.options.join(", ")}\n`);
     return 2;
   }
+  // Loaded only for this command: `serve` never needs the hub client.
+  const { hubAccessFromEnv, hubOpener } = await import("../detection/openHubSource.js");
   const access = hubAccessFromEnv(env);
   const openRemote = hubOpener({ ...access, hubUrl: values["hub-url"] ?? access.hubUrl });
   const results: Detection[] = [];
@@ -293,6 +293,7 @@ async function doctor(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stdout.write("Usage: tabagent doctor [--json]\n");
     return 0;
   }
+  const { doctorReport, formatDoctorReport } = await import("../native/doctorReport.js");
   const report = await doctorReport({ env });
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   return 0;

@@ -21,11 +21,16 @@ export class SseWriter {
       "x-accel-buffering": "no",
       ...headers,
     });
-    this.res.flushHeaders();
+    // No flushHeaders(): the headers leave with the first event, in one packet.
+  }
+
+  /** Formats one event; events are collected and written together with `write`. */
+  static event(json: string): string {
+    return `data: ${json}\n\n`;
   }
 
   async send(data: unknown): Promise<void> {
-    await this.write(`data: ${JSON.stringify(data)}\n\n`);
+    await this.write(SseWriter.event(JSON.stringify(data)));
   }
 
   async done(): Promise<void> {
@@ -37,7 +42,8 @@ export class SseWriter {
     if (this.open) this.res.end();
   }
 
-  private async write(text: string): Promise<void> {
+  /** Writes already formatted events in one syscall, waiting for the socket when it is full. */
+  async write(text: string): Promise<void> {
     if (!this.open) return;
     if (!this.res.write(text)) {
       await Promise.race([once(this.res, "drain"), once(this.res, "close")]);

@@ -7,14 +7,37 @@ export interface FoldedChoice {
   finishReason: FinishReason | null;
 }
 
-/** Turns internal generation events into one OpenAI resource's wire objects (streamed or whole). */
+/**
+ * Turns internal generation events into one OpenAI resource's wire format: serialized JSON for each streamed
+ * event, an object for the whole response.
+ */
 export interface ResponseFormatter {
   /** Sent once per choice before any text (chat sends the assistant role here). */
-  start(index: number): object | null;
-  text(index: number, text: string): object;
-  finish(index: number, reason: FinishReason): object;
-  usage(usage: Usage): object;
+  start(index: number): string | null;
+  text(index: number, text: string): string;
+  finish(index: number, reason: FinishReason): string;
+  usage(usage: Usage): string;
   whole(choices: FoldedChoice[], usage: Usage): object;
+}
+
+const TEXT_MARK = "@@tabagent-text@@";
+
+/**
+ * A text chunk is the same JSON every time but for its text: serialize it once per choice index and splice the
+ * text in, instead of building and stringifying an object per token.
+ */
+function textTemplate(make: (index: number, text: string) => object): (index: number, text: string) => string {
+  const cache = new Map<number, [string, string]>();
+  return (index, text) => {
+    let parts = cache.get(index);
+    if (!parts) {
+      const json = JSON.stringify(make(index, TEXT_MARK));
+      const at = json.lastIndexOf(`"${TEXT_MARK}"`);
+      parts = [json.slice(0, at), json.slice(at + TEXT_MARK.length + 2)];
+      cache.set(index, parts);
+    }
+    return parts[0] + JSON.stringify(text) + parts[1];
+  };
 }
 
 export function usageToWire(u: Usage) {
@@ -41,10 +64,10 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
     ...(includeUsage ? { usage: null } : {}),
   });
   return {
-    start: (index) => chunk(index, { role: "assistant", content: "" }, null),
-    text: (index, text) => chunk(index, { content: text }, null),
-    finish: (index, reason) => chunk(index, {}, reason),
-    usage: (usage) => ({ ...base, choices: [], usage: usageToWire(usage) }),
+    start: (index) => JSON.stringify(chunk(index, { role: "assistant", content: "" }, null)),
+    text: textTemplate((index, text) => chunk(index, { content: text }, null)),
+    finish: (index, reason) => JSON.stringify(chunk(index, {}, reason)),
+    usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => ({
       id,
       object: "chat.completion",
@@ -73,9 +96,9 @@ export function completionFormatter({ model, includeUsage }: FormatterContext): 
   });
   return {
     start: () => null,
-    text: (index, text) => chunk(index, text, null),
-    finish: (index, reason) => chunk(index, "", reason),
-    usage: (usage) => ({ ...base, choices: [], usage: usageToWire(usage) }),
+    text: textTemplate((index, text) => chunk(index, text, null)),
+    finish: (index, reason) => JSON.stringify(chunk(index, "", reason)),
+    usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => ({
       ...base,
       choices: choices.map((c) => ({ index: c.index, text: c.text, logprobs: null, finish_reason: c.finishReason ?? "stop" })),

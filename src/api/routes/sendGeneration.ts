@@ -46,38 +46,46 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
 async function streamSse({ request, reply, chunks, formatter, includeUsage }: SendGenerationOptions, usage: Usage): Promise<unknown> {
   // The engine keeps decoding while this loop writes: token generation and SSE writes overlap.
   const iterator = readAhead(chunks, 64);
-  let next = await iterator.next(); // may throw: still a normal HTTP error
+  const first = await iterator.next(); // may throw: still a normal HTTP error
   reply.hijack();
   const writer = new SseWriter(reply.raw);
   writer.start({ "x-request-id": String(request.id) });
   const started = new Set<number>();
-  const begin = async (index: number) => {
-    if (started.has(index)) return;
-    started.add(index);
-    const first = formatter.start(index);
-    if (first) await writer.send(first);
+  let out = "";
+  const add = (chunk: GenerationChunk) => {
+    if (chunk.type === "usage") {
+      addUsage(usage, chunk.usage);
+      return;
+    }
+    if (!started.has(chunk.index)) {
+      started.add(chunk.index);
+      const opening = formatter.start(chunk.index);
+      if (opening) out += SseWriter.event(opening);
+    }
+    if (chunk.type === "text") out += SseWriter.event(formatter.text(chunk.index, chunk.text));
+    else if (chunk.type === "finish") out += SseWriter.event(formatter.finish(chunk.index, chunk.reason));
   };
   try {
+    let next = first;
     while (!next.done) {
-      const chunk = next.value;
-      if (chunk.type === "text") {
-        await begin(chunk.index);
-        await writer.send(formatter.text(chunk.index, chunk.text));
-      } else if (chunk.type === "finish") {
-        await begin(chunk.index);
-        await writer.send(formatter.finish(chunk.index, chunk.reason));
-      } else if (chunk.type === "usage") {
-        addUsage(usage, chunk.usage);
+      add(next.value);
+      // Whatever the engine produced meanwhile goes out in the same write: one syscall, not one per token.
+      for (const chunk of iterator.takeBuffered()) add(chunk);
+      if (out) {
+        await writer.write(out);
+        out = "";
       }
       if (!writer.open) break;
       next = await iterator.next();
     }
-    if (includeUsage) await writer.send(formatter.usage(usage));
+    if (includeUsage) out += SseWriter.event(formatter.usage(usage));
+    await writer.write(out);
     await writer.done();
   } catch (err) {
     const mapped = toErrorEnvelope(err);
     if (writer.open) {
       request.log.error({ err }, "generation failed mid-stream");
+      await writer.write(out);
       await writer.send(mapped.body);
     } else {
       request.log.info({ reason: (err as Error).message }, "stream ended: client gone");

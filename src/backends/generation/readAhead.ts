@@ -3,7 +3,12 @@
  * own thread while the event loop formats and writes the previous one, instead of the two taking turns.
  * Errors arrive in order, after the items produced before them. `return()` stops the source.
  */
-export function readAhead<T>(source: AsyncIterable<T>, capacity = 32): AsyncIterableIterator<T> {
+export interface ReadAheadIterator<T> extends AsyncIterableIterator<T> {
+  /** Items already produced, without waiting: a consumer writes them together. */
+  takeBuffered(): T[];
+}
+
+export function readAhead<T>(source: AsyncIterable<T>, capacity = 32): ReadAheadIterator<T> {
   const it = source[Symbol.asyncIterator]();
   const buffer: T[] = [];
   let finished = false;
@@ -30,7 +35,9 @@ export function readAhead<T>(source: AsyncIterable<T>, capacity = 32): AsyncIter
         const r = await it.next();
         if (r.done) break;
         buffer.push(r.value);
-        wake("consumer");
+        // Let the source start producing the next item (an engine dispatches its next decode a few ticks after
+        // being asked) before the consumer takes the thread to write this one.
+        setImmediate(() => setImmediate(() => wake("consumer")));
       }
     } catch (error) {
       failure = { error };
@@ -40,8 +47,13 @@ export function readAhead<T>(source: AsyncIterable<T>, capacity = 32): AsyncIter
     }
   };
 
-  const self: AsyncIterableIterator<T> = {
+  const self: ReadAheadIterator<T> = {
     [Symbol.asyncIterator]: () => self,
+    takeBuffered() {
+      const items = buffer.splice(0, buffer.length);
+      if (items.length > 0) wake("producer");
+      return items;
+    },
     async next(): Promise<IteratorResult<T>> {
       pump ??= run();
       for (;;) {

@@ -3,7 +3,7 @@ import type { Clock } from "../../core/Clock.js";
 import { EngineUnavailableError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
-import { ManagedProcess } from "../../supervisor/ManagedProcess.js";
+import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
 import type { Backend } from "../Backend.js";
 import { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
@@ -75,6 +75,8 @@ export class LlamaServerBackend implements Backend {
       this.options.logger.info({ binary: found.path, from: found.source }, "using llama-server binary");
     }
     const binary = this.binary;
+    // Imported on first use: the process machinery (execa) costs memory that a daemon without children never needs.
+    const { ManagedProcess } = await import("../../supervisor/ManagedProcess.js");
     this.process ??= new ManagedProcess({
       name: `${this.engineName()}:${this.descriptor.id}`,
       command: (port) => ({ file: binary, args: this.args(port) }),

@@ -41,6 +41,12 @@ interface Loaded {
   /** Tokens the chat template uses to end a turn, beyond the model's own end-of-generation tokens. */
   stopTokens: Set<Token>;
   freeSequences: LlamaContextSequence[];
+  /**
+   * KV-cache edits of requests that are starting. They need node-llama-cpp's context lock, which its decode loop
+   * holds for as long as any sequence keeps asking for tokens: running generations pause between tokens until
+   * these are done, or a new request would wait for every running one to finish.
+   */
+  pendingPrefixWork: Set<Promise<void>>;
   contextSize: number;
 }
 
@@ -76,7 +82,7 @@ export class NodeLlamaCppBackend implements Backend {
       const contextSize = Math.min(this.options.contextSize, model.trainContextSize || this.options.contextSize);
       if (this.descriptor.task === "embeddings") {
         const embedding = await model.createEmbeddingContext({ contextSize, threads });
-        this.loaded = { model, context: null, embedding, chatWrapper: null, stopTokens: new Set(), freeSequences: [], contextSize };
+        this.loaded = { model, context: null, embedding, chatWrapper: null, stopTokens: new Set(), freeSequences: [], pendingPrefixWork: new Set(), contextSize };
         return;
       }
       const context = await model.createContext({
@@ -95,7 +101,7 @@ export class NodeLlamaCppBackend implements Backend {
           if (tokens.length === 1) stopTokens.add(tokens[0]!);
         }
       }
-      this.loaded = { model, context, embedding: null, chatWrapper, stopTokens, freeSequences: [], contextSize: context.contextSize };
+      this.loaded = { model, context, embedding: null, chatWrapper, stopTokens, freeSequences: [], pendingPrefixWork: new Set(), contextSize: context.contextSize };
     } catch (err) {
       await model.dispose();
       throw new ModelLoadError(this.descriptor.id, (err as Error).message, err);
@@ -177,7 +183,14 @@ export class NodeLlamaCppBackend implements Backend {
     const sequence = loaded.freeSequences.pop() ?? loaded.context!.getSequence();
     let completionTokens = 0;
     try {
-      const toEvaluate = await reusePrefix(sequence, promptTokens);
+      const work = reusePrefix(sequence, promptTokens);
+      const settled = work.then(
+        () => undefined,
+        () => undefined,
+      );
+      loaded.pendingPrefixWork.add(settled);
+      void settled.then(() => loaded.pendingPrefixWork.delete(settled));
+      const toEvaluate = await work;
       signal.throwIfAborted();
       const detok = new StreamingDetokenizer<Token>((t, last) => model.detokenize(t, false, last));
       const stops = new StopSequenceMatcher(sampling.stop);
@@ -203,6 +216,7 @@ export class NodeLlamaCppBackend implements Backend {
         });
         for await (const token of iterator) {
           if (signal.aborted) break; // leaving the loop ends evaluation: the slot is free within one token
+          if (loaded.pendingPrefixWork.size > 0) await Promise.all(loaded.pendingPrefixWork);
           if (model.isEogToken(token) || loaded.stopTokens.has(token)) {
             finish = "stop";
             break;
@@ -250,7 +264,7 @@ async function reusePrefix(sequence: LlamaContextSequence, tokens: Token[]): Pro
   const { firstDifferentIndex } = sequence.compareContextTokens(tokens);
   const keep = Math.min(firstDifferentIndex, tokens.length - 1);
   if (keep <= 0) {
-    await sequence.clearHistory();
+    if (sequence.nextTokenIndex > 0) await sequence.clearHistory();
     return tokens;
   }
   if (sequence.nextTokenIndex > keep) {
