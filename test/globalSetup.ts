@@ -1,0 +1,25 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { findLlamaServer } from "../src/native/findLlamaServer.js";
+
+/**
+ * Runs once before the test files. The llama-server tests need a binary: when none is found (a fresh clone), build
+ * it from the llama.cpp source inside node-llama-cpp with the project's own script (about 10 minutes on 2 cores,
+ * cached outside the clone afterwards), so `npm test` works anywhere `npm ci` does.
+ */
+export default async function setup(): Promise<void> {
+  const found = await findLlamaServer("standard", { env: process.env });
+  if (found.path !== null) {
+    process.env.TABAGENT_LLAMA_SERVER = found.path;
+    return;
+  }
+  const script = fileURLToPath(new URL("../native/build-llama-server.sh", import.meta.url));
+  process.stderr.write("[tests] no llama-server binary yet: building one (about 10 minutes the first time, cached afterwards)\n");
+  // The build's progress goes to the terminal; only the binary's path comes back on stdout.
+  const child = spawn("bash", [script, "--print-path"], { stdio: ["ignore", "pipe", "inherit"] });
+  let stdout = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  if (code !== 0) throw new Error(`native/build-llama-server.sh failed (exit ${code}); the llama-server tests need its binary`);
+  process.env.TABAGENT_LLAMA_SERVER = stdout.trim().split("\n").at(-1);
+}
