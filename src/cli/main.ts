@@ -22,6 +22,11 @@ const SERVE_OPTIONS = {
   "queue-size": { type: "string" },
   "idle-ttl": { type: "string" },
   "body-limit": { type: "string" },
+  "max-tokens": { type: "string" },
+  "max-messages": { type: "string" },
+  "max-inflight": { type: "string" },
+  "request-timeout": { type: "string" },
+  "idle-timeout": { type: "string" },
   "shutdown-grace": { type: "string" },
   "log-level": { type: "string" },
   gpu: { type: "string" },
@@ -43,6 +48,11 @@ const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
   "queue-size": "queueSize",
   "idle-ttl": "idleTtlSeconds",
   "body-limit": "bodyLimitBytes",
+  "max-tokens": "maxTokensCap",
+  "max-messages": "maxMessages",
+  "max-inflight": "maxInflight",
+  "request-timeout": "requestTimeoutSeconds",
+  "idle-timeout": "idleTimeoutSeconds",
   "shutdown-grace": "shutdownGraceSeconds",
   "log-level": "logLevel",
   gpu: "gpu",
@@ -77,6 +87,11 @@ Options (each also as an environment variable, and as a key of a JSON config fil
   --queue-size N         requests waiting per model before 429 (TABAGENT_QUEUE_SIZE, default 64)
   --idle-ttl SECONDS     unload a model after this idle time, 0 = never (TABAGENT_IDLE_TTL, default 300)
   --body-limit BYTES     largest request body (TABAGENT_BODY_LIMIT, default 8388608)
+  --max-tokens N         largest max_tokens a request may ask for (TABAGENT_MAX_TOKENS, default 32768)
+  --max-messages N       most messages in a chat request (TABAGENT_MAX_MESSAGES, default 1024)
+  --max-inflight N       requests running or queued across all models before 429 (TABAGENT_MAX_INFLIGHT, 1024)
+  --request-timeout S    a request must arrive within S seconds (TABAGENT_REQUEST_TIMEOUT, default 60)
+  --idle-timeout S       close connections silent for S seconds (TABAGENT_IDLE_TIMEOUT, default 600)
   --shutdown-grace S     seconds in-flight requests get at shutdown (TABAGENT_SHUTDOWN_GRACE, default 30)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (TABAGENT_LOG_LEVEL, default info)
   --gpu auto|off         use a GPU when node-llama-cpp finds one (TABAGENT_GPU, default auto)

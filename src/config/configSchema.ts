@@ -68,6 +68,16 @@ export const configSchema = z.strictObject({
   /** Unload a model after this many idle seconds; 0 = never. */
   idleTtlSeconds: int(0, 7 * 24 * 3600).default(300),
   bodyLimitBytes: int(1024, 1 << 30).default(8 * 1024 * 1024),
+  /** Largest max_tokens a request may ask for. */
+  maxTokensCap: int(1, 1 << 20).default(32_768),
+  /** Most messages in one chat request. */
+  maxMessages: int(1, 100_000).default(1_024),
+  /** Requests in the daemon at once, running or queued, across all models; beyond it: 429. */
+  maxInflight: int(1, 1_000_000).default(1_024),
+  /** A request's headers and body must arrive within this time (slow-loris defence). */
+  requestTimeoutSeconds: int(1, 3600).default(60),
+  /** A connection with no traffic either way for this long is closed (streams write often enough to stay open). */
+  idleTimeoutSeconds: int(1, 24 * 3600).default(600),
   shutdownGraceSeconds: int(0, 3600).default(30),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** "auto" lets node-llama-cpp use CUDA/Vulkan/Metal when a prebuilt binary for it works. */

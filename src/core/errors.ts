@@ -101,6 +101,18 @@ export class QueueFullError extends TabAgentError {
   }
 }
 
+/** The daemon as a whole has as many requests as it takes (running and queued, all models). */
+export class ServerBusyError extends TabAgentError {
+  override readonly status = 429;
+  override readonly type = "rate_limit_error" as const;
+  constructor(limit: number) {
+    super(`The server is busy: ${limit} requests are already running or queued. Retry later.`, {
+      code: "server_busy",
+      headers: { "retry-after": "1" },
+    });
+  }
+}
+
 export class ModelLoadError extends TabAgentError {
   override readonly status = 503;
   override readonly type = "service_unavailable_error" as const;

@@ -6,6 +6,7 @@ import {
   InvalidRequestError,
   ModelNotFoundError,
   ModelNotServableError,
+  ServerBusyError,
   ServiceUnavailableError,
   WrongTaskError,
 } from "../core/errors.js";
@@ -45,6 +46,8 @@ export interface ModelRouterOptions {
   queueSize: number;
   /** Models on upstream servers, after the local ones (a local id wins). */
   upstreams?: UpstreamCatalog;
+  /** Requests admitted at once (running or queued) across all models; default unlimited. */
+  maxInflight?: number;
 }
 
 export interface ModelStatus {
@@ -58,6 +61,7 @@ export interface ModelStatus {
 export class ModelRouter {
   private readonly runners = new Map<string, ModelRunner>();
   private closing = false;
+  private inflight = 0;
 
   constructor(private readonly options: ModelRouterOptions) {}
 
@@ -100,7 +104,26 @@ export class ModelRouter {
     if (!this.lookup(modelId) && this.options.upstreams?.size) await this.options.upstreams.refresh(signal);
     const descriptor = this.resolve(modelId, endpoint);
     if (this.closing) throw new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" });
-    return this.runnerFor(descriptor).acquire(signal);
+    const limit = this.options.maxInflight ?? Infinity;
+    if (this.inflight >= limit) throw new ServerBusyError(limit);
+    this.inflight++;
+    let lease: Lease;
+    try {
+      lease = await this.runnerFor(descriptor).acquire(signal);
+    } catch (err) {
+      this.inflight--;
+      throw err;
+    }
+    let released = false;
+    return {
+      backend: lease.backend,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.inflight--;
+        lease.release();
+      },
+    };
   }
 
   private runnerFor(descriptor: ModelDescriptor): ModelRunner {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { toErrorEnvelope } from "../api/openai/errorEnvelope.js";
-import { openaiRoutes } from "../api/routes/openaiRoutes.js";
+import { openaiRoutes, type RequestLimits } from "../api/routes/openaiRoutes.js";
 import { RouteNotFoundError } from "../core/errors.js";
 import type { ModelRouter } from "../router/ModelRouter.js";
 
@@ -12,15 +12,29 @@ export interface AppDeps {
   bodyLimitBytes: number;
   /** Aborts in-flight generations when the shutdown grace period runs out. */
   shutdownSignal: AbortSignal;
+  limits: RequestLimits;
+  /** A request's headers and body must arrive within this time. */
+  requestTimeoutMs: number;
+  /** Connections with no traffic for this long are closed. */
+  idleTimeoutMs: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The HTTP app as a value: routes, error mapping, request ids. It never listens; startServer does. */
-export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal }: AppDeps): FastifyInstance {
+export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal, limits, requestTimeoutMs, idleTimeoutMs }: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: bodyLimitBytes,
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: idleTimeoutMs,
+    // Node reads these when the server is created (setting them afterwards has no effect) and checks them on an
+    // interval that defaults to 30 s, too coarse for a short timeout.
+    http: {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))),
+    },
     // A caller's id is kept when it is safe to log; otherwise we make one.
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
@@ -68,6 +82,6 @@ export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal }: App
     };
   });
 
-  openaiRoutes(app, { router, shutdownSignal });
+  openaiRoutes(app, { router, shutdownSignal, limits });
   return app;
 }

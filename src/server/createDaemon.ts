@@ -66,6 +66,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     logger,
     idleTtlMs: config.idleTtlSeconds * 1000,
     queueSize: config.queueSize,
+    maxInflight: config.maxInflight,
     upstreams,
     backends: {
       upstream: (d) => new UpstreamBackend(d, upstreams.client(d.upstream!.name)!, upstreams.parallel(d.upstream!.name)),
@@ -84,7 +85,15 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     },
   });
   const shutdown = new AbortController();
-  const app = buildApp({ router, logger, bodyLimitBytes: config.bodyLimitBytes, shutdownSignal: shutdown.signal });
+  const app = buildApp({
+    router,
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    shutdownSignal: shutdown.signal,
+    limits: { maxTokensCap: config.maxTokensCap, maxMessages: config.maxMessages },
+    requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+    idleTimeoutMs: config.idleTimeoutSeconds * 1000,
+  });
   const inflight = trackInflight(app);
 
   let closing: Promise<void> | null = null;
@@ -99,7 +108,10 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       if (await Promise.race([inflight.idle().then(() => false), graceOver])) {
         logger.warn({ inflight: inflight.size }, "grace period over: aborting in-flight requests");
         shutdown.abort(new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" }));
+        // Generations stop within a token; a request still arriving (a stalled upload) is cut off after a moment.
+        const cutoff = setTimeout(() => app.server.closeAllConnections(), 2_000);
         await inflight.idle();
+        clearTimeout(cutoff);
       }
       clearTimeout(timer);
       app.server.closeAllConnections(); // every response is done; only idle keep-alive sockets remain

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AbortedError, ModelNotFoundError } from "../../core/errors.js";
-import type { CompletionRequest, GenerationChunk } from "../../core/types.js";
+import { AbortedError, InvalidRequestError, ModelNotFoundError } from "../../core/errors.js";
+import type { CompletionRequest, GenerationChunk, GenerationOptions } from "../../core/types.js";
 import type { ModelRouter, ModelStatus } from "../../router/ModelRouter.js";
 import { chatCompletionBodySchema, toChatRequest } from "../openai/chatCompletionSchema.js";
 import { completionBodySchema, toCompletionRequests } from "../openai/completionSchema.js";
@@ -9,8 +9,14 @@ import { parseBody } from "../openai/parseBody.js";
 import { chatFormatter, completionFormatter } from "../openai/responseFormatters.js";
 import { sendGeneration } from "./sendGeneration.js";
 
+export interface RequestLimits {
+  maxTokensCap: number;
+  maxMessages: number;
+}
+
 export interface OpenAIRoutesOptions {
   router: ModelRouter;
+  limits: RequestLimits;
   /** Aborted when the server gives up waiting for in-flight requests at shutdown. */
   shutdownSignal: AbortSignal;
 }
@@ -66,7 +72,16 @@ function warnUnknownFields(request: FastifyRequest, known: readonly string[]): v
   if (unknown.length > 0) request.log.debug({ fields: unknown }, "ignoring unknown request fields");
 }
 
-export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal }: OpenAIRoutesOptions): void {
+/** Server-side caps on top of the schema: a request over one gets a 400 naming the parameter. */
+function enforceLimits(options: GenerationOptions, body: { max_tokens?: number | null; max_completion_tokens?: number | null }, limits: RequestLimits): void {
+  const asked = options.sampling.maxTokens;
+  if (asked !== undefined && asked > limits.maxTokensCap) {
+    const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
+    throw new InvalidRequestError(`'${param}' is ${asked}, more than this server allows (${limits.maxTokensCap}).`, { param, code: "limit_exceeded" });
+  }
+}
+
+export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits }: OpenAIRoutesOptions): void {
   app.get("/v1/models", async () => {
     await router.refreshUpstreams();
     return { object: "list", data: router.status().map(modelObject) };
@@ -83,6 +98,13 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal }: O
     const body = parseBody(chatCompletionBodySchema, request.body);
     warnUnknownFields(request, Object.keys(chatCompletionBodySchema.shape));
     const chatRequest = toChatRequest(body);
+    enforceLimits(chatRequest, body, limits);
+    if (chatRequest.messages.length > limits.maxMessages) {
+      throw new InvalidRequestError(`'messages' has ${chatRequest.messages.length} entries, more than this server allows (${limits.maxMessages}).`, {
+        param: "messages",
+        code: "limit_exceeded",
+      });
+    }
     const signal = requestSignal(request, reply, shutdownSignal);
     const lease = await router.acquire(body.model, "chat", signal);
     try {
@@ -104,6 +126,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal }: O
     const body = parseBody(completionBodySchema, request.body);
     warnUnknownFields(request, Object.keys(completionBodySchema.shape));
     const requests = toCompletionRequests(body);
+    for (const r of requests) enforceLimits(r, body, limits);
     const signal = requestSignal(request, reply, shutdownSignal);
     const lease = await router.acquire(body.model, "completions", signal);
     try {

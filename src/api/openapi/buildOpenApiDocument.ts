@@ -1,0 +1,317 @@
+import { z } from "zod";
+import { chatCompletionBodySchema } from "../openai/chatCompletionSchema.js";
+import { completionBodySchema } from "../openai/completionSchema.js";
+import { embeddingBodySchema } from "../openai/embeddingSchema.js";
+import {
+  chatCompletionChunkSchema,
+  chatCompletionResponseSchema,
+  completionChunkSchema,
+  completionResponseSchema,
+  embeddingResponseSchema,
+  errorEnvelopeSchema,
+  healthSchema,
+  localModelExtensionSchema,
+  modelListSchema,
+  modelSchema,
+  readySchema,
+  upstreamModelExtensionSchema,
+  usageSchema,
+} from "./responseSchemas.js";
+
+/** A JSON Schema (2020-12, which OpenAPI 3.1 uses as is) or a `{"$ref": ...}`. */
+export type JsonSchema = { [key: string]: unknown };
+export type Ref = { $ref: string };
+
+export interface OpenApiMediaType {
+  schema: JsonSchema;
+  example?: unknown;
+  /** For `text/event-stream`: the schema of each event's JSON (OpenAPI 3.1 has no way to say it natively). */
+  "x-tabagent-event-schema"?: Ref;
+}
+
+export interface OpenApiHeader {
+  description: string;
+  schema: JsonSchema;
+}
+
+export interface OpenApiResponse {
+  description: string;
+  headers?: Record<string, OpenApiHeader | Ref>;
+  content?: Record<string, OpenApiMediaType>;
+}
+
+export interface OpenApiParameter {
+  name: string;
+  in: "path" | "query" | "header";
+  required: boolean;
+  description?: string;
+  schema: JsonSchema;
+}
+
+export interface OpenApiOperation {
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  parameters?: OpenApiParameter[];
+  requestBody?: { required: boolean; content: Record<string, OpenApiMediaType> };
+  responses: Record<string, OpenApiResponse | Ref>;
+}
+
+export type HttpMethod = "get" | "post";
+
+export interface OpenApiDocument {
+  openapi: "3.1.0";
+  info: { title: string; version: string; description: string };
+  tags: { name: string; description: string }[];
+  paths: Record<string, Partial<Record<HttpMethod, OpenApiOperation>>>;
+  components: {
+    schemas: Record<string, JsonSchema>;
+    responses: Record<string, OpenApiResponse>;
+    headers: Record<string, OpenApiHeader>;
+  };
+}
+
+export interface OpenApiOptions {
+  /** `info.version`: the daemon's version. Default "dev". */
+  version?: string;
+}
+
+/** Every schema that becomes a component, by its component name. Request bodies keep their wire names. */
+const COMPONENTS = {
+  ChatCompletionRequest: chatCompletionBodySchema,
+  CompletionRequest: completionBodySchema,
+  EmbeddingRequest: embeddingBodySchema,
+  ChatCompletion: chatCompletionResponseSchema,
+  ChatCompletionChunk: chatCompletionChunkSchema,
+  Completion: completionResponseSchema,
+  CompletionChunk: completionChunkSchema,
+  EmbeddingList: embeddingResponseSchema,
+  Usage: usageSchema,
+  Model: modelSchema,
+  LocalModelExtension: localModelExtensionSchema,
+  UpstreamModelExtension: upstreamModelExtensionSchema,
+  ModelList: modelListSchema,
+  ErrorEnvelope: errorEnvelopeSchema,
+  Health: healthSchema,
+  Ready: readySchema,
+} satisfies Record<string, z.ZodType>;
+
+type ComponentName = keyof typeof COMPONENTS;
+
+const ref = (name: ComponentName): Ref => ({ $ref: `#/components/schemas/${name}` });
+const errorResponse = (name: string): Ref => ({ $ref: `#/components/responses/${name}` });
+const requestIdHeader = { "x-request-id": { $ref: "#/components/headers/RequestId" } };
+
+/** Zod schemas → JSON Schemas that reference one another as `#/components/schemas/Name`. */
+function componentSchemas(): Record<string, JsonSchema> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(COMPONENTS)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    target: "draft-2020-12",
+    // Request bodies as a client writes them: fields with defaults stay optional.
+    io: "input",
+    // Anything JSON Schema cannot say (none today) becomes `{}` rather than failing the whole document.
+    unrepresentable: "any",
+    uri: (id) => `#/components/schemas/${id}`,
+  });
+  if ("__shared" in schemas) throw new Error("buildOpenApiDocument: a schema produced shared $defs; register it as a component");
+  const out: Record<string, JsonSchema> = {};
+  for (const [name, schema] of Object.entries(schemas)) {
+    // Each component is embedded in the document: no `$schema` of its own, and no `$id` (a fragment-only `$id`
+    // is not allowed in 2020-12; the component's place in the document is its identity).
+    const { $schema: _schema, $id: _id, ...rest } = schema as JsonSchema;
+    out[name] = rest;
+  }
+  return out;
+}
+
+function json(name: ComponentName, description: string): OpenApiResponse {
+  return { description, headers: requestIdHeader, content: { "application/json": { schema: ref(name) } } };
+}
+
+function generation(kind: "chat" | "completion"): OpenApiOperation {
+  const chat = kind === "chat";
+  const whole: ComponentName = chat ? "ChatCompletion" : "Completion";
+  const chunk: ComponentName = chat ? "ChatCompletionChunk" : "CompletionChunk";
+  return {
+    operationId: chat ? "createChatCompletion" : "createCompletion",
+    summary: chat ? "Chat completion, streamed or not" : "Text completion, streamed or not",
+    description:
+      (chat
+        ? "Chat models only (a GGUF with a chat template). "
+        : "Chat and plain text-generation models; an array `prompt` gives one choice per prompt. ") +
+      "Parameters that would change results but are not implemented are refused with 400 `unsupported_parameter`; " +
+      "harmless unknown fields are accepted. With `stream: true` the answer is server-sent events: one " +
+      `\`${chunk}\` per \`data:\` line, then \`data: [DONE]\`. An error after the stream started arrives as one ` +
+      "`ErrorEnvelope` event, then the stream closes.",
+    tags: ["OpenAI"],
+    requestBody: {
+      required: true,
+      content: { "application/json": { schema: ref(chat ? "ChatCompletionRequest" : "CompletionRequest") } },
+    },
+    responses: {
+      "200": {
+        description: "The completion: one JSON object, or with `stream: true` an event stream.",
+        headers: requestIdHeader,
+        content: {
+          "application/json": { schema: ref(whole) },
+          "text/event-stream": {
+            schema: { type: "string", description: `Server-sent events: \`data: <${chunk} JSON>\` lines, last \`data: [DONE]\`.` },
+            "x-tabagent-event-schema": ref(chunk),
+            example: chat
+              ? 'data: {"id":"chatcmpl-…","object":"chat.completion.chunk","created":1795695772,"model":"tiny-chat","system_fingerprint":null,"choices":[{"index":0,"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null}]}\n\ndata: [DONE]\n\n'
+              : 'data: {"id":"cmpl-…","object":"text_completion","created":1795695772,"model":"tiny-chat","system_fingerprint":null,"choices":[{"index":0,"text":"Hel","logprobs":null,"finish_reason":null}]}\n\ndata: [DONE]\n\n',
+          },
+        },
+      },
+      ...generationErrors(),
+    },
+  };
+}
+
+function generationErrors(): Record<string, Ref> {
+  return {
+    "400": errorResponse("BadRequest"),
+    "404": errorResponse("ModelNotFound"),
+    "413": errorResponse("PayloadTooLarge"),
+    "415": errorResponse("UnsupportedMediaType"),
+    "429": errorResponse("TooManyRequests"),
+    "500": errorResponse("ServerError"),
+    "503": errorResponse("ServiceUnavailable"),
+  };
+}
+
+function errorComponent(description: string, headers?: Record<string, OpenApiHeader | Ref>): OpenApiResponse {
+  return {
+    description,
+    headers: { ...requestIdHeader, ...headers },
+    content: { "application/json": { schema: ref("ErrorEnvelope") } },
+  };
+}
+
+/**
+ * The daemon's HTTP API as an OpenAPI 3.1 document. Request bodies come from the same zod schemas that validate
+ * them; responses from responseSchemas.ts. Build it once and cache it (registerDocsRoutes does).
+ */
+export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): OpenApiDocument {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "TabAgent",
+      version,
+      description:
+        "A local inference daemon with an OpenAI-compatible API. Bodies are JSON (`content-type: application/json`); " +
+        "every response carries `x-request-id`; every non-2xx response is an `ErrorEnvelope`.",
+    },
+    tags: [
+      { name: "OpenAI", description: "The OpenAI wire format." },
+      { name: "Operations", description: "Health, readiness, metrics and this document." },
+    ],
+    paths: {
+      "/v1/chat/completions": { post: generation("chat") },
+      "/v1/completions": { post: generation("completion") },
+      "/v1/embeddings": {
+        post: {
+          operationId: "createEmbedding",
+          summary: "Embeddings",
+          description:
+            "Embedding models only. Vectors are L2-normalised. An input longer than the model's context is a 400 naming it (`param: \"input[3]\"`).",
+          tags: ["OpenAI"],
+          requestBody: { required: true, content: { "application/json": { schema: ref("EmbeddingRequest") } } },
+          responses: { "200": json("EmbeddingList", "One vector per input, in order."), ...generationErrors() },
+        },
+      },
+      "/v1/models": {
+        get: {
+          operationId: "listModels",
+          summary: "Every served model",
+          tags: ["OpenAI"],
+          responses: { "200": json("ModelList", "The models, local ones first, each with its `tabagent` extension."), "500": errorResponse("ServerError") },
+        },
+      },
+      "/v1/models/{id}": {
+        get: {
+          operationId: "retrieveModel",
+          summary: "One model",
+          tags: ["OpenAI"],
+          parameters: [{ name: "id", in: "path", required: true, description: "A served model id.", schema: { type: "string" } }],
+          responses: { "200": json("Model", "The model."), "404": errorResponse("ModelNotFound"), "500": errorResponse("ServerError") },
+        },
+      },
+      "/health": {
+        get: {
+          operationId: "health",
+          summary: "Liveness and model states",
+          description: "200 while the process serves at all; which models are loaded, running and queued.",
+          tags: ["Operations"],
+          responses: { "200": json("Health", "The daemon is serving.") },
+        },
+      },
+      "/ready": {
+        get: {
+          operationId: "ready",
+          summary: "Readiness",
+          description: "503 with the reason as `code` (`draining` while shutting down) when new work should go elsewhere.",
+          tags: ["Operations"],
+          responses: { "200": json("Ready", "Ready for requests."), "503": errorResponse("ServiceUnavailable") },
+        },
+      },
+      "/metrics": {
+        get: {
+          operationId: "metrics",
+          summary: "Prometheus metrics",
+          description:
+            "Requests, durations, tokens, time to first token, inter-token latency, queue depth, running requests, " +
+            "loaded models, load times, child restarts, and the Node process metrics.",
+          tags: ["Operations"],
+          responses: {
+            "200": {
+              description: "The Prometheus text exposition format 0.0.4.",
+              content: { "text/plain; version=0.0.4; charset=utf-8": { schema: { type: "string" } } },
+            },
+          },
+        },
+      },
+      "/openapi.json": {
+        get: {
+          operationId: "openapi",
+          summary: "This document",
+          tags: ["Operations"],
+          responses: { "200": { description: "OpenAPI 3.1.", content: { "application/json": { schema: { type: "object" } } } } },
+        },
+      },
+      "/docs": {
+        get: {
+          operationId: "docs",
+          summary: "This document as a page",
+          tags: ["Operations"],
+          responses: { "200": { description: "HTML without scripts.", content: { "text/html": { schema: { type: "string" } } } } },
+        },
+      },
+    },
+    components: {
+      schemas: componentSchemas(),
+      responses: {
+        BadRequest: errorComponent(
+          "Invalid JSON or body (`invalid_json`, `invalid_body`), a schema violation naming `param` (`invalid_value`, " +
+            "`missing_required_parameter`), `unsupported_parameter`, `model_task_mismatch`, `model_not_servable`, " +
+            "`context_length_exceeded`.",
+        ),
+        ModelNotFound: errorComponent("Unknown model id (`model_not_found`, `param: \"model\"`)."),
+        PayloadTooLarge: errorComponent("Body over the server's limit (`request_too_large`)."),
+        UnsupportedMediaType: errorComponent("A content type other than JSON (`unsupported_media_type`)."),
+        TooManyRequests: errorComponent("Every slot busy and the wait queue full (`queue_full`).", {
+          "retry-after": { description: "Seconds to wait before retrying.", schema: { type: "integer", minimum: 1 } },
+        }),
+        ServerError: errorComponent("Anything unexpected (`server_error`); details are in the log, by request id."),
+        ServiceUnavailable: errorComponent(
+          "`model_load_failed`, `engine_unavailable`, `shutting_down`, or from /ready the reason it is not ready.",
+        ),
+      },
+      headers: {
+        RequestId: { description: "The caller's `x-request-id` when it is safe to log, else a UUID.", schema: { type: "string" } },
+      },
+    },
+  };
+}

@@ -1,0 +1,169 @@
+import { z } from "zod";
+import { detectedTaskSchema, engineNameSchema, modelFormatSchema } from "../../detection/detectionSchema.js";
+
+/**
+ * What the daemon answers, as zod schemas, for the OpenAPI document. They mirror responseFormatters.ts,
+ * openaiRoutes.ts and buildApp.ts; test/api/openapi checks real responses against them, so a change there that
+ * is not made here fails a test. They are documentation: no response is validated at run time.
+ */
+
+const int = () => z.number().int();
+const unixSeconds = () => int().nonnegative().meta({ description: "Unix time in seconds." });
+
+export const finishReasonSchema = z.enum(["stop", "length", "tool_calls", "content_filter"]).meta({
+  description: "`stop`: the model ended its turn or a stop sequence matched; `length`: max_tokens or the context ran out.",
+});
+
+export const usageSchema = z.object({
+  prompt_tokens: int().nonnegative(),
+  completion_tokens: int().nonnegative(),
+  total_tokens: int().nonnegative(),
+});
+
+export const chatCompletionResponseSchema = z.object({
+  id: z.string().meta({ description: "`chatcmpl-…`" }),
+  object: z.literal("chat.completion"),
+  created: unixSeconds(),
+  model: z.string(),
+  system_fingerprint: z.null(),
+  choices: z.array(
+    z.object({
+      index: int().nonnegative(),
+      message: z.object({ role: z.literal("assistant"), content: z.string(), refusal: z.null() }),
+      logprobs: z.null(),
+      finish_reason: finishReasonSchema,
+    }),
+  ),
+  usage: usageSchema,
+});
+
+export const chatCompletionChunkSchema = z.object({
+  id: z.string(),
+  object: z.literal("chat.completion.chunk"),
+  created: unixSeconds(),
+  model: z.string(),
+  system_fingerprint: z.null(),
+  choices: z
+    .array(
+      z.object({
+        index: int().nonnegative(),
+        delta: z.object({ role: z.literal("assistant").optional(), content: z.string().optional() }),
+        logprobs: z.null(),
+        finish_reason: finishReasonSchema.nullable(),
+      }),
+    )
+    .meta({ description: "Empty in the final usage chunk." }),
+  usage: usageSchema
+    .nullable()
+    .optional()
+    .meta({ description: "Only with stream_options.include_usage: null on every chunk but the last." }),
+});
+
+export const completionResponseSchema = z.object({
+  id: z.string().meta({ description: "`cmpl-…`" }),
+  object: z.literal("text_completion"),
+  created: unixSeconds(),
+  model: z.string(),
+  system_fingerprint: z.null(),
+  choices: z.array(
+    z.object({
+      index: int().nonnegative().meta({ description: "The prompt's position when `prompt` is an array." }),
+      text: z.string(),
+      logprobs: z.null(),
+      finish_reason: finishReasonSchema,
+    }),
+  ),
+  usage: usageSchema,
+});
+
+export const completionChunkSchema = z.object({
+  id: z.string(),
+  object: z.literal("text_completion"),
+  created: unixSeconds(),
+  model: z.string(),
+  system_fingerprint: z.null(),
+  choices: z.array(
+    z.object({
+      index: int().nonnegative(),
+      text: z.string(),
+      logprobs: z.null(),
+      finish_reason: finishReasonSchema.nullable(),
+    }),
+  ),
+  usage: usageSchema.nullable().optional(),
+});
+
+export const embeddingResponseSchema = z.object({
+  object: z.literal("list"),
+  data: z.array(
+    z.object({
+      object: z.literal("embedding"),
+      index: int().nonnegative(),
+      embedding: z.union([z.array(z.number()), z.string()]).meta({
+        description: "L2-normalised floats, or with encoding_format=base64 the little-endian float32 bytes in base64.",
+      }),
+    }),
+  ),
+  model: z.string(),
+  usage: z.object({ prompt_tokens: int().nonnegative(), total_tokens: int().nonnegative() }),
+});
+
+export const runnerStateSchema = z.enum(["unloaded", "loading", "loaded", "unloading"]);
+
+/** The `tabagent` extension of a model served by this daemon: what detection found. */
+export const localModelExtensionSchema = z.object({
+  format: modelFormatSchema,
+  task: detectedTaskSchema,
+  engine: engineNameSchema.nullable().meta({ description: "null when nothing may serve the model (`warnings` says why)." }),
+  engine_reason: z.string().nullable(),
+  alternatives: z.array(engineNameSchema),
+  loaded: z.boolean(),
+  state: runnerStateSchema,
+  architecture: z.string().nullable(),
+  parameters: int().nonnegative().nullable(),
+  quantization: z.string().nullable(),
+  context_length: int().positive().nullable(),
+  chat_template: z.boolean(),
+  size_bytes: int().nonnegative(),
+  warnings: z.array(z.string()),
+});
+
+/** The `tabagent` extension of a model that lives on an upstream OpenAI-compatible server. */
+export const upstreamModelExtensionSchema = z.object({
+  format: z.literal("upstream"),
+  engine: z.literal("upstream"),
+  upstream: z.string().meta({ description: "The upstream's configured name." }),
+  upstream_model: z.string().meta({ description: "The model's id on the upstream." }),
+  base_url: z.string(),
+  state: runnerStateSchema,
+});
+
+export const modelSchema = z.object({
+  id: z.string(),
+  object: z.literal("model"),
+  created: unixSeconds(),
+  owned_by: z.string().meta({ description: "`tabagent`, or the upstream's name." }),
+  tabagent: z.union([localModelExtensionSchema, upstreamModelExtensionSchema]),
+});
+
+export const modelListSchema = z.object({ object: z.literal("list"), data: z.array(modelSchema) });
+
+export const errorEnvelopeSchema = z.object({
+  error: z.object({
+    message: z.string(),
+    type: z.string().meta({ description: "`invalid_request_error`, `not_found_error`, `rate_limit_error`, `service_unavailable_error`, `server_error`, ..." }),
+    param: z.string().nullable().meta({ description: "The offending parameter's path, as `messages[0].content`." }),
+    code: z.string().nullable(),
+  }),
+});
+
+export const healthSchema = z.object({
+  status: z.literal("ok"),
+  models: z.array(z.object({ id: z.string(), state: runnerStateSchema, running: int().nonnegative(), queued: int().nonnegative() })),
+  loaded: z.array(z.string()),
+  upstreams: z.array(
+    z.object({ name: z.string(), base_url: z.string(), state: z.enum(["up", "down", "unknown"]), error: z.string().nullable() }),
+  ),
+});
+
+export const readySchema = z.object({ status: z.literal("ready") });

@@ -1,0 +1,48 @@
+import { performance } from "node:perf_hooks";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { UNMATCHED_ROUTE, type DaemonMetrics } from "./DaemonMetrics.js";
+import { getRequestModel } from "./requestModel.js";
+
+/** Status recorded for a response the client abandoned before it was complete (nginx's "client closed request"). */
+export const CLIENT_CLOSED_STATUS = 499;
+
+/** `GET /metrics`: every series of this daemon's registry, in the Prometheus text format. */
+export function registerMetricsRoute(app: FastifyInstance, metrics: DaemonMetrics): void {
+  app.get("/metrics", async (_request, reply) => {
+    const body = await metrics.scrape();
+    return reply.header("cache-control", "no-store").type(metrics.contentType).send(body);
+  });
+}
+
+/** The route pattern (`/v1/models/:id`), never the raw URL: every unmatched URL shares one label. */
+export function routeLabel(request: FastifyRequest): string {
+  if (request.is404) return UNMATCHED_ROUTE;
+  return request.routeOptions.url ?? UNMATCHED_ROUTE;
+}
+
+/**
+ * Request arrival on the `performance.now()` clock, for `DaemonMetrics.instrumentGeneration`. Fastify keeps the
+ * start time when the app has a logger or an onResponse hook (the daemon has both); otherwise this is "now".
+ */
+export function requestStartedAt(reply: FastifyReply): number {
+  return performance.now() - reply.elapsedTime;
+}
+
+/**
+ * Records every request once, when its response closes (`tabagent_requests_total`,
+ * `tabagent_request_duration_seconds`): route pattern, model (`setRequestModel`, else the body's `model`), status,
+ * duration. It listens for the response's `close` rather than using an onResponse hook because Fastify runs no
+ * onResponse for a hijacked stream the client abandons; such a response is recorded with status 499. Requests that
+ * Fastify answers before routing (the 503 while closing, malformed URLs) are not seen. Add it before the routes.
+ */
+export function registerRequestMetrics(app: FastifyInstance, metrics: DaemonMetrics): void {
+  app.addHook("onRequest", (request, reply, done) => {
+    const started = performance.now();
+    const res = reply.raw;
+    res.once("close", () => {
+      const status = res.writableFinished ? reply.statusCode : CLIENT_CLOSED_STATUS;
+      metrics.observeRequest(routeLabel(request), getRequestModel(request), status, (performance.now() - started) / 1000);
+    });
+    done();
+  });
+}
