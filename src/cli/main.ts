@@ -32,6 +32,11 @@ const SERVE_OPTIONS = {
   gpu: { type: "string" },
   "gpu-layers": { type: "string" },
   upstream: { type: "string", multiple: true },
+  "api-key": { type: "string", multiple: true },
+  "api-key-file": { type: "string" },
+  "insecure-no-auth": { type: "boolean" },
+  "allowed-host": { type: "string", multiple: true },
+  "cors-origin": { type: "string", multiple: true },
   config: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -58,6 +63,11 @@ const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
   gpu: "gpu",
   "gpu-layers": "gpuLayers",
   upstream: "upstreams",
+  "api-key": "apiKeys",
+  "api-key-file": "apiKeyFile",
+  "insecure-no-auth": "insecureNoAuth",
+  "allowed-host": "allowedHosts",
+  "cors-origin": "corsOrigins",
 };
 
 const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API
@@ -96,6 +106,13 @@ Options (each also as an environment variable, and as a key of a JSON config fil
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (TABAGENT_LOG_LEVEL, default info)
   --gpu auto|off         use a GPU when node-llama-cpp finds one (TABAGENT_GPU, default auto)
   --gpu-layers auto|max|N  layers to offload (TABAGENT_GPU_LAYERS, default auto)
+  --api-key KEY          require \`Authorization: Bearer KEY\`; repeatable (TABAGENT_API_KEYS, comma separated;
+                         prefer the env or a key file: flags show up in \`ps\`)
+  --api-key-file FILE    one key per line, # comments (TABAGENT_API_KEY_FILE)
+  --insecure-no-auth     allow binding a non-loopback address without keys (TABAGENT_INSECURE_NO_AUTH)
+  --allowed-host NAME    a Host header to accept besides loopback names; repeatable, * = any (TABAGENT_ALLOWED_HOSTS)
+  --cors-origin ORIGIN   a browser origin allowed by CORS (https://app.example, chrome-extension://ID, *);
+                         repeatable; off by default (TABAGENT_CORS_ORIGINS)
   --upstream NAME[=URL]  also serve the models of an OpenAI-compatible server (URL up to /v1); presets:
                          lmstudio, ollama, vllm; repeatable (TABAGENT_UPSTREAMS, comma separated)
 `;
@@ -110,6 +127,7 @@ function toRawSettings(values: Record<string, unknown>): RawSettings {
   for (const [flag, key] of Object.entries(FLAG_TO_KEY)) {
     const v = values[flag];
     if (typeof v === "string" || Array.isArray(v)) raw[key] = v as string | string[];
+    else if (v === true) raw[key] = "true";
   }
   return raw;
 }
@@ -198,10 +216,11 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
   if (ids.length === 0) logger.warn("no models configured: pass --model PATH or --models-dir DIR");
   else {
     const chat = daemon.registry.list().find((m) => m.task === "chat") ?? daemon.registry.list()[0]!;
+    const auth = config.apiKeys.length > 0 || config.apiKeyFile ? ` -H 'authorization: Bearer <your key>'` : "";
     const example =
       chat.task === "embeddings"
-        ? `curl ${url}/v1/embeddings -H 'content-type: application/json' -d '{"model":"${chat.id}","input":"hello"}'`
-        : `curl ${url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"${chat.id}","messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'`;
+        ? `curl ${url}/v1/embeddings${auth} -H 'content-type: application/json' -d '{"model":"${chat.id}","input":"hello"}'`
+        : `curl ${url}/v1/chat/completions${auth} -H 'content-type: application/json' -d '{"model":"${chat.id}","messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'`;
     logger.info(`try: ${example}`);
   }
 

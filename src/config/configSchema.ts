@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { engineNameSchema } from "../detection/detectionSchema.js";
+import { securityConfigShape } from "../server/security/securitySchema.js";
 
 export const DEFAULT_PORT = 8471;
 
@@ -54,6 +55,7 @@ export const upstreamSchema = z.strictObject({
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 
 export const configSchema = z.strictObject({
+  ...securityConfigShape,
   host: z.string().min(1).default("127.0.0.1"),
   port: int(0, 65535).default(DEFAULT_PORT),
   models: z.array(modelEntrySchema).default([]),

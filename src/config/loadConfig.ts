@@ -2,13 +2,14 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import { configSchema, MODEL_ID_PATTERN, type Config, type ModelEntry } from "./configSchema.js";
+import { parseBooleanSetting, SECURITY_SETTINGS } from "../server/security/securitySchema.js";
 
 /** Where each setting can come from, for error messages that say what to fix. */
 interface SettingSpec {
   key: keyof Config;
   env: string;
   flag: string;
-  kind: "string" | "int" | "models" | "paths" | "gpuLayers" | "upstreams";
+  kind: "string" | "int" | "models" | "paths" | "gpuLayers" | "upstreams" | "boolean";
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
@@ -32,6 +33,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "gpu", env: "TABAGENT_GPU", flag: "--gpu", kind: "string" },
   { key: "gpuLayers", env: "TABAGENT_GPU_LAYERS", flag: "--gpu-layers", kind: "gpuLayers" },
   { key: "upstreams", env: "TABAGENT_UPSTREAMS", flag: "--upstream", kind: "upstreams" },
+  // Exposure and auth (src/server/security): lists are comma separated in the environment.
+  ...SECURITY_SETTINGS.map((s) => ({ key: s.key, env: s.env, flag: s.flag, kind: s.kind === "list" ? ("paths" as const) : s.kind })),
 ];
 
 /** `NAME=URL`, or a preset name alone (`lmstudio`, `ollama`, `vllm`). */
@@ -67,6 +70,8 @@ function convert(spec: SettingSpec, value: string | string[], source: string): u
       return splitList(values, source);
     case "upstreams":
       return splitList(values, source).map(parseUpstreamSpec);
+    case "boolean":
+      return parseBooleanSetting(one);
   }
 }
 
@@ -106,6 +111,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
     out.models = out.models.map((m: unknown) => (m && typeof m === "object" && !Array.isArray(m) ? { ...m, path: rel((m as { path?: unknown }).path) } : m));
   }
   if (Array.isArray(out.modelsDirs)) out.modelsDirs = out.modelsDirs.map(rel);
+  if (typeof out.apiKeyFile === "string") out.apiKeyFile = rel(out.apiKeyFile);
   return out;
 }
 

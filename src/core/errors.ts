@@ -8,7 +8,8 @@ export type OpenAIErrorType =
   | "rate_limit_error"
   | "server_error"
   | "service_unavailable_error"
-  | "authentication_error";
+  | "authentication_error"
+  | "permission_error";
 
 export interface TabAgentErrorOptions {
   param?: string | null;

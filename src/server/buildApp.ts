@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { toErrorEnvelope } from "../api/openai/errorEnvelope.js";
 import { openaiRoutes, type RequestLimits } from "../api/routes/openaiRoutes.js";
 import { RouteNotFoundError } from "../core/errors.js";
+import { registerSecurity, type SecurityOptions } from "./security/registerSecurity.js";
 import type { ModelRouter } from "../router/ModelRouter.js";
 
 export interface AppDeps {
@@ -17,12 +18,23 @@ export interface AppDeps {
   requestTimeoutMs: number;
   /** Connections with no traffic for this long are closed. */
   idleTimeoutMs: number;
+  /** API keys, Host allow-list and CORS origins; default: no keys, loopback names, no CORS. */
+  security?: SecurityOptions;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The HTTP app as a value: routes, error mapping, request ids. It never listens; startServer does. */
-export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal, limits, requestTimeoutMs, idleTimeoutMs }: AppDeps): FastifyInstance {
+export function buildApp({
+  router,
+  logger,
+  bodyLimitBytes,
+  shutdownSignal,
+  limits,
+  requestTimeoutMs,
+  idleTimeoutMs,
+  security = { apiKeys: [], allowedHosts: [], corsOrigins: [], bindHost: "127.0.0.1" },
+}: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: bodyLimitBytes,
@@ -53,6 +65,9 @@ export function buildApp({ router, logger, bodyLimitBytes, shutdownSignal, limit
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  // Host check (DNS rebinding), CORS, then API keys: before any route, the 404 handler included.
+  const summary = registerSecurity(app, security);
+  logger.info({ security: summary }, "request checks");
   app.addHook("onResponse", async (request, reply) => {
     request.log.info(
       { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },

@@ -15,6 +15,9 @@ import { ServiceUnavailableError } from "../core/errors.js";
 import { buildModelRegistry, type ModelRegistry } from "../registry/ModelRegistry.js";
 import { ModelRouter } from "../router/ModelRouter.js";
 import { buildApp } from "./buildApp.js";
+import { ConfigError } from "../core/errors.js";
+import { checkBindSafety } from "./security/checkBindSafety.js";
+import { resolveApiKeys } from "./security/securitySchema.js";
 import { trackInflight } from "./trackInflight.js";
 
 export interface Daemon {
@@ -43,6 +46,13 @@ export interface CreateDaemonOptions {
 
 /** Wires config → registry → router → backends → HTTP app. Everything is passed in; nothing is global. */
 export async function createDaemon({ config, logger, clock = systemClock, registry, backends, processes = new ProcessRegistry(), env = process.env }: CreateDaemonOptions): Promise<Daemon> {
+  // Exposure first: a daemon that would listen unprotected refuses before it reads a single model.
+  const { keys: apiKeys, warnings: keyWarnings } = resolveApiKeys(config);
+  for (const warning of keyWarnings) logger.warn(warning);
+  const bind = checkBindSafety({ host: config.host, apiKeys, insecureNoAuth: config.insecureNoAuth });
+  if (!bind.ok) throw new ConfigError("host", bind.message);
+  if (bind.warning) logger.warn(bind.warning);
+
   const models = registry ?? (await buildModelRegistry(config, logger));
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
   const upstreams = new UpstreamCatalog(config.upstreams, { clock, logger });
@@ -93,6 +103,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     limits: { maxTokensCap: config.maxTokensCap, maxMessages: config.maxMessages },
     requestTimeoutMs: config.requestTimeoutSeconds * 1000,
     idleTimeoutMs: config.idleTimeoutSeconds * 1000,
+    security: { apiKeys, allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins, bindHost: config.host },
   });
   const inflight = trackInflight(app);
 
@@ -130,7 +141,9 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       await app.listen({ host: config.host, port: config.port });
       const addr = app.server.address();
       const port = typeof addr === "object" && addr ? addr.port : config.port;
-      const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+      // A wildcard bind is reachable on loopback, the one name every Host check accepts.
+      const shown = config.host === "0.0.0.0" ? "127.0.0.1" : config.host === "::" ? "::1" : config.host;
+      const host = shown.includes(":") ? `[${shown}]` : shown;
       return { host: config.host, port, url: `http://${host}:${port}` };
     },
     close,

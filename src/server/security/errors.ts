@@ -4,7 +4,7 @@ import { TabAgentError, type OpenAIErrorType } from "../../core/errors.js";
  * `permission_error` is the OpenAI type for 403s (toErrorEnvelope's status table already names it), but
  * OpenAIErrorType in core/errors.ts does not list it yet: the widening cast goes away once it does.
  */
-const PERMISSION_ERROR = "permission_error" as string as OpenAIErrorType;
+const PERMISSION_ERROR = "permission_error";
 
 /** 401: the request carries no API key, or one that is not configured. */
 export class InvalidApiKeyError extends TabAgentError {

@@ -73,6 +73,17 @@ export const SECURITY_SETTINGS = [
   { key: "corsOrigins", env: "TABAGENT_CORS_ORIGINS", flag: "--cors-origin", kind: "list" },
 ] as const satisfies readonly { key: keyof SecurityConfig; env: string; flag: string; kind: "list" | "string" | "boolean" }[];
 
+/**
+ * A boolean setting from the environment (`TABAGENT_INSECURE_NO_AUTH=1`): `1/true/yes/on` and `0/false/no/off`,
+ * any case. Anything else is returned as is, so the schema rejects it naming the setting.
+ */
+export function parseBooleanSetting(value: string): boolean | string {
+  const v = value.trim().toLowerCase();
+  if (v === "1" || v === "true" || v === "yes" || v === "on") return true;
+  if (v === "0" || v === "false" || v === "no" || v === "off") return false;
+  return value;
+}
+
 /** File access for resolveApiKeys; tests replace it. */
 export interface KeyFileAccess {
   readFile(path: string): string;
