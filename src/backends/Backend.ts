@@ -21,6 +21,8 @@ export interface Backend {
   chat?(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   complete?(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   embed?(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
+  /** Engines that run a child process report it (state, restarts) for /health and metrics. */
+  readonly processStatus?: { restarts: number } | null;
 }
 
 export type BackendFactory = (descriptor: ModelDescriptor) => Backend;

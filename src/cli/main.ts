@@ -1,5 +1,4 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { readFileSync } from "node:fs";
 import { DEFAULT_PORT } from "../config/configSchema.js";
 import { loadConfig, type RawSettings } from "../config/loadConfig.js";
 import { ConfigError } from "../core/errors.js";
@@ -8,6 +7,7 @@ import { createDaemon } from "../server/createDaemon.js";
 import { installExitHandlers } from "../supervisor/installExitHandlers.js";
 import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
 import { createLogger } from "../server/createLogger.js";
+import { packageVersion } from "../server/packageVersion.js";
 import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
 
@@ -117,10 +117,6 @@ Options (each also as an environment variable, and as a key of a JSON config fil
                          lmstudio, ollama, vllm; repeatable (TABAGENT_UPSTREAMS, comma separated)
 `;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
 
 function toRawSettings(values: Record<string, unknown>): RawSettings {
   const raw: RawSettings = {};
@@ -147,7 +143,7 @@ function formatSize(bytes: number): string {
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "--version" || command === "-v") {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   if (!command || command === "help" || command === "--help" || command === "-h") {

@@ -48,6 +48,8 @@ export interface ModelRouterOptions {
   upstreams?: UpstreamCatalog;
   /** Requests admitted at once (running or queued) across all models; default unlimited. */
   maxInflight?: number;
+  /** Called after each successful model load (metrics). */
+  onModelLoaded?: (id: string, engine: string | null, seconds: number) => void;
 }
 
 export interface ModelStatus {
@@ -135,6 +137,7 @@ export class ModelRouter {
         queueSize: this.options.queueSize,
         clock: this.options.clock,
         logger: this.options.logger.child({ model: descriptor.id, engine: descriptor.engine }),
+        onLoad: (seconds) => this.options.onModelLoaded?.(descriptor.id, descriptor.engine, seconds),
       });
       this.runners.set(descriptor.id, runner);
     }
@@ -144,6 +147,14 @@ export class ModelRouter {
   /** Brings upstream model lists up to date (cached; an upstream that is down is reported, not fatal). */
   async refreshUpstreams(signal?: AbortSignal): Promise<void> {
     await this.options.upstreams?.refresh(signal);
+  }
+
+  /** Automatic restarts of each model's child process (engines that run one). */
+  restartCounts(): { model: string; restarts: number }[] {
+    return [...this.runners].flatMap(([model, runner]) => {
+      const restarts = runner.backend.processStatus?.restarts;
+      return restarts === undefined ? [] : [{ model, restarts }];
+    });
   }
 
   upstreamStatus() {

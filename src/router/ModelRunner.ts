@@ -12,6 +12,8 @@ export interface RunnerOptions {
   queueSize: number;
   clock: Clock;
   logger: Logger;
+  /** Called with the load time of every successful load (metrics). */
+  onLoad?: (seconds: number) => void;
 }
 
 export interface Lease {
@@ -118,6 +120,7 @@ export class ModelRunner {
         this.state = "loaded";
         this.lastLoadError = null;
         logger.info({ ms: clock.now() - started }, "model loaded");
+        this.options.onLoad?.((clock.now() - started) / 1000);
         if (this.users === 0) this.armIdleTimer();
       },
       (err: unknown) => {

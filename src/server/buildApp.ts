@@ -5,6 +5,10 @@ import { toErrorEnvelope } from "../api/openai/errorEnvelope.js";
 import { openaiRoutes, type RequestLimits } from "../api/routes/openaiRoutes.js";
 import { RouteNotFoundError } from "../core/errors.js";
 import { registerSecurity, type SecurityOptions } from "./security/registerSecurity.js";
+import { DaemonMetrics } from "./metrics/DaemonMetrics.js";
+import { registerMetricsRoute, registerRequestMetrics } from "./metrics/registerMetricsRoute.js";
+import { registerReadyRoute, type Readiness } from "./metrics/registerReadyRoute.js";
+import { registerDocsRoutes } from "../api/openapi/registerDocsRoutes.js";
 import type { ModelRouter } from "../router/ModelRouter.js";
 
 export interface AppDeps {
@@ -20,6 +24,11 @@ export interface AppDeps {
   idleTimeoutMs: number;
   /** API keys, Host allow-list and CORS origins; default: no keys, loopback names, no CORS. */
   security?: SecurityOptions;
+  /** Prometheus series for this daemon (one registry per daemon). */
+  metrics?: DaemonMetrics;
+  /** Readiness for `/ready`: false while draining. */
+  isReady?: () => Readiness;
+  version?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -34,6 +43,9 @@ export function buildApp({
   requestTimeoutMs,
   idleTimeoutMs,
   security = { apiKeys: [], allowedHosts: [], corsOrigins: [], bindHost: "127.0.0.1" },
+  metrics = new DaemonMetrics({ processMetrics: false }),
+  isReady = () => ({ ready: true }),
+  version,
 }: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger,
@@ -68,6 +80,10 @@ export function buildApp({
   // Host check (DNS rebinding), CORS, then API keys: before any route, the 404 handler included.
   const summary = registerSecurity(app, security);
   logger.info({ security: summary }, "request checks");
+  registerRequestMetrics(app, metrics);
+  registerMetricsRoute(app, metrics);
+  registerReadyRoute(app, isReady);
+  registerDocsRoutes(app, { version });
   app.addHook("onResponse", async (request, reply) => {
     request.log.info(
       { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
@@ -97,6 +113,6 @@ export function buildApp({
     };
   });
 
-  openaiRoutes(app, { router, shutdownSignal, limits });
+  openaiRoutes(app, { router, shutdownSignal, limits, metrics });
   return app;
 }

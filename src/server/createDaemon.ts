@@ -15,6 +15,8 @@ import { ServiceUnavailableError } from "../core/errors.js";
 import { buildModelRegistry, type ModelRegistry } from "../registry/ModelRegistry.js";
 import { ModelRouter } from "../router/ModelRouter.js";
 import { buildApp } from "./buildApp.js";
+import { DaemonMetrics } from "./metrics/DaemonMetrics.js";
+import { packageVersion } from "./packageVersion.js";
 import { ConfigError } from "../core/errors.js";
 import { checkBindSafety } from "./security/checkBindSafety.js";
 import { resolveApiKeys } from "./security/securitySchema.js";
@@ -70,7 +72,15 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       binaryPath: descriptor.engineOptions?.llamaServerPath,
       extraArgs: descriptor.engineOptions?.args,
     });
-  const router = new ModelRouter({
+  // The callbacks run only when /metrics is scraped, after the router exists.
+  const metrics = new DaemonMetrics({
+    models: () => router.status().map((s) => ({ id: s.descriptor.id, engine: s.descriptor.engine, state: s.state, running: s.running, queued: s.queued })),
+    restarts: () => router.restartCounts(),
+    isKnownModel: (id) => router.modelStatus(id) !== undefined,
+  });
+  let draining = false;
+  const router: ModelRouter = new ModelRouter({
+    onModelLoaded: (id, engine, seconds) => metrics.observeLoad(id, engine, seconds),
     registry: models,
     clock,
     logger,
@@ -104,12 +114,16 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     requestTimeoutMs: config.requestTimeoutSeconds * 1000,
     idleTimeoutMs: config.idleTimeoutSeconds * 1000,
     security: { apiKeys, allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins, bindHost: config.host },
+    metrics,
+    isReady: () => (draining ? { ready: false, reason: "draining" } : { ready: true }),
+    version: packageVersion(),
   });
   const inflight = trackInflight(app);
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      draining = true;
       logger.info({ graceSeconds: config.shutdownGraceSeconds, inflight: inflight.size }, "shutting down: draining in-flight requests");
       const stopped = app.close(); // stops accepting; requests on kept-alive connections now get 503
       let timer: NodeJS.Timeout | undefined;

@@ -99,6 +99,78 @@ const COMPONENTS = {
 
 type ComponentName = keyof typeof COMPONENTS;
 
+const REFUSED = "Accepted only at its neutral value; anything else is a 400 `unsupported_parameter` naming it.";
+const IGNORED = "Accepted; does not change results.";
+
+/** What docs/api.md says about each request field; the wire schemas carry constraints but no prose. */
+const GENERATION_FIELDS: Record<string, string> = {
+  model: "A served model id (GET /v1/models).",
+  stream: "Server-sent events when true.",
+  stream_options: "`include_usage: true` adds a final chunk with `usage` and `choices: []`; other chunks carry `usage: null`.",
+  max_tokens: "Upper bound on generated tokens; default: until the context is full.",
+  temperature: "Default 1; 0 is greedy (deterministic).",
+  top_p: "Nucleus sampling.",
+  seed: "Same seed and same request give the same output.",
+  stop: "Up to 16 strings; generation ends before the first match, which is not returned.",
+  presence_penalty: "Over the last 64 generated tokens.",
+  frequency_penalty: "Over the last 64 generated tokens.",
+  n: "Only 1; greater is a 400 `unsupported_parameter`.",
+  logprobs: REFUSED,
+  top_logprobs: REFUSED,
+  logit_bias: REFUSED,
+  response_format: "`{\"type\":\"text\"}` only; `json_object` and `json_schema` are refused.",
+  tools: "Empty only: tool use is refused.",
+  tool_choice: "`none` or `auto` only.",
+  user: IGNORED,
+  metadata: IGNORED,
+};
+
+const FIELD_DOCS: Partial<Record<ComponentName, Record<string, string>>> = {
+  ChatCompletionRequest: {
+    ...GENERATION_FIELDS,
+    messages:
+      "Roles `system`, `developer` (treated as system), `user`, `assistant`; `content` is a string or an array of text parts. " +
+      "A trailing assistant message is continued. `tool` and `function` messages and non-text parts are refused.",
+    max_completion_tokens: "Wins over `max_tokens` when both are set.",
+    parallel_tool_calls: IGNORED,
+    store: IGNORED,
+    modalities: "`[\"text\"]` only.",
+    audio: REFUSED,
+    prediction: REFUSED,
+    functions: REFUSED,
+    function_call: "`none` only.",
+    reasoning_effort: IGNORED,
+    service_tier: IGNORED,
+  },
+  CompletionRequest: {
+    ...GENERATION_FIELDS,
+    logprobs: "0 or null only.",
+    prompt: "A string, or up to 64 strings: one choice per prompt, `index` in order, usage summed.",
+    echo: "Prepends the prompt to the text.",
+    suffix: REFUSED,
+    best_of: "1 only.",
+  },
+  EmbeddingRequest: {
+    model: GENERATION_FIELDS.model!,
+    input: "A non-empty string or up to 2048 of them.",
+    encoding_format: "`float` (default) or `base64` (little-endian float32).",
+    dimensions: REFUSED,
+    user: IGNORED,
+  },
+};
+
+function describeFields(schemas: Record<string, JsonSchema>): void {
+  for (const [name, fields] of Object.entries(FIELD_DOCS)) {
+    const properties = schemas[name]?.properties as Record<string, JsonSchema> | undefined;
+    if (!properties) continue;
+    for (const [field, description] of Object.entries(fields)) {
+      const property = properties[field];
+      // A copy: zod may hand the same object to two components that share a field schema.
+      if (property && property.description === undefined) properties[field] = { ...property, description };
+    }
+  }
+}
+
 const ref = (name: ComponentName): Ref => ({ $ref: `#/components/schemas/${name}` });
 const errorResponse = (name: string): Ref => ({ $ref: `#/components/responses/${name}` });
 const requestIdHeader = { "x-request-id": { $ref: "#/components/headers/RequestId" } };
@@ -123,6 +195,7 @@ function componentSchemas(): Record<string, JsonSchema> {
     const { $schema: _schema, $id: _id, ...rest } = schema as JsonSchema;
     out[name] = rest;
   }
+  describeFields(out);
   return out;
 }
 

@@ -140,10 +140,16 @@ function typeText(schema: JsonSchema | Ref | undefined, depth = 0): string {
   if (Array.isArray(union)) return union.map((u) => typeText(u, depth + 1)).join(" | ") + constraints(s);
   const type = s.type;
   if (Array.isArray(type)) return type.map((t) => esc(String(t))).join(" | ") + constraints(s);
-  if (type === "array") return `array of ${typeText(s.items as JsonSchema | undefined, depth + 1)}${constraints(s)}`;
+  if (type === "array") {
+    const items = s.items as JsonSchema | undefined;
+    const text = typeText(items, depth + 1);
+    return `array of ${items?.anyOf || items?.oneOf ? `(${text})` : text}${constraints(s)}`;
+  }
   if (type === "object") {
-    const props = s.properties ? Object.keys(s.properties as object) : [];
-    if (props.length > 0) return `object {${props.map(esc).join(", ")}}`;
+    const props = Object.entries((s.properties ?? {}) as Record<string, JsonSchema>);
+    // A discriminator is worth showing inline: `object {role: "user", content, name}`.
+    const fields = props.map(([name, p]) => ("const" in p ? `${esc(name)}: <code>${esc(JSON.stringify(p.const))}</code>` : esc(name)));
+    if (fields.length > 0) return `object {${fields.join(", ")}}`;
     if (s.additionalProperties && typeof s.additionalProperties === "object") {
       return `map of ${typeText(s.additionalProperties as JsonSchema, depth + 1)}`;
     }

@@ -8,6 +8,8 @@ import { embeddingBodySchema, toEmbedRequest } from "../openai/embeddingSchema.j
 import { parseBody } from "../openai/parseBody.js";
 import { chatFormatter, completionFormatter } from "../openai/responseFormatters.js";
 import { sendGeneration } from "./sendGeneration.js";
+import type { DaemonMetrics } from "../../server/metrics/DaemonMetrics.js";
+import { requestStartedAt } from "../../server/metrics/registerMetricsRoute.js";
 
 export interface RequestLimits {
   maxTokensCap: number;
@@ -17,6 +19,7 @@ export interface RequestLimits {
 export interface OpenAIRoutesOptions {
   router: ModelRouter;
   limits: RequestLimits;
+  metrics: DaemonMetrics;
   /** Aborted when the server gives up waiting for in-flight requests at shutdown. */
   shutdownSignal: AbortSignal;
 }
@@ -81,7 +84,7 @@ function enforceLimits(options: GenerationOptions, body: { max_tokens?: number |
   }
 }
 
-export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits }: OpenAIRoutesOptions): void {
+export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits, metrics }: OpenAIRoutesOptions): void {
   app.get("/v1/models", async () => {
     await router.refreshUpstreams();
     return { object: "list", data: router.status().map(modelObject) };
@@ -112,7 +115,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
       return await sendGeneration({
         request,
         reply,
-        chunks: lease.backend.chat!(chatRequest, signal),
+        chunks: metrics.instrumentGeneration(body.model, lease.backend.chat!(chatRequest, signal), requestStartedAt(reply)),
         formatter: chatFormatter({ model: body.model, includeUsage }),
         stream: body.stream === true,
         includeUsage,
@@ -134,7 +137,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
       return await sendGeneration({
         request,
         reply,
-        chunks: completeAll(requests, (r) => lease.backend.complete!(r, signal)),
+        chunks: metrics.instrumentGeneration(body.model, completeAll(requests, (r) => lease.backend.complete!(r, signal)), requestStartedAt(reply)),
         formatter: completionFormatter({ model: body.model, includeUsage }),
         stream: body.stream === true,
         includeUsage,
@@ -151,6 +154,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
     const lease = await router.acquire(body.model, "embeddings", signal);
     try {
       const result = await lease.backend.embed!(embedRequest, signal);
+      metrics.observeTokens(body.model, result.promptTokens, 0);
       const base64 = body.encoding_format === "base64";
       return {
         object: "list",

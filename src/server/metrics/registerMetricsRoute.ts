@@ -39,7 +39,8 @@ export function registerRequestMetrics(app: FastifyInstance, metrics: DaemonMetr
   app.addHook("onRequest", (request, reply, done) => {
     const started = performance.now();
     const res = reply.raw;
-    res.once("close", () => {
+    // "close" is emitted once per response, finished or not.
+    res.on("close", () => {
       const status = res.writableFinished ? reply.statusCode : CLIENT_CLOSED_STATUS;
       metrics.observeRequest(routeLabel(request), getRequestModel(request), status, (performance.now() - started) / 1000);
     });
