@@ -22,6 +22,13 @@ export interface DaemonOptions {
   nodeArgs?: string[];
 }
 
+/** `tabagent serve` with these arguments instead (e.g. `--config FILE`); requests go to `modelId`. */
+export interface DaemonArgsOptions {
+  serveArgs: string[];
+  modelId: string;
+  nodeArgs?: string[];
+}
+
 export interface DaemonRunner extends Streamer {
   pid: number;
   url: string;
@@ -30,6 +37,8 @@ export interface DaemonRunner extends Streamer {
   rssBytes(): number | null;
   /** Round trip of GET /v1/models through the same client: the HTTP + SDK floor under every TTFT. */
   roundTripMs(): Promise<number>;
+  /** The same daemon, another of its models. */
+  streamerFor(modelId: string): Streamer;
   /** SIGTERM (graceful drain), SIGKILL if it hangs; resolves with the exit code. */
   stop(): Promise<number | null>;
 }
@@ -44,27 +53,25 @@ export function readRssBytes(pid: number): number | null {
   }
 }
 
-export async function startDaemon(options: DaemonOptions): Promise<DaemonRunner> {
+export async function startDaemon(options: DaemonOptions | DaemonArgsOptions): Promise<DaemonRunner> {
   // TABAGENT_* settings of the caller's shell would change what is measured: only the flags below count.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TABAGENT_")));
-  const child = spawn(
-    process.execPath,
-    [
-      ...(options.nodeArgs ?? []),
-      TABAGENT_BIN,
-      "serve",
-      "--model", `${MODEL_ID}=${options.modelPath}`,
-      "--host", "127.0.0.1",
-      "--port", "0",
-      "--gpu", "off",
-      "--threads", String(options.threads),
-      "--context-size", String(options.contextSize),
-      "--parallel", String(options.parallel),
-      "--idle-ttl", "0",
-      "--log-level", "info",
-    ],
-    { env, stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const modelId = "serveArgs" in options ? options.modelId : MODEL_ID;
+  const serveArgs =
+    "serveArgs" in options
+      ? options.serveArgs
+      : [
+          "--model", `${MODEL_ID}=${options.modelPath}`,
+          "--host", "127.0.0.1",
+          "--port", "0",
+          "--gpu", "off",
+          "--threads", String(options.threads),
+          "--context-size", String(options.contextSize),
+          "--parallel", String(options.parallel),
+          "--idle-ttl", "0",
+          "--log-level", "info",
+        ];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), TABAGENT_BIN, "serve", ...serveArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const logs: string[] = [];
   const keep = (line: string) => {
@@ -80,13 +87,14 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonRunner>
   }
   // Read before anything else talks to it: this is the footprint of a daemon that has loaded nothing.
   const idleRssBytes = readRssBytes(child.pid!);
-  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "bench", maxRetries: 0, timeout: 120_000 });
+  const client = openaiClient(`${url}/v1`);
   return {
     pid: child.pid!,
     url,
     idleRssBytes,
     rssBytes: () => readRssBytes(child.pid!),
-    stream: (prompt, maxTokens, streamOptions) => stream(client, prompt, maxTokens, streamOptions),
+    stream: (prompt, maxTokens, streamOptions) => streamChat(client, modelId, prompt, maxTokens, streamOptions),
+    streamerFor: (id) => ({ stream: (prompt, maxTokens, streamOptions) => streamChat(client, id, prompt, maxTokens, streamOptions) }),
     async roundTripMs() {
       const start = performance.now();
       await client.models.list();
@@ -94,6 +102,11 @@ export async function startDaemon(options: DaemonOptions): Promise<DaemonRunner>
     },
     stop: () => terminate(child, exited),
   };
+}
+
+/** The client every OpenAI-compatible side of a comparison is driven with. */
+export function openaiClient(baseURL: string): OpenAI {
+  return new OpenAI({ baseURL, apiKey: "bench", maxRetries: 0, timeout: 120_000 });
 }
 
 function waitForListening(child: ChildProcess, exited: Promise<number | null>, keep: (line: string) => void): Promise<string> {
@@ -135,15 +148,17 @@ async function terminate(child: ChildProcess, exited: Promise<number | null>): P
   return exited;
 }
 
-async function stream(client: OpenAI, prompt: string, maxTokens: number, options: StreamOptions = {}): Promise<StreamSample> {
+/** One streamed chat completion through the `openai` client, timestamped per content chunk. */
+export async function streamChat(client: OpenAI, model: string, prompt: string, maxTokens: number, options: StreamOptions = {}): Promise<StreamSample> {
   const startMs = options.startMs ?? performance.now();
   const arrivalsMs: number[] = [];
   let text = "";
   let usage: OpenAI.CompletionUsage | null = null;
+  let engineTokPerSec: number | undefined;
   try {
     const response = await client.chat.completions.create(
       {
-        model: MODEL_ID,
+        model,
         messages: [{ role: "user", content: prompt }],
         max_tokens: maxTokens,
         temperature: 0,
@@ -161,6 +176,9 @@ async function stream(client: OpenAI, prompt: string, maxTokens: number, options
         text += content;
       }
       if (chunk.usage) usage = chunk.usage;
+      // llama-server adds its own timings to the last chunk: the engine's decode rate, without any HTTP in it.
+      const timings = (chunk as { timings?: { predicted_per_second?: unknown } }).timings;
+      if (typeof timings?.predicted_per_second === "number") engineTokPerSec = timings.predicted_per_second;
     }
   } catch (err) {
     if (!options.signal?.aborted) throw err;
@@ -170,5 +188,6 @@ async function stream(client: OpenAI, prompt: string, maxTokens: number, options
     return { startMs, arrivalsMs, completionTokens: arrivalsMs.length, promptTokens: Number.NaN, text, aborted: true };
   }
   if (!usage) throw new Error("the stream ended without a usage chunk (stream_options.include_usage)");
-  return { startMs, arrivalsMs, completionTokens: usage.completion_tokens, promptTokens: usage.prompt_tokens, text };
+  const engine = engineTokPerSec === undefined ? {} : { engineTokPerSec };
+  return { startMs, arrivalsMs, completionTokens: usage.completion_tokens, promptTokens: usage.prompt_tokens, text, ...engine };
 }

@@ -18,7 +18,12 @@ export interface BenchOptions {
   json: boolean;
 }
 
-export const BENCH_HELP = `npm run bench -- [options]
+export const BENCH_HELP = `npm run bench [-- SUITE] [options]
+
+Suites: (none) node-llama-cpp directly vs through the daemon (the options below); detect; llama-server;
+all (every suite, default options; only --json is accepted).
+
+npm run bench -- [options]
 
   --model PATH          GGUF chat model (default: the generated tiny test model)
   --threads N           llama.cpp threads, same for both modes (default 1)

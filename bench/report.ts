@@ -103,13 +103,13 @@ export function checkTargets(comparisons: Comparison[], idleRssBytes: number | n
   return checks;
 }
 
-const ms = (v: number) => `${v.toFixed(2)} ms`;
-const signedMs = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(2)} ms`;
-const mb = (v: number | null) => (v === null ? "n/a" : `${(v / 1e6).toFixed(1)} MB`);
-const yesNo = (v: boolean) => (v ? "yes" : "NO");
+export const ms = (v: number) => `${v.toFixed(2)} ms`;
+export const signedMs = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(2)} ms`;
+export const mb = (v: number | null) => (v === null ? "n/a" : `${(v / 1e6).toFixed(1)} MB`);
+export const yesNo = (v: boolean) => (v ? "yes" : "NO");
 
 /** Left-aligned first column, right-aligned others. */
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd()).join("\n");
 }

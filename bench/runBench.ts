@@ -1,6 +1,11 @@
-// `npm run bench`: the daemon's streaming overhead against node-llama-cpp used directly, on the same GGUF, threads,
-// context size and prompt. A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a
-// broken measurement (a run short of max_tokens, a crash) exits 1.
+// `npm run bench [-- SUITE] [options]`. Suites:
+//   (none)        the daemon's streaming overhead against node-llama-cpp used directly, on the same GGUF, threads,
+//                 context size and prompt (this file);
+//   detect        detection of a 200-entry models folder, cold and cached, and GET /v1/models (detectBench.ts);
+//   llama-server  llama-server used directly against llama-server behind the daemon (llamaServerBench.ts);
+//   all           the three above, one after the other.
+// A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a broken measurement (a run short
+// of max_tokens, a crash, a missing llama-server binary) exits 1.
 import { existsSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { basename, resolve } from "node:path";
@@ -9,6 +14,8 @@ import { ensureFixtures } from "../test/fixtures/ensureFixtures.js";
 import { addCpu, readCpuTime, withCpuTime, ZERO_CPU, type CpuTime } from "./cpuTime.js";
 import { readRssBytes, startDaemon, type DaemonRunner } from "./measureDaemon.js";
 import { openDirect, type DirectRunner } from "./measureDirect.js";
+import { DETECT_HELP, runDetectSuite } from "./detectBench.js";
+import { LLAMA_SERVER_HELP, runLlamaServerSuite } from "./llamaServerBench.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
 import { checkTargets, compare, formatReport, perToken, type BenchReport, type CpuBreakdown, type LateArrivalResult, type ModeResults } from "./report.js";
 import { lateArrival, runConcurrent } from "./scenarios.js";
@@ -159,16 +166,49 @@ async function measure(options: BenchOptions, loadAvgAtStart: number, modelPath:
   };
 }
 
+const SUITES = ["detect", "llama-server", "all"] as const;
+
 async function main(): Promise<number> {
+  const [first, ...rest] = process.argv.slice(2);
+  if (first === "detect") return runDetectSuite(rest);
+  if (first === "llama-server") return runLlamaServerSuite(rest);
+  if (first === "all") {
+    if (rest.some((a) => a !== "--json")) {
+      process.stderr.write("bench: `all` takes no options but --json; run the suites one by one to tune them\n");
+      return 2;
+    }
+    // Each suite runs once; a suite that could not measure makes the whole run exit non-zero, the others still run.
+    let code = 0;
+    for (const [name, run] of [["default", runDaemonSuite], ["detect", runDetectSuite], ["llama-server", runLlamaServerSuite]] as const) {
+      process.stderr.write(`[bench] ===== suite: ${name} =====\n`);
+      if (!rest.includes("--json")) process.stdout.write(`\n===== ${name} =====\n`);
+      try {
+        code = Math.max(code, await run(rest));
+      } catch (err) {
+        process.stderr.write(`bench ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        code = 1;
+      }
+    }
+    return code;
+  }
+  if (first !== undefined && !first.startsWith("-")) {
+    process.stderr.write(`bench: unknown suite '${first}' (suites: ${SUITES.join(", ")}; none = the default suite)\n`);
+    return 2;
+  }
+  return runDaemonSuite(process.argv.slice(2));
+}
+
+/** The default suite: node-llama-cpp directly vs through the daemon. */
+async function runDaemonSuite(argv: string[]): Promise<number> {
   let options: BenchOptions | null;
   try {
-    options = parseBenchArgs(process.argv.slice(2));
+    options = parseBenchArgs(argv);
   } catch (err) {
     process.stderr.write(`bench: ${(err as Error).message}\n\n${BENCH_HELP}`);
     return 2;
   }
   if (!options) {
-    process.stdout.write(BENCH_HELP);
+    process.stdout.write(`${BENCH_HELP}\n${DETECT_HELP}\n${LLAMA_SERVER_HELP}`);
     return 0;
   }
   if (!existsSync(BUILT_CLI)) {

@@ -9,6 +9,8 @@ export interface ConfigSummary {
   decodeTokPerSecRuns: number[];
   ttftMs: { p50: number; p99: number };
   itlMs: { p50: number; p99: number };
+  /** Request start -> last content, per stream: what a client waits for the whole answer. */
+  totalMs: { p50: number; p99: number };
 }
 
 /** Linear-interpolated percentile (numpy's default) of an unsorted sample; NaN for an empty one. */
@@ -41,10 +43,13 @@ export function summarize(runs: readonly RunSample[]): ConfigSummary {
   const rates = runs.map(decodeRate);
   const ttft: number[] = [];
   const itl: number[] = [];
+  const total: number[] = [];
   for (const run of runs) {
     for (const s of run) {
       const first = s.arrivalsMs[0];
       if (first !== undefined) ttft.push(first - s.startMs);
+      const last = s.arrivalsMs.at(-1);
+      if (last !== undefined) total.push(last - s.startMs);
       for (let i = 1; i < s.arrivalsMs.length; i++) itl.push(s.arrivalsMs[i]! - s.arrivalsMs[i - 1]!);
     }
   }
@@ -55,5 +60,6 @@ export function summarize(runs: readonly RunSample[]): ConfigSummary {
     decodeTokPerSecRuns: rates,
     ttftMs: { p50: percentile(ttft, 50), p99: percentile(ttft, 99) },
     itlMs: { p50: percentile(itl, 50), p99: percentile(itl, 99) },
+    totalMs: { p50: percentile(total, 50), p99: percentile(total, 99) },
   };
 }

@@ -8,6 +8,8 @@ export interface StreamSample {
   completionTokens: number;
   promptTokens: number;
   text: string;
+  /** The decode rate the engine itself reported (llama-server's `timings.predicted_per_second`), when it did. */
+  engineTokPerSec?: number;
   /** Stopped on purpose through StreamOptions.signal; its length is not checked. */
   aborted?: boolean;
 }
