@@ -56,6 +56,8 @@ export class LocalModelFileSystem implements ModelFileSystem {
     private readonly single: string | null,
     /** Where symlinks may point: the root, or a Hugging Face cache repo folder for one of its snapshots. */
     private readonly linkRoot: string = root,
+    /** The single file's size, from the lstat `create` already made. */
+    private readonly singleSize: number | null = null,
   ) {}
 
   static async create(path: string): Promise<LocalModelFileSystem> {
@@ -64,7 +66,7 @@ export class LocalModelFileSystem implements ModelFileSystem {
     const st = await lstat(real);
     if (st.isFile()) {
       const name = real.split(sep).pop()!;
-      return new LocalModelFileSystem(abs, real.slice(0, real.length - name.length - 1) || sep, name);
+      return new LocalModelFileSystem(abs, real.slice(0, real.length - name.length - 1) || sep, name, undefined, st.size);
     }
     if (!st.isDirectory()) throw new Error(`${path} is neither a file nor a folder`);
     return new LocalModelFileSystem(abs, real, null, hubCacheRepoRoot(real));
@@ -76,8 +78,7 @@ export class LocalModelFileSystem implements ModelFileSystem {
 
   async list(): Promise<ModelFileEntry[]> {
     if (this.single) {
-      const st = await lstat(join(this.root, this.single));
-      return [{ path: this.single, size: st.size }];
+      return [{ path: this.single, size: this.singleSize ?? (await lstat(join(this.root, this.single))).size }];
     }
     const out: ModelFileEntry[] = [];
     const walk = async (dir: string, depth: number): Promise<void> => {
@@ -107,6 +108,8 @@ export class LocalModelFileSystem implements ModelFileSystem {
 
   private async resolveInside(path: string): Promise<string> {
     if (this.single !== null && path !== this.single) throw new Error(`${path} is not part of ${this.label}`);
+    // The single file was resolved by create(): no second realpath per open.
+    if (this.single !== null) return join(this.root, this.single);
     const full = await realpath(resolve(this.root, path));
     if (!this.inside(full)) throw new Error(`${path} resolves outside ${this.label}`);
     return full;

@@ -42,6 +42,9 @@ export class ModelRegistry {
   }
 }
 
+/** Entries of a models folder detected at once. */
+const DETECT_CONCURRENCY = 8;
+
 /** Files a models folder may hold as models on their own (folders are looked into as well). */
 const MODEL_FILE = /\.(gguf|onnx|tflite|task|litertlm|safetensors)$/i;
 
@@ -125,16 +128,26 @@ export async function buildModelRegistry(config: Config, logger?: Logger, option
     } catch (err) {
       throw new ConfigError("modelsDirs", `cannot read ${dir}: ${(err as Error).message}`);
     }
-    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      if (e.name.startsWith(".")) continue;
+    const candidates = entries
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .filter((e) => !e.name.startsWith(".") && (e.isFile() || e.isDirectory()) && !(e.isFile() && (!MODEL_FILE.test(e.name) || isProjectorFile(e.name))));
+    // Detection is mostly waiting on file system round trips: several entries at once overlap them. Results are
+    // added in name order below, so ids and warnings do not depend on which detection finished first.
+    const results: (Awaited<ReturnType<typeof describeLocalModels>> | Error)[] = new Array(candidates.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < candidates.length) {
+        const i = next++;
+        const full = join(resolve(dir), candidates[i]!.name);
+        results[i] = await describeLocalModels(full, { cache, signal: options.signal }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DETECT_CONCURRENCY, candidates.length) }, worker));
+    for (const [i, e] of candidates.entries()) {
       const full = join(resolve(dir), e.name);
-      if (e.isFile() && (!MODEL_FILE.test(e.name) || isProjectorFile(e.name))) continue;
-      if (!e.isFile() && !e.isDirectory()) continue;
-      let found;
-      try {
-        found = await describeLocalModels(full, { cache, signal: options.signal });
-      } catch (err) {
-        logger?.warn({ path: full, err: (err as Error).message }, "skipping: not a readable model");
+      const found = results[i]!;
+      if (found instanceof Error) {
+        logger?.warn({ path: full, err: found.message }, "skipping: not a readable model");
         continue;
       }
       for (const { descriptor, detection } of found) {

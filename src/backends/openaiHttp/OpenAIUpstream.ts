@@ -1,3 +1,4 @@
+import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { z } from "zod";
 import { UpstreamError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, GenerationChunk, GenerationOptions } from "../../core/types.js";
@@ -85,18 +86,23 @@ export class OpenAIUpstream {
   private async request(path: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
     const { name, apiKey, connectTimeoutMs } = this.target;
     const doFetch = this.target.fetch ?? fetch;
-    const timeout = AbortSignal.timeout(connectTimeoutMs);
+    // Until the headers only: fetch's signal also governs the body, so a timeout signal left in place would cut
+    // every stream that lasts longer than connectTimeoutMs.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new DOMException("connect timeout", "TimeoutError")), connectTimeoutMs);
     let res: Response;
     try {
       res = await doFetch(this.url(path), {
         ...init,
         headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
-        signal: AbortSignal.any([signal, timeout]),
+        signal: AbortSignal.any([signal, timeout.signal]),
       });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      const why = timeout.aborted ? `no answer within ${connectTimeoutMs} ms` : describeNetworkError(err);
+      const why = timeout.signal.aborted ? `no answer within ${connectTimeoutMs} ms` : describeNetworkError(err);
       throw new UpstreamError(`Upstream '${name}' is unreachable: ${why}.`, { code: "upstream_unreachable", cause: err });
+    } finally {
+      clearTimeout(timer);
     }
     if (!res.ok) throw await this.errorFrom(res);
     return res;
@@ -154,15 +160,21 @@ export class OpenAIUpstream {
       () => stall.abort(new UpstreamError(`Upstream '${name}' sent nothing within ${firstByteTimeoutMs} ms.`, { code: "upstream_timeout", status: 504 })),
       firstByteTimeoutMs,
     );
-    let res: Response;
+    let reader: AsyncIterator<Uint8Array>;
+    const payload = { ...body, stream: true, stream_options: { include_usage: true } };
     try {
-      res = await this.post(path, { ...body, stream: true, stream_options: { include_usage: true } }, AbortSignal.any([signal, stall.signal]));
+      if (!this.target.fetch && this.target.baseUrl.startsWith("http:")) {
+        // node:http, not fetch: no WHATWG streams between the socket and the SSE parser (every token goes through).
+        reader = (await this.postStream(path, payload, AbortSignal.any([signal, stall.signal])))[Symbol.asyncIterator]();
+      } else {
+        const res = await this.post(path, payload, AbortSignal.any([signal, stall.signal]));
+        if (!res.body) throw new UpstreamError(`Upstream '${this.target.name}' sent no body.`);
+        reader = res.body[Symbol.asyncIterator]();
+      }
     } catch (err) {
       clearTimeout(firstByte);
       throw stall.signal.aborted && !signal.aborted ? stall.signal.reason : err;
     }
-    if (!res.body) throw new UpstreamError(`Upstream '${this.target.name}' sent no body.`);
-    const reader = res.body[Symbol.asyncIterator]();
     let finished = false;
     let sawDone = false;
     let usage: GenerationChunk | null = null;
@@ -220,6 +232,61 @@ export class OpenAIUpstream {
     yield usage ?? { type: "usage", usage: { promptTokens: 0, completionTokens: textChunks } };
   }
 
+  /** POST with node:http and a keep-alive agent; resolves with the response once its headers arrive (2xx only). */
+  private async postStream(path: string, body: unknown, signal: AbortSignal): Promise<IncomingMessage> {
+    const { name, apiKey, connectTimeoutMs } = this.target;
+    const text = JSON.stringify(body);
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new DOMException("connect timeout", "TimeoutError")), connectTimeoutMs);
+    let res: IncomingMessage;
+    try {
+      res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = httpRequest(this.url(path), {
+          method: "POST",
+          agent: agentFor(this.target.baseUrl),
+          headers: {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(text),
+            accept: "application/json, text/event-stream",
+            ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+          },
+        }, resolve);
+        const onAbort = () => req.destroy(signal.aborted ? signal.reason : timeout.signal.reason);
+        const both = AbortSignal.any([signal, timeout.signal]);
+        if (both.aborted) onAbort();
+        both.addEventListener("abort", onAbort, { once: true });
+        req.once("close", () => both.removeEventListener("abort", onAbort));
+        // After the headers only the caller's signal applies (a stream may last longer than the connect timeout).
+        req.once("response", (r: IncomingMessage) => {
+          both.removeEventListener("abort", onAbort);
+          const onCallerAbort = () => r.destroy(signal.reason);
+          signal.addEventListener("abort", onCallerAbort, { once: true });
+          r.once("close", () => signal.removeEventListener("abort", onCallerAbort));
+        });
+        req.once("error", reject);
+        req.end(text);
+      });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const why = timeout.signal.aborted ? `no answer within ${connectTimeoutMs} ms` : describeNetworkError(err);
+      throw new UpstreamError(`Upstream '${name}' is unreachable: ${why}.`, { code: "upstream_unreachable", cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of res as AsyncIterable<Buffer>) {
+        chunks.push(c);
+        size += c.length;
+        if (size >= MAX_ERROR_BODY) break;
+      }
+      throw await this.errorFrom(new Response(Buffer.concat(chunks).toString("utf8"), { status, statusText: res.statusMessage ?? "" }));
+    }
+    return res;
+  }
+
   async embed(request: EmbedRequest, model: string, signal: AbortSignal): Promise<EmbedResult> {
     const res = await this.post("/embeddings", { model, input: request.input, encoding_format: "float" }, signal);
     const parsed = embeddingsSchema.safeParse(await res.json().catch(() => null));
@@ -236,6 +303,15 @@ export class OpenAIUpstream {
     if (!parsed.success) throw new UpstreamError(`Upstream '${this.target.name}' sent a malformed model list.`);
     return parsed.data.data.map((m) => m.id);
   }
+}
+
+const agents = new Map<string, Agent>();
+/** One keep-alive agent per upstream origin: connections are reused across requests and OpenAIUpstream instances. */
+function agentFor(baseUrl: string): Agent {
+  const origin = new URL(baseUrl).origin;
+  let agent = agents.get(origin);
+  if (!agent) agents.set(origin, (agent = new Agent({ keepAlive: true })));
+  return agent;
 }
 
 function describeNetworkError(err: unknown): string {

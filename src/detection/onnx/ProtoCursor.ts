@@ -73,11 +73,23 @@ export class ProtoCursor {
     this.bufStart = this.pos;
   }
 
+  /** True when [pos, end) is in the current window: the *Sync readers may then be used up to `end`. */
+  buffered(end: number): boolean {
+    return this.pos >= this.bufStart && end <= this.bufStart + this.buf.length;
+  }
+
   /** A varint as a JS number (exact below 2^53; negative int64 comes back as its signed value). */
   async varint(end: number): Promise<number> {
     const avail = Math.min(10, end - this.pos);
     if (avail <= 0) throw new InvalidOnnxError(`unexpected end of message at byte ${this.pos}`, "truncated");
     await this.ensure(avail);
+    return this.varintSync(end);
+  }
+
+  /** `varint` over the window; only after `buffered(end)` or `ensure`. */
+  varintSync(end: number): number {
+    const avail = Math.min(10, end - this.pos);
+    if (avail <= 0) throw new InvalidOnnxError(`unexpected end of message at byte ${this.pos}`, "truncated");
     const o = this.pos - this.bufStart;
     let result = 0;
     let mul = 1;
@@ -104,11 +116,19 @@ export class ProtoCursor {
 
   /** A field key; counts against `maxFields`. */
   async tag(end: number): Promise<{ field: number; wire: number }> {
+    const avail = Math.min(10, end - this.pos);
+    if (avail > 0) await this.ensure(avail);
+    const key = this.tagSync(end);
+    return { field: Math.floor(key / 8), wire: key % 8 };
+  }
+
+  /** The key of the next field (field * 8 + wire), checked; counts against `maxFields`. Only over the window. */
+  tagSync(end: number): number {
     if (++this.fieldsVisited > this.limits.maxFields) {
       throw new InvalidOnnxError(`the ONNX file has more than ${this.limits.maxFields} fields to visit`, "limit");
     }
     const at = this.pos;
-    const key = await this.varint(end);
+    const key = this.varintSync(end);
     const field = Math.floor(key / 8);
     const wire = key % 8;
     if (field < 1 || field > MAX_FIELD_NUMBER) throw new InvalidOnnxError(`invalid field number ${field} at byte ${at}`, "bad-tag");
@@ -116,7 +136,43 @@ export class ProtoCursor {
       // Groups (3, 4) are deprecated and unused by ONNX; 6 and 7 do not exist.
       throw new InvalidOnnxError(`unsupported wire type ${wire} (field ${field}) at byte ${at}`, "bad-tag");
     }
-    return { field, wire };
+    return key;
+  }
+
+  /** `lengthEnd` over the window. */
+  lengthEndSync(end: number): number {
+    const at = this.pos;
+    const len = this.varintSync(end);
+    if (len < 0 || this.pos + len > end) {
+      throw new InvalidOnnxError(`length ${len} at byte ${at} runs past the end of its message (byte ${end})`, "bad-length");
+    }
+    return this.pos + len;
+  }
+
+  /** `skip` over the window. */
+  skipSync(wire: number, end: number): number {
+    if (wire === Wire.VARINT) {
+      this.varintSync(end);
+      return 0;
+    }
+    const n = wire === Wire.LEN ? this.lengthEndSync(end) - this.pos : wire === Wire.I64 ? 8 : 4;
+    if (this.pos + n > end) throw new InvalidOnnxError(`fixed-width value at byte ${this.pos} runs past its message`, "bad-length");
+    this.pos += n;
+    return n;
+  }
+
+  /** `stringOrSkip` over the window. */
+  stringOrSkipSync(end: number, maxBytes: number): string | null {
+    const to = this.lengthEndSync(end);
+    const n = to - this.pos;
+    if (n > maxBytes) {
+      this.pos = to;
+      return null;
+    }
+    const o = this.pos - this.bufStart;
+    const s = n === 0 ? "" : this.decoder.decode(this.buf.subarray(o, o + n));
+    this.pos = to;
+    return s;
   }
 
   /** The length prefix of a LEN field; returns the end offset of its payload, checked against `end`. */

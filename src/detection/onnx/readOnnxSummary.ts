@@ -204,6 +204,21 @@ class Walk {
     const c = this.c;
     let op = "";
     let domain = "";
+    // A graph has thousands of nodes, each a few hundred bytes: when one is in the window, walk it without promises.
+    if (c.buffered(end)) {
+      c.checkDepth(depth);
+      while (c.pos < end) {
+        const key = c.tagSync(end);
+        const field = Math.floor(key / 8);
+        const wire = key % 8;
+        if (field === 4 && wire === Wire.LEN) op = c.stringOrSkipSync(end, 256) ?? "?";
+        else if (field === 7 && wire === Wire.LEN) domain = c.stringOrSkipSync(end, 256) ?? "?";
+        else c.skipSync(wire, end);
+      }
+      if (c.pos !== end) throw new InvalidOnnxError(`message overruns its end (byte ${end})`, "bad-length");
+      this.countNode(op, domain);
+      return;
+    }
     await c.message(end, depth, async (field, wire) => {
       // input/output/name/attributes are skipped by offset: only the operator matters here.
       if (field === 4 && wire === Wire.LEN) op = (await c.stringOrSkip(end, 256)) ?? "?";
@@ -211,6 +226,10 @@ class Walk {
       else return false;
       return true;
     });
+    this.countNode(op, domain);
+  }
+
+  private countNode(op: string, domain: string): void {
     this.nodeCount++;
     const key = domain && domain !== "ai.onnx" ? `${domain}::${op}` : op;
     if (this.opTypes.has(key) || this.opTypes.size < MAX_OP_TYPES) this.opTypes.set(key, (this.opTypes.get(key) ?? 0) + 1);

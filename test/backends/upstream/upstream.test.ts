@@ -17,6 +17,8 @@ beforeAll(async () => {
     upstreams: [
       { name: "local", baseUrl: `${upstream.url}/v1`, prefix: "up/" },
       { name: "plain", baseUrl: `${upstream.url}/v1` },
+      // A connect timeout far shorter than the streams below: it must not cut them (it covers the headers only).
+      { name: "quick", baseUrl: `${upstream.url}/v1`, prefix: "quick/", connectTimeoutMs: 150 },
       { name: "gone", baseUrl: `http://127.0.0.1:${deadPort}/v1`, prefix: "gone/", connectTimeoutMs: 1000 },
     ],
   });
@@ -34,7 +36,7 @@ async function upstreamRunning() {
 describe("upstream OpenAI servers", () => {
   it("merges upstream models into /v1/models; a down upstream is reported, not fatal", async () => {
     const ids = (await front.client.models.list()).data.map((m) => m.id).sort();
-    expect(ids).toEqual(["tiny-chat", "tiny-embed", "up/tiny-chat", "up/tiny-embed"]);
+    expect(ids).toEqual(["quick/tiny-chat", "quick/tiny-embed", "tiny-chat", "tiny-embed", "up/tiny-chat", "up/tiny-embed"]);
     const health = (await (await fetch(`${front.url}/health`)).json()) as { upstreams: { name: string; state: string; error: string | null }[] };
     expect(health.upstreams.find((u) => u.name === "plain")!.state).toBe("up");
     expect(health.upstreams.find((u) => u.name === "gone")).toMatchObject({ state: "down", error: expect.stringMatching(/unreachable/) });
@@ -66,6 +68,13 @@ describe("upstream OpenAI servers", () => {
     expect(text).toBe(direct.choices[0]!.message.content);
     expect(pieces).toBeGreaterThan(5);
     expect(usage).toEqual(direct.usage);
+  });
+
+  it("a stream may last longer than the connect timeout", async () => {
+    const started = Date.now();
+    const r = await front.client.chat.completions.create({ model: "quick/tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1500, temperature: 0 });
+    expect(Date.now() - started).toBeGreaterThan(150);
+    expect(r.usage!.completion_tokens).toBe(1500);
   });
 
   it("proxies completions and embeddings", async () => {
