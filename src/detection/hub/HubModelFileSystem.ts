@@ -1,4 +1,5 @@
 import { listFiles, modelInfo } from "@huggingface/hub";
+import { abortable } from "../../core/abortable.js";
 import type { ByteSource } from "../gguf/ByteSource.js";
 import { FileTooLargeError, type ModelFileEntry, type ModelFileSystem } from "../ModelFileSystem.js";
 import { HubError, hubErrorFromResponse, type HubRequestContext } from "./HubError.js";
@@ -86,7 +87,7 @@ export class HubModelFileSystem implements ModelFileSystem {
         if (this.commitPromise === p) this.commitPromise = null;
       });
     }
-    return raceSignal(this.commitPromise, signal);
+    return abortable(this.commitPromise, signal);
   }
 
   async list(signal?: AbortSignal): Promise<ModelFileEntry[]> {
@@ -97,7 +98,7 @@ export class HubModelFileSystem implements ModelFileSystem {
         if (this.listingPromise === p) this.listingPromise = null;
       });
     }
-    const entries = await raceSignal(this.listingPromise, signal);
+    const entries = await abortable(this.listingPromise, signal);
     return entries.map((e) => ({ ...e }));
   }
 
@@ -336,22 +337,3 @@ async function readExactly(res: Response, want: number, what: string): Promise<U
   return out;
 }
 
-/** Lets one caller stop waiting on a shared promise without cancelling it for the others. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
