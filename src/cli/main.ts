@@ -88,9 +88,10 @@ Options (each also as an environment variable, and as a key of a JSON config fil
                          models there may name an engine (TABAGENT_CONFIG). Flags > env > file > defaults
   --host H               bind address (TABAGENT_HOST, default 127.0.0.1)
   -p, --port P           port, 0 = any free port (TABAGENT_PORT, default ${DEFAULT_PORT})
-  -m, --model [ID=]PATH  serve a GGUF file; id defaults to the file name without .gguf; repeatable
+  -m, --model [ID=]PATH  serve a model (a GGUF file or a model folder); id defaults to the file name without
+                         .gguf, or the folder name; repeatable
                          (TABAGENT_MODELS, comma separated)
-  --models-dir DIR       serve every GGUF file in DIR and its direct subfolders; repeatable (TABAGENT_MODELS_DIR)
+  --models-dir DIR       serve every model in DIR: GGUF files and model folders; repeatable (TABAGENT_MODELS_DIR)
   -t, --threads N        CPU threads per model (TABAGENT_THREADS, default: half the logical CPUs, at least 1)
   -c, --context-size N   context tokens per request slot (TABAGENT_CONTEXT_SIZE, default 4096)
   --parallel N           concurrent requests per model (TABAGENT_PARALLEL, default 4)
