@@ -18,6 +18,7 @@ import { createLogger } from "../src/server/createLogger.js";
 import { buildDetectFolder, type DetectFolderSummary } from "./detectFolder.js";
 import { ms, table } from "./report.js";
 import { median, percentile } from "./stats.js";
+import { integer } from "./options.js";
 
 const progress = (message: string) => process.stderr.write(`[bench detect] ${message}\n`);
 
@@ -44,11 +45,6 @@ interface Options {
   json: boolean;
 }
 
-function integer(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new Error(`--${name} must be an integer >= 1, got '${value}'`);
-  return Number(value);
-}
 
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({

@@ -22,6 +22,7 @@ import { ms, perToken, signedMs, table, type CpuPerToken } from "./report.js";
 import { runConcurrent } from "./scenarios.js";
 import { median, percentile, summarize, type ConfigSummary } from "./stats.js";
 import type { RunSample, Streamer } from "./types.js";
+import { integer } from "./options.js";
 
 const FIXTURES_DIR = fileURLToPath(new URL("../.fixtures/models", import.meta.url));
 const progress = (message: string) => process.stderr.write(`[bench llama-server] ${message}\n`);
@@ -57,11 +58,6 @@ interface Options {
   json: boolean;
 }
 
-function integer(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new Error(`--${name} must be an integer >= 1, got '${value}'`);
-  return Number(value);
-}
 
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({

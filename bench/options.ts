@@ -41,7 +41,7 @@ npm run bench -- [options]
 
 const DEFAULT_PROMPT = "Tell me a story about a lighthouse keeper and a cat.";
 
-function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
+export function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);

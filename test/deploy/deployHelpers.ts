@@ -1,6 +1,7 @@
 // Shared by the deploy tests: paths, running commands (also as an unprivileged user), and small parsers for
 // systemd unit files and Dockerfiles.
 import { execa, type ResultPromise } from "execa";
+import { startListening as startServeCommand, type ServeProcess } from "../helpers/spawnCli.js";
 import { chmodSync, cpSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -168,40 +169,11 @@ export function shellWords(command: string): string[] {
   return words;
 }
 
-export interface ListeningDaemon {
-  child: ResultPromise;
-  url: string;
-  logs: string[];
-}
+export type { ServeProcess as ListeningDaemon } from "../helpers/spawnCli.js";
 
-/** Starts a daemon command and resolves once it logs "tabagent listening on URL". */
-export async function startListening(file: string, args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ListeningDaemon> {
-  const child = execa(file, args, { env, extendEnv: false, reject: false, buffer: false, stdin: "ignore" });
-  const logs: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    const timer = setTimeout(() => reject(new Error(`no "listening" line within ${timeoutMs} ms:\n${logs.join("\n")}`)), timeoutMs);
-    child.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        logs.push(line);
-        const m = /tabagent listening on (http:\/\/\S+?)"/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      }
-    });
-    child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
-    void child.then((r) => {
-      clearTimeout(timer);
-      reject(new Error(`${file} ${args.join(" ")} exited with ${r.exitCode}:\n${logs.join("\n")}`));
-    });
-  });
-  return { child, url, logs };
+/** Starts a daemon command with exactly `env` (nothing inherited) and waits for its "listening" line. */
+export function startListening(file: string, args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ServeProcess> {
+  return startServeCommand(file, args, { env, extendEnv: false }, timeoutMs);
 }
 
 /** PATH for a child that must find this very node first. */

@@ -1,4 +1,4 @@
-import { execa, type ResultPromise } from "execa";
+import { execa, type Options, type ResultPromise } from "execa";
 import { fileURLToPath } from "node:url";
 
 export const BIN = fileURLToPath(new URL("../../bin/tabagent", import.meta.url));
@@ -15,18 +15,13 @@ export interface ServeProcess {
   logs: string[];
 }
 
-/** Starts `tabagent serve` on a free port and waits for its "listening" log line. */
-export async function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
-  const child = execa(process.execPath, [BIN, "serve", "--port", "0", "--gpu", "off", "--threads", "1", ...args], {
-    env: { TABAGENT_LOG_LEVEL: "info", ...env },
-    extendEnv: true,
-    reject: false,
-    buffer: false,
-  });
+/** Starts a daemon command and resolves once it logs "tabagent listening on URL"; rejects if it exits first. */
+export async function startListening(file: string, args: string[], options: Options = {}, timeoutMs = 30_000): Promise<ServeProcess> {
+  const child = execa(file, args, { reject: false, buffer: false, stdin: "ignore", ...options }) as ResultPromise;
   const logs: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
     let buf = "";
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${logs.join("\n")}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`no "listening" line within ${timeoutMs} ms:\n${logs.join("\n")}`)), timeoutMs);
     child.stdout!.on("data", (d: Buffer) => {
       buf += d.toString();
       let nl;
@@ -44,8 +39,16 @@ export async function startServe(args: string[], env: Record<string, string> = {
     child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
     void child.then((r) => {
       clearTimeout(timer);
-      reject(new Error(`serve exited with ${r.exitCode}:\n${logs.join("\n")}`));
+      reject(new Error(`${file} ${args.join(" ")} exited with ${r.exitCode}:\n${logs.join("\n")}`));
     });
   });
   return { child, url, logs };
+}
+
+/** Starts `tabagent serve` on a free port and waits for its "listening" log line. */
+export function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+  return startListening(process.execPath, [BIN, "serve", "--port", "0", "--gpu", "off", "--threads", "1", ...args], {
+    env: { TABAGENT_LOG_LEVEL: "info", ...env },
+    extendEnv: true,
+  });
 }
