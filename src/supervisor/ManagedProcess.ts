@@ -200,6 +200,26 @@ export class ManagedProcess implements AsyncDisposable {
   }
 
   /**
+   * A caller found nothing listening on `port`. The child's exit event can arrive after its socket closed, so this
+   * waits up to `waitMs` for it; once the exit is seen, the next `ensureReady` waits for the restart instead of
+   * handing out the dead port again. True when the child that had `port` is gone (a retry is worth it).
+   */
+  async confirmGone(port: number, waitMs = 2_000, signal?: AbortSignal): Promise<boolean> {
+    const running = this.current;
+    if (running === null || running.port !== port || running.exit !== null) return true;
+    let timer: unknown;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = this.clock.setTimeout(() => resolve(false), waitMs);
+    });
+    try {
+      // onChildExit was attached to `exited` first, so it has run by the time this resolves.
+      return await abortable(Promise.race([running.child.exited.then(() => true), timeout]), signal);
+    } finally {
+      this.clock.clearTimeout(timer);
+    }
+  }
+
+  /**
    * Stops the child (SIGTERM to its process group, SIGKILL after `stopGraceMs`) and resolves once it has exited.
    * Cancels a start or a pending restart (their waiters get ProcessStoppedError). Idempotent; never rejects.
    * A `failed` process stays failed (its cooldown still applies).

@@ -223,6 +223,32 @@ describe("ManagedProcess state machine", () => {
     expect(proc.status).toMatchObject({ state: "ready", restarts: 4 });
   });
 
+  it("confirmGone waits for the exit a caller saw coming (closed port), so the next caller waits for the restart", async () => {
+    const { spawner, proc, advance } = setup();
+    spawner.onSpawn = (c) => {
+      c.healthy = true;
+    };
+    const { port } = await proc.ensureReady();
+    const first = spawner.last;
+    const gone = track(proc.confirmGone(port, 2_000));
+    await settle();
+    expect(gone.settled).toBe(false); // still ready: the exit has not been seen yet
+    first.exit({ code: null, signal: "SIGKILL" });
+    await settle();
+    expect(gone.value).toBe(true);
+    expect(proc.status.state).toBe("starting");
+    const next = track(proc.ensureReady());
+    await advance(600);
+    expect(next.value).toEqual({ port: spawner.last.port });
+    expect(spawner.last).not.toBe(first);
+    // a live child that merely refused once is not declared gone: the wait ends at its deadline
+    const alive = track(proc.confirmGone(spawner.last.port, 2_000));
+    await advance(2_100);
+    expect(alive.value).toBe(false);
+    // a port that is no longer current needs no wait
+    expect(await proc.confirmGone(port)).toBe(true);
+  });
+
   it("too many failures: failed with a cooldown (503 naming the reason), then a new try", async () => {
     const { spawner, proc, clock, advance } = setup({
       restart: { maxRestarts: 3, windowMs: 60_000, backoffInitialMs: 100, backoffMaxMs: 10_000, cooldownMs: 30_000 },

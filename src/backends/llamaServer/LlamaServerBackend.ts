@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
-import { EngineUnavailableError } from "../../core/errors.js";
+import { EngineUnavailableError, UpstreamError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
 import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
@@ -93,27 +93,53 @@ export class LlamaServerBackend implements Backend {
   }
 
   /** The child may have been restarted on another port since the last request. */
-  private async client(signal: AbortSignal): Promise<OpenAIUpstream> {
+  private async client(signal: AbortSignal): Promise<{ upstream: OpenAIUpstream; port: number }> {
     if (!this.process) throw new Error(`model ${this.descriptor.id} is not loaded`);
     const { port } = await this.process.ensureReady(signal);
-    return new OpenAIUpstream({
+    const upstream = new OpenAIUpstream({
       name: this.engineName(),
       baseUrl: `http://127.0.0.1:${port}/v1`,
       connectTimeoutMs: 10_000,
       firstByteTimeoutMs: 600_000, // a long prompt is evaluated before the first byte
     });
+    return { upstream, port };
+  }
+
+  /**
+   * A request that finds the port closed because the child just died (its exit not yet seen by the supervisor)
+   * is tried once more against the restarted child; nothing reached the engine, so the retry is safe.
+   */
+  private async *withRestart<T>(run: (upstream: OpenAIUpstream) => AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+    for (let attempt = 0; ; attempt++) {
+      const { upstream, port } = await this.client(signal);
+      let yielded = false;
+      try {
+        for await (const item of run(upstream)) {
+          yielded = true;
+          yield item;
+        }
+        return;
+      } catch (err) {
+        const unreachable = err instanceof UpstreamError && err.code === "upstream_unreachable";
+        if (yielded || attempt > 0 || !unreachable || !(await this.process!.confirmGone(port, 2_000, signal))) throw err;
+        this.options.logger.warn({ model: this.descriptor.id, port }, "llama-server child gone: retrying on its restart");
+      }
+    }
   }
 
   async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    yield* (await this.client(signal)).chat(request, this.descriptor.id, signal);
+    yield* this.withRestart((u) => u.chat(request, this.descriptor.id, signal), signal);
   }
 
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    yield* (await this.client(signal)).complete(request, this.descriptor.id, signal);
+    yield* this.withRestart((u) => u.complete(request, this.descriptor.id, signal), signal);
   }
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
-    return (await this.client(signal)).embed(request, this.descriptor.id, signal);
+    const id = this.descriptor.id;
+    const once = (u: OpenAIUpstream) => (async function* () { yield await u.embed(request, id, signal); })();
+    for await (const result of this.withRestart(once, signal)) return result;
+    throw new Error("unreachable: embed yielded nothing");
   }
 
   get processStatus() {
