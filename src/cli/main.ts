@@ -37,6 +37,10 @@ const SERVE_OPTIONS = {
   "insecure-no-auth": { type: "boolean" },
   "allowed-host": { type: "string", multiple: true },
   "cors-origin": { type: "string", multiple: true },
+  python: { type: "string" },
+  "python-auto-setup": { type: "string" },
+  "data-dir": { type: "string" },
+  "stall-timeout": { type: "string" },
   config: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -68,6 +72,10 @@ const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
   "insecure-no-auth": "insecureNoAuth",
   "allowed-host": "allowedHosts",
   "cors-origin": "corsOrigins",
+  python: "python",
+  "python-auto-setup": "pythonAutoSetup",
+  "data-dir": "dataDir",
+  "stall-timeout": "stallTimeoutSeconds",
 };
 
 const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API

@@ -17,6 +17,12 @@ export const modelEntrySchema = z.strictObject({
   llamaServerPath: z.string().min(1).optional(),
   /** llama-server engines: extra command-line arguments. */
   args: z.array(z.string()).max(256).optional(),
+  /** transformers engine: "auto" picks CUDA, then Apple MPS, then CPU. */
+  device: z.enum(["auto", "cpu", "cuda", "mps"]).or(z.string().regex(/^cuda:\d{1,2}$/, "device is auto, cpu, cuda, cuda:N or mps")).optional(),
+  /** transformers engine: "auto" is bf16 (or fp16) on a GPU, fp32 on the CPU. */
+  dtype: z.enum(["auto", "float32", "float16", "bfloat16"]).optional(),
+  /** transformers engine: run the Python code shipped with this model (off unless set here). */
+  trustRemoteCode: z.boolean().optional(),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 
@@ -85,6 +91,14 @@ export const configSchema = z.strictObject({
   /** "auto" lets node-llama-cpp use CUDA/Vulkan/Metal when a prebuilt binary for it works. */
   gpu: z.enum(["auto", "off"]).default("auto"),
   gpuLayers: z.union([z.literal("auto"), z.literal("max"), int(0, 100_000)]).default("auto"),
+  /** The Python interpreter for the transformers sidecar; default: the venv `tabagent setup python` made. */
+  python: z.string().min(1).optional(),
+  /** Create the Python venv on the first use of a transformers model when none exists (minutes; logged). */
+  pythonAutoSetup: z.boolean().default(true),
+  /** Where venvs and other daemon data live; default $TABAGENT_DATA_DIR or $XDG_DATA_HOME/tabagent. */
+  dataDir: z.string().min(1).optional(),
+  /** A generation that produces nothing for this long is treated as hung: its engine process is replaced. */
+  stallTimeoutSeconds: int(1, 24 * 3600).default(300),
   upstreams: z
     .array(upstreamSchema)
     .default([])

@@ -33,6 +33,10 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "gpu", env: "TABAGENT_GPU", flag: "--gpu", kind: "string" },
   { key: "gpuLayers", env: "TABAGENT_GPU_LAYERS", flag: "--gpu-layers", kind: "gpuLayers" },
   { key: "upstreams", env: "TABAGENT_UPSTREAMS", flag: "--upstream", kind: "upstreams" },
+  { key: "python", env: "TABAGENT_PYTHON", flag: "--python", kind: "string" },
+  { key: "pythonAutoSetup", env: "TABAGENT_PYTHON_AUTO_SETUP", flag: "--python-auto-setup", kind: "boolean" },
+  { key: "dataDir", env: "TABAGENT_DATA_DIR", flag: "--data-dir", kind: "string" },
+  { key: "stallTimeoutSeconds", env: "TABAGENT_STALL_TIMEOUT", flag: "--stall-timeout", kind: "int" },
   // Exposure and auth (src/server/security): lists are comma separated in the environment.
   ...SECURITY_SETTINGS.map((s) => ({ key: s.key, env: s.env, flag: s.flag, kind: s.kind === "list" ? ("paths" as const) : s.kind })),
 ];

@@ -22,7 +22,14 @@ export interface ModelDescriptor {
   /** Set for a model that lives on an upstream server: which one, and its id there. */
   upstream?: { name: string; model: string };
   /** Engine settings from the model's config entry. */
-  engineOptions?: { llamaServerPath?: string; args?: string[] };
+  engineOptions?: {
+    llamaServerPath?: string;
+    args?: string[];
+    /** transformers engine */
+    device?: string;
+    dtype?: string;
+    trustRemoteCode?: boolean;
+  };
 }
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";

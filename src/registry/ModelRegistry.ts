@@ -118,7 +118,9 @@ export async function buildModelRegistry(config: Config, logger?: Logger, option
     }
     const id = entry.id ?? defaultModelId(found[0]!.descriptor.path);
     checkId(id, entry.path);
-    const engineOptions = entry.llamaServerPath || entry.args ? { llamaServerPath: entry.llamaServerPath, args: entry.args } : undefined;
+    const { llamaServerPath, args, device, dtype, trustRemoteCode } = entry;
+    const set = Object.entries({ llamaServerPath, args, device, dtype, trustRemoteCode }).filter(([, v]) => v !== undefined);
+    const engineOptions = set.length > 0 ? Object.fromEntries(set) : undefined;
     registry.add({ id, ...found[0]!.descriptor, ...(engineOptions ? { engineOptions } : {}) });
   }
   for (const dir of config.modelsDirs) {
