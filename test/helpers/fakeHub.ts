@@ -18,6 +18,16 @@ export interface FakeHubRepo {
   ignoreRange?: boolean;
   /** `/resolve/` GETs never answer (until the client gives up or the hub closes): for abort tests. */
   stallReads?: boolean;
+  /** With `gated`: a valid token still gets 403 GatedRepo (the licence was not accepted on the hub page). */
+  accessDenied?: boolean;
+  /** Files whose served bytes differ from what the tree and LFS pointer describe (one byte flipped mid-file). */
+  corrupt?: string[];
+  /** Wait this long before each 64 KiB chunk of file content (a slow link, so tests can act mid-download). */
+  chunkDelayMs?: number;
+  /** The commit sha the hub reports instead of the real one (a hostile or broken hub). */
+  reportedSha?: string;
+  /** LFS oids the tree reports instead of the real ones, by path (a hostile or broken hub). */
+  reportedLfsOid?: Record<string, string>;
 }
 
 export interface FakeHubOptions {
@@ -47,6 +57,10 @@ export interface FakeHub {
   resetStats(): void;
   /** The commit sha the hub reports for a repo's branch. */
   commitOf(repo: string): string;
+  /** The next `times` content GETs of `path` (any repo) close the connection after `afterBytes` bytes of the body. */
+  cutNext(path: string, afterBytes: number, times?: number): void;
+  /** The sha256 of a file's content, as its LFS pointer names it. */
+  sha256Of(repo: string, path: string): string;
 }
 
 interface FakeFile {
@@ -101,8 +115,9 @@ function prepareRepo(id: string, spec: FakeHubRepo): PreparedRepo {
 /** Starts the fake hub on 127.0.0.1 with a free port. */
 export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: FakeHubOptions = {}): Promise<FakeHub> {
   const prepared = new Map(Object.entries(repos).map(([id, spec]) => [id, prepareRepo(id, spec)]));
-  const lfsBlobs = new Map<string, Buffer>();
-  for (const repo of prepared.values()) for (const f of repo.files.values()) if (f.lfs) lfsBlobs.set(f.lfs.oid, f.content);
+  const lfsBlobs = new Map<string, { content: Buffer; path: string; repo: PreparedRepo }>();
+  for (const repo of prepared.values()) for (const f of repo.files.values()) if (f.lfs) lfsBlobs.set(f.lfs.oid, { content: f.content, path: f.path, repo });
+  const cuts = new Map<string, { afterBytes: number; times: number }>();
   const stats: FakeHub["stats"] = { requests: [], bytesServed: 0 };
   const pageSize = options.treePageSize ?? 1000;
   let baseUrl = "";
@@ -158,7 +173,7 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
       type: "file",
       oid: f.gitOid,
       size: f.content.length,
-      ...(f.lfs ? { lfs: f.lfs } : {}),
+      ...(f.lfs ? { lfs: { ...f.lfs, oid: repo.spec.reportedLfsOid?.[path] ?? f.lfs.oid } } : {}),
       path,
       ...lastCommit,
     };
@@ -177,7 +192,7 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
       likes: 0,
       lastModified: LAST_MODIFIED,
       pipeline_tag: "text-generation",
-      sha: repo.commit,
+      sha: repo.spec.reportedSha ?? repo.commit,
       siblings: [...repo.files.keys()].sort().map((rfilename) => ({ rfilename })),
     });
   };
@@ -225,7 +240,18 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
   };
 
   /** Streams `content` (or the requested range of it) in chunks, honouring backpressure and client disconnects. */
-  const serveContent = async (req: IncomingMessage, res: ServerResponse, content: Buffer, headers: Record<string, string>, honourRange: boolean): Promise<void> => {
+  const serveContent = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    file: { content: Buffer; path: string; repo: PreparedRepo },
+    headers: Record<string, string>,
+    honourRange: boolean,
+  ): Promise<void> => {
+    let content = file.content;
+    if (file.repo.spec.corrupt?.includes(file.path)) {
+      content = Buffer.from(content);
+      content[content.length >> 1] = content[content.length >> 1]! ^ 0xff;
+    }
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     res.setHeader("Accept-Ranges", "bytes");
     res.setHeader("Content-Type", "application/octet-stream");
@@ -253,8 +279,25 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
     }
     let closed = false;
     res.on("close", () => (closed = true));
+    const cut = req.method === "GET" ? cuts.get(file.path) : undefined;
+    let cutAt = Infinity;
+    if (cut) {
+      cutAt = cut.afterBytes;
+      if (--cut.times <= 0) cuts.delete(file.path);
+    }
+    let sent = 0;
     for (let pos = start; pos <= end && !closed; pos += CHUNK) {
-      const chunk = content.subarray(pos, Math.min(end + 1, pos + CHUNK));
+      if (file.repo.spec.chunkDelayMs) await new Promise((r) => setTimeout(r, file.repo.spec.chunkDelayMs));
+      if (closed) break;
+      let chunk = content.subarray(pos, Math.min(end + 1, pos + CHUNK));
+      if (sent + chunk.length >= cutAt) {
+        // A connection lost mid-body: what was written arrives, then the socket dies.
+        chunk = chunk.subarray(0, cutAt - sent);
+        stats.bytesServed += chunk.length;
+        res.write(chunk, () => res.destroy());
+        return;
+      }
+      sent += chunk.length;
       stats.bytesServed += chunk.length;
       if (!res.write(chunk)) await new Promise<void>((resolve) => {
         const done = (): void => {
@@ -276,6 +319,10 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
       sendError(res, 401, `Access to model ${id} is restricted. You must have access to it and be authenticated to access it. Please log in.`, "GatedRepo");
       return;
     }
+    if (repo.spec.gated && repo.spec.accessDenied) {
+      sendError(res, 403, `Access to model ${id} is restricted and you are not in the authorized list. Visit https://huggingface.co/${id} to ask for access.`, "GatedRepo");
+      return;
+    }
     const file = repo.files.get(path);
     if (!file) {
       sendError(res, 404, "Entry not found", "EntryNotFound");
@@ -294,7 +341,7 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
       res.end();
       return;
     }
-    await serveContent(req, res, file.content, { ...common, ETag: `"${file.gitOid}"` }, !repo.spec.ignoreRange);
+    await serveContent(req, res, { content: file.content, path: file.path, repo }, { ...common, ETag: `"${file.gitOid}"` }, !repo.spec.ignoreRange);
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -346,6 +393,14 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
     resetStats() {
       stats.requests.length = 0;
       stats.bytesServed = 0;
+    },
+    cutNext(path, afterBytes, times = 1) {
+      cuts.set(path, { afterBytes, times });
+    },
+    sha256Of(repo, path) {
+      const f = prepared.get(repo)?.files.get(path);
+      if (!f) throw new Error(`fake hub has no ${path} in ${repo}`);
+      return createHash("sha256").update(f.content).digest("hex");
     },
     commitOf(repo) {
       const r = prepared.get(repo);
