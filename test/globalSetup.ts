@@ -8,6 +8,26 @@ import { findLlamaServer } from "../src/native/findLlamaServer.js";
  * cached outside the clone afterwards), so `npm test` works anywhere `npm ci` does.
  */
 export default async function setup(): Promise<void> {
+  await preparePython();
+  await prepareLlamaServer();
+}
+
+/**
+ * The transformers sidecar tests and the Python fixtures need the dev venv: created by the project's script when
+ * missing (a few minutes the first time, then reused; keyed by the pinned requirements).
+ */
+async function preparePython(): Promise<void> {
+  const script = fileURLToPath(new URL("../native/setup-python.sh", import.meta.url));
+  // pip's progress goes to the terminal (nothing when the venv exists); only the venv's path comes back on stdout.
+  const child = spawn("bash", [script, "--dev", "--print-path"], { stdio: ["ignore", "pipe", "inherit"] });
+  let stdout = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  if (code !== 0) throw new Error(`native/setup-python.sh --dev failed (exit ${code}); the transformers tests need its venv`);
+  process.env.TABAGENT_TEST_PYTHON = `${stdout.trim().split("\n").at(-1)}/bin/python`;
+}
+
+async function prepareLlamaServer(): Promise<void> {
   const found = await findLlamaServer("standard", { env: process.env });
   if (found.path !== null) {
     process.env.TABAGENT_LLAMA_SERVER = found.path;

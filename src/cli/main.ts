@@ -10,6 +10,7 @@ import { createLogger } from "../server/createLogger.js";
 import { packageVersion } from "../server/packageVersion.js";
 import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
+import { setupCommand } from "./commands/setupCommand.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -83,6 +84,8 @@ const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API
 Usage:
   tabagent serve  [options]   start the daemon
   tabagent models [options]   list the models that serve would expose (--json for JSON)
+  tabagent setup python [--cuda|--cpu]
+                              create the Python environment for transformers models
   tabagent detect SOURCE...   classify models: a file, a folder, or a Hugging Face repo
                               (owner/name[@revision][:file]); --json for JSON, --engine E to check an override.
                               Remote detection reads only headers (HTTP range requests); HF_TOKEN and
@@ -161,6 +164,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   if (command === "detect") return detect(rest, env);
   if (command === "doctor") return doctor(rest, env);
+  if (command === "setup") return setupCommand(rest, env);
   if (command !== "serve" && command !== "models") {
     process.stderr.write(`tabagent: unknown command '${command}'\n\n${HELP}`);
     return 2;

@@ -24,8 +24,7 @@ export const ENGINE_HELP: Record<EngineName, string> = {
   "llama-server": "this daemon was started without the llama-server engine; see docs/native.md",
   "llama-server-bitnet": "this daemon was started without the BitNet llama-server engine; see docs/native.md",
   onnxruntime: "ONNX Runtime models are not served by this version yet; a GGUF conversion of the model runs now",
-  transformers:
-    "the Python transformers sidecar is not part of this version yet; convert the model to GGUF (llama.cpp's convert_hf_to_gguf.py) to serve it now",
+  transformers: "the Python transformers sidecar is not available; run `tabagent setup python` (docs/backends.md)",
   litert: "LiteRT models are not served by this version yet",
   upstream: "no upstream server is configured for this model",
 };

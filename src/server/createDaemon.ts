@@ -6,6 +6,8 @@ import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
 import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
 import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
 import { LlamaServerBackend } from "../backends/llamaServer/LlamaServerBackend.js";
+import { PythonSetup } from "../backends/transformers/PythonSetup.js";
+import { TransformersBackend } from "../backends/transformers/TransformersBackend.js";
 import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
 import type { ModelDescriptor } from "../core/types.js";
 import { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
@@ -71,7 +73,9 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       gpuLayers: config.gpuLayers,
       binaryPath: descriptor.engineOptions?.llamaServerPath,
       extraArgs: descriptor.engineOptions?.args,
+      stallTimeoutMs: config.stallTimeoutSeconds * 1000,
     });
+  const pythonSetup = config.pythonAutoSetup ? new PythonSetup({ env, dataDir: config.dataDir, logger }) : null;
   // The callbacks run only when /metrics is scraped, after the router exists.
   const metrics = new DaemonMetrics({
     models: () => router.status().map((s) => ({ id: s.descriptor.id, engine: s.descriptor.engine, state: s.state, running: s.running, queued: s.queued })),
@@ -92,6 +96,19 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       upstream: (d) => new UpstreamBackend(d, upstreams.client(d.upstream!.name)!, upstreams.parallel(d.upstream!.name)),
       "llama-server": (d) => llamaServer(d, "standard"),
       "llama-server-bitnet": (d) => llamaServer(d, "bitnet"),
+      transformers: (descriptor) =>
+        new TransformersBackend(descriptor, {
+          logger: logger.child({ model: descriptor.id }),
+          clock,
+          processes,
+          env,
+          threads: config.threads,
+          parallel: config.parallel,
+          pythonPath: config.python,
+          dataDir: config.dataDir,
+          setup: pythonSetup,
+          stallTimeoutMs: config.stallTimeoutSeconds * 1000,
+        }),
       "node-llama-cpp": (descriptor) =>
         new NodeLlamaCppBackend(descriptor, {
           provider,

@@ -84,6 +84,8 @@ interface Running {
   readonly child: ChildHandle;
   readonly port: number;
   exit: ExitInfo | null;
+  /** Set by recycle(): why the supervisor killed it (a wedged engine), for the logs and lastError. */
+  recycled?: string;
 }
 
 const DEFAULT_RESTART: RestartPolicy = {
@@ -217,6 +219,18 @@ export class ManagedProcess implements AsyncDisposable {
     } finally {
       this.clock.clearTimeout(timer);
     }
+  }
+
+  /**
+   * Kills a ready child that is alive but useless (a generation that hangs) so the supervisor replaces it, with
+   * the usual backoff and failure counting. Callers waiting in ensureReady get the new child.
+   */
+  recycle(reason: string): void {
+    const running = this.current;
+    if (this.state !== "ready" || running === null || running.exit !== null || running.recycled) return;
+    running.recycled = reason;
+    this.log.warn({ pid: running.child.pid, reason }, "replacing the process");
+    running.child.killGroup("SIGKILL");
   }
 
   /**
@@ -355,7 +369,7 @@ export class ManagedProcess implements AsyncDisposable {
 
   /** The child died while ready: restart it in the background (or pause it, past the policy). */
   private onCrash(running: Running): void {
-    const reason = `${describeExit(running.exit!)} unexpectedly`;
+    const reason = running.recycled ? `replaced: ${running.recycled}` : `${describeExit(running.exit!)} unexpectedly`;
     const lines = this.lastLines();
     this.log.warn({ pid: running.child.pid, reason, lastLines: lines }, "process died");
     this.current = null;

@@ -1,12 +1,12 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
-import { EngineUnavailableError, UpstreamError } from "../../core/errors.js";
+import { EngineUnavailableError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
 import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
 import type { Backend } from "../Backend.js";
-import { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
+import { ChildServerClient } from "../childServer/ChildServerClient.js";
 
 export interface LlamaServerBackendOptions {
   variant: LlamaServerVariant;
@@ -24,6 +24,8 @@ export interface LlamaServerBackendOptions {
   /** Extra llama-server arguments from the model's config. */
   extraArgs?: string[];
   startTimeoutMs?: number;
+  /** A generation silent for this long is treated as hung and the child replaced. Default 300 000. */
+  stallTimeoutMs?: number;
 }
 
 /**
@@ -35,6 +37,7 @@ export class LlamaServerBackend implements Backend {
   readonly parallel: number;
   private process: ManagedProcess | null = null;
   private binary: string | null = null;
+  private client: ChildServerClient | null = null;
 
   constructor(
     readonly descriptor: ModelDescriptor,
@@ -85,6 +88,13 @@ export class LlamaServerBackend implements Backend {
       registry: this.options.processes,
       startTimeoutMs: this.options.startTimeoutMs ?? 120_000,
     });
+    this.client ??= new ChildServerClient({
+      name: this.engineName(),
+      modelId: this.descriptor.id,
+      process: this.process,
+      logger: this.options.logger,
+      stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000,
+    });
     await this.process.ensureReady(signal);
   }
 
@@ -92,54 +102,21 @@ export class LlamaServerBackend implements Backend {
     await this.process?.stop();
   }
 
-  /** The child may have been restarted on another port since the last request. */
-  private async client(signal: AbortSignal): Promise<{ upstream: OpenAIUpstream; port: number }> {
-    if (!this.process) throw new Error(`model ${this.descriptor.id} is not loaded`);
-    const { port } = await this.process.ensureReady(signal);
-    const upstream = new OpenAIUpstream({
-      name: this.engineName(),
-      baseUrl: `http://127.0.0.1:${port}/v1`,
-      connectTimeoutMs: 10_000,
-      firstByteTimeoutMs: 600_000, // a long prompt is evaluated before the first byte
-    });
-    return { upstream, port };
+  private get requests(): ChildServerClient {
+    if (!this.client) throw new Error(`model ${this.descriptor.id} is not loaded`);
+    return this.client;
   }
 
-  /**
-   * A request that finds the port closed because the child just died (its exit not yet seen by the supervisor)
-   * is tried once more against the restarted child; nothing reached the engine, so the retry is safe.
-   */
-  private async *withRestart<T>(run: (upstream: OpenAIUpstream) => AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
-    for (let attempt = 0; ; attempt++) {
-      const { upstream, port } = await this.client(signal);
-      let yielded = false;
-      try {
-        for await (const item of run(upstream)) {
-          yielded = true;
-          yield item;
-        }
-        return;
-      } catch (err) {
-        const unreachable = err instanceof UpstreamError && err.code === "upstream_unreachable";
-        if (yielded || attempt > 0 || !unreachable || !(await this.process!.confirmGone(port, 2_000, signal))) throw err;
-        this.options.logger.warn({ model: this.descriptor.id, port }, "llama-server child gone: retrying on its restart");
-      }
-    }
+  chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.requests.chat(request, signal);
   }
 
-  async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    yield* this.withRestart((u) => u.chat(request, this.descriptor.id, signal), signal);
+  complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.requests.complete(request, signal);
   }
 
-  async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    yield* this.withRestart((u) => u.complete(request, this.descriptor.id, signal), signal);
-  }
-
-  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
-    const id = this.descriptor.id;
-    const once = (u: OpenAIUpstream) => (async function* () { yield await u.embed(request, id, signal); })();
-    for await (const result of this.withRestart(once, signal)) return result;
-    throw new Error("unreachable: embed yielded nothing");
+  embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    return this.requests.embed(request, signal);
   }
 
   get processStatus() {

@@ -1,0 +1,67 @@
+"""python -m tabagent_sidecar --model DIR --task text-generation|embeddings --port N [--device auto] [--dtype auto]"""
+import argparse
+import os
+import sys
+import threading
+
+# Offline by design: the daemon downloads; nothing here may reach a hub. Set before transformers is imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def log(message):
+    sys.stderr.write(f"[sidecar] {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="tabagent_sidecar")
+    p.add_argument("--model", required=True, help="a transformers model folder")
+    p.add_argument("--id", default=None, help="the id the daemon serves it under")
+    p.add_argument("--task", required=True, choices=["text-generation", "embeddings"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
+    p.add_argument("--trust-remote-code", action="store_true")
+    a = p.parse_args(argv)
+
+    from .server import Server, State, make_handler
+
+    state = State(a.id or os.path.basename(os.path.normpath(a.model)), a.task, log)
+    # Listen first, so the daemon's health checks see "loading" (503) rather than a refused connection.
+    server = Server((a.host, a.port), make_handler(state))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    log(f"listening on {a.host}:{a.port}, loading {a.model}")
+
+    try:
+        import torch
+
+        from .device import pick_device, pick_dtype
+        from .folder import RefusedModel
+
+        if a.threads > 0:
+            torch.set_num_threads(a.threads)
+        device = pick_device(a.device)
+        dtype = pick_dtype(a.dtype, device)
+        if a.task == "text-generation":
+            from .generator import CausalLM
+
+            state.engine = CausalLM(a.model, device, dtype, a.trust_remote_code, log)
+        else:
+            from .embedder import Embedder
+
+            state.engine = Embedder(a.model, device, dtype, a.trust_remote_code, log)
+    except Exception as err:  # noqa: BLE001 - every load failure ends the process with its reason on stderr
+        refused = type(err).__name__ == "RefusedModel"
+        log(f"cannot load the model: {err}" if refused else f"cannot load the model: {type(err).__name__}: {err}")
+        sys.stderr.flush()
+        os._exit(3)
+    log("ready")
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The sidecar's HTTP surface: a subset of the OpenAI API on 127.0.0.1, spoken to one client (the daemon).
+
+One thread per request (ThreadingHTTPServer). A streamed generation writes each piece as one SSE event in its own
+HTTP chunk with TCP_NODELAY set; a failed write means the daemon hung up, which cancels the generation before its
+next token."""
+import json
+import socket
+import threading
+import time
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .protocol import ProtocolError, parse_chat, parse_completion, parse_embeddings
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+class State:
+    def __init__(self, model_id, task, log):
+        self.model_id = model_id
+        self.task = task
+        self.log = log
+        self.engine = None  # set once loaded
+        self.active = 0  # generations running; /health shows it, so a cancelled one can be seen to end
+        self.lock = threading.Lock()
+        self.created = int(time.time())
+
+
+class ClientGone(Exception):
+    pass
+
+
+def make_handler(state):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "tabagent-sidecar"
+
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, fmt, *args):  # the daemon logs requests; keep stderr for what matters
+            pass
+
+        # ---- plumbing
+
+        def send_json(self, status, obj):
+            data = json.dumps(obj, separators=(",", ":")).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def send_error_envelope(self, err):
+            self.send_json(err.status, err.envelope())
+
+        def read_body(self):
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                raise ProtocolError("a Content-Length header is required", status=411)
+            if length < 0 or length > MAX_BODY:
+                raise ProtocolError(f"the body must be at most {MAX_BODY} bytes", status=413)
+            raw = self.rfile.read(length)
+            try:
+                return json.loads(raw)
+            except ValueError as err:
+                raise ProtocolError(f"the body is not valid JSON: {err}")
+
+        def start_stream(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+        def event(self, obj):
+            data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj, separators=(",", ":")).encode()) + b"\n\n"
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            except (BrokenPipeError, ConnectionResetError, OSError) as err:
+                raise ClientGone() from err
+
+        def end_stream(self):
+            try:
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass
+
+        # ---- routes
+
+        def do_GET(self):
+            if self.path == "/health":
+                if state.engine is None:
+                    self.send_json(503, {"status": "loading"})
+                else:
+                    self.send_json(200, {"status": "ok", "model": state.model_id, "task": state.task, "active": state.active})
+            elif self.path == "/v1/models":
+                self.send_json(200, {"object": "list", "data": [{"id": state.model_id, "object": "model", "created": state.created, "owned_by": "tabagent"}]})
+            else:
+                self.send_error_envelope(ProtocolError(f"no route GET {self.path}", status=404, type_="not_found_error"))
+
+        def do_POST(self):
+            try:
+                routes = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions, "/v1/embeddings": self.embeddings}
+                route = routes.get(self.path)
+                if route is None:
+                    raise ProtocolError(f"no route POST {self.path}", status=404, type_="not_found_error")
+                body = self.read_body()
+                if state.engine is None:
+                    raise ProtocolError("the model is still loading", status=503, type_="server_error", code="model_loading")
+                route(body)
+            except ProtocolError as err:
+                self.send_error_envelope(err)
+            except ClientGone:
+                self.close_connection = True
+            except Exception as err:  # the request fails; the sidecar keeps serving
+                state.log(f"error: {err}\n{traceback.format_exc()}")
+                self.send_error_envelope(ProtocolError(f"the sidecar failed: {type(err).__name__}: {err}", status=500, type_="server_error"))
+
+        def chat(self, body):
+            if state.task != "text-generation":
+                raise ProtocolError("this model serves embeddings, not chat", "model", code="wrong_task")
+            req = parse_chat(body)
+            self.generate(req, state.engine.chat_ids(req.messages), "chat.completion")
+
+        def completions(self, body):
+            if state.task != "text-generation":
+                raise ProtocolError("this model serves embeddings, not completions", "model", code="wrong_task")
+            req = parse_completion(body)
+            self.generate(req, state.engine.prompt_ids(req.prompt), "text_completion")
+
+        def embeddings(self, body):
+            if state.task != "embeddings":
+                raise ProtocolError("this model generates text; it has no embeddings here", "model", code="wrong_task")
+            inputs = parse_embeddings(body)
+            vectors, tokens = state.engine.embed(inputs)
+            self.send_json(200, {
+                "object": "list",
+                "model": state.model_id,
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            })
+
+        def generate(self, req, ids, kind):
+            engine = state.engine
+            engine.check_length(ids, req.sampling)  # a 400 before any stream starts
+            cancelled = threading.Event()
+            with state.lock:
+                state.active += 1
+            try:
+                self.run_generation(req, ids, kind, engine.run(ids, req.sampling, cancelled), cancelled)
+            finally:
+                with state.lock:
+                    state.active -= 1
+
+        def run_generation(self, req, ids, kind, events, cancelled):
+            rid = f"{'chatcmpl' if kind == 'chat.completion' else 'cmpl'}-{uuid.uuid4().hex}"
+            created = int(time.time())
+            chat = kind == "chat.completion"
+            if not req.stream:
+                text, finish = [], None
+                for ev in events:
+                    if ev[0] == "text":
+                        text.append(ev[1])
+                    else:
+                        finish = ev
+                content = "".join(text)
+                choice = {"index": 0, "finish_reason": finish[1]}
+                choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
+                usage = {"prompt_tokens": finish[2], "completion_tokens": finish[3], "total_tokens": finish[2] + finish[3]}
+                self.send_json(200, {"id": rid, "object": kind, "created": created, "model": state.model_id, "choices": [choice], "usage": usage})
+                return
+            head = b'{"id":"%s","object":"%s.chunk","created":%d,"model":%s,"choices":[' % (
+                rid.encode(), kind.encode() if chat else b"text_completion", created, json.dumps(state.model_id).encode())
+            self.start_stream()
+            try:
+                if chat:
+                    self.event(head + b'{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}')
+                for ev in events:
+                    if ev[0] == "text":
+                        piece = json.dumps(ev[1]).encode()
+                        body = b'{"index":0,"delta":{"content":%s},"finish_reason":null}]}' % piece if chat else b'{"index":0,"text":%s,"finish_reason":null}]}' % piece
+                        self.event(head + body)
+                    else:
+                        _, reason, prompt, completion = ev
+                        self.event(head + (b'{"index":0,"delta":{},"finish_reason":"%s"}]}' if chat else b'{"index":0,"text":"","finish_reason":"%s"}]}') % reason.encode())
+                        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                        self.event(head + b"]," + json.dumps({"usage": usage})[1:].encode())
+                self.event(b"[DONE]")
+                self.end_stream()
+            except ClientGone:
+                cancelled.set()
+                events.close()
+                raise
+            except Exception as err:
+                cancelled.set()
+                state.log(f"error mid-stream: {err}\n{traceback.format_exc()}")
+                try:
+                    self.event({"error": {"message": f"the sidecar failed mid-stream: {type(err).__name__}: {err}", "type": "server_error"}})
+                    self.end_stream()
+                except ClientGone:
+                    pass
+                self.close_connection = True
+
+    return Handler
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False

@@ -1,0 +1,105 @@
+import type { Logger } from "pino";
+import { UpstreamError } from "../../core/errors.js";
+import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk } from "../../core/types.js";
+import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
+import { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
+
+export interface ChildServerClientOptions {
+  /** For error messages and logs: `llama-server`, `transformers`. */
+  name: string;
+  modelId: string;
+  process: ManagedProcess;
+  logger: Logger;
+  /** No chunk for this long (the first one included) means the engine is wedged: the process is replaced. */
+  stallTimeoutMs: number;
+  /** Until response headers arrive; a local child answers at once unless it is gone. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Requests to a supervised child that speaks the OpenAI API (llama-server, the transformers sidecar): always to
+ * its current port, retried once when the child just died under them, and cut off (with the child replaced)
+ * when a generation stalls.
+ */
+export class ChildServerClient {
+  constructor(private readonly options: ChildServerClientOptions) {}
+
+  private async upstream(signal: AbortSignal): Promise<{ upstream: OpenAIUpstream; port: number }> {
+    const { port } = await this.options.process.ensureReady(signal);
+    const upstream = new OpenAIUpstream({
+      name: this.options.name,
+      baseUrl: `http://127.0.0.1:${port}/v1`,
+      connectTimeoutMs: this.options.connectTimeoutMs ?? 10_000,
+      firstByteTimeoutMs: this.options.stallTimeoutMs + 1_000, // the stall watchdog below acts first
+    });
+    return { upstream, port };
+  }
+
+  /**
+   * A request that finds the port closed because the child just died (its exit not yet seen by the supervisor)
+   * is tried once more against the restarted child; nothing reached the engine, so the retry is safe.
+   */
+  private async *withRestart<T>(run: (upstream: OpenAIUpstream, signal: AbortSignal) => AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+    for (let attempt = 0; ; attempt++) {
+      const { upstream, port } = await this.upstream(signal);
+      let yielded = false;
+      try {
+        for await (const item of this.watched(run(upstream, signal), signal)) {
+          yielded = true;
+          yield item;
+        }
+        return;
+      } catch (err) {
+        const unreachable = err instanceof UpstreamError && err.code === "upstream_unreachable";
+        if (yielded || attempt > 0 || !unreachable || !(await this.options.process.confirmGone(port, 2_000, signal))) throw err;
+        this.options.logger.warn({ model: this.options.modelId, port }, `${this.options.name} child gone: retrying on its restart`);
+      }
+    }
+  }
+
+  /** Passes items through; if none comes for stallTimeoutMs, replaces the child (which ends the request). */
+  private async *watched<T>(items: AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+    const { stallTimeoutMs, process, name, modelId } = this.options;
+    let stalled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        stalled = true;
+        process.recycle(`a ${name} generation for ${modelId} produced nothing for ${Math.round(stallTimeoutMs / 1000)} s`);
+      }, stallTimeoutMs);
+    };
+    arm();
+    try {
+      for await (const item of items) {
+        arm();
+        yield item;
+      }
+    } catch (err) {
+      if (stalled && !signal.aborted) {
+        throw new UpstreamError(
+          `The ${name} engine for '${modelId}' stopped producing output for ${Math.round(stallTimeoutMs / 1000)} s; its process was replaced. Try again.`,
+          { code: "engine_stalled", status: 504, cause: err },
+        );
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.withRestart((u, s) => u.chat(request, this.options.modelId, s), signal);
+  }
+
+  complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.withRestart((u, s) => u.complete(request, this.options.modelId, s), signal);
+  }
+
+  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    const id = this.options.modelId;
+    const once = (u: OpenAIUpstream, s: AbortSignal) => (async function* () { yield await u.embed(request, id, s); })();
+    for await (const result of this.withRestart(once, signal)) return result;
+    throw new UpstreamError(`The ${this.options.name} engine sent no embeddings.`);
+  }
+}

@@ -1,0 +1,144 @@
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { Clock } from "../../core/Clock.js";
+import { EngineUnavailableError, ModelNotServableError, ServiceUnavailableError, TabAgentError } from "../../core/errors.js";
+import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
+import { findPythonEnv, missingPythonHelp } from "../../native/findPythonEnv.js";
+import { projectRoot } from "../../native/projectRoot.js";
+import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
+import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
+import type { Backend } from "../Backend.js";
+import { ChildServerClient } from "../childServer/ChildServerClient.js";
+import type { PythonSetup } from "./PythonSetup.js";
+
+export interface TransformersBackendOptions {
+  logger: Logger;
+  clock: Clock;
+  processes: ProcessRegistry;
+  env: NodeJS.ProcessEnv;
+  /** torch CPU threads. */
+  threads: number;
+  parallel: number;
+  /** config `python`: the interpreter, before the lookup order. */
+  pythonPath?: string;
+  dataDir?: string;
+  /** Creates the venv on first use when none exists (shared by every transformers model); null: never. */
+  setup: PythonSetup | null;
+  stallTimeoutMs: number;
+  /** Import torch + load the weights; a large model on a slow disk takes minutes. Default 600 000. */
+  startTimeoutMs?: number;
+}
+
+/**
+ * A Hugging Face transformers folder (SafeTensors) served by the Python sidecar (native/python/tabagent_sidecar):
+ * one supervised child per model, speaking a subset of the OpenAI API on 127.0.0.1, proxied like llama-server.
+ */
+export class TransformersBackend implements Backend {
+  readonly parallel: number;
+  private process: ManagedProcess | null = null;
+  private client: ChildServerClient | null = null;
+
+  constructor(
+    readonly descriptor: ModelDescriptor,
+    private readonly options: TransformersBackendOptions,
+  ) {
+    this.parallel = options.parallel;
+  }
+
+  /** Refusals that need no Python: the daemon answers them at once, and the sidecar would refuse them too. */
+  private checkServable(): void {
+    const { detection, engineOptions, id } = this.descriptor;
+    const custom = detection.warnings.find((w) => w.startsWith("needs custom code"));
+    if (custom && !engineOptions?.trustRemoteCode) {
+      throw new ModelNotServableError(id, `it ${custom}; set trustRemoteCode: true in its config entry once you have read that code`);
+    }
+    if (detection.format === "pytorch") {
+      throw new ModelNotServableError(id, "its weights are pickle files; the transformers engine loads safetensors only (pickle runs arbitrary code on load)");
+    }
+  }
+
+  private async python(signal: AbortSignal): Promise<string> {
+    const { env, pythonPath, dataDir, setup } = this.options;
+    const lookup = await findPythonEnv({ configPath: pythonPath, env, dataDir });
+    if (lookup.python) return lookup.python;
+    const explicit = lookup.tried.some((t) => t.source !== "data-dir");
+    if (setup === null || explicit) throw new EngineUnavailableError(this.descriptor.id, "transformers", missingPythonHelp(lookup));
+    const state = setup.start();
+    if (state.done) return state.done;
+    if (state.error) throw state.error instanceof TabAgentError ? state.error : new EngineUnavailableError(this.descriptor.id, "transformers", String(state.error));
+    signal.throwIfAborted();
+    throw new ServiceUnavailableError(
+      `The Python environment for '${this.descriptor.id}' is being set up (${state.lastLine ?? "starting"}); this takes a few minutes the first time.`,
+      { code: "engine_installing", headers: { "retry-after": "30" } },
+    );
+  }
+
+  private args(port: number): string[] {
+    const { engineOptions, task, path, id } = this.descriptor;
+    return [
+      "-m", "tabagent_sidecar",
+      "--model", path,
+      "--id", id,
+      "--task", task === "embeddings" ? "embeddings" : "text-generation",
+      "--port", String(port),
+      "--threads", String(this.options.threads),
+      "--device", engineOptions?.device ?? "auto",
+      "--dtype", engineOptions?.dtype ?? "auto",
+      ...(engineOptions?.trustRemoteCode ? ["--trust-remote-code"] : []),
+    ];
+  }
+
+  async load(signal: AbortSignal): Promise<void> {
+    this.checkServable();
+    const python = await this.python(signal);
+    const { ManagedProcess } = await import("../../supervisor/ManagedProcess.js");
+    const sidecarDir = join(projectRoot(), "native", "python");
+    this.process ??= new ManagedProcess({
+      name: `transformers:${this.descriptor.id}`,
+      command: (port) => ({
+        file: python,
+        args: this.args(port),
+        cwd: sidecarDir,
+        env: { PYTHONPATH: sidecarDir, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
+      }),
+      logger: this.options.logger,
+      clock: this.options.clock,
+      registry: this.options.processes,
+      startTimeoutMs: this.options.startTimeoutMs ?? 600_000,
+      healthIntervalMaxMs: 250,
+    });
+    this.client ??= new ChildServerClient({
+      name: "transformers",
+      modelId: this.descriptor.id,
+      process: this.process,
+      logger: this.options.logger,
+      stallTimeoutMs: this.options.stallTimeoutMs,
+    });
+    await this.process.ensureReady(signal);
+  }
+
+  async unload(): Promise<void> {
+    await this.process?.stop();
+  }
+
+  private get requests(): ChildServerClient {
+    if (!this.client) throw new Error(`model ${this.descriptor.id} is not loaded`);
+    return this.client;
+  }
+
+  chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.requests.chat(request, signal);
+  }
+
+  complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return this.requests.complete(request, signal);
+  }
+
+  embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    return this.requests.embed(request, signal);
+  }
+
+  get processStatus() {
+    return this.process?.status ?? null;
+  }
+}
