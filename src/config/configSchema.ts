@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { engineNameSchema } from "../detection/detectionSchema.js";
 import { securityConfigShape } from "../server/security/securitySchema.js";
+import { ONNX_PROVIDERS } from "../backends/onnx/chooseExecutionProviders.js";
 
 export const DEFAULT_PORT = 8471;
 
@@ -91,6 +92,11 @@ export const configSchema = z.strictObject({
   /** "auto" lets node-llama-cpp use CUDA/Vulkan/Metal when a prebuilt binary for it works. */
   gpu: z.enum(["auto", "off"]).default("auto"),
   gpuLayers: z.union([z.literal("auto"), z.literal("max"), int(0, 100_000)]).default("auto"),
+  /**
+   * ONNX Runtime execution providers in order of preference (a model's `device` overrides it); CPU is always the
+   * fallback. CUDA and TensorRT need onnxruntime-node's provider libraries (docs/backends.md).
+   */
+  onnxProviders: z.array(z.enum(ONNX_PROVIDERS)).min(1).max(ONNX_PROVIDERS.length).default(["cpu"]),
   /** The Python interpreter for the transformers sidecar; default: the venv `tabagent setup python` made. */
   python: z.string().min(1).optional(),
   /** Create the Python venv on the first use of a transformers model when none exists (minutes; logged). */

@@ -30,6 +30,11 @@ export interface ModelDescriptor {
     dtype?: string;
     trustRemoteCode?: boolean;
   };
+  /**
+   * What the engine runs on once the model is loaded (the ONNX execution provider, say), set by the backend at load
+   * and cleared at unload; /v1/models shows it.
+   */
+  runtime?: Record<string, string | number | boolean | string[] | null>;
 }
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";

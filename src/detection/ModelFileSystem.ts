@@ -34,7 +34,7 @@ export class FileTooLargeError extends Error {
  * A Hugging Face cache snapshot (`models--org--name/snapshots/<rev>/`) is made of symlinks into the repo's
  * `blobs/` folder: those links stay inside the repo folder, so they are allowed.
  */
-function hubCacheRepoRoot(real: string): string {
+export function hubCacheRepoRoot(real: string): string {
   const parts = real.split(sep);
   const i = parts.length - 3;
   if (i > 0 && parts[i + 1] === "snapshots" && parts[i]!.startsWith("models--")) return parts.slice(0, i + 1).join(sep);

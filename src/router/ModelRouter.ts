@@ -23,7 +23,7 @@ export const ENGINE_HELP: Record<EngineName, string> = {
   "node-llama-cpp": "node-llama-cpp failed to install; run `npm ci` again",
   "llama-server": "this daemon was started without the llama-server engine; see docs/native.md",
   "llama-server-bitnet": "this daemon was started without the BitNet llama-server engine; see docs/native.md",
-  onnxruntime: "ONNX Runtime models are not served by this version yet; a GGUF conversion of the model runs now",
+  onnxruntime: "onnxruntime-node failed to install; run `npm ci` again (docs/backends.md, ONNX Runtime)",
   transformers: "the Python transformers sidecar is not available; run `tabagent setup python` (docs/backends.md)",
   litert: "LiteRT models are not served by this version yet",
   upstream: "no upstream server is configured for this model",

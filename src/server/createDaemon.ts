@@ -4,6 +4,7 @@ import type { EngineName } from "../detection/detectionSchema.js";
 import type { Logger } from "pino";
 import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
 import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
+import { OnnxBackend } from "../backends/onnx/OnnxBackend.js";
 import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
 import { LlamaServerBackend } from "../backends/llamaServer/LlamaServerBackend.js";
 import { PythonSetup } from "../backends/transformers/PythonSetup.js";
@@ -117,6 +118,14 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
           contextSize: config.contextSize,
           parallel: config.parallel,
           gpuLayers: config.gpuLayers,
+        }),
+      onnxruntime: (descriptor) =>
+        new OnnxBackend(descriptor, {
+          logger: logger.child({ model: descriptor.id }),
+          threads: config.threads,
+          contextSize: config.contextSize,
+          parallel: config.parallel,
+          providers: config.onnxProviders,
         }),
       ...backends,
     },

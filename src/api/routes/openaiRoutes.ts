@@ -65,6 +65,7 @@ function modelObject(s: ModelStatus) {
       chat_template: det.hasChatTemplate,
       size_bytes: d.sizeBytes,
       warnings: det.warnings,
+      ...(d.runtime ? { runtime: d.runtime } : {}),
     },
   };
 }

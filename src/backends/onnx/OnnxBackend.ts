@@ -1,0 +1,288 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { InferenceSession } from "onnxruntime-node";
+import type { Logger } from "pino";
+import { ContextLengthExceededError, InvalidRequestError, ModelLoadError } from "../../core/errors.js";
+import type {
+  ChatRequest,
+  CompletionRequest,
+  EmbedRequest,
+  EmbedResult,
+  GenerationChunk,
+  ModelDescriptor,
+  SamplingParams,
+} from "../../core/types.js";
+import { openFileByteSource } from "../../detection/gguf/ByteSource.js";
+import { LocalModelFileSystem } from "../../detection/ModelFileSystem.js";
+import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnxSummary.js";
+import { readSentenceTransformersInfo } from "../../detection/transformers/readSentenceTransformersInfo.js";
+import type { Backend } from "../Backend.js";
+import { StopSequenceMatcher } from "../generation/StopSequenceMatcher.js";
+import { StreamingDetokenizer } from "../generation/StreamingDetokenizer.js";
+import { ChatTemplate } from "./ChatTemplate.js";
+import type { OnnxProviderName } from "./chooseExecutionProviders.js";
+import { createOnnxSession } from "./createOnnxSession.js";
+import { createRandom } from "./createRandom.js";
+import { describeDecoderGraph } from "./describeDecoderGraph.js";
+import { locateOnnxModel } from "./locateOnnxModel.js";
+import { OnnxDecoder } from "./OnnxDecoder.js";
+import { OnnxEmbedder } from "./OnnxEmbedder.js";
+import { OnnxTokenizer } from "./OnnxTokenizer.js";
+import type { PoolingMode } from "./poolTokens.js";
+import { resolveExternalData } from "./resolveExternalData.js";
+import { sampleToken } from "./sampleToken.js";
+
+export interface OnnxBackendOptions {
+  logger: Logger;
+  /** Intra-op threads per session. */
+  threads: number;
+  /** Tokens per request (prompt + answer), capped by the model's trained context. */
+  contextSize: number;
+  parallel: number;
+  /** Execution providers in order of preference; CPU is always the fallback. */
+  providers: readonly OnnxProviderName[];
+}
+
+interface LoadedCommon {
+  session: InferenceSession;
+  tokenizer: OnnxTokenizer;
+  provider: OnnxProviderName;
+}
+
+interface LoadedDecoder extends LoadedCommon {
+  kind: "decoder";
+  decoder: OnnxDecoder;
+  template: ChatTemplate | null;
+  contextSize: number;
+}
+
+interface LoadedEmbedder extends LoadedCommon {
+  kind: "embedder";
+  embedder: OnnxEmbedder;
+  maxTokens: number;
+}
+
+type Loaded = LoadedDecoder | LoadedEmbedder;
+
+/** Graph structure read to find external data; generous, since a load already trusts the file's size. */
+const SUMMARY_LIMITS = { maxReadBytes: 256 << 20, maxFields: 20_000_000 };
+const POOLING_MODES = new Set(["mean", "cls", "max", "lasttoken", "mean_sqrt_len", "weightedmean"]);
+
+/**
+ * ONNX models in this process through onnxruntime-node: text generation with a KV cache for decoder exports
+ * (optimum, transformers.js, onnxruntime-genai names) and embeddings for encoder exports. Each request has its own
+ * cache, so concurrent requests interleave step by step on the one session.
+ */
+export class OnnxBackend implements Backend {
+  readonly parallel: number;
+  private loaded: Loaded | null = null;
+
+  constructor(
+    readonly descriptor: ModelDescriptor,
+    private readonly options: OnnxBackendOptions,
+  ) {
+    this.parallel = options.parallel;
+  }
+
+  /** The execution provider in use (null until loaded). */
+  get provider(): OnnxProviderName | null {
+    return this.loaded?.provider ?? null;
+  }
+
+  async load(signal: AbortSignal): Promise<void> {
+    if (this.loaded) return;
+    const { id, task } = this.descriptor;
+    if (task !== "chat" && task !== "text-generation" && task !== "embeddings") {
+      throw new ModelLoadError(id, `the ONNX engine serves text generation and embeddings, not ${task} models`);
+    }
+    let session: InferenceSession | null = null;
+    try {
+      const where = await locateOnnxModel(this.descriptor);
+      const graphPath = join(where.root, ...where.graph.split("/"));
+      // External data is checked before ONNX Runtime opens anything: it would follow any path the graph names.
+      const source = await openFileByteSource(graphPath);
+      let locations: string[];
+      try {
+        const summary = await readOnnxSummary(source, { ...SUMMARY_LIMITS, signal });
+        locations = summary.externalData.map((e) => e.location);
+      } finally {
+        await source.close();
+      }
+      await resolveExternalData(where.root, where.graph, locations);
+      signal.throwIfAborted();
+
+      const tokenizer = await OnnxTokenizer.load(where.configDir);
+      const opened = await createOnnxSession(graphPath, {
+        threads: this.options.threads,
+        providers: this.options.providers,
+        device: this.descriptor.engineOptions?.device,
+        logger: this.options.logger,
+      });
+      session = opened.session;
+      const { ort, provider, notes } = opened;
+      this.descriptor.runtime = { engine: "onnxruntime", execution_provider: provider, ...(notes.length ? { notes } : {}) };
+      signal.throwIfAborted();
+
+      if (task === "embeddings") {
+        const info = await this.sentenceTransformers(where.configDir);
+        const padText = tokenizer.specialToken("pad_token");
+        const padId = (padText === null ? undefined : tokenizer.tokenId(padText)) ?? 0;
+        const embedder = new OnnxEmbedder(ort, session, { pooling: info.pooling, normalize: info.normalize, padId });
+        const maxTokens = info.maxSeqLength ?? this.descriptor.detection.contextLength ?? 512;
+        this.loaded = { kind: "embedder", session, tokenizer, provider, embedder, maxTokens };
+      } else {
+        const config = await readJsonObject(join(where.configDir, "config.json"));
+        const heads = positiveInt(config?.["num_key_value_heads"]) ?? positiveInt(config?.["num_attention_heads"]);
+        const hidden = positiveInt(config?.["hidden_size"]);
+        const attentionHeads = positiveInt(config?.["num_attention_heads"]);
+        const headDim = positiveInt(config?.["head_dim"]) ?? (hidden && attentionHeads ? hidden / attentionHeads : null);
+        const inputs = session.inputMetadata.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: m.shape } : { name: m.name }));
+        const outputs = session.outputMetadata.map((m) => ({ name: m.name }));
+        const graph = describeDecoderGraph(inputs, outputs, { heads, headDim }, where.names);
+        if (graph.cache.length === 0) this.options.logger.warn("this ONNX graph has no KV-cache inputs: every token re-evaluates the whole sequence");
+        const template = await ChatTemplate.load(where.configDir, tokenizer.config);
+        const trained = this.descriptor.detection.contextLength;
+        const contextSize = Math.min(this.options.contextSize, trained ?? this.options.contextSize);
+        this.loaded = { kind: "decoder", session, tokenizer, provider, decoder: new OnnxDecoder(ort, session, graph), template, contextSize };
+      }
+      this.options.logger.info({ provider, layout: where.layout, graph: where.graph, threads: this.options.threads }, "ONNX model loaded");
+    } catch (err) {
+      await session?.release().catch(() => undefined);
+      if (signal.aborted) throw err;
+      const reason = err instanceof InvalidOnnxError ? `the graph file is not valid ONNX (${err.message})` : (err as Error).message;
+      throw new ModelLoadError(id, reason, err);
+    }
+  }
+
+  async unload(): Promise<void> {
+    const loaded = this.loaded;
+    this.loaded = null;
+    if (this.descriptor.runtime?.["engine"] === "onnxruntime") delete this.descriptor.runtime;
+    if (loaded) await loaded.session.release();
+  }
+
+  private async sentenceTransformers(dir: string): Promise<{ pooling: PoolingMode; normalize: boolean; maxSeqLength: number | null }> {
+    const fs = await LocalModelFileSystem.create(dir);
+    const present = new Set((await fs.list()).map((f) => f.path));
+    const warnings: string[] = [];
+    const info = await readSentenceTransformersInfo(fs, present, warnings);
+    for (const w of warnings) this.options.logger.warn(w);
+    // Without a sentence-transformers config: mean pooling, unit length (what OpenAI's embeddings are).
+    if (!info) return { pooling: "mean", normalize: true, maxSeqLength: null };
+    const pooling = info.pooling && POOLING_MODES.has(info.pooling) ? (info.pooling as PoolingMode) : "mean";
+    return { pooling, normalize: info.normalize, maxSeqLength: info.maxSeqLength };
+  }
+
+  private require(kind: "decoder"): LoadedDecoder;
+  private require(kind: "embedder"): LoadedEmbedder;
+  private require(kind: Loaded["kind"]): Loaded {
+    const loaded = this.loaded;
+    if (!loaded) throw new Error(`model ${this.descriptor.id} is not loaded`);
+    if (loaded.kind !== kind) {
+      throw new InvalidRequestError(`Model '${this.descriptor.id}' is ${loaded.kind === "embedder" ? "an embedding" : "a text generation"} model.`, { param: "model" });
+    }
+    return loaded;
+  }
+
+  async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    const loaded = this.require("decoder");
+    if (!loaded.template) throw new InvalidRequestError(`The model '${this.descriptor.id}' has no chat template; use /v1/completions.`, { param: "model" });
+    for (const m of request.messages) {
+      if (m.role === "tool") throw new InvalidRequestError(`Role '${m.role}' is not supported by this model yet.`, { param: "messages" });
+    }
+    let text: string;
+    try {
+      text = loaded.template.render(request.messages);
+    } catch (err) {
+      throw new InvalidRequestError(`The model's chat template failed on these messages: ${(err as Error).message}`, { param: "messages" });
+    }
+    yield* this.generate(loaded, loaded.tokenizer.encode(text, false), request.sampling, "messages", signal);
+  }
+
+  async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    const loaded = this.require("decoder");
+    yield* this.generate(loaded, loaded.tokenizer.encode(request.prompt, true), request.sampling, "prompt", signal);
+  }
+
+  async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    const loaded = this.require("embedder");
+    const batch = request.input.map((text, i) => {
+      const ids = loaded.tokenizer.encode(text, true);
+      if (ids.length > loaded.maxTokens) throw new ContextLengthExceededError(ids.length, loaded.maxTokens, `input[${i}]`);
+      return ids;
+    });
+    signal.throwIfAborted();
+    const vectors = await loaded.embedder.embed(batch);
+    signal.throwIfAborted();
+    return { vectors, promptTokens: batch.reduce((s, ids) => s + ids.length, 0) };
+  }
+
+  private async *generate(
+    loaded: LoadedDecoder,
+    promptTokens: number[],
+    sampling: SamplingParams,
+    promptParam: string,
+    signal: AbortSignal,
+  ): AsyncGenerator<GenerationChunk> {
+    const { contextSize, decoder, tokenizer } = loaded;
+    if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty after tokenization.", { param: promptParam });
+    if (promptTokens.length >= contextSize) throw new ContextLengthExceededError(promptTokens.length, contextSize, promptParam);
+    const room = contextSize - promptTokens.length;
+    const maxTokens = Math.min(sampling.maxTokens ?? room, room);
+
+    const state = decoder.start();
+    const random = createRandom(sampling.seed);
+    const counts = new Map<number, number>();
+    const detok = new StreamingDetokenizer<number>((tokens, last) => tokenizer.decodeAfter(tokens, last));
+    const stops = new StopSequenceMatcher(sampling.stop);
+    let completionTokens = 0;
+    let finish: "stop" | "length" = "length";
+    let stoppedBySequence = false;
+    if (maxTokens > 0) {
+      let logits = await decoder.step(state, promptTokens);
+      for (;;) {
+        if (signal.aborted) break;
+        const token = sampleToken(logits, sampling, random, counts);
+        if (tokenizer.eosIds.has(token)) {
+          finish = "stop";
+          break;
+        }
+        completionTokens++;
+        counts.set(token, (counts.get(token) ?? 0) + 1);
+        const match = stops.push(detok.push(token));
+        if (match.text) yield { type: "text", index: 0, text: match.text };
+        if (match.stopped) {
+          finish = "stop";
+          stoppedBySequence = true;
+          break;
+        }
+        if (completionTokens >= maxTokens) break;
+        if (signal.aborted) break;
+        logits = await decoder.step(state, [token]);
+      }
+    }
+    signal.throwIfAborted();
+    if (!stoppedBySequence) {
+      const tail = stops.push(detok.flush());
+      let rest = tail.text;
+      if (tail.stopped) finish = "stop";
+      else rest += stops.flush();
+      if (rest) yield { type: "text", index: 0, text: rest };
+    }
+    yield { type: "finish", index: 0, reason: finish };
+    yield { type: "usage", usage: { promptTokens: promptTokens.length, completionTokens } };
+  }
+}
+
+function positiveInt(v: unknown): number | null {
+  return typeof v === "number" && Number.isInteger(v) && v > 0 ? v : null;
+}
+
+async function readJsonObject(path: string): Promise<Record<string, unknown> | null> {
+  try {
+    const v: unknown = JSON.parse(await readFile(path, "utf8"));
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,85 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Tokenizer } from "@huggingface/tokenizers";
+
+/** tokenizer_config.json names special tokens as a string or as a serialized AddedToken (`{content: ...}`). */
+export function specialTokenText(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  if (value && typeof value === "object" && typeof (value as { content?: unknown }).content === "string") return (value as { content: string }).content;
+  return null;
+}
+
+function ids(value: unknown): number[] {
+  if (typeof value === "number" && Number.isInteger(value)) return [value];
+  if (Array.isArray(value)) return value.filter((v): v is number => typeof v === "number" && Number.isInteger(v));
+  return [];
+}
+
+async function readJson(path: string): Promise<Record<string, unknown> | null> {
+  try {
+    const value: unknown = JSON.parse(await readFile(path, "utf8"));
+    return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * A model folder's tokenizer (tokenizer.json + tokenizer_config.json) through @huggingface/tokenizers, plus the
+ * token ids that end generation (generation_config.json, config.json and the tokenizer's EOS).
+ */
+export class OnnxTokenizer {
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    /** tokenizer_config.json (empty when the folder has none). */
+    readonly config: Record<string, unknown>,
+    /** Token ids that end generation. */
+    readonly eosIds: ReadonlySet<number>,
+  ) {}
+
+  static async load(dir: string): Promise<OnnxTokenizer> {
+    const tokenizerJson = await readJson(join(dir, "tokenizer.json"));
+    if (!tokenizerJson) throw new Error(`no tokenizer.json in ${dir} (the ONNX engine reads Hugging Face tokenizer.json files)`);
+    const config = (await readJson(join(dir, "tokenizer_config.json"))) ?? {};
+    const { Tokenizer } = await import("@huggingface/tokenizers");
+    const tokenizer = new Tokenizer(tokenizerJson, config);
+    const eos = new Set<number>();
+    const generation = await readJson(join(dir, "generation_config.json"));
+    const modelConfig = await readJson(join(dir, "config.json"));
+    for (const id of [...ids(generation?.["eos_token_id"]), ...ids(modelConfig?.["eos_token_id"])]) eos.add(id);
+    const eosText = specialTokenText(config["eos_token"]);
+    const eosId = eosText === null ? undefined : tokenizer.token_to_id(eosText);
+    if (eosId !== undefined) eos.add(eosId);
+    return new OnnxTokenizer(tokenizer, config, eos);
+  }
+
+  /** `addSpecialTokens` applies the tokenizer's post-processor (BOS/CLS/SEP as the model was trained). */
+  encode(text: string, addSpecialTokens: boolean): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+  }
+
+  /** Text of `tokens`; special tokens (end of turn, padding) are left out, as llama.cpp does. */
+  decode(tokens: readonly number[]): string {
+    return this.tokenizer.decode([...tokens], { skip_special_tokens: true });
+  }
+
+  /**
+   * Text of `tokens` that follow `previous`: decoded together, so tokenizers that drop a word's leading space at the
+   * start of a text (SentencePiece) keep it in the middle.
+   */
+  decodeAfter(tokens: readonly number[], previous: readonly number[]): string {
+    if (previous.length === 0) return this.decode(tokens);
+    const before = this.decode(previous);
+    const all = this.decode([...previous, ...tokens]);
+    return all.startsWith(before) ? all.slice(before.length) : this.decode(tokens);
+  }
+
+  tokenId(text: string): number | undefined {
+    return this.tokenizer.token_to_id(text);
+  }
+
+  specialToken(name: string): string | null {
+    return specialTokenText(this.config[name]);
+  }
+}

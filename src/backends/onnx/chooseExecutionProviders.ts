@@ -1,0 +1,67 @@
+/** Execution providers onnxruntime-node can be asked for, by the names its session options take. */
+export const ONNX_PROVIDERS = ["cpu", "cuda", "tensorrt", "webgpu", "dml", "coreml"] as const;
+export type OnnxProviderName = (typeof ONNX_PROVIDERS)[number];
+
+export interface AvailableProvider {
+  name: string;
+  /** Shipped inside the npm package; when false its library comes from onnxruntime-node's install step. */
+  bundled: boolean;
+}
+
+export interface ProviderChoice {
+  /** In preference order; always ends with CPU, the provider every build has. */
+  providers: OnnxProviderName[];
+  /** The CUDA / TensorRT device, from a model's `device: "cuda:N"`. */
+  deviceId: number | null;
+  /** Why a provider that was asked for is left out: said once in the log and in /v1/models. */
+  notes: string[];
+}
+
+export const CUDA_PROVIDER_HELP =
+  "onnxruntime-node's CUDA provider is downloaded by its install step, which this project skips (.npmrc: " +
+  "onnxruntime-node-install=skip). On a machine with CUDA 12 and cuDNN 9, run " +
+  "`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (see docs/backends.md)";
+
+/**
+ * Which providers a session is created with. `configured` is the daemon's preference list (`onnxProviders`); a
+ * model's `device` overrides it (`cpu`, `cuda`, `cuda:N`; `auto` = CUDA when it is installed). A provider that this
+ * onnxruntime-node build lacks, or whose library was never installed, is dropped with a note; CPU always remains.
+ */
+export function chooseExecutionProviders(
+  configured: readonly OnnxProviderName[],
+  device: string | undefined,
+  available: readonly AvailableProvider[],
+  isInstalled: (name: string) => boolean,
+): ProviderChoice {
+  let wanted: OnnxProviderName[] = [...configured];
+  let deviceId: number | null = null;
+  let auto = false;
+  if (device !== undefined) {
+    const m = /^cuda(?::(\d+))?$/.exec(device);
+    if (device === "cpu") wanted = ["cpu"];
+    else if (m) {
+      wanted = ["cuda"];
+      deviceId = m[1] === undefined ? null : Number(m[1]);
+    } else if (device === "auto") {
+      wanted = ["cuda", ...configured.filter((p) => p !== "cuda")];
+      auto = true;
+    }
+  }
+  const notes: string[] = [];
+  const providers: OnnxProviderName[] = [];
+  for (const name of wanted) {
+    if (name === "cpu" || providers.includes(name)) continue;
+    const found = available.find((a) => a.name === name);
+    if (!found) {
+      if (!auto) notes.push(`the ${name} execution provider is not part of this onnxruntime-node build for ${process.platform}/${process.arch}`);
+      continue;
+    }
+    if (!found.bundled && !isInstalled(name)) {
+      if (!auto) notes.push(`the ${name} execution provider is not installed: ${name === "cuda" || name === "tensorrt" ? CUDA_PROVIDER_HELP : "its library is missing"}`);
+      continue;
+    }
+    providers.push(name);
+  }
+  providers.push("cpu");
+  return { providers, deviceId, notes };
+}
