@@ -11,6 +11,7 @@ import { packageVersion } from "../server/packageVersion.js";
 import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
 import { setupCommand } from "./commands/setupCommand.js";
+import { pullCommand } from "./commands/pullCommand.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -86,6 +87,11 @@ Usage:
   tabagent models [options]   list the models that serve would expose (--json for JSON)
   tabagent setup python [--cuda|--cpu]
                               create the Python environment for transformers models
+  tabagent pull owner/name[@revision][:file-or-quant]...
+                              download a model from the Hugging Face hub into the store (docs/store.md)
+  tabagent ls [--json]        models in the store and found elsewhere: id, format, task, size, engine, source, loaded
+  tabagent rm ID...           remove a pulled model from the store (refused while a daemon has it loaded)
+  tabagent config check [FILE]  validate a config file (YAML or JSON) without starting anything
   tabagent detect SOURCE...   classify models: a file, a folder, or a Hugging Face repo
                               (owner/name[@revision][:file]); --json for JSON, --engine E to check an override.
                               Remote detection reads only headers (HTTP range requests); HF_TOKEN and
@@ -165,6 +171,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (command === "detect") return detect(rest, env);
   if (command === "doctor") return doctor(rest, env);
   if (command === "setup") return setupCommand(rest, env);
+  if (command === "pull") return pullCommand(rest, env);
   if (command !== "serve" && command !== "models") {
     process.stderr.write(`tabagent: unknown command '${command}'\n\n${HELP}`);
     return 2;

@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { engineNameSchema } from "../detection/detectionSchema.js";
+import { parseHubSource } from "../detection/hub/parseHubSource.js";
 import { securityConfigShape } from "../server/security/securitySchema.js";
 import { ONNX_PROVIDERS } from "../backends/onnx/chooseExecutionProviders.js";
 
@@ -9,9 +10,29 @@ export const DEFAULT_PORT = 8471;
 /** Model ids appear in URLs and logs: keep them to a safe, path-free alphabet. */
 export const MODEL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
-export const modelEntrySchema = z.strictObject({
+/** What `path` holds for an entry given as `source` (it names no file until the pull is done). */
+export const HUB_SOURCE_PATH_PREFIX = "hf://";
+
+export const modelEntrySchema = z
+  .strictObject({
   id: z.string().regex(MODEL_ID_PATTERN, "model ids use letters, digits and . _ : @ - (max 128)").optional(),
-  path: z.string().min(1),
+  path: z.string().min(1).optional(),
+  /** Instead of `path`: a Hugging Face model pulled into the store on start (`owner/name[@revision][:file-or-quant]`). */
+  source: z
+    .string()
+    .refine((s) => parseHubSource(s) !== null, "source must be owner/name[@revision][:file-or-quant]")
+    .optional(),
+  /** Per-model overrides of the daemon-wide settings of the same name. */
+  contextSize: z.number().int().min(64).max(1 << 20).optional(),
+  threads: z.number().int().min(1).max(1024).optional(),
+  parallel: z.number().int().min(1).max(64).optional(),
+  gpuLayers: z.union([z.literal("auto"), z.literal("max"), z.number().int().min(0).max(100_000)]).optional(),
+  /** Idle seconds before this model is unloaded; 0 = never. */
+  ttlSeconds: z.number().int().min(0).max(7 * 24 * 3600).optional(),
+  /** A Jinja chat template used instead of the model's own (llama-server engines). */
+  chatTemplate: z.string().min(1).max(1 << 20).optional(),
+  /** Load this model when the daemon starts. */
+  preload: z.boolean().optional(),
   /** Serve with this engine instead of the one detection chooses. */
   engine: engineNameSchema.optional(),
   /** llama-server engines: this binary, before the lookup order (see docs/native.md). */
@@ -24,7 +45,12 @@ export const modelEntrySchema = z.strictObject({
   dtype: z.enum(["auto", "float32", "float16", "bfloat16"]).optional(),
   /** transformers engine: run the Python code shipped with this model (off unless set here). */
   trustRemoteCode: z.boolean().optional(),
-});
+})
+  .superRefine((e, ctx) => {
+    if ((e.path === undefined) === (e.source === undefined)) ctx.addIssue({ code: "custom", path: ["path"], message: "give either path or source" });
+    if (e.source !== undefined && e.id === undefined) ctx.addIssue({ code: "custom", path: ["id"], message: "a model given by source needs an id" });
+  })
+  .transform((e) => ({ ...e, path: e.path ?? `${HUB_SOURCE_PATH_PREFIX}${e.source}` }));
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 
 /**
@@ -37,6 +63,20 @@ export function defaultThreads(): number {
 }
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** Bytes as a number or text with a unit (`512MiB`, `16 GB`); text that is neither is passed on for zod to report. */
+export function parseByteSize(v: unknown): unknown {
+  if (typeof v !== "string") return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(v);
+  if (!m) return v;
+  return Math.round(Number(m[1]) * (BYTE_UNITS[(m[2] ?? "b").toLowerCase()] ?? 1));
+}
+const byteSize = z.preprocess(parseByteSize, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER));
+
+/** Places besides the configured ones where models are found at start. */
+export const discoverySourceSchema = z.enum(["store", "lmstudio", "ollama"]);
 
 /** Well-known local OpenAI-compatible servers, by name. */
 export const UPSTREAM_PRESETS: Record<string, string> = {
@@ -105,6 +145,26 @@ export const configSchema = z.strictObject({
   dataDir: z.string().min(1).optional(),
   /** A generation that produces nothing for this long is treated as hung: its engine process is replaced. */
   stallTimeoutSeconds: int(1, 24 * 3600).default(300),
+  /** Pulled models: the Hugging Face hub cache layout; default HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub. */
+  storeDir: z.string().min(1).optional(),
+  /** The hub `pull` talks to (a mirror, or a local server); default https://huggingface.co. */
+  hubUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** A file holding a Hugging Face access token for gated and private repos (HF_TOKEN wins). */
+  hfTokenFile: z.string().min(1).optional(),
+  /** Models found at start besides the configured ones: the store, LM Studio's folder, Ollama's store. */
+  discover: z.preprocess((v) => (Array.isArray(v) && v.length === 1 && v[0] === "none" ? [] : v), z.array(discoverySourceSchema)).default(["store", "lmstudio", "ollama"]),
+  /** LM Studio's models folder; default ~/.lmstudio/models, then ~/.cache/lm-studio/models. */
+  lmstudioDir: z.string().min(1).optional(),
+  /** Ollama's model store; default $OLLAMA_MODELS, then ~/.ollama/models. */
+  ollamaDir: z.string().min(1).optional(),
+  /** Other names for models: `{ "chat": "acme--tiny-GGUF:Q4_K_M" }`. */
+  aliases: z.record(z.string().regex(MODEL_ID_PATTERN, "aliases use letters, digits and . _ : @ - (max 128)"), z.string().min(1).max(256)).default({}),
+  /** Model ids loaded when the daemon starts. */
+  preload: z.array(z.string().min(1).max(256)).default([]),
+  /** Most models loaded at once; loading one more unloads the least recently used idle one. 0 = no limit. */
+  maxLoadedModels: int(0, 1024).default(0),
+  /** Estimated memory (weights + KV cache) all loaded models may use, in bytes or with a unit (`16GiB`); 0 = no limit. */
+  memoryBudget: byteSize.default(0),
   upstreams: z
     .array(upstreamSchema)
     .default([])

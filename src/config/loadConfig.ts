@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { parseDocument as parseYamlDocument } from "yaml";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import { configSchema, MODEL_ID_PATTERN, type Config, type ModelEntry } from "./configSchema.js";
@@ -37,6 +38,14 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "pythonAutoSetup", env: "TABAGENT_PYTHON_AUTO_SETUP", flag: "--python-auto-setup", kind: "boolean" },
   { key: "dataDir", env: "TABAGENT_DATA_DIR", flag: "--data-dir", kind: "string" },
   { key: "stallTimeoutSeconds", env: "TABAGENT_STALL_TIMEOUT", flag: "--stall-timeout", kind: "int" },
+  // Model store (src/store): HF_ENDPOINT is the variable Hugging Face's own tools read.
+  { key: "storeDir", env: "TABAGENT_STORE_DIR", flag: "--store-dir", kind: "string" },
+  { key: "hubUrl", env: "HF_ENDPOINT", flag: "--hub-url", kind: "string" },
+  { key: "hfTokenFile", env: "TABAGENT_HF_TOKEN_FILE", flag: "--hf-token-file", kind: "string" },
+  { key: "discover", env: "TABAGENT_DISCOVER", flag: "--discover", kind: "paths" },
+  { key: "preload", env: "TABAGENT_PRELOAD", flag: "--preload", kind: "paths" },
+  { key: "maxLoadedModels", env: "TABAGENT_MAX_LOADED_MODELS", flag: "--max-loaded-models", kind: "int" },
+  { key: "memoryBudget", env: "TABAGENT_MEMORY_BUDGET", flag: "--memory-budget", kind: "string" },
   // Exposure and auth (src/server/security): lists are comma separated in the environment.
   ...SECURITY_SETTINGS.map((s) => ({ key: s.key, env: s.env, flag: s.flag, kind: s.kind === "list" ? ("paths" as const) : s.kind })),
 ];
@@ -94,19 +103,28 @@ export interface LoadConfigInput {
   base?: Partial<Record<keyof Config, unknown>>;
 }
 
+/** YAML for `.yaml`/`.yml` files, JSON otherwise; YAML errors carry their line and column. */
+function parseConfigText(path: string, text: string): unknown {
+  if (!/\.ya?ml$/i.test(path)) return JSON.parse(text);
+  const doc = parseYamlDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const first = doc.errors[0];
+  if (first) throw new Error(first.message.split("\n")[0]);
+  return doc.toJS({ maxAliasCount: 100 });
+}
+
 /**
- * Reads a JSON config file: the same settings as the flags, in their schema names (`port`, `models`,
- * `idleTtlSeconds`, ...). Relative model paths are relative to the file.
+ * Reads a config file, JSON or YAML (by extension): the same settings as the flags, in their schema names
+ * (`port`, `models`, `idleTtlSeconds`, ...). Relative paths are relative to the file.
  */
 export function readConfigFile(path: string): Record<string, unknown> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
+    parsed = parseConfigText(path, readFileSync(path, "utf8"));
   } catch (err) {
     throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new ConfigError("config", `${path} must hold a JSON object`);
+    throw new ConfigError("config", `${path} must hold a ${/\.ya?ml$/i.test(path) ? "YAML mapping" : "JSON object"}`);
   }
   const out = { ...(parsed as Record<string, unknown>) };
   const base = dirname(resolve(path));
@@ -115,7 +133,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
     out.models = out.models.map((m: unknown) => (m && typeof m === "object" && !Array.isArray(m) ? { ...m, path: rel((m as { path?: unknown }).path) } : m));
   }
   if (Array.isArray(out.modelsDirs)) out.modelsDirs = out.modelsDirs.map(rel);
-  if (typeof out.apiKeyFile === "string") out.apiKeyFile = rel(out.apiKeyFile);
+  for (const key of ["apiKeyFile", "storeDir", "hfTokenFile", "lmstudioDir", "ollamaDir"]) if (typeof out[key] === "string") out[key] = rel(out[key]);
   return out;
 }
 

@@ -1,0 +1,33 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** parseArgs that reports a bad option as `tabagent CMD: message` and exit code 2 instead of throwing. */
+export function parseCommandArgs<T extends ParseArgsConfig["options"]>(
+  command: string,
+  args: string[],
+  options: T,
+): { values: Record<string, unknown>; positionals: string[] } | number {
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    return { values: values as Record<string, unknown>, positionals };
+  } catch (err) {
+    process.stderr.write(`tabagent ${command}: ${(err as Error).message}\n`);
+    return 2;
+  }
+}
+
+/** Options every store command takes, mapped to config keys. */
+export const STORE_OPTIONS = {
+  config: { type: "string" },
+  "store-dir": { type: "string" },
+  "hub-url": { type: "string" },
+  "hf-token-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+export function storeFlags(values: Record<string, unknown>): Record<string, string> {
+  const flags: Record<string, string> = {};
+  if (typeof values["store-dir"] === "string") flags.storeDir = values["store-dir"];
+  if (typeof values["hub-url"] === "string") flags.hubUrl = values["hub-url"];
+  if (typeof values["hf-token-file"] === "string") flags.hfTokenFile = values["hf-token-file"];
+  return flags;
+}
