@@ -4,6 +4,7 @@ One thread per request (ThreadingHTTPServer). A streamed generation writes each 
 HTTP chunk with TCP_NODELAY set; a failed write means the daemon hung up, which cancels the generation before its
 next token."""
 import json
+import queue
 import socket
 import threading
 import time
@@ -29,6 +30,51 @@ class State:
 
 class ClientGone(Exception):
     pass
+
+
+class ChunkWriter:
+    """Writes a streamed response from a thread of its own: the socket write (a syscall, GIL released) overlaps the
+    next decode step, and events that queue up while the socket is busy leave in one HTTP chunk."""
+
+    def __init__(self, wfile):
+        self.wfile = wfile
+        self.queue = queue.SimpleQueue()
+        self.gone = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def put(self, data):
+        if self.gone:
+            raise ClientGone()
+        self.queue.put(data)
+
+    def close(self):
+        """Ends the chunked body and waits until everything is written (or the client is gone)."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def _write(self, data):
+        if self.gone:
+            return
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.gone = True
+
+    def _run(self):
+        while True:
+            items = [self.queue.get()]
+            while True:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            data = b"".join(i for i in items if i is not None)
+            if data:
+                self._write(b"%x\r\n%s\r\n" % (len(data), data))
+            if None in items:
+                self._write(b"0\r\n\r\n")
+                return
 
 
 def make_handler(state):
@@ -77,17 +123,7 @@ def make_handler(state):
             self.end_headers()
 
         def event(self, obj):
-            data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj, separators=(",", ":")).encode()) + b"\n\n"
-            try:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            except (BrokenPipeError, ConnectionResetError, OSError) as err:
-                raise ClientGone() from err
-
-        def end_stream(self):
-            try:
-                self.wfile.write(b"0\r\n\r\n")
-            except OSError:
-                pass
+            self.writer.put(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj, separators=(",", ":")).encode()) + b"\n\n")
 
         # ---- routes
 
@@ -176,6 +212,7 @@ def make_handler(state):
             head = b'{"id":"%s","object":"%s.chunk","created":%d,"model":%s,"choices":[' % (
                 rid.encode(), kind.encode() if chat else b"text_completion", created, json.dumps(state.model_id).encode())
             self.start_stream()
+            self.writer = ChunkWriter(self.wfile)
             try:
                 if chat:
                     self.event(head + b'{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}')
@@ -190,7 +227,6 @@ def make_handler(state):
                         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
                         self.event(head + b"]," + json.dumps({"usage": usage})[1:].encode())
                 self.event(b"[DONE]")
-                self.end_stream()
             except ClientGone:
                 cancelled.set()
                 events.close()
@@ -200,10 +236,13 @@ def make_handler(state):
                 state.log(f"error mid-stream: {err}\n{traceback.format_exc()}")
                 try:
                     self.event({"error": {"message": f"the sidecar failed mid-stream: {type(err).__name__}: {err}", "type": "server_error"}})
-                    self.end_stream()
                 except ClientGone:
                     pass
                 self.close_connection = True
+            finally:
+                self.writer.close()
+                if self.writer.gone:
+                    self.close_connection = True
 
     return Handler
 

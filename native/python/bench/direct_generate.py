@@ -1,0 +1,63 @@
+"""The baseline for `npm run bench -- transformers`: transformers' own generate() on a model folder, timed per
+token with a streamer. Reads one command per stdin line ("run"), answers one JSON line per run on stdout:
+{"ttft_ms": ..., "arrivals_ms": [...], "prompt_tokens": N, "completion_tokens": N, "text": "..."}."""
+import argparse
+import json
+import sys
+import time
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.generation.streamers import BaseStreamer
+
+
+class Timing(BaseStreamer):
+    def __init__(self):
+        self.prompt_seen = False
+        self.times = []
+        self.ids = []
+
+    def put(self, value):
+        if not self.prompt_seen:  # generate() passes the prompt first
+            self.prompt_seen = True
+            return
+        self.times.append(time.perf_counter())
+        self.ids.extend(value.reshape(-1).tolist())
+
+    def end(self):
+        pass
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    tok = AutoTokenizer.from_pretrained(a.model, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(a.model, local_files_only=True, use_safetensors=True, dtype=torch.float32).eval()
+    ids = tok.apply_chat_template([{"role": "user", "content": a.prompt}], add_generation_prompt=True, tokenize=True, return_tensors="pt")
+    if not torch.is_tensor(ids):
+        ids = ids["input_ids"]
+    print(json.dumps({"ready": True, "prompt_tokens": ids.shape[1]}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            continue
+        streamer = Timing()
+        start = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(ids, max_new_tokens=a.max_tokens, do_sample=False, streamer=streamer, pad_token_id=tok.pad_token_id)
+        arrivals = [(t - start) * 1000 for t in streamer.times]
+        print(json.dumps({
+            "ttft_ms": arrivals[0] if arrivals else None,
+            "arrivals_ms": arrivals,
+            "prompt_tokens": ids.shape[1],
+            "completion_tokens": len(streamer.ids),
+            "text": tok.decode(streamer.ids, skip_special_tokens=True),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
