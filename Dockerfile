@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# tabagent for NVIDIA GPU hosts: the daemon, node-llama-cpp with its prebuilt CUDA binaries, and a CUDA build of
-# llama-server. See docs/deployment.md ("Docker").
+# tabagent for NVIDIA GPU hosts: the daemon, node-llama-cpp with its prebuilt CUDA binaries, a CUDA build of
+# llama-server, and the transformers sidecar's Python venv (torch with CUDA). See docs/deployment.md ("Docker").
 #
 #   docker build -t tabagent .
 #   docker run --gpus all --init --stop-timeout 45 -p 8471:8471 -v models:/models -v tabagent-cache:/cache \
@@ -53,13 +53,16 @@ RUN /opt/tabagent/deploy/docker/prune-runtime.sh /opt/tabagent
 # ------------------------------------------------------------------------------------------------------ runtime
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
-# llama-server links OpenMP dynamically; the CUDA runtime image has cudart and cuBLAS already.
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
+# llama-server links OpenMP dynamically; the CUDA runtime image has cudart and cuBLAS already. Python runs the
+# transformers sidecar.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 python3 python3-venv && rm -rf /var/lib/apt/lists/*
 
 COPY --from=builder /opt/node /opt/node
 COPY --from=builder /opt/tabagent /opt/tabagent
 COPY --from=builder /opt/llama-server /opt/llama-server
 RUN /opt/tabagent/deploy/docker/setup-runtime.sh --user tabagent --uid 10001 --models /models --cache /cache
+# The transformers sidecar's venv (native/setup-python.sh --cuda; torch with CUDA), found through TABAGENT_DATA_DIR.
+RUN /opt/tabagent/deploy/docker/install-python.sh --app /opt/tabagent --data-dir /opt/tabagent-data --cuda
 
 # Every setting is a TABAGENT_* variable (docs/configuration.md); flags after the image name override them.
 # Listening on 0.0.0.0 inside the container needs API keys: pass -e TABAGENT_API_KEYS=key1,key2 (or
@@ -73,6 +76,8 @@ ENV NODE_ENV=production \
     HF_HOME=/cache/huggingface \
     HOME=/cache \
     TABAGENT_LLAMA_SERVER=/opt/llama-server/bin/llama-server \
+    TABAGENT_DATA_DIR=/opt/tabagent-data \
+    TABAGENT_PYTHON_AUTO_SETUP=false \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 

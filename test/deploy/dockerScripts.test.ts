@@ -172,6 +172,7 @@ describe("Dockerfile (structure; no Docker engine here)", () => {
       "0:deploy/docker/build-app.sh",
       "0:deploy/docker/prune-runtime.sh",
       "1:deploy/docker/setup-runtime.sh",
+      "1:deploy/docker/install-python.sh",
     ]);
   });
 
@@ -509,5 +510,21 @@ describe("deploy/docker/setup-runtime.sh", () => {
     } finally {
       rmSync(scripts, { recursive: true, force: true });
     }
+  });
+});
+
+describe("deploy/docker/install-python.sh", () => {
+  it("--dry-run: the venv is native/setup-python.sh's, under the data folder the image's TABAGENT_DATA_DIR names", async () => {
+    const line = instructions("RUN", 1).find((r) => r.args.includes("install-python.sh"))!.args;
+    const words = shellWords(line);
+    const dataDir = words[words.indexOf("--data-dir") + 1]!;
+    expect(stageEnv(1).TABAGENT_DATA_DIR).toBe(dataDir);
+    expect(stageEnv(1).TABAGENT_PYTHON_AUTO_SETUP).toBe("false");
+    const r = await run("bash", [join(REPO, "deploy/docker/install-python.sh"), "--app", REPO, "--data-dir", dataDir, "--cuda", "--dry-run"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`+ ${REPO}/native/setup-python.sh --cuda --data-dir ${dataDir} --dry-run`);
+    expect(r.stdout).toMatch(new RegExp(`^venv: ${dataDir}/python/[0-9a-f]{20}$`, "m"));
+    expect(r.stdout).toMatch(/^variant: cuda$/m);
+    expect((await run("bash", [join(REPO, "deploy/docker/install-python.sh"), "--app", "/nonexistent"])).code).toBe(2);
   });
 });
