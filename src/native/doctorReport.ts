@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { defaultThreads } from "../config/configSchema.js";
+import { findPythonEnv, missingPythonHelp, type PythonLookup, type PythonSource } from "./findPythonEnv.js";
 import {
   findLlamaServer,
   missingBinaryHelp,
@@ -25,6 +26,9 @@ export interface DoctorOptions {
   threads?: number;
   /** Skip loading node-llama-cpp (its GPU probe can take seconds); default true. */
   probeNodeLlamaCpp?: boolean;
+  /** config `python` and `dataDir`, for the sidecar's interpreter lookup. */
+  pythonPath?: string;
+  dataDir?: string;
   /** Limit for each probe: the GPU detection and each `--version` run. Default 20 s. */
   timeoutMs?: number;
 }
@@ -60,6 +64,15 @@ export interface DoctorReport {
     gpu: ProbeResult<{ selected: string | false; supportedTypes: string[] }> | null;
   };
   llamaServer: Record<LlamaServerVariant, LlamaServerReport>;
+  /** The transformers sidecar's interpreter: where it was found, and whether torch/transformers import. */
+  python: {
+    path: string | null;
+    source: PythonSource | null;
+    tried: PythonLookup["tried"];
+    /** torch and transformers versions, and whether torch sees CUDA, from the interpreter itself. */
+    probe: ProbeResult<{ torch: string; transformers: string; cuda: boolean }> | null;
+    help: string | null;
+  };
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -70,10 +83,11 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
   const probe = options.probeNodeLlamaCpp ?? true;
   const fallbackThreads = defaultThreads();
 
-  const [version, standard, bitnet] = await Promise.all([
+  const [version, standard, bitnet, python] = await Promise.all([
     nodeLlamaCppVersion(),
     llamaServerReport("standard", options, timeoutMs),
     llamaServerReport("bitnet", options, timeoutMs),
+    pythonReport(options, timeoutMs),
   ]);
   // One after the other: both load native addons, and the GPU probe may spawn test processes.
   const cpuProbe = probe ? await probeCpuBinary() : null;
@@ -90,7 +104,20 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
     },
     nodeLlamaCpp: { version, cpu: cpuProbe, gpu: gpuProbe },
     llamaServer: { standard, bitnet },
+    python,
   };
+}
+
+async function pythonReport(options: DoctorOptions, timeoutMs: number): Promise<DoctorReport["python"]> {
+  const found = await findPythonEnv({ configPath: options.pythonPath, env: options.env, dataDir: options.dataDir });
+  if (found.python === null) return { path: null, source: null, tried: found.tried, probe: null, help: missingPythonHelp(found) };
+  const python = found.python;
+  const probe = await timed(async () => {
+    const code = "import json, torch, transformers; print(json.dumps({'torch': torch.__version__, 'transformers': transformers.__version__, 'cuda': torch.cuda.is_available()}))";
+    const { stdout } = await execa(python, ["-c", code], { timeout: timeoutMs, env: { ...options.env, HF_HUB_OFFLINE: "1" } });
+    return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as { torch: string; transformers: string; cuda: boolean };
+  });
+  return { path: python, source: found.source, tried: found.tried, probe, help: null };
 }
 
 async function llamaServerReport(
@@ -265,5 +292,12 @@ export function formatDoctorReport(report: DoctorReport): string {
     for (const t of server.tried) row("  skipped", `${t.source}: ${t.path} ${t.problem}`);
     if (server.help) row("  help", server.help);
   }
+  const py = report.python;
+  row("python (sidecar)", py.path === null ? "NOT FOUND" : `${py.path} (from ${py.source})`);
+  if (py.probe) {
+    row("  packages", py.probe.ok && py.probe.value ? `torch ${py.probe.value.torch}, transformers ${py.probe.value.transformers}; CUDA ${py.probe.value.cuda ? "available" : "not available"} (${py.probe.ms} ms)` : `FAILED: ${py.probe.error ?? "unknown error"}`);
+  }
+  if (py.path === null) for (const t of py.tried) row("  skipped", `${t.source}: ${t.path} ${t.problem}`);
+  if (py.help) row("  help", `run \`tabagent setup python\` (--cuda or --cpu picks the torch build)`);
   return `${lines.join("\n")}\n`;
 }

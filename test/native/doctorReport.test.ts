@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { doctorReport, formatDoctorReport } from "../../src/native/doctorReport.js";
+import { testPython } from "../helpers/pythonFixtures.js";
 import { fakeLlamaServer, writeScript } from "./fakeExecutable.js";
 
 let root: string;
@@ -62,4 +63,16 @@ describe("doctorReport", () => {
     expect(report.nodeLlamaCpp.gpu?.ok).toBe(true);
     expect(formatDoctorReport(report)).toMatch(/cpu binary\s+loads \(prebuilt/);
   });
+
+  it("reports the transformers sidecar's Python: the packages it imports, or the setup command", async () => {
+    const base = { cacheDir: join(root, "cache"), pathDirs: [], probeNodeLlamaCpp: false };
+    const found = await doctorReport({ ...base, env: { TABAGENT_PYTHON: testPython() } });
+    expect(found.python).toMatchObject({ path: testPython(), source: "env", help: null });
+    expect(found.python.probe?.value).toMatchObject({ torch: expect.stringMatching(/^2\./), transformers: expect.stringMatching(/^\d+\./) });
+    expect(formatDoctorReport(found)).toMatch(/python \(sidecar\) +\S+ \(from env\)\n +packages +torch 2\./);
+    const missing = await doctorReport({ ...base, env: {}, dataDir: join(root, "no-data") });
+    expect(missing.python.path).toBeNull();
+    expect(formatDoctorReport(missing)).toMatch(/python \(sidecar\) +NOT FOUND[^]*tabagent setup python/);
+  }, 30_000);
 });
+
