@@ -14,6 +14,11 @@ export interface RunnerOptions {
   logger: Logger;
   /** Called with the load time of every successful load (metrics). */
   onLoad?: (seconds: number) => void;
+  /**
+   * Runs inside every load, before the engine's: makes room (the router unloads least recently used idle models
+   * to respect the loaded-model count and memory budget) or throws to refuse the load.
+   */
+  admit?: (signal: AbortSignal) => Promise<void>;
 }
 
 export interface Lease {
@@ -34,6 +39,8 @@ export class ModelRunner {
   private readonly slots: SlotQueue;
   private readonly lifetime = new AbortController();
   lastLoadError: string | null = null;
+  /** Clock time of the last acquire or release: the least recently used idle model is evicted first. */
+  lastUsed = 0;
 
   constructor(
     readonly backend: Backend,
@@ -54,6 +61,7 @@ export class ModelRunner {
   async acquire(signal: AbortSignal): Promise<Lease> {
     if (this.closed) throw new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" });
     this.users++;
+    this.lastUsed = this.options.clock.now();
     this.cancelIdleTimer();
     let releaseSlot: (() => void) | null = null;
     try {
@@ -88,6 +96,7 @@ export class ModelRunner {
 
   private release(): void {
     this.users--;
+    this.lastUsed = this.options.clock.now();
     if (this.users === 0) this.armIdleTimer();
   }
 
@@ -115,7 +124,9 @@ export class ModelRunner {
     const started = clock.now();
     this.state = "loading";
     logger.info("loading model");
-    this.transition = this.backend.load(this.lifetime.signal).then(
+    const signal = this.lifetime.signal;
+    const admit = this.options.admit;
+    this.transition = (admit ? admit(signal).then(() => this.backend.load(signal)) : this.backend.load(signal)).then(
       () => {
         this.state = "loaded";
         this.lastLoadError = null;
@@ -167,6 +178,27 @@ export class ModelRunner {
       this.options.clock.clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
+  }
+
+  /**
+   * Unloads now when nobody holds or waits for the model (eviction). Decided synchronously: between this check and
+   * the state change no request can slip in. Resolves when the unload is done; null when the model is busy or not loaded.
+   */
+  evict(reason: string): Promise<void> | null {
+    if (this.users > 0 || this.state !== "loaded" || this.closed) return null;
+    this.cancelIdleTimer();
+    return this.startUnload(reason);
+  }
+
+  /** Loads the model without a request (preload); the idle TTL then applies as after any request. */
+  async preload(signal: AbortSignal): Promise<void> {
+    const lease = await this.acquire(signal);
+    lease.release();
+  }
+
+  /** The load or unload in progress, if any (the router waits on it before planning again). */
+  get pendingTransition(): Promise<void> | null {
+    return this.state === "loading" || this.state === "unloading" ? this.transition : null;
   }
 
   /** Unloads now if idle (used by shutdown after requests drained, and by explicit unload). */

@@ -15,7 +15,11 @@ import { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
 import type { Config } from "../config/configSchema.js";
 import { systemClock, type Clock } from "../core/Clock.js";
 import { ServiceUnavailableError } from "../core/errors.js";
-import { buildModelRegistry, type ModelRegistry } from "../registry/ModelRegistry.js";
+import type { ModelRegistry } from "../registry/ModelRegistry.js";
+import { buildServedRegistry } from "../store/buildServedRegistry.js";
+import { startConfiguredPulls } from "../store/startConfiguredPulls.js";
+import { estimateModelMemory } from "../router/estimateModelMemory.js";
+import { perModelSettings, preloadList } from "../router/perModelSettings.js";
 import { ModelRouter } from "../router/ModelRouter.js";
 import { buildApp } from "./buildApp.js";
 import { DaemonMetrics } from "./metrics/DaemonMetrics.js";
@@ -58,7 +62,10 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
   if (!bind.ok) throw new ConfigError("host", bind.message);
   if (bind.warning) logger.warn(bind.warning);
 
-  const models = registry ?? (await buildModelRegistry(config, logger));
+  // Configured models, then what discovery finds (store, LM Studio, Ollama); hub-sourced entries come from pulls below.
+  const models = registry ?? (await buildServedRegistry({ config, env, logger })).registry;
+  const perModel = perModelSettings(config);
+  const own = (d: ModelDescriptor) => perModel(d.id) ?? {};
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
   const upstreams = new UpstreamCatalog(config.upstreams, { clock, logger });
   const llamaServer = (descriptor: ModelDescriptor, variant: "standard" | "bitnet") =>
@@ -68,12 +75,12 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       clock,
       processes,
       env,
-      threads: config.threads,
-      contextSize: config.contextSize,
-      parallel: config.parallel,
-      gpuLayers: config.gpuLayers,
+      threads: own(descriptor).threads ?? config.threads,
+      contextSize: own(descriptor).contextSize ?? config.contextSize,
+      parallel: own(descriptor).parallel ?? config.parallel,
+      gpuLayers: own(descriptor).gpuLayers ?? config.gpuLayers,
       binaryPath: descriptor.engineOptions?.llamaServerPath,
-      extraArgs: descriptor.engineOptions?.args,
+      extraArgs: [...(descriptor.engineOptions?.args ?? []), ...(own(descriptor).chatTemplate ? ["--jinja", "--chat-template", own(descriptor).chatTemplate!] : [])],
       stallTimeoutMs: config.stallTimeoutSeconds * 1000,
     });
   const pythonSetup = config.pythonAutoSetup ? new PythonSetup({ env, dataDir: config.dataDir, logger }) : null;
@@ -90,6 +97,11 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     clock,
     logger,
     idleTtlMs: config.idleTtlSeconds * 1000,
+    idleTtlFor: (id) => (perModel(id)?.ttlSeconds === undefined ? undefined : perModel(id)!.ttlSeconds! * 1000),
+    maxLoadedModels: config.maxLoadedModels,
+    memoryBudgetBytes: config.memoryBudget,
+    estimateMemory: (d) => estimateModelMemory(d, { contextSize: own(d).contextSize ?? config.contextSize, parallel: own(d).parallel ?? config.parallel }),
+    aliases: config.aliases,
     queueSize: config.queueSize,
     maxInflight: config.maxInflight,
     upstreams,
@@ -103,8 +115,8 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
           clock,
           processes,
           env,
-          threads: config.threads,
-          parallel: config.parallel,
+          threads: own(descriptor).threads ?? config.threads,
+          parallel: own(descriptor).parallel ?? config.parallel,
           pythonPath: config.python,
           dataDir: config.dataDir,
           setup: pythonSetup,
@@ -114,22 +126,27 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
         new NodeLlamaCppBackend(descriptor, {
           provider,
           logger: logger.child({ model: descriptor.id }),
-          threads: config.threads,
-          contextSize: config.contextSize,
-          parallel: config.parallel,
-          gpuLayers: config.gpuLayers,
+          threads: own(descriptor).threads ?? config.threads,
+          contextSize: own(descriptor).contextSize ?? config.contextSize,
+          parallel: own(descriptor).parallel ?? config.parallel,
+          gpuLayers: own(descriptor).gpuLayers ?? config.gpuLayers,
         }),
       onnxruntime: (descriptor) =>
         new OnnxBackend(descriptor, {
           logger: logger.child({ model: descriptor.id }),
-          threads: config.threads,
-          contextSize: config.contextSize,
-          parallel: config.parallel,
+          threads: own(descriptor).threads ?? config.threads,
+          contextSize: own(descriptor).contextSize ?? config.contextSize,
+          parallel: own(descriptor).parallel ?? config.parallel,
           providers: config.onnxProviders,
         }),
       ...backends,
     },
   });
+  // Hub-sourced models: registered now when already stored, else pulled in the background (503 until ready).
+  const pulls = registry ? null : await startConfiguredPulls({ config, env, registry: models, router, logger });
+  const lifetime = new AbortController();
+  const preloads = preloadList(config).filter((id) => !pulls?.pulling.includes(id));
+  if (preloads.length > 0) void router.preload(preloads, lifetime.signal);
   const shutdown = new AbortController();
   const app = buildApp({
     router,
@@ -150,6 +167,8 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
   const close = () =>
     (closing ??= (async () => {
       draining = true;
+      lifetime.abort();
+      await pulls?.stop();
       logger.info({ graceSeconds: config.shutdownGraceSeconds, inflight: inflight.size }, "shutting down: draining in-flight requests");
       const stopped = app.close(); // stops accepting; requests on kept-alive connections now get 503
       let timer: NodeJS.Timeout | undefined;

@@ -108,7 +108,7 @@ export const embeddingResponseSchema = z.object({
   usage: z.object({ prompt_tokens: int().nonnegative(), total_tokens: int().nonnegative() }),
 });
 
-export const runnerStateSchema = z.enum(["unloaded", "loading", "loaded", "unloading"]);
+export const runnerStateSchema = z.enum(["unloaded", "loading", "loaded", "unloading", "downloading", "download-failed"]);
 
 /** The `tabagent` extension of a model served by this daemon: what detection found. */
 export const localModelExtensionSchema = z.object({
@@ -126,6 +126,11 @@ export const localModelExtensionSchema = z.object({
   chat_template: z.boolean(),
   size_bytes: int().nonnegative(),
   warnings: z.array(z.string()),
+  alias_of: z.string().optional().meta({ description: "Set when this id is an alias (config `aliases`) of another model." }),
+  download: z
+    .object({ done_bytes: int().nonnegative(), total_bytes: int().nonnegative(), error: z.string().nullable() })
+    .optional()
+    .meta({ description: "Set while the model is being pulled from the hub (state `downloading`), or after its pull failed." }),
 });
 
 /** The `tabagent` extension of a model that lives on an upstream OpenAI-compatible server. */

@@ -66,6 +66,8 @@ function modelObject(s: ModelStatus) {
       size_bytes: d.sizeBytes,
       warnings: det.warnings,
       ...(d.runtime ? { runtime: d.runtime } : {}),
+      ...(s.aliasOf ? { alias_of: s.aliasOf } : {}),
+      ...(s.download ? { download: { done_bytes: s.download.doneBytes, total_bytes: s.download.totalBytes, error: s.download.error } } : {}),
     },
   };
 }
