@@ -65,6 +65,8 @@ export interface ManagedProcessOptions {
   maxLineBytes?: number;
   /** Output lines quoted in start errors. Default 20. */
   errorLines?: number;
+  /** The log level of each output line. Default: debug (llama-server's normal log is verbose). */
+  outputLevel?: (line: string) => "debug" | "info" | "warn";
 }
 
 export interface ProcessStatus {
@@ -505,7 +507,7 @@ export class ManagedProcess implements AsyncDisposable {
       const log = this.log.child({ pid: child.pid, stream });
       const splitter = new LineSplitter((line) => {
         this.ring.push(line);
-        log.debug(line);
+        log[this.options.outputLevel?.(line) ?? "debug"](line);
       }, this.options.maxLineBytes ?? 4096);
       readable.on("data", (chunk: Buffer | string) => splitter.push(chunk));
       readable.once("end", () => splitter.flush());

@@ -106,6 +106,8 @@ export class TransformersBackend implements Backend {
       registry: this.options.processes,
       startTimeoutMs: this.options.startTimeoutMs ?? 600_000,
       healthIntervalMaxMs: 250,
+      // The sidecar's own lines ("[sidecar] ...") are few and matter; library chatter and progress bars stay at debug.
+      outputLevel: (line) => (line.startsWith("[sidecar] error") || line.startsWith("[sidecar] cannot") ? "warn" : line.startsWith("[sidecar]") ? "info" : "debug"),
     });
     this.client ??= new ChildServerClient({
       name: "transformers",

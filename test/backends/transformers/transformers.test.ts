@@ -272,6 +272,19 @@ describe("transformers engine refusals and failures", () => {
     }
   });
 
+  it("a device this machine lacks fails the load with torch's reason in a 503; the daemon keeps serving", async () => {
+    const d = await startTestDaemon({}, [{ id: "on-gpu", path: llm, device: "cuda:0" } as { id: string; path: string }], env());
+    try {
+      const res = await postJson(`${d.url}/v1/completions`, { model: "on-gpu", prompt: "Hi", max_tokens: 2 });
+      expect(res.status).toBe(503);
+      expect(res.text).toMatch(/device 'cuda:0' was asked for, but torch sees no CUDA device/);
+      const ok = await d.client.completions.create({ model: "tiny-chat", prompt: "Hi", max_tokens: 2 });
+      expect(ok.choices[0]!.finish_reason).toBe("length");
+    } finally {
+      await d.close();
+    }
+  }, 60_000);
+
   it("a generation that hangs is cut off after the stall timeout and the sidecar replaced", async () => {
     const d = await startTestDaemon({ models: [{ id: "hang", path: llm }], stallTimeoutSeconds: 2 }, [], env());
     try {
