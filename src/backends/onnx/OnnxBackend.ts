@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setImmediate as setImmediateAsync } from "node:timers/promises";
 import type { InferenceSession } from "onnxruntime-node";
 import type { Logger } from "pino";
 import { ContextLengthExceededError, InvalidRequestError, ModelLoadError } from "../../core/errors.js";
@@ -257,6 +258,10 @@ export class OnnxBackend implements Backend {
           break;
         }
         if (completionTokens >= maxTokens) break;
+        // ONNX Runtime's run blocks this thread for a whole step: let the consumer write the token just yielded
+        // (it is woken two event-loop turns later) before the next step starts, instead of one step late.
+        await setImmediateAsync();
+        await setImmediateAsync();
         if (signal.aborted) break;
         logits = await decoder.step(state, [token]);
       }
