@@ -45,17 +45,23 @@ export class OnnxDecoder {
     const ids = cached ? tokens : [...state.tokens, ...tokens];
     const past = cached ? state.length : 0;
     const total = past + ids.length;
-    const ints = (name: string, values: ArrayLike<number>, dims: number[]): Tensor =>
-      graph.intType[name] === "int32"
-        ? new ort.Tensor("int32", Int32Array.from(values), dims)
-        : new ort.Tensor("int64", BigInt64Array.from(Array.from(values, BigInt)), dims);
-    const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
-
-    const feeds: Record<string, Tensor> = { [graph.inputIds]: ints(graph.inputIds, ids, [1, ids.length]) };
-    if (graph.attentionMask) feeds[graph.attentionMask] = ints(graph.attentionMask, new Array<number>(total).fill(1), [1, total]);
-    if (graph.positionIds) feeds[graph.positionIds] = ints(graph.positionIds, range(past, ids.length), [1, ids.length]);
-    if (graph.cachePosition) feeds[graph.cachePosition] = ints(graph.cachePosition, range(past, ids.length), [ids.length]);
-    if (graph.logitsToKeep) feeds[graph.logitsToKeep] = ints(graph.logitsToKeep, [1], []);
+    // Int tensors are written element by element: no intermediate arrays on the per-token path.
+    const ints = (name: string, n: number, value: (i: number) => number, dims: number[]): Tensor => {
+      if (graph.intType[name] === "int32") {
+        const a = new Int32Array(n);
+        for (let i = 0; i < n; i++) a[i] = value(i);
+        return new ort.Tensor("int32", a, dims);
+      }
+      const a = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) a[i] = BigInt(value(i));
+      return new ort.Tensor("int64", a, dims);
+    };
+    const n = ids.length;
+    const feeds: Record<string, Tensor> = { [graph.inputIds]: ints(graph.inputIds, n, (i) => ids[i]!, [1, n]) };
+    if (graph.attentionMask) feeds[graph.attentionMask] = ints(graph.attentionMask, total, () => 1, [1, total]);
+    if (graph.positionIds) feeds[graph.positionIds] = ints(graph.positionIds, n, (i) => past + i, [1, n]);
+    if (graph.cachePosition) feeds[graph.cachePosition] = ints(graph.cachePosition, n, (i) => past + i, [n]);
+    if (graph.logitsToKeep) feeds[graph.logitsToKeep] = ints(graph.logitsToKeep, 1, () => 1, []);
     if (graph.useCacheBranch) feeds[graph.useCacheBranch] = new ort.Tensor("bool", Uint8Array.of(past > 0 ? 1 : 0), [1]);
     for (const kv of graph.cache) feeds[kv.input] = state.past.get(kv.input)!;
 
@@ -68,7 +74,7 @@ export class OnnxDecoder {
     const row =
       logits.type === "float16"
         ? float16ToFloat32((logits.data as Uint16Array).subarray(start, start + vocab))
-        : Float32Array.from((logits.data as Float32Array).subarray(start, start + vocab));
+        : (logits.data as Float32Array).slice(start, start + vocab);
     if (cached) {
       for (const kv of graph.cache) {
         const present = out[kv.output];
