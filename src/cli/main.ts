@@ -2,7 +2,6 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { DEFAULT_PORT } from "../config/configSchema.js";
 import { loadConfig, type RawSettings } from "../config/loadConfig.js";
 import { ConfigError } from "../core/errors.js";
-import { buildModelRegistry } from "../registry/ModelRegistry.js";
 import { createDaemon } from "../server/createDaemon.js";
 import { installExitHandlers } from "../supervisor/installExitHandlers.js";
 import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
@@ -12,6 +11,9 @@ import { engineNameSchema, type Detection } from "../detection/detectionSchema.j
 import { detectSource } from "../detection/detectSource.js";
 import { setupCommand } from "./commands/setupCommand.js";
 import { pullCommand } from "./commands/pullCommand.js";
+import { lsCommand } from "./commands/lsCommand.js";
+import { rmCommand } from "./commands/rmCommand.js";
+import { configCommand } from "./commands/configCommand.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -45,6 +47,7 @@ const SERVE_OPTIONS = {
   "stall-timeout": { type: "string" },
   config: { type: "string" },
   json: { type: "boolean" },
+  refresh: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
@@ -84,7 +87,7 @@ const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API
 
 Usage:
   tabagent serve  [options]   start the daemon
-  tabagent models [options]   list the models that serve would expose (--json for JSON)
+  tabagent models [options]   list the models that serve would expose (--json for JSON; --refresh detects again)
   tabagent setup python [--cuda|--cpu]
                               create the Python environment for transformers models
   tabagent pull owner/name[@revision][:file-or-quant]...
@@ -172,6 +175,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (command === "doctor") return doctor(rest, env);
   if (command === "setup") return setupCommand(rest, env);
   if (command === "pull") return pullCommand(rest, env);
+  if (command === "ls") return lsCommand(rest, env);
+  if (command === "rm") return rmCommand(rest, env);
+  if (command === "config") return configCommand(rest, env);
   if (command !== "serve" && command !== "models") {
     process.stderr.write(`tabagent: unknown command '${command}'\n\n${HELP}`);
     return 2;
@@ -189,7 +195,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   try {
     const config = loadConfig({ env, flags: toRawSettings(values), file: typeof values.config === "string" ? values.config : undefined });
-    if (command === "models") return await listModels(config, values.json === true);
+    if (command === "models") return await listModels(config, values.json === true, values.refresh === true, env);
     return await serve(config);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -200,8 +206,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-async function listModels(config: ReturnType<typeof loadConfig>, json: boolean): Promise<number> {
-  const registry = await buildModelRegistry(config, createLogger({ level: "warn", pretty: false, destination: process.stderr }));
+async function listModels(config: ReturnType<typeof loadConfig>, json: boolean, refresh: boolean, env: NodeJS.ProcessEnv): Promise<number> {
+  // Configured models plus the discovered ones (store, LM Studio, Ollama), as serve lists them.
+  const { registry } = await (await import("./commands/loadListing.js")).servedModels(config, env, refresh);
   const models = registry.list();
   if (json) {
     process.stdout.write(`${JSON.stringify(models, null, 2)}\n`);

@@ -108,7 +108,7 @@ function parseConfigText(path: string, text: string): unknown {
   if (!/\.ya?ml$/i.test(path)) return JSON.parse(text);
   const doc = parseYamlDocument(text, { prettyErrors: true, uniqueKeys: true });
   const first = doc.errors[0];
-  if (first) throw new Error(first.message.split("\n")[0]);
+  if (first) throw new Error((first.message.split("\n")[0] ?? "").replace(/:$/, ""));
   return doc.toJS({ maxAliasCount: 100 });
 }
 

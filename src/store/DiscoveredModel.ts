@@ -11,4 +11,6 @@ export interface DiscoveredModel {
   descriptor: Omit<ModelDescriptor, "id">;
   /** Identifies the weights across sources (`sha256:<hex>` for hub LFS and Ollama blobs, else the real path). */
   contentKey: string;
+  /** Store models: what `tabagent rm` removes (files relative to the snapshot; null: the whole snapshot). */
+  store?: { repo: string; commit: string; files: string[] | null };
 }

@@ -13,7 +13,7 @@ import { resolveStoreDir } from "./resolveStoreDir.js";
 export interface ServedModels {
   registry: ModelRegistry;
   /** Where each listed model comes from (`tabagent ls`'s SOURCE column; `rm` only touches `store`). */
-  origins: Map<string, { origin: ModelOrigin; label: string }>;
+  origins: Map<string, { origin: ModelOrigin; label: string; store?: DiscoveredModel["store"] }>;
 }
 
 /** The config without its hub-sourced entries, which name no file until they are pulled. */
@@ -51,7 +51,7 @@ export async function buildServedRegistry(options: { config: Config; env: NodeJS
   const { config, env, logger, signal } = options;
   const cache = options.cache ?? new DetectionCache();
   const registry = await buildModelRegistry(localConfig(config), logger, { cache, signal });
-  const origins = new Map<string, { origin: ModelOrigin; label: string }>();
+  const origins: ServedModels["origins"] = new Map();
   const seen = new Set<string>();
   const configured = config.models.filter((m) => !m.path.startsWith(HUB_SOURCE_PATH_PREFIX)).map((m) => resolve(m.path));
   for (const d of registry.list()) {
@@ -68,7 +68,7 @@ export async function buildServedRegistry(options: { config: Config; env: NodeJS
     }
     seen.add(m.contentKey);
     all.add({ id: m.id, ...m.descriptor });
-    origins.set(m.id, { origin: m.origin, label: m.label });
+    origins.set(m.id, { origin: m.origin, label: m.label, ...(m.store ? { store: m.store } : {}) });
   }
   if (found.length > 0) logger?.info({ discovered: found.length, sources: config.discover }, "discovered models");
   return { registry: all, origins };

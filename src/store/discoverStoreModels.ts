@@ -54,7 +54,14 @@ export async function discoverStoreModels(storeDir: string, options: { cache?: D
         options.logger?.warn({ repo }, "skipping store entry: its name does not make a valid model id");
         continue;
       }
-      out.push({ id, origin: "store", label: `${repo}@${commit.slice(0, 12)}`, descriptor, contentKey: await contentKey(descriptor.path) });
+      out.push({
+        id,
+        origin: "store",
+        label: `${repo}@${commit.slice(0, 12)}`,
+        descriptor,
+        contentKey: await contentKey(descriptor.path),
+        store: { repo, commit, files: isGguf ? detection.files.map((f) => f.path) : null },
+      });
     }
   }
   return out;

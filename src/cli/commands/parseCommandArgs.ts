@@ -31,3 +31,22 @@ export function storeFlags(values: Record<string, unknown>): Record<string, stri
   if (typeof values["hf-token-file"] === "string") flags.hfTokenFile = values["hf-token-file"];
   return flags;
 }
+
+/** Options of the commands that list models (`ls`, `rm`, `models`): where models are and which daemon to ask. */
+export const LISTING_OPTIONS = {
+  ...STORE_OPTIONS,
+  "models-dir": { type: "string", multiple: true },
+  model: { type: "string", short: "m", multiple: true },
+  discover: { type: "string", multiple: true },
+  url: { type: "string" },
+  json: { type: "boolean" },
+  refresh: { type: "boolean" },
+} as const satisfies ParseArgsConfig["options"];
+
+export function listingFlags(values: Record<string, unknown>): Record<string, string | string[]> {
+  const flags: Record<string, string | string[]> = storeFlags(values);
+  if (Array.isArray(values["models-dir"])) flags.modelsDirs = values["models-dir"] as string[];
+  if (Array.isArray(values.model)) flags.models = values.model as string[];
+  if (Array.isArray(values.discover)) flags.discover = values.discover as string[];
+  return flags;
+}
