@@ -48,10 +48,24 @@ const SERVE_OPTIONS = {
   config: { type: "string" },
   json: { type: "boolean" },
   refresh: { type: "boolean" },
+  "store-dir": { type: "string" },
+  "hub-url": { type: "string" },
+  "hf-token-file": { type: "string" },
+  discover: { type: "string", multiple: true },
+  preload: { type: "string", multiple: true },
+  "max-loaded-models": { type: "string" },
+  "memory-budget": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
 const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
+  "store-dir": "storeDir",
+  "hub-url": "hubUrl",
+  "hf-token-file": "hfTokenFile",
+  discover: "discover",
+  preload: "preload",
+  "max-loaded-models": "maxLoadedModels",
+  "memory-budget": "memoryBudget",
   host: "host",
   port: "port",
   model: "models",
@@ -134,6 +148,14 @@ Options (each also as an environment variable, and as a key of a JSON config fil
   --allowed-host NAME    a Host header to accept besides loopback names; repeatable, * = any (TABAGENT_ALLOWED_HOSTS)
   --cors-origin ORIGIN   a browser origin allowed by CORS (https://app.example, chrome-extension://ID, *);
                          repeatable; off by default (TABAGENT_CORS_ORIGINS)
+  --store-dir DIR        pulled models: the Hugging Face cache layout (TABAGENT_STORE_DIR; default HF_HUB_CACHE,
+                         HF_HOME/hub, ~/.cache/huggingface/hub); see docs/store.md
+  --hub-url URL          hub to pull from (HF_ENDPOINT); HF_TOKEN or --hf-token-file FILE for gated repos
+  --discover SOURCE      where else models are found: store, lmstudio, ollama (repeatable; none = off;
+                         TABAGENT_DISCOVER, default all three)
+  --preload ID           load this model at start; repeatable (TABAGENT_PRELOAD)
+  --max-loaded-models N  most models loaded at once, least recently used idle one unloaded first; 0 = no limit
+  --memory-budget SIZE   estimated memory of loaded models (8GiB, 512MB, bytes); 0 = no limit (TABAGENT_MEMORY_BUDGET)
   --upstream NAME[=URL]  also serve the models of an OpenAI-compatible server (URL up to /v1); presets:
                          lmstudio, ollama, vllm; repeatable (TABAGENT_UPSTREAMS, comma separated)
 `;
