@@ -40,13 +40,16 @@ describe("routing by detection", () => {
   });
 
   it("a model whose engine this build cannot run → 503 naming the engine and what to do", async () => {
-    const onnx = await postJson(`${t.url}/v1/completions`, { model: "onnx-decoder", prompt: "x" });
-    expect(onnx.status).toBe(503);
-    expect(onnx.json.error).toMatchObject({ code: "engine_unavailable", type: "service_unavailable_error" });
-    expect(onnx.json.error!.message).toMatch(/needs the onnxruntime engine/);
     const bitnet = await postJson(`${t.url}/v1/completions`, { model: "ternary", prompt: "x" });
     expect(bitnet.status).toBe(503);
     expect(bitnet.json.error!.message).toMatch(/llama-server-bitnet engine.*No llama-server-bitnet binary was found/);
+  });
+
+  it("an ONNX graph routed to onnxruntime but without a tokenizer → 503 model_load_failed saying so", async () => {
+    const onnx = await postJson(`${t.url}/v1/completions`, { model: "onnx-decoder", prompt: "x" });
+    expect(onnx.status).toBe(503);
+    expect(onnx.json.error).toMatchObject({ code: "model_load_failed", type: "service_unavailable_error" });
+    expect(onnx.json.error!.message).toMatch(/no tokenizer\.json/);
   });
 
   it("pickle weights without an opt-in are not served, and say why", async () => {
