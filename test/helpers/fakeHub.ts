@@ -294,7 +294,8 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
         // A connection lost mid-body: what was written arrives, then the socket dies.
         chunk = chunk.subarray(0, cutAt - sent);
         stats.bytesServed += chunk.length;
-        res.write(chunk, () => res.destroy());
+        // Give the written bytes a moment to leave before the socket dies.
+        res.write(chunk, () => setTimeout(() => res.destroy(), 20));
         return;
       }
       sent += chunk.length;

@@ -112,10 +112,14 @@ describe("pullModel", () => {
     const events: PullEvent[] = [];
     const result = await pull("acme/big-GGUF", { onEvent: (e) => events.push(e) });
     expect(events.filter((e) => e.type === "retry")).toHaveLength(1);
-    expect(events.filter((e) => e.type === "file-start").map((e) => (e as { resumeFrom: number }).resumeFrom)).toEqual([0, 1 << 20]);
+    // The second attempt starts where the first one's bytes ended (about 1 MiB: the cut loses what was in flight).
+    const starts = events.filter((e) => e.type === "file-start").map((e) => (e as { resumeFrom: number }).resumeFrom);
+    expect(starts).toHaveLength(2);
+    expect(starts[0]).toBe(0);
+    expect(starts[1]).toBeGreaterThan(900_000);
+    expect(starts[1]).toBeLessThanOrEqual(1 << 20);
     const ranged = hub.stats.requests.filter((r) => r.path.startsWith("/_lfs/") && r.range);
-    expect(ranged.map((r) => r.range)).toEqual([`bytes=${1 << 20}-`]);
-    expect(hub.stats.bytesServed).toBe(big.length);
+    expect(ranged.map((r) => r.range)).toEqual([`bytes=${starts[1]}-`]);
     expect(result.fetchedBytes).toBe(big.length);
     expect(Buffer.compare(await readFile(result.modelPath), big)).toBe(0);
   });
@@ -129,8 +133,9 @@ describe("pullModel", () => {
     expect(await readdir(join(store.path, `models--acme--big-GGUF/snapshots/${hub.commitOf("acme/big-GGUF")}`))).toEqual([]);
     hub.resetStats();
     const result = await pull("acme/big-GGUF");
-    expect(result.resumedBytes).toBe(2 << 20);
-    expect(hub.stats.bytesServed).toBe(big.length - (2 << 20));
+    expect(result.resumedBytes).toBeGreaterThan(1 << 20);
+    expect(result.resumedBytes).toBeLessThanOrEqual(2 << 20);
+    expect(hub.stats.bytesServed).toBe(big.length - result.resumedBytes);
     expect(Buffer.compare(await readFile(result.modelPath), big)).toBe(0);
   });
 
