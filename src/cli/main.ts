@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { DEFAULT_PORT } from "../config/configSchema.js";
+import { DEFAULT_DISCOVERY, DEFAULT_PORT } from "../config/configSchema.js";
 import { loadConfig, type RawSettings } from "../config/loadConfig.js";
 import { ConfigError } from "../core/errors.js";
 import { createDaemon } from "../server/createDaemon.js";
@@ -216,7 +216,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   try {
-    const config = loadConfig({ env, flags: toRawSettings(values), file: typeof values.config === "string" ? values.config : undefined });
+    const config = loadConfig({ env, flags: toRawSettings(values), file: typeof values.config === "string" ? values.config : undefined, base: { discover: [...DEFAULT_DISCOVERY] } });
     if (command === "models") return await listModels(config, values.json === true, values.refresh === true, env);
     return await serve(config);
   } catch (err) {

@@ -78,6 +78,12 @@ const byteSize = z.preprocess(parseByteSize, z.number().int().min(0).max(Number.
 /** Places besides the configured ones where models are found at start. */
 export const discoverySourceSchema = z.enum(["store", "lmstudio", "ollama"]);
 
+/**
+ * What `tabagent serve`/`models`/`ls` discover unless told otherwise. Programs embedding the daemon (and tests)
+ * get none by default, so what they serve never depends on the machine's home folder.
+ */
+export const DEFAULT_DISCOVERY: readonly z.infer<typeof discoverySourceSchema>[] = ["store", "lmstudio", "ollama"];
+
 /** Well-known local OpenAI-compatible servers, by name. */
 export const UPSTREAM_PRESETS: Record<string, string> = {
   lmstudio: "http://127.0.0.1:1234/v1",
@@ -151,8 +157,8 @@ export const configSchema = z.strictObject({
   hubUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** A file holding a Hugging Face access token for gated and private repos (HF_TOKEN wins). */
   hfTokenFile: z.string().min(1).optional(),
-  /** Models found at start besides the configured ones: the store, LM Studio's folder, Ollama's store. */
-  discover: z.preprocess((v) => (Array.isArray(v) && v.length === 1 && v[0] === "none" ? [] : v), z.array(discoverySourceSchema)).default(["store", "lmstudio", "ollama"]),
+  /** Models found at start besides the configured ones; the CLI's default is DEFAULT_DISCOVERY, a program's none. */
+  discover: z.preprocess((v) => (Array.isArray(v) && v.length === 1 && v[0] === "none" ? [] : v), z.array(discoverySourceSchema)).default([]),
   /** LM Studio's models folder; default ~/.lmstudio/models, then ~/.cache/lm-studio/models. */
   lmstudioDir: z.string().min(1).optional(),
   /** Ollama's model store; default $OLLAMA_MODELS, then ~/.ollama/models. */

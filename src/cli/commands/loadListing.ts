@@ -1,4 +1,4 @@
-import type { Config } from "../../config/configSchema.js";
+import { DEFAULT_DISCOVERY, type Config } from "../../config/configSchema.js";
 import { loadConfig } from "../../config/loadConfig.js";
 import { defaultDataDir } from "../../native/findPythonEnv.js";
 import { createLogger } from "../../server/createLogger.js";
@@ -7,7 +7,7 @@ import { listingFlags } from "./parseCommandArgs.js";
 
 /** Config, served models (configured + discovered) and their origins, with detections cached between runs. */
 export async function loadListing(values: Record<string, unknown>, env: NodeJS.ProcessEnv) {
-  const config: Config = loadConfig({ env, flags: listingFlags(values), file: typeof values.config === "string" ? values.config : undefined });
+  const config: Config = loadConfig({ env, flags: listingFlags(values), file: typeof values.config === "string" ? values.config : undefined, base: { discover: [...DEFAULT_DISCOVERY] } });
   return { config, ...(await servedModels(config, env, values.refresh === true)) };
 }
 
