@@ -114,6 +114,21 @@ export class ServerBusyError extends TabAgentError {
   }
 }
 
+/**
+ * Past the model's slots and queue (or the daemon's in-flight cap) while the model is still loading: the work will
+ * drain once it is up, so this is "not yet" (503) rather than "too much" (429).
+ */
+export class ModelLoadingError extends TabAgentError {
+  override readonly status = 503;
+  override readonly type = "service_unavailable_error" as const;
+  constructor(model: string, retryAfterSeconds: number) {
+    super(`Model '${model}' is still loading and cannot take more requests yet. Retry later.`, {
+      code: "model_loading",
+      headers: { "retry-after": String(retryAfterSeconds) },
+    });
+  }
+}
+
 export class ModelLoadError extends TabAgentError {
   override readonly status = 503;
   override readonly type = "service_unavailable_error" as const;

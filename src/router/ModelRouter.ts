@@ -164,7 +164,8 @@ export class ModelRouter {
     const descriptor = this.resolve(modelId, endpoint);
     if (this.closing) throw new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" });
     const limit = this.options.maxInflight ?? Infinity;
-    if (this.inflight >= limit) throw new ServerBusyError(limit);
+    // Over the cap: 429, or 503 when the model asked for is still loading (it is not too much work, just not yet).
+    if (this.inflight >= limit) throw this.runners.get(descriptor.id)?.loadingRefusal() ?? new ServerBusyError(limit);
     this.inflight++;
     let lease: Lease;
     try {

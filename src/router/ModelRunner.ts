@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Backend } from "../backends/Backend.js";
 import { abortable } from "../core/abortable.js";
 import type { Clock } from "../core/Clock.js";
-import { ModelLoadError, QueueFullError, ServiceUnavailableError, TabAgentError } from "../core/errors.js";
+import { ModelLoadError, ModelLoadingError, QueueFullError, ServiceUnavailableError, TabAgentError } from "../core/errors.js";
 import { QueueOverflow, SlotQueue } from "./SlotQueue.js";
 
 export type RunnerState = "unloaded" | "loading" | "loaded" | "unloading";
@@ -41,6 +41,9 @@ export class ModelRunner {
   lastLoadError: string | null = null;
   /** Clock time of the last acquire or release: the least recently used idle model is evicted first. */
   lastUsed = 0;
+  /** Clock time the current (or last) load started, and how long the last successful load took (Retry-After). */
+  private loadStartedAt = 0;
+  private lastLoadMs: number | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -67,7 +70,7 @@ export class ModelRunner {
     try {
       releaseSlot = await this.slots.acquire(signal).catch((err: unknown) => {
         if (err instanceof QueueOverflow) {
-          throw new QueueFullError(this.backend.descriptor.id, this.retryAfterSeconds());
+          throw this.loadingRefusal() ?? new QueueFullError(this.backend.descriptor.id, this.retryAfterSeconds());
         }
         throw err;
       });
@@ -88,6 +91,18 @@ export class ModelRunner {
         this.release();
       },
     };
+  }
+
+  /**
+   * While the model loads, the 503 for a request that cannot be admitted (its queue, or the daemon's in-flight cap,
+   * is full): the backlog drains once the model is up. Retry-After is the rest of the last load's duration (or, for a
+   * first load, as long again as it has taken so far), 1 to 60 s. Null when the model is not loading.
+   */
+  loadingRefusal(): ModelLoadingError | null {
+    if (this.state !== "loading") return null;
+    const elapsed = this.options.clock.now() - this.loadStartedAt;
+    const expected = this.lastLoadMs ?? 2 * elapsed;
+    return new ModelLoadingError(this.backend.descriptor.id, Math.min(60, Math.max(1, Math.ceil((expected - elapsed) / 1000))));
   }
 
   private retryAfterSeconds(): number {
@@ -122,6 +137,7 @@ export class ModelRunner {
   private startLoad(): void {
     const { logger, clock } = this.options;
     const started = clock.now();
+    this.loadStartedAt = started;
     this.state = "loading";
     logger.info("loading model");
     const signal = this.lifetime.signal;
@@ -130,7 +146,8 @@ export class ModelRunner {
       () => {
         this.state = "loaded";
         this.lastLoadError = null;
-        logger.info({ ms: clock.now() - started }, "model loaded");
+        this.lastLoadMs = clock.now() - started;
+        logger.info({ ms: this.lastLoadMs }, "model loaded");
         this.options.onLoad?.((clock.now() - started) / 1000);
         if (this.users === 0) this.armIdleTimer();
       },
