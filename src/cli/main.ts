@@ -33,6 +33,7 @@ const SERVE_OPTIONS = {
   "idle-timeout": { type: "string" },
   "shutdown-grace": { type: "string" },
   "log-level": { type: "string" },
+  metrics: { type: "string" },
   gpu: { type: "string" },
   "gpu-layers": { type: "string" },
   upstream: { type: "string", multiple: true },
@@ -83,6 +84,7 @@ const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
   "idle-timeout": "idleTimeoutSeconds",
   "shutdown-grace": "shutdownGraceSeconds",
   "log-level": "logLevel",
+  metrics: "metrics",
   gpu: "gpu",
   "gpu-layers": "gpuLayers",
   upstream: "upstreams",
@@ -139,6 +141,7 @@ Options (each also as an environment variable, and as a key of a JSON config fil
   --idle-timeout S       close connections silent for S seconds (TABAGENT_IDLE_TIMEOUT, default 600)
   --shutdown-grace S     seconds in-flight requests get at shutdown (TABAGENT_SHUTDOWN_GRACE, default 30)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (TABAGENT_LOG_LEVEL, default info)
+  --metrics on|off       Prometheus metrics and GET /metrics (TABAGENT_METRICS, default on)
   --gpu auto|off         use a GPU when node-llama-cpp finds one (TABAGENT_GPU, default auto)
   --gpu-layers auto|max|N  layers to offload (TABAGENT_GPU_LAYERS, default auto)
   --api-key KEY          require \`Authorization: Bearer KEY\`; repeatable (TABAGENT_API_KEYS, comma separated;

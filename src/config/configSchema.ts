@@ -135,6 +135,8 @@ export const configSchema = z.strictObject({
   idleTimeoutSeconds: int(1, 24 * 3600).default(600),
   shutdownGraceSeconds: int(0, 3600).default(30),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Prometheus metrics: per-request and per-token series and `GET /metrics`. Off: none of it is recorded, /metrics is 404. */
+  metrics: z.boolean().default(true),
   /** "auto" lets node-llama-cpp use CUDA/Vulkan/Metal when a prebuilt binary for it works. */
   gpu: z.enum(["auto", "off"]).default("auto"),
   gpuLayers: z.union([z.literal("auto"), z.literal("max"), int(0, 100_000)]).default("auto"),

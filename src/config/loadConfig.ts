@@ -31,6 +31,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: "idleTimeoutSeconds", env: "TABAGENT_IDLE_TIMEOUT", flag: "--idle-timeout", kind: "int" },
   { key: "shutdownGraceSeconds", env: "TABAGENT_SHUTDOWN_GRACE", flag: "--shutdown-grace", kind: "int" },
   { key: "logLevel", env: "TABAGENT_LOG_LEVEL", flag: "--log-level", kind: "string" },
+  { key: "metrics", env: "TABAGENT_METRICS", flag: "--metrics", kind: "boolean" },
   { key: "gpu", env: "TABAGENT_GPU", flag: "--gpu", kind: "string" },
   { key: "gpuLayers", env: "TABAGENT_GPU_LAYERS", flag: "--gpu-layers", kind: "gpuLayers" },
   { key: "upstreams", env: "TABAGENT_UPSTREAMS", flag: "--upstream", kind: "upstreams" },

@@ -6,6 +6,7 @@ import { openaiRoutes, type RequestLimits } from "../api/routes/openaiRoutes.js"
 import { RouteNotFoundError } from "../core/errors.js";
 import { registerSecurity, type SecurityOptions } from "./security/registerSecurity.js";
 import { DaemonMetrics } from "./metrics/DaemonMetrics.js";
+import { NO_METRICS } from "./metrics/GenerationMetrics.js";
 import { registerMetricsRoute, registerRequestMetrics } from "./metrics/registerMetricsRoute.js";
 import { registerReadyRoute, type Readiness } from "./metrics/registerReadyRoute.js";
 import { registerDocsRoutes } from "../api/openapi/registerDocsRoutes.js";
@@ -24,8 +25,11 @@ export interface AppDeps {
   idleTimeoutMs: number;
   /** API keys, Host allow-list and CORS origins; default: no keys, loopback names, no CORS. */
   security?: SecurityOptions;
-  /** Prometheus series for this daemon (one registry per daemon). */
-  metrics?: DaemonMetrics;
+  /**
+   * Prometheus series for this daemon (one registry per daemon); default: a fresh registry. null: metrics off, so no
+   * per-request hook, no `/metrics` route (404) and generations are not instrumented.
+   */
+  metrics?: DaemonMetrics | null;
   /** Readiness for `/ready`: false while draining. */
   isReady?: () => Readiness;
   version?: string;
@@ -80,8 +84,10 @@ export function buildApp({
   // Host check (DNS rebinding), CORS, then API keys: before any route, the 404 handler included.
   const summary = registerSecurity(app, security);
   logger.info({ security: summary }, "request checks");
-  registerRequestMetrics(app, metrics);
-  registerMetricsRoute(app, metrics);
+  if (metrics) {
+    registerRequestMetrics(app, metrics);
+    registerMetricsRoute(app, metrics);
+  }
   registerReadyRoute(app, isReady);
   registerDocsRoutes(app, { version });
   app.addHook("onResponse", async (request, reply) => {
@@ -113,6 +119,6 @@ export function buildApp({
     };
   });
 
-  openaiRoutes(app, { router, shutdownSignal, limits, metrics });
+  openaiRoutes(app, { router, shutdownSignal, limits, metrics: metrics ?? NO_METRICS });
   return app;
 }

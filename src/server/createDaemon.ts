@@ -84,15 +84,17 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       stallTimeoutMs: config.stallTimeoutSeconds * 1000,
     });
   const pythonSetup = config.pythonAutoSetup ? new PythonSetup({ env, dataDir: config.dataDir, logger }) : null;
-  // The callbacks run only when /metrics is scraped, after the router exists.
-  const metrics = new DaemonMetrics({
-    models: () => router.status().map((s) => ({ id: s.descriptor.id, engine: s.descriptor.engine, state: s.state, running: s.running, queued: s.queued })),
-    restarts: () => router.restartCounts(),
-    isKnownModel: (id) => router.modelStatus(id) !== undefined,
-  });
+  // The callbacks run only when /metrics is scraped, after the router exists. Metrics off: none at all (null).
+  const metrics = config.metrics
+    ? new DaemonMetrics({
+        models: () => router.status().map((s) => ({ id: s.descriptor.id, engine: s.descriptor.engine, state: s.state, running: s.running, queued: s.queued })),
+        restarts: () => router.restartCounts(),
+        isKnownModel: (id) => router.modelStatus(id) !== undefined,
+      })
+    : null;
   let draining = false;
   const router: ModelRouter = new ModelRouter({
-    onModelLoaded: (id, engine, seconds) => metrics.observeLoad(id, engine, seconds),
+    onModelLoaded: metrics ? (id, engine, seconds) => metrics.observeLoad(id, engine, seconds) : undefined,
     registry: models,
     clock,
     logger,

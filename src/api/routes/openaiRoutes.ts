@@ -8,7 +8,7 @@ import { embeddingBodySchema, toEmbedRequest } from "../openai/embeddingSchema.j
 import { parseBody } from "../openai/parseBody.js";
 import { chatFormatter, completionFormatter } from "../openai/responseFormatters.js";
 import { sendGeneration } from "./sendGeneration.js";
-import type { DaemonMetrics } from "../../server/metrics/DaemonMetrics.js";
+import type { GenerationMetrics } from "../../server/metrics/GenerationMetrics.js";
 import { requestStartedAt } from "../../server/metrics/registerMetricsRoute.js";
 
 export interface RequestLimits {
@@ -19,7 +19,8 @@ export interface RequestLimits {
 export interface OpenAIRoutesOptions {
   router: ModelRouter;
   limits: RequestLimits;
-  metrics: DaemonMetrics;
+  /** DaemonMetrics, or NO_METRICS when metrics are off. */
+  metrics: GenerationMetrics;
   /** Aborted when the server gives up waiting for in-flight requests at shutdown. */
   shutdownSignal: AbortSignal;
 }

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { GenerationChunk } from "../../core/types.js";
+import type { GenerationMetrics } from "./GenerationMetrics.js";
 
 /** One model as the router sees it at scrape time (`router.status()` mapped to this shape). */
 export interface ModelSnapshot {
@@ -75,7 +76,7 @@ export interface GenerationObserver {
  * can live in one process. Request-level series are recorded by `registerRequestMetrics`; token-level series by
  * `instrumentGeneration` around a backend's chunk stream; gauges are read from the router at each scrape.
  */
-export class DaemonMetrics {
+export class DaemonMetrics implements GenerationMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"route" | "model" | "status">;
   private readonly requestDuration: Histogram<"route">;
