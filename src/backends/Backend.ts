@@ -21,6 +21,8 @@ export interface Backend {
   chat?(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   complete?(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   embed?(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
+  /** Whether chat/complete emit `token_ids` chunks when a request sets `returnTokenIds`. */
+  readonly returnsTokenIds?: boolean;
   /** Engines that run a child process report it (state, restarts) for /health and metrics. */
   readonly processStatus?: { restarts: number } | null;
 }

@@ -73,6 +73,8 @@ export interface GenerationOptions {
   responseFormat: ResponseFormat;
   /** Top logprobs to return per token; null = logprobs off. */
   logprobs: number | null;
+  /** Also return the prompt's and the answer's token ids (vLLM's `return_token_ids` extension). */
+  returnTokenIds: boolean;
 }
 
 export interface ChatRequest extends GenerationOptions {
@@ -97,6 +99,8 @@ export interface Usage {
 /** What a backend streams. Non-streaming responses are these chunks folded together. */
 export type GenerationChunk =
   | { type: "text"; index: number; text: string }
+  /** Only when `returnTokenIds` is set: ids as the engine produced them (`prompt` once, first). */
+  | { type: "token_ids"; index: number; ids: number[]; prompt?: boolean }
   | { type: "tool_call"; index: number; call: ToolCall }
   | { type: "finish"; index: number; reason: FinishReason }
   | { type: "usage"; usage: Usage };

@@ -149,7 +149,8 @@ class CausalLM:
         return int(torch.multinomial(probs.cpu(), 1, generator=gen))
 
     def run(self, ids, sampling, cancelled=None):
-        """Yields ("text", piece) events and ends with ("finish", reason, prompt_tokens, completion_tokens)."""
+        """Yields ("token", id) for each generated token (before the text it becomes), ("text", piece) events, and
+        ends with ("finish", reason, prompt_tokens, completion_tokens)."""
         cancelled = cancelled or threading.Event()
         max_tokens = self.check_length(ids, sampling)
         detok = IncrementalDetokenizer(self.tokenizer, ids)
@@ -161,6 +162,7 @@ class CausalLM:
                 reason = "stop"
                 break
             produced += 1
+            yield ("token", token)
             text, stopped = stops.push(detok.push(token))
             if text:
                 yield ("text", text)

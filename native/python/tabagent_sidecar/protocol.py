@@ -31,6 +31,7 @@ class Sampling:
 class Generation:
     sampling: Sampling
     stream: bool
+    return_token_ids: bool = False
     messages: list | None = None  # chat
     prompt: str | None = None  # completions
 
@@ -61,6 +62,13 @@ def _int(body, name, lo, hi):
     if not (lo <= v <= hi):
         raise ProtocolError(f"{name} must be between {lo} and {hi}", name)
     return v
+
+
+def _flag(body, name):
+    v = body.get(name)
+    if v is not None and not isinstance(v, bool):
+        raise ProtocolError(f"{name} must be a boolean", name)
+    return bool(v)
 
 
 def parse_sampling(body):
@@ -94,7 +102,7 @@ def parse_chat(body):
         if m["role"] not in ("system", "user", "assistant", "tool"):
             raise ProtocolError(f"messages[{i}].role '{m['role']}' is not supported", f"messages[{i}].role")
         out.append({"role": m["role"], "content": m["content"]})
-    return Generation(sampling=parse_sampling(body), stream=bool(body.get("stream")), messages=out)
+    return Generation(sampling=parse_sampling(body), stream=bool(body.get("stream")), messages=out, return_token_ids=_flag(body, "return_token_ids"))
 
 
 def parse_completion(body):
@@ -104,7 +112,7 @@ def parse_completion(body):
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise ProtocolError("prompt must be a string (the daemon sends one prompt per request)", "prompt")
-    return Generation(sampling=parse_sampling(body), stream=bool(body.get("stream")), prompt=prompt)
+    return Generation(sampling=parse_sampling(body), stream=bool(body.get("stream")), prompt=prompt, return_token_ids=_flag(body, "return_token_ids"))
 
 
 def parse_embeddings(body):

@@ -192,22 +192,38 @@ def make_handler(state):
                 with state.lock:
                     state.active -= 1
 
+        @staticmethod
+        def ids_event(rid, kind, created, chat, content, reason, token_ids, prompt_ids):
+            """A streamed event with return_token_ids fields (vLLM's layout); the plain path stays pre-serialized."""
+            choice = {"index": 0, "finish_reason": reason, "token_ids": token_ids}
+            choice.update({"delta": content} if chat else {"text": content})
+            obj = {"id": rid, "object": f"{kind}.chunk" if chat else "text_completion", "created": created, "model": state.model_id, "choices": [choice]}
+            if prompt_ids is not None:
+                (obj if chat else choice)["prompt_token_ids"] = prompt_ids
+            return obj
+
         def run_generation(self, req, ids, kind, events, cancelled):
             rid = f"{'chatcmpl' if kind == 'chat.completion' else 'cmpl'}-{uuid.uuid4().hex}"
             created = int(time.time())
             chat = kind == "chat.completion"
             if not req.stream:
-                text, finish = [], None
+                text, tokens, finish = [], [], None
                 for ev in events:
                     if ev[0] == "text":
                         text.append(ev[1])
+                    elif ev[0] == "token":
+                        tokens.append(ev[1])
                     else:
                         finish = ev
                 content = "".join(text)
                 choice = {"index": 0, "finish_reason": finish[1]}
                 choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
+                extra = {}
+                if req.return_token_ids:  # vLLM's layout
+                    choice["token_ids"] = tokens
+                    (extra if chat else choice)["prompt_token_ids"] = list(ids)
                 usage = {"prompt_tokens": finish[2], "completion_tokens": finish[3], "total_tokens": finish[2] + finish[3]}
-                self.send_json(200, {"id": rid, "object": kind, "created": created, "model": state.model_id, "choices": [choice], "usage": usage})
+                self.send_json(200, {"id": rid, "object": kind, "created": created, "model": state.model_id, **extra, "choices": [choice], "usage": usage})
                 return
             head = b'{"id":"%s","object":"%s.chunk","created":%d,"model":%s,"choices":[' % (
                 rid.encode(), kind.encode() if chat else b"text_completion", created, json.dumps(state.model_id).encode())
@@ -216,14 +232,28 @@ def make_handler(state):
             try:
                 if chat:
                     self.event(head + b'{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}')
+                want_ids = req.return_token_ids
+                pending = []  # ids wait for the next event: the text they became, or the finish
+                prompt_ids = list(ids) if want_ids else None
                 for ev in events:
-                    if ev[0] == "text":
+                    kind_ = ev[0]
+                    if kind_ == "token":
+                        if want_ids:
+                            pending.append(ev[1])
+                    elif kind_ == "text":
+                        if want_ids:
+                            self.event(self.ids_event(rid, kind, created, chat, {"content": ev[1]} if chat else ev[1], None, pending, prompt_ids))
+                            pending, prompt_ids = [], None
+                            continue
                         piece = json.dumps(ev[1]).encode()
                         body = b'{"index":0,"delta":{"content":%s},"finish_reason":null}]}' % piece if chat else b'{"index":0,"text":%s,"finish_reason":null}]}' % piece
                         self.event(head + body)
                     else:
                         _, reason, prompt, completion = ev
-                        self.event(head + (b'{"index":0,"delta":{},"finish_reason":"%s"}]}' if chat else b'{"index":0,"text":"","finish_reason":"%s"}]}') % reason.encode())
+                        if want_ids:
+                            self.event(self.ids_event(rid, kind, created, chat, {} if chat else "", reason, pending, prompt_ids))
+                        else:
+                            self.event(head + (b'{"index":0,"delta":{},"finish_reason":"%s"}]}' if chat else b'{"index":0,"text":"","finish_reason":"%s"}]}') % reason.encode())
                         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
                         self.event(head + b"]," + json.dumps({"usage": usage})[1:].encode())
                 self.event(b"[DONE]")

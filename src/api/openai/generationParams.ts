@@ -25,6 +25,8 @@ export const generationParamsShape = {
   tool_choice: z.unknown().optional(),
   user: z.unknown().optional(),
   metadata: z.unknown().optional(),
+  /** vLLM's extension: the prompt's and the answer's token ids in the response. */
+  return_token_ids: nullable(z.boolean()),
 };
 
 type WireGeneration = {
@@ -43,6 +45,7 @@ type WireGeneration = {
   response_format?: { type: string } | null | undefined;
   tools?: unknown;
   tool_choice?: unknown;
+  return_token_ids?: boolean | null | undefined;
 };
 
 /**
@@ -79,5 +82,6 @@ export function toGenerationOptions(body: WireGeneration): GenerationOptions {
     n: 1,
     responseFormat: { type: "text" },
     logprobs: null,
+    returnTokenIds: body.return_token_ids ?? false,
   };
 }

@@ -5,6 +5,15 @@ export interface FoldedChoice {
   index: number;
   text: string;
   finishReason: FinishReason | null;
+  /** Set when the request asked for `return_token_ids`. */
+  tokenIds?: number[];
+  promptTokenIds?: number[];
+}
+
+/** `return_token_ids` fields riding on a streamed event: the ids since the last event, the prompt's on the first. */
+export interface TokenIdsExtra {
+  tokenIds: number[];
+  promptTokenIds?: number[];
 }
 
 /**
@@ -14,8 +23,8 @@ export interface FoldedChoice {
 export interface ResponseFormatter {
   /** Sent once per choice before any text (chat sends the assistant role here). */
   start(index: number): string | null;
-  text(index: number, text: string): string;
-  finish(index: number, reason: FinishReason): string;
+  text(index: number, text: string, ids?: TokenIdsExtra): string;
+  finish(index: number, reason: FinishReason, ids?: TokenIdsExtra): string;
   usage(usage: Usage): string;
   whole(choices: FoldedChoice[], usage: Usage): object;
 }
@@ -54,19 +63,27 @@ interface FormatterContext {
   includeUsage: boolean;
 }
 
+/** vLLM's layout: `token_ids` on the choice; the prompt's ids on the choice (completions) or the response (chat). */
+function idsOnChoice(ids: TokenIdsExtra | undefined, withPrompt: boolean): object {
+  if (!ids) return {};
+  return { ...(withPrompt && ids.promptTokenIds ? { prompt_token_ids: ids.promptTokenIds } : {}), token_ids: ids.tokenIds };
+}
+
 export function chatFormatter({ model, includeUsage }: FormatterContext): ResponseFormatter {
   const id = newId("chatcmpl");
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: "chat.completion.chunk", created, model, system_fingerprint: null };
-  const chunk = (index: number, delta: object, finish: FinishReason | null) => ({
+  const chunk = (index: number, delta: object, finish: FinishReason | null, ids?: TokenIdsExtra) => ({
     ...base,
-    choices: [{ index, delta, logprobs: null, finish_reason: finish }],
+    ...(ids?.promptTokenIds ? { prompt_token_ids: ids.promptTokenIds } : {}),
+    choices: [{ index, delta, logprobs: null, finish_reason: finish, ...idsOnChoice(ids, false) }],
     ...(includeUsage ? { usage: null } : {}),
   });
+  const plainText = textTemplate((index, text) => chunk(index, { content: text }, null));
   return {
     start: (index) => JSON.stringify(chunk(index, { role: "assistant", content: "" }, null)),
-    text: textTemplate((index, text) => chunk(index, { content: text }, null)),
-    finish: (index, reason) => JSON.stringify(chunk(index, {}, reason)),
+    text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, { content: text }, null, ids)) : plainText(index, text)),
+    finish: (index, reason, ids) => JSON.stringify(chunk(index, {}, reason, ids)),
     usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => ({
       id,
@@ -74,11 +91,13 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
       created,
       model,
       system_fingerprint: null,
+      ...(choices[0]?.promptTokenIds ? { prompt_token_ids: choices[0].promptTokenIds } : {}),
       choices: choices.map((c) => ({
         index: c.index,
         message: { role: "assistant", content: c.text, refusal: null },
         logprobs: null,
         finish_reason: c.finishReason ?? "stop",
+        ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
       })),
       usage: usageToWire(usage),
     }),
@@ -89,19 +108,27 @@ export function completionFormatter({ model, includeUsage }: FormatterContext): 
   const id = newId("cmpl");
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: "text_completion", created, model, system_fingerprint: null };
-  const chunk = (index: number, text: string, finish: FinishReason | null) => ({
+  const chunk = (index: number, text: string, finish: FinishReason | null, ids?: TokenIdsExtra) => ({
     ...base,
-    choices: [{ index, text, logprobs: null, finish_reason: finish }],
+    choices: [{ index, text, logprobs: null, finish_reason: finish, ...idsOnChoice(ids, true) }],
     ...(includeUsage ? { usage: null } : {}),
   });
+  const plainText = textTemplate((index, text) => chunk(index, text, null));
   return {
     start: () => null,
-    text: textTemplate((index, text) => chunk(index, text, null)),
-    finish: (index, reason) => JSON.stringify(chunk(index, "", reason)),
+    text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, text, null, ids)) : plainText(index, text)),
+    finish: (index, reason, ids) => JSON.stringify(chunk(index, "", reason, ids)),
     usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => ({
       ...base,
-      choices: choices.map((c) => ({ index: c.index, text: c.text, logprobs: null, finish_reason: c.finishReason ?? "stop" })),
+      choices: choices.map((c) => ({
+        index: c.index,
+        text: c.text,
+        logprobs: null,
+        finish_reason: c.finishReason ?? "stop",
+        ...(c.promptTokenIds ? { prompt_token_ids: c.promptTokenIds } : {}),
+        ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
+      })),
       usage: usageToWire(usage),
     }),
   };

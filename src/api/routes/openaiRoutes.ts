@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AbortedError, InvalidRequestError, ModelNotFoundError } from "../../core/errors.js";
+import { AbortedError, InvalidRequestError, ModelNotFoundError, UnsupportedParameterError } from "../../core/errors.js";
+import type { Backend } from "../../backends/Backend.js";
 import type { CompletionRequest, GenerationChunk, GenerationOptions } from "../../core/types.js";
 import type { ModelRouter, ModelStatus } from "../../router/ModelRouter.js";
 import { chatCompletionBodySchema, toChatRequest } from "../openai/chatCompletionSchema.js";
@@ -88,6 +89,13 @@ function enforceLimits(options: GenerationOptions, body: { max_tokens?: number |
   }
 }
 
+/** `return_token_ids` is refused, not ignored, by an engine that cannot report ids. */
+function checkTokenIds(request: GenerationOptions, backend: Backend): void {
+  if (request.returnTokenIds && !backend.returnsTokenIds) {
+    throw new UnsupportedParameterError("return_token_ids", `is not supported by the ${backend.descriptor.engine ?? "model's"} engine`);
+  }
+}
+
 export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits, metrics }: OpenAIRoutesOptions): void {
   app.get("/v1/models", async () => {
     await router.refreshUpstreams();
@@ -115,6 +123,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
     const signal = requestSignal(request, reply, shutdownSignal);
     const lease = await router.acquire(body.model, "chat", signal);
     try {
+      checkTokenIds(chatRequest, lease.backend);
       const includeUsage = body.stream_options?.include_usage === true;
       return await sendGeneration({
         request,
@@ -137,6 +146,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
     const signal = requestSignal(request, reply, shutdownSignal);
     const lease = await router.acquire(body.model, "completions", signal);
     try {
+      checkTokenIds(requests[0]!, lease.backend);
       const includeUsage = body.stream_options?.include_usage === true;
       return await sendGeneration({
         request,

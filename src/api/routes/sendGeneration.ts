@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GenerationChunk, Usage } from "../../core/types.js";
 import { toErrorEnvelope } from "../openai/errorEnvelope.js";
-import type { FoldedChoice, ResponseFormatter } from "../openai/responseFormatters.js";
+import type { FoldedChoice, ResponseFormatter, TokenIdsExtra } from "../openai/responseFormatters.js";
 import { SseWriter } from "../openai/SseWriter.js";
 import { readAhead } from "../../backends/generation/readAhead.js";
 
@@ -35,6 +35,11 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
     };
     for await (const chunk of chunks) {
       if (chunk.type === "text") choice(chunk.index).text += chunk.text;
+      else if (chunk.type === "token_ids") {
+        const c = choice(chunk.index);
+        if (chunk.prompt) c.promptTokenIds = chunk.ids;
+        else (c.tokenIds ??= []).push(...chunk.ids);
+      }
       else if (chunk.type === "finish") choice(chunk.index).finishReason = chunk.reason;
       else if (chunk.type === "usage") addUsage(usage, chunk.usage);
     }
@@ -51,6 +56,13 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage }: Se
   const writer = new SseWriter(reply.raw);
   writer.start({ "x-request-id": String(request.id) });
   const started = new Set<number>();
+  // return_token_ids: ids wait for the next event of their choice (the text they became, or the finish).
+  const pendingIds = new Map<number, TokenIdsExtra>();
+  const takeIds = (index: number) => {
+    const ids = pendingIds.get(index);
+    pendingIds.delete(index);
+    return ids;
+  };
   let out = "";
   const add = (chunk: GenerationChunk) => {
     if (chunk.type === "usage") {
@@ -62,8 +74,14 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage }: Se
       const opening = formatter.start(chunk.index);
       if (opening) out += SseWriter.event(opening);
     }
-    if (chunk.type === "text") out += SseWriter.event(formatter.text(chunk.index, chunk.text));
-    else if (chunk.type === "finish") out += SseWriter.event(formatter.finish(chunk.index, chunk.reason));
+    if (chunk.type === "text") out += SseWriter.event(formatter.text(chunk.index, chunk.text, takeIds(chunk.index)));
+    else if (chunk.type === "finish") out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index)));
+    else if (chunk.type === "token_ids") {
+      let ids = pendingIds.get(chunk.index);
+      if (!ids) pendingIds.set(chunk.index, (ids = { tokenIds: [] }));
+      if (chunk.prompt) ids.promptTokenIds = chunk.ids;
+      else ids.tokenIds.push(...chunk.ids);
+    }
   };
   try {
     let next = first;

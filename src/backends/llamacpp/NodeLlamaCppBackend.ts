@@ -53,6 +53,7 @@ interface Loaded {
 /** GGUF models in this process through node-llama-cpp: chat, completions and embeddings. */
 export class NodeLlamaCppBackend implements Backend {
   readonly parallel: number;
+  readonly returnsTokenIds = true;
   private loaded: Loaded | null = null;
 
   constructor(
@@ -125,14 +126,14 @@ export class NodeLlamaCppBackend implements Backend {
   async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require();
     const tokens = this.renderChat(loaded, request.messages);
-    yield* this.generate(loaded, tokens, request.sampling, 0, "messages", signal);
+    yield* this.generate(loaded, tokens, request.sampling, 0, "messages", signal, request.returnTokenIds);
   }
 
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require();
     const { model } = loaded;
     const tokens = withBos(model, model.tokenize(request.prompt, false));
-    yield* this.generate(loaded, tokens, request.sampling, 0, "prompt", signal);
+    yield* this.generate(loaded, tokens, request.sampling, 0, "prompt", signal, request.returnTokenIds);
   }
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
@@ -164,7 +165,13 @@ export class NodeLlamaCppBackend implements Backend {
     // A trailing assistant message is a prefix to continue; otherwise open a new assistant turn.
     if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
     const { contextText } = loaded.chatWrapper!.generateContextState({ chatHistory: history });
-    return withBos(loaded.model, contextText.tokenize(loaded.model.tokenizer));
+    const tokens = contextText.tokenize(loaded.model.tokenizer);
+    // node-llama-cpp's template wrapper starts every prompt with BOS. llama-server and transformers send what the
+    // template renders, plus BOS only where the vocabulary asks for it (add_bos_token): do the same, so one model
+    // gets one prompt whichever engine serves it (ChatML templates without a BOS, for example).
+    const bos = loaded.model.tokens.bos;
+    if (bos !== null && tokens[0] === bos && !loaded.model.tokens.shouldPrependBosToken && !templateUsesBos(loaded.model)) tokens.shift();
+    return withBos(loaded.model, tokens);
   }
 
   private async *generate(
@@ -174,6 +181,7 @@ export class NodeLlamaCppBackend implements Backend {
     index: number,
     promptParam: string,
     signal: AbortSignal,
+    returnTokenIds = false,
   ): AsyncGenerator<GenerationChunk> {
     const { model, contextSize } = loaded;
     if (promptTokens.length >= contextSize) throw new ContextLengthExceededError(promptTokens.length, contextSize, promptParam);
@@ -197,6 +205,7 @@ export class NodeLlamaCppBackend implements Backend {
       const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
       const generated: Token[] = [];
       let finish: "stop" | "length" = "length";
+      if (returnTokenIds) yield { type: "token_ids", index, ids: promptTokens.map(Number), prompt: true };
       let stoppedBySequence = false;
       if (maxTokens > 0) {
         const iterator = sequence.evaluate(toEvaluate, {
@@ -223,6 +232,7 @@ export class NodeLlamaCppBackend implements Backend {
           }
           generated.push(token);
           completionTokens++;
+          if (returnTokenIds) yield { type: "token_ids", index, ids: [Number(token)] };
           const match = stops.push(detok.push(token));
           if (match.text) yield { type: "text", index, text: match.text };
           if (match.stopped) {
@@ -250,6 +260,12 @@ export class NodeLlamaCppBackend implements Backend {
 }
 
 /** Prompts start with BOS when the model asks for it, as llama.cpp's own server tokenizes them. */
+/** Whether the GGUF's chat template writes the BOS token itself. */
+function templateUsesBos(model: LlamaModel): boolean {
+  const template = (model.fileInfo.metadata as { tokenizer?: { chat_template?: unknown } }).tokenizer?.chat_template;
+  return typeof template !== "string" || template.includes("bos_token");
+}
+
 function withBos(model: LlamaModel, tokens: Token[]): Token[] {
   const bos = model.tokens.bos;
   if (model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens.unshift(bos);

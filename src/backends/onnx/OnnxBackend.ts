@@ -76,6 +76,7 @@ const POOLING_MODES = new Set(["mean", "cls", "max", "lasttoken", "mean_sqrt_len
  */
 export class OnnxBackend implements Backend {
   readonly parallel: number;
+  readonly returnsTokenIds = true;
   private loaded: Loaded | null = null;
 
   constructor(
@@ -197,12 +198,12 @@ export class OnnxBackend implements Backend {
     } catch (err) {
       throw new InvalidRequestError(`The model's chat template failed on these messages: ${(err as Error).message}`, { param: "messages" });
     }
-    yield* this.generate(loaded, loaded.tokenizer.encode(text, false), request.sampling, "messages", signal);
+    yield* this.generate(loaded, loaded.tokenizer.encode(text, false), request.sampling, request.returnTokenIds, "messages", signal);
   }
 
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require("decoder");
-    yield* this.generate(loaded, loaded.tokenizer.encode(request.prompt, true), request.sampling, "prompt", signal);
+    yield* this.generate(loaded, loaded.tokenizer.encode(request.prompt, true), request.sampling, request.returnTokenIds, "prompt", signal);
   }
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
@@ -222,6 +223,7 @@ export class OnnxBackend implements Backend {
     loaded: LoadedDecoder,
     promptTokens: number[],
     sampling: SamplingParams,
+    returnTokenIds: boolean,
     promptParam: string,
     signal: AbortSignal,
   ): AsyncGenerator<GenerationChunk> {
@@ -239,6 +241,7 @@ export class OnnxBackend implements Backend {
     let completionTokens = 0;
     let finish: "stop" | "length" = "length";
     let stoppedBySequence = false;
+    if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [...promptTokens], prompt: true };
     if (maxTokens > 0) {
       let logits = await decoder.step(state, promptTokens);
       for (;;) {
@@ -250,6 +253,7 @@ export class OnnxBackend implements Backend {
         }
         completionTokens++;
         counts.set(token, (counts.get(token) ?? 0) + 1);
+        if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [token] };
         const match = stops.push(detok.push(token));
         if (match.text) yield { type: "text", index: 0, text: match.text };
         if (match.stopped) {

@@ -21,6 +21,8 @@ const MAX_ERROR_BODY = 64 * 1024;
 
 const finishSchema = z.enum(["stop", "length", "tool_calls", "content_filter", "function_call"]).nullable().optional();
 const usageSchema = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() }).loose();
+/** vLLM's `return_token_ids` fields (the transformers sidecar speaks them too). */
+const tokenIdsSchema = z.array(z.number().int().nonnegative()).nullable().optional();
 const streamChunkSchema = z
   .object({
     choices: z
@@ -31,11 +33,14 @@ const streamChunkSchema = z
             delta: z.object({ content: z.string().nullable().optional() }).loose().optional(),
             text: z.string().nullable().optional(),
             finish_reason: finishSchema,
+            token_ids: tokenIdsSchema,
+            prompt_token_ids: tokenIdsSchema,
           })
           .loose(),
       )
       .optional(),
     usage: usageSchema.nullable().optional(),
+    prompt_token_ids: tokenIdsSchema,
     error: z.unknown().optional(),
   })
   .loose();
@@ -58,6 +63,7 @@ function samplingBody(o: GenerationOptions): Record<string, unknown> {
     ...(s.stop.length > 0 ? { stop: s.stop } : {}),
     ...(s.presencePenalty !== 0 ? { presence_penalty: s.presencePenalty } : {}),
     ...(s.frequencyPenalty !== 0 ? { frequency_penalty: s.frequencyPenalty } : {}),
+    ...(o.returnTokenIds ? { return_token_ids: true } : {}),
   };
 }
 
@@ -198,8 +204,11 @@ export class OpenAIUpstream {
           const e = chunk.data.error as { message?: unknown } | string;
           throw new UpstreamError(`Upstream '${name}' failed mid-stream: ${typeof e === "string" ? e : String(e.message ?? JSON.stringify(e))}`);
         }
+        if (chunk.data.prompt_token_ids) yield { type: "token_ids", index: 0, ids: chunk.data.prompt_token_ids, prompt: true };
         for (const choice of chunk.data.choices ?? []) {
           const index = choice.index ?? 0;
+          if (choice.prompt_token_ids) yield { type: "token_ids", index, ids: choice.prompt_token_ids, prompt: true };
+          if (choice.token_ids?.length) yield { type: "token_ids", index, ids: choice.token_ids };
           const text = shape === "delta" ? choice.delta?.content : choice.text;
           if (text) {
             textChunks++;

@@ -35,6 +35,7 @@ export interface TransformersBackendOptions {
  */
 export class TransformersBackend implements Backend {
   readonly parallel: number;
+  readonly returnsTokenIds = true;
   private process: ManagedProcess | null = null;
   private client: ChildServerClient | null = null;
 

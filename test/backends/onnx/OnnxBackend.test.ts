@@ -28,6 +28,7 @@ function request(prompt: string, maxTokens: number, extra: Partial<CompletionReq
     echo: false,
     n: 1,
     logprobs: null,
+    returnTokenIds: false,
     responseFormat: { type: "text" },
     sampling: { maxTokens, temperature: 0, topP: undefined, seed: undefined, presencePenalty: 0, frequencyPenalty: 0, stop: [], ...extra },
   };

@@ -150,6 +150,16 @@ describe("ONNX backend through the daemon", () => {
     }
   });
 
+  it("return_token_ids gives the engine's ids: transformers' prompt ids and greedy ids", async () => {
+    for (const c of reference.completions.slice(0, 3)) {
+      const res = await postJson(`${t.url}/v1/completions`, { model: "onnx-llm", prompt: c.prompt, max_tokens: reference.max_tokens, temperature: 0, return_token_ids: true });
+      expect(res.status).toBe(200);
+      const choice = (res.json as unknown as { choices: { token_ids: number[]; prompt_token_ids?: number[] }[]; prompt_token_ids?: number[] }).choices[0]!;
+      expect(choice.token_ids).toEqual(c.ids.slice(0, c.completion_tokens));
+      expect(choice.prompt_token_ids ?? (res.json as unknown as { prompt_token_ids?: number[] }).prompt_token_ids).toEqual(c.prompt_ids);
+    }
+  });
+
   it("max_tokens ends with length; a stop sequence ends with stop, before the sequence", async () => {
     const c = reference.completions.find((x) => x.completion_tokens >= 12 && x.text.length >= 12)!;
     const short = await t.client.completions.create({ model: "onnx-llm", prompt: c.prompt, max_tokens: 3, temperature: 0 });
