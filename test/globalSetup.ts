@@ -18,13 +18,11 @@ export default async function setup(): Promise<void> {
  */
 async function preparePython(): Promise<void> {
   const script = fileURLToPath(new URL("../native/setup-python.sh", import.meta.url));
-  // pip's progress goes to the terminal (nothing when the venv exists); only the venv's path comes back on stdout.
-  const child = spawn("bash", [script, "--dev", "--print-path"], { stdio: ["ignore", "pipe", "inherit"] });
-  let stdout = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  // pip's progress goes to the terminal (nothing when the venv exists); test/fixtures/ensurePythonFixtures.ts
+  // finds the venv the same way afterwards, at once.
+  const child = spawn("bash", [script, "--dev", "--print-path"], { stdio: ["ignore", "ignore", "inherit"] });
   const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
   if (code !== 0) throw new Error(`native/setup-python.sh --dev failed (exit ${code}); the transformers tests need its venv`);
-  process.env.TABAGENT_TEST_PYTHON = `${stdout.trim().split("\n").at(-1)}/bin/python`;
 }
 
 async function prepareLlamaServer(): Promise<void> {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testPython } from "../helpers/pythonFixtures.js";
+import { pythonExecutable } from "../fixtures/ensurePythonFixtures.js";
 import { runCli } from "../helpers/spawnCli.js";
 
 let dir: string;
@@ -14,10 +14,11 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 describe("tabagent setup python", () => {
   it("with the venv already made: prints its interpreter at once, nothing else on stdout", async () => {
     // The dev venv test/globalSetup.ts prepared lives at <data-dir>/python/<key>/bin/python.
-    const dataDir = dirname(dirname(dirname(dirname(testPython()))));
+    const python = await pythonExecutable();
+    const dataDir = dirname(dirname(dirname(dirname(python))));
     const r = await runCli(["setup", "python", "--dev", "--data-dir", dataDir]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toBe(testPython());
+    expect(r.stdout.trim()).toBe(python);
   });
 
   it("a missing Python says what to install and exits 1; bad arguments exit 2 with the usage", async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { doctorReport, formatDoctorReport } from "../../src/native/doctorReport.js";
-import { testPython } from "../helpers/pythonFixtures.js";
+import { pythonExecutable } from "../fixtures/ensurePythonFixtures.js";
 import { fakeLlamaServer, writeScript } from "./fakeExecutable.js";
 
 let root: string;
@@ -65,9 +65,10 @@ describe("doctorReport", () => {
   });
 
   it("reports the transformers sidecar's Python: the packages it imports, or the setup command", async () => {
+    const python = await pythonExecutable();
     const base = { cacheDir: join(root, "cache"), pathDirs: [], probeNodeLlamaCpp: false };
-    const found = await doctorReport({ ...base, env: { TABAGENT_PYTHON: testPython() } });
-    expect(found.python).toMatchObject({ path: testPython(), source: "env", help: null });
+    const found = await doctorReport({ ...base, env: { TABAGENT_PYTHON: python } });
+    expect(found.python).toMatchObject({ path: python, source: "env", help: null });
     expect(found.python.probe?.value).toMatchObject({ torch: expect.stringMatching(/^2\./), transformers: expect.stringMatching(/^\d+\./) });
     expect(formatDoctorReport(found)).toMatch(/python \(sidecar\) +\S+ \(from env\)\n +packages +torch 2\./);
     const missing = await doctorReport({ ...base, env: {}, dataDir: join(root, "no-data") });

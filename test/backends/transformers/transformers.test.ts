@@ -5,19 +5,20 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pidsMatching } from "../../helpers/llamaServerBinary.js";
-import { miniLmFolder, testPython, tinyLlmFolder } from "../../helpers/pythonFixtures.js";
+import { ensureTinyLlm, miniLmSource, pythonExecutable } from "../../fixtures/ensurePythonFixtures.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
 
 const run = promisify(execFile);
 let llm: string;
 let minilm: string;
 let dir: string;
+let python: string;
 let t: TestDaemon;
-const env = () => ({ ...process.env, TABAGENT_PYTHON: testPython() });
+const env = () => ({ ...process.env, TABAGENT_PYTHON: python });
 
 /** What transformers itself answers, for comparison: greedy generate() text and sentence-transformers vectors. */
 async function pythonReference(code: string): Promise<unknown> {
-  const { stdout } = await run(testPython(), ["-c", code], { env: { ...process.env, HF_HUB_OFFLINE: "1" }, maxBuffer: 32 << 20 });
+  const { stdout } = await run(python, ["-c", code], { env: { ...process.env, HF_HUB_OFFLINE: "1" }, maxBuffer: 32 << 20 });
   return JSON.parse(stdout.trim().split("\n").at(-1)!);
 }
 
@@ -43,7 +44,7 @@ async function sidecarActive(model: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  [llm, minilm] = await Promise.all([tinyLlmFolder(), miniLmFolder()]);
+  [llm, minilm, python] = await Promise.all([ensureTinyLlm(), miniLmSource(), pythonExecutable()]);
   dir = await mkdtemp(join(tmpdir(), "transformers-"));
   t = await startTestDaemon(
     {
