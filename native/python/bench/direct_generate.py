@@ -1,5 +1,5 @@
-"""The baseline for `npm run bench -- transformers`: transformers' own generate() on a model folder, timed per
-token with a streamer. Reads one command per stdin line ("run"), answers one JSON line per run on stdout:
+"""The baseline for `npm run bench -- transformers`: transformers' own generate() on a model folder, its text
+timed as it streams. Reads one command per stdin line ("run"), answers one JSON line per run on stdout:
 {"ttft_ms": ..., "arrivals_ms": [...], "prompt_tokens": N, "completion_tokens": N, "text": "..."}."""
 import argparse
 import json
@@ -12,17 +12,25 @@ from transformers.generation.streamers import BaseStreamer
 
 
 class Timing(BaseStreamer):
-    def __init__(self):
+    """Times each piece of text as a streaming caller would see it (TextStreamer's rule: decode everything so far,
+    emit what grew unless it ends in an incomplete character), so both sides time text, not raw tokens."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
         self.prompt_seen = False
         self.times = []
         self.ids = []
+        self.shown = 0
 
     def put(self, value):
         if not self.prompt_seen:  # generate() passes the prompt first
             self.prompt_seen = True
             return
-        self.times.append(time.perf_counter())
         self.ids.extend(value.reshape(-1).tolist())
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        if len(text) > self.shown and not text.endswith("\ufffd"):
+            self.shown = len(text)
+            self.times.append(time.perf_counter())
 
     def end(self):
         pass
@@ -38,15 +46,19 @@ def main():
     torch.set_num_threads(a.threads)
     tok = AutoTokenizer.from_pretrained(a.model, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(a.model, local_files_only=True, use_safetensors=True, dtype=torch.float32).eval()
-    ids = tok.apply_chat_template([{"role": "user", "content": a.prompt}], add_generation_prompt=True, tokenize=True, return_tensors="pt")
-    if not torch.is_tensor(ids):
-        ids = ids["input_ids"]
-    print(json.dumps({"ready": True, "prompt_tokens": ids.shape[1]}), flush=True)
+    messages = [{"role": "user", "content": a.prompt}]
+
+    def prompt_ids():
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_tensors="pt")
+        return ids if torch.is_tensor(ids) else ids["input_ids"]
+
+    print(json.dumps({"ready": True, "prompt_tokens": prompt_ids().shape[1]}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
             continue
-        streamer = Timing()
+        streamer = Timing(tok)
         start = time.perf_counter()
+        ids = prompt_ids()  # a caller renders the chat template per request too
         with torch.inference_mode():
             model.generate(ids, max_new_tokens=a.max_tokens, do_sample=False, streamer=streamer, pad_token_id=tok.pad_token_id)
         arrivals = [(t - start) * 1000 for t in streamer.times]

@@ -4,7 +4,6 @@ One thread per request (ThreadingHTTPServer). A streamed generation writes each 
 HTTP chunk with TCP_NODELAY set; a failed write means the daemon hung up, which cancels the generation before its
 next token."""
 import json
-import queue
 import socket
 import threading
 import time
@@ -33,25 +32,23 @@ class ClientGone(Exception):
 
 
 class ChunkWriter:
-    """Writes a streamed response from a thread of its own: the socket write (a syscall, GIL released) overlaps the
-    next decode step, and events that queue up while the socket is busy leave in one HTTP chunk."""
+    """Writes a streamed response as HTTP chunks, one per event, straight from the generating thread. (A writer
+    thread was measured slower: handing each event over costs more GIL switches than the write itself.)"""
 
     def __init__(self, wfile):
         self.wfile = wfile
-        self.queue = queue.SimpleQueue()
         self.gone = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
 
     def put(self, data):
         if self.gone:
             raise ClientGone()
-        self.queue.put(data)
+        self._write(b"%x\r\n%s\r\n" % (len(data), data))
+        if self.gone:
+            raise ClientGone()
 
     def close(self):
-        """Ends the chunked body and waits until everything is written (or the client is gone)."""
-        self.queue.put(None)
-        self.thread.join()
+        """Ends the chunked body (unless the client is gone)."""
+        self._write(b"0\r\n\r\n")
 
     def _write(self, data):
         if self.gone:
@@ -60,21 +57,6 @@ class ChunkWriter:
             self.wfile.write(data)
         except OSError:
             self.gone = True
-
-    def _run(self):
-        while True:
-            items = [self.queue.get()]
-            while True:
-                try:
-                    items.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            data = b"".join(i for i in items if i is not None)
-            if data:
-                self._write(b"%x\r\n%s\r\n" % (len(data), data))
-            if None in items:
-                self._write(b"0\r\n\r\n")
-                return
 
 
 def make_handler(state):
