@@ -1,12 +1,10 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
 import { EngineUnavailableError } from "../../core/errors.js";
-import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
+import type { ModelDescriptor } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
-import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
-import type { Backend } from "../Backend.js";
-import { ChildServerClient } from "../childServer/ChildServerClient.js";
+import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
 
 export interface LlamaServerBackendOptions {
   variant: LlamaServerVariant;
@@ -33,16 +31,15 @@ export interface LlamaServerBackendOptions {
  * started on load, stopped on unload, restarted by the supervisor if it dies; requests go through the same
  * OpenAI client as any upstream, so streaming is passed through chunk by chunk.
  */
-export class LlamaServerBackend implements Backend {
+export class LlamaServerBackend extends ChildServerBackend {
   readonly parallel: number;
-  private process: ManagedProcess | null = null;
   private binary: string | null = null;
-  private client: ChildServerClient | null = null;
 
   constructor(
-    readonly descriptor: ModelDescriptor,
+    descriptor: ModelDescriptor,
     private readonly options: LlamaServerBackendOptions,
   ) {
+    super(descriptor);
     this.parallel = options.parallel;
   }
 
@@ -78,48 +75,17 @@ export class LlamaServerBackend implements Backend {
       this.options.logger.info({ binary: found.path, from: found.source }, "using llama-server binary");
     }
     const binary = this.binary;
-    // Imported on first use: the process machinery (execa) costs memory that a daemon without children never needs.
-    const { ManagedProcess } = await import("../../supervisor/ManagedProcess.js");
-    this.process ??= new ManagedProcess({
-      name: `${this.engineName()}:${this.descriptor.id}`,
-      command: (port) => ({ file: binary, args: this.args(port) }),
-      logger: this.options.logger,
-      clock: this.options.clock,
-      registry: this.options.processes,
-      startTimeoutMs: this.options.startTimeoutMs ?? 120_000,
-    });
-    this.client ??= new ChildServerClient({
-      name: this.engineName(),
-      modelId: this.descriptor.id,
-      process: this.process,
-      logger: this.options.logger,
-      stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000,
-    });
-    await this.process.ensureReady(signal);
-  }
-
-  async unload(): Promise<void> {
-    await this.process?.stop();
-  }
-
-  private get requests(): ChildServerClient {
-    if (!this.client) throw new Error(`model ${this.descriptor.id} is not loaded`);
-    return this.client;
-  }
-
-  chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return this.requests.chat(request, signal);
-  }
-
-  complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return this.requests.complete(request, signal);
-  }
-
-  embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
-    return this.requests.embed(request, signal);
-  }
-
-  get processStatus() {
-    return this.process?.status ?? null;
+    await this.startChild(
+      () => ({
+        name: `${this.engineName()}:${this.descriptor.id}`,
+        command: (port) => ({ file: binary, args: this.args(port) }),
+        logger: this.options.logger,
+        clock: this.options.clock,
+        registry: this.options.processes,
+        startTimeoutMs: this.options.startTimeoutMs ?? 120_000,
+      }),
+      { name: this.engineName(), logger: this.options.logger, stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000 },
+      signal,
+    );
   }
 }

@@ -2,13 +2,11 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
 import { EngineUnavailableError, ModelNotServableError, ServiceUnavailableError, TabAgentError } from "../../core/errors.js";
-import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
+import type { ModelDescriptor } from "../../core/types.js";
 import { findPythonEnv, missingPythonHelp } from "../../native/findPythonEnv.js";
 import { projectRoot } from "../../native/projectRoot.js";
-import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
-import type { Backend } from "../Backend.js";
-import { ChildServerClient } from "../childServer/ChildServerClient.js";
+import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
 import type { PythonSetup } from "./PythonSetup.js";
 
 export interface TransformersBackendOptions {
@@ -33,16 +31,15 @@ export interface TransformersBackendOptions {
  * A Hugging Face transformers folder (SafeTensors) served by the Python sidecar (native/python/tabagent_sidecar):
  * one supervised child per model, speaking a subset of the OpenAI API on 127.0.0.1, proxied like llama-server.
  */
-export class TransformersBackend implements Backend {
+export class TransformersBackend extends ChildServerBackend {
   readonly parallel: number;
   readonly returnsTokenIds = true;
-  private process: ManagedProcess | null = null;
-  private client: ChildServerClient | null = null;
 
   constructor(
-    readonly descriptor: ModelDescriptor,
+    descriptor: ModelDescriptor,
     private readonly options: TransformersBackendOptions,
   ) {
+    super(descriptor);
     this.parallel = options.parallel;
   }
 
@@ -92,56 +89,26 @@ export class TransformersBackend implements Backend {
   async load(signal: AbortSignal): Promise<void> {
     this.checkServable();
     const python = await this.python(signal);
-    const { ManagedProcess } = await import("../../supervisor/ManagedProcess.js");
     const sidecarDir = join(projectRoot(), "native", "python");
-    this.process ??= new ManagedProcess({
-      name: `transformers:${this.descriptor.id}`,
-      command: (port) => ({
-        file: python,
-        args: this.args(port),
-        cwd: sidecarDir,
-        env: { PYTHONPATH: sidecarDir, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
+    await this.startChild(
+      () => ({
+        name: `transformers:${this.descriptor.id}`,
+        command: (port) => ({
+          file: python,
+          args: this.args(port),
+          cwd: sidecarDir,
+          env: { PYTHONPATH: sidecarDir, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
+        }),
+        logger: this.options.logger,
+        clock: this.options.clock,
+        registry: this.options.processes,
+        startTimeoutMs: this.options.startTimeoutMs ?? 600_000,
+        healthIntervalMaxMs: 250,
+        // The sidecar's own lines ("[sidecar] ...") are few and matter; library chatter and progress bars stay at debug.
+        outputLevel: (line) => (line.startsWith("[sidecar] error") || line.startsWith("[sidecar] cannot") ? "warn" : line.startsWith("[sidecar]") ? "info" : "debug"),
       }),
-      logger: this.options.logger,
-      clock: this.options.clock,
-      registry: this.options.processes,
-      startTimeoutMs: this.options.startTimeoutMs ?? 600_000,
-      healthIntervalMaxMs: 250,
-      // The sidecar's own lines ("[sidecar] ...") are few and matter; library chatter and progress bars stay at debug.
-      outputLevel: (line) => (line.startsWith("[sidecar] error") || line.startsWith("[sidecar] cannot") ? "warn" : line.startsWith("[sidecar]") ? "info" : "debug"),
-    });
-    this.client ??= new ChildServerClient({
-      name: "transformers",
-      modelId: this.descriptor.id,
-      process: this.process,
-      logger: this.options.logger,
-      stallTimeoutMs: this.options.stallTimeoutMs,
-    });
-    await this.process.ensureReady(signal);
-  }
-
-  async unload(): Promise<void> {
-    await this.process?.stop();
-  }
-
-  private get requests(): ChildServerClient {
-    if (!this.client) throw new Error(`model ${this.descriptor.id} is not loaded`);
-    return this.client;
-  }
-
-  chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return this.requests.chat(request, signal);
-  }
-
-  complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return this.requests.complete(request, signal);
-  }
-
-  embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
-    return this.requests.embed(request, signal);
-  }
-
-  get processStatus() {
-    return this.process?.status ?? null;
+      { name: "transformers", logger: this.options.logger, stallTimeoutMs: this.options.stallTimeoutMs },
+      signal,
+    );
   }
 }
