@@ -7,6 +7,7 @@ import { writeTinyChatModel } from "../../fixtures/makeTinyChatModel.js";
 import { llamaServerBinary, pidsMatching } from "../../helpers/llamaServerBinary.js";
 import { startServe } from "../../helpers/spawnCli.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
+import { readSse } from "../../helpers/readSse.js";
 
 let binary: string;
 let dir: string;
@@ -86,19 +87,7 @@ describe("llama-server engine (real child process)", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "srv-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 2000, stream: true }),
     });
-    const reader = res.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = "";
-    let killed = false;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      if (!killed && text.includes('"content"')) {
-        killed = true;
-        for (const pid of pids) process.kill(pid, "SIGKILL");
-      }
-    }
+    const text = await readSse(res, () => pids.forEach((pid) => process.kill(pid, "SIGKILL")));
     const last = JSON.parse(text.split("\n\n").filter(Boolean).at(-1)!.slice(6));
     expect(last.error).toMatchObject({ type: "server_error" });
     const again = await t.client.chat.completions.create({ model: "srv-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 3 });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pidsMatching } from "../../helpers/llamaServerBinary.js";
 import { ensureTinyLlm, miniLmSource, pythonExecutable } from "../../fixtures/ensurePythonFixtures.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
+import { readSse } from "../../helpers/readSse.js";
 
 const run = promisify(execFile);
 let llm: string;
@@ -186,19 +187,7 @@ print(json.dumps(m.encode(${JSON.stringify(sentences)}).tolist()))
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "hf-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1500, temperature: 0, stream: true }),
     });
-    const reader = res.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = "";
-    let killed = false;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      if (!killed && text.includes('"content"')) {
-        killed = true;
-        for (const pid of pids) process.kill(pid, "SIGKILL");
-      }
-    }
+    const text = await readSse(res, () => pids.forEach((pid) => process.kill(pid, "SIGKILL")));
     const events = text.split("\n\n").filter(Boolean);
     expect(events.filter((e) => e.includes('"error"'))).toHaveLength(1);
     expect(JSON.parse(events.at(-1)!.slice(6)).error).toMatchObject({ type: "server_error" });

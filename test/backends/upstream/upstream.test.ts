@@ -1,6 +1,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
+import { readSse } from "../../helpers/readSse.js";
 
 let upstream: TestDaemon;
 let front: TestDaemon;
@@ -124,19 +125,8 @@ describe("upstream OpenAI servers", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "up/tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, stream: true }),
     });
-    const reader = res.body!.getReader();
-    let text = "";
-    const decoder = new TextDecoder();
-    let killed = false;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      if (!killed && text.includes('"content"')) {
-        killed = true;
-        upstream.daemon.app.server.closeAllConnections(); // the upstream drops every connection
-      }
-    }
+    // the upstream drops every connection once content flows
+    const text = await readSse(res, () => upstream.daemon.app.server.closeAllConnections());
     const events = text.split("\n\n").filter(Boolean);
     const last = JSON.parse(events.at(-1)!.slice(6));
     expect(last.error).toMatchObject({ type: "server_error", code: "upstream_error" });
