@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
-import { ChatTemplate } from "../src/backends/onnx/ChatTemplate.js";
+import { ChatTemplate } from "../src/backends/generation/ChatTemplate.js";
 import { OnnxTokenizer } from "../src/backends/onnx/OnnxTokenizer.js";
 import { ensureTinyLlmOnnx } from "../test/fixtures/ensurePythonFixtures.js";
 import { startDaemon, type DaemonRunner } from "./measureDaemon.js";

@@ -29,7 +29,7 @@ export const modelEntrySchema = z
   gpuLayers: z.union([z.literal("auto"), z.literal("max"), z.number().int().min(0).max(100_000)]).optional(),
   /** Idle seconds before this model is unloaded; 0 = never. */
   ttlSeconds: z.number().int().min(0).max(7 * 24 * 3600).optional(),
-  /** A Jinja chat template used instead of the model's own (llama-server engines). */
+  /** A Jinja chat template used instead of the model's own (every engine that renders chat prompts). */
   chatTemplate: z.string().min(1).max(1 << 20).optional(),
   /** Load this model when the daemon starts. */
   preload: z.boolean().optional(),

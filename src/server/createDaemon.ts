@@ -123,6 +123,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
           dataDir: config.dataDir,
           setup: pythonSetup,
           stallTimeoutMs: config.stallTimeoutSeconds * 1000,
+          chatTemplate: own(descriptor).chatTemplate,
         }),
       "node-llama-cpp": (descriptor) =>
         new NodeLlamaCppBackend(descriptor, {
@@ -132,6 +133,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
           contextSize: own(descriptor).contextSize ?? config.contextSize,
           parallel: own(descriptor).parallel ?? config.parallel,
           gpuLayers: own(descriptor).gpuLayers ?? config.gpuLayers,
+          chatTemplate: own(descriptor).chatTemplate,
         }),
       onnxruntime: (descriptor) =>
         new OnnxBackend(descriptor, {
@@ -140,6 +142,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
           contextSize: own(descriptor).contextSize ?? config.contextSize,
           parallel: own(descriptor).parallel ?? config.parallel,
           providers: config.onnxProviders,
+          chatTemplate: own(descriptor).chatTemplate,
         }),
       ...backends,
     },

@@ -19,6 +19,9 @@ const EMBEDDERS = { "emb-transformers": "transformers", "emb-llamacpp": "node-ll
 const PROMPTS = ["The sky is", "Hello world! How are you", "Once upon a time there was a cat", "Numbers: 0 1 2 3", "Café, naïve, über, 東京"];
 const CHATS = ["Hello there", "What colour is the sky?"];
 const MAX_TOKENS = 32;
+/** A config `chatTemplate` override: replaces each engine's own rendering of the folder's template. */
+const TEMPLATE =
+  "{% for m in messages %}<|im_start|>{{ m.role }}: {{ m.content }}<|im_end|>{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant: {% endif %}";
 
 let t: TestDaemon;
 
@@ -44,6 +47,9 @@ beforeAll(async () => {
         { id: "llm-transformers", path: st },
         { id: "llm-llamacpp", path: gguf },
         { id: "llm-onnx", path: onnx.dir },
+        { id: "tpl-transformers", path: st, chatTemplate: TEMPLATE },
+        { id: "tpl-llamacpp", path: gguf, chatTemplate: TEMPLATE },
+        { id: "tpl-onnx", path: onnx.dir, chatTemplate: TEMPLATE },
         { id: "emb-transformers", path: minilm },
         { id: "emb-llamacpp", path: minilmGguf },
         { id: "emb-onnx", path: minilmOnnx.dir },
@@ -98,6 +104,19 @@ describe("cross-backend conformance: the same weights on three engines", () => {
         expect(other.ids, `${name}: chat answer ids`).toEqual(reference!.ids);
       });
     }
+  }, 120_000);
+
+  it("a chatTemplate override in the config is what every engine renders, to the same ids", async () => {
+    const body = { messages: [{ role: "user", content: "Hello there" }] };
+    const own = await greedy("llm-transformers", body);
+    const [reference, ...others] = await Promise.all(["tpl-transformers", "tpl-llamacpp", "tpl-onnx"].map((model) => greedy(model, body)));
+    expect(reference!.prompt).not.toEqual(own.prompt);
+    const answer = await t.client.completions.create({ model: "llm-transformers", prompt: "<|im_start|>user: Hello there<|im_end|><|im_start|>assistant: ", max_tokens: 1 });
+    expect(reference!.prompt).toHaveLength(answer.usage!.prompt_tokens);
+    others.forEach((other, i) => {
+      expect(other.prompt, `${["llamacpp", "onnx"][i]}: ${JSON.stringify([reference!.prompt, other.prompt])}`).toEqual(reference!.prompt);
+      expect(other.ids).toEqual(reference!.ids);
+    });
   }, 120_000);
 
   it("embeddings of one encoder agree across the three engines (cosine ≥ 0.999)", async () => {

@@ -26,6 +26,7 @@ def main(argv=None):
     p.add_argument("--dtype", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--chat-template", default=None, help="a Jinja chat template used instead of the tokenizer's")
     a = p.parse_args(argv)
 
     from .server import Server, State, make_handler
@@ -49,7 +50,7 @@ def main(argv=None):
         if a.task == "text-generation":
             from .generator import CausalLM
 
-            state.engine = CausalLM(a.model, device, dtype, a.trust_remote_code, log)
+            state.engine = CausalLM(a.model, device, dtype, a.trust_remote_code, log, a.chat_template)
         else:
             from .embedder import Embedder
 

@@ -64,12 +64,14 @@ class StopMatcher:
 
 
 class CausalLM:
-    def __init__(self, path, device, dtype, trust_remote_code, log):
+    def __init__(self, path, device, dtype, trust_remote_code, log, chat_template=None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         check_folder(path, trust_remote_code)
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+        if chat_template:
+            self.tokenizer.chat_template = chat_template
         self.model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, use_safetensors=True, local_files_only=True, trust_remote_code=trust_remote_code
         ).to(device).eval()

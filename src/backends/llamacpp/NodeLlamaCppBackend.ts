@@ -1,6 +1,4 @@
 import type {
-  ChatHistoryItem,
-  ChatWrapper,
   LlamaContext,
   LlamaContextSequence,
   LlamaEmbeddingContext,
@@ -20,6 +18,7 @@ import type {
   SamplingParams,
 } from "../../core/types.js";
 import type { Backend } from "../Backend.js";
+import { ChatTemplate } from "../generation/ChatTemplate.js";
 import { StopSequenceMatcher } from "../generation/StopSequenceMatcher.js";
 import { StreamingDetokenizer } from "../generation/StreamingDetokenizer.js";
 import type { LlamaProvider } from "./LlamaProvider.js";
@@ -31,13 +30,16 @@ export interface NodeLlamaCppBackendOptions {
   contextSize: number;
   parallel: number;
   gpuLayers: "auto" | "max" | number;
+  /** A Jinja chat template used instead of the one in the GGUF (config `chatTemplate`). */
+  chatTemplate?: string;
 }
 
 interface Loaded {
   model: LlamaModel;
   context: LlamaContext | null;
   embedding: LlamaEmbeddingContext | null;
-  chatWrapper: ChatWrapper | null;
+  /** The chat template (config override, else the GGUF's); null for models that only complete text. */
+  template: ChatTemplate | null;
   /** Tokens the chat template uses to end a turn, beyond the model's own end-of-generation tokens. */
   stopTokens: Set<Token>;
   freeSequences: LlamaContextSequence[];
@@ -83,7 +85,7 @@ export class NodeLlamaCppBackend implements Backend {
       const contextSize = Math.min(this.options.contextSize, model.trainContextSize || this.options.contextSize);
       if (this.descriptor.task === "embeddings") {
         const embedding = await model.createEmbeddingContext({ contextSize, threads });
-        this.loaded = { model, context: null, embedding, chatWrapper: null, stopTokens: new Set(), freeSequences: [], pendingPrefixWork: new Set(), contextSize };
+        this.loaded = { model, context: null, embedding, template: null, stopTokens: new Set(), freeSequences: [], pendingPrefixWork: new Set(), contextSize };
         return;
       }
       const context = await model.createContext({
@@ -92,17 +94,20 @@ export class NodeLlamaCppBackend implements Backend {
         threads,
         createSignal: signal,
       });
-      let chatWrapper: ChatWrapper | null = null;
+      let template: ChatTemplate | null = null;
       const stopTokens = new Set<Token>();
-      if (this.descriptor.task === "chat") {
-        const { resolveChatWrapper } = await import("node-llama-cpp");
-        chatWrapper = resolveChatWrapper(model);
+      const source = this.options.chatTemplate ?? ggufChatTemplate(model);
+      if (this.descriptor.task === "chat" && source !== null) {
+        template = await ChatTemplate.compile(source, { bos_token: model.tokens.bosString ?? "", eos_token: model.tokens.eosString ?? "" });
+        // node-llama-cpp's reading of the template knows which tokens end a turn (<|im_end|>, <|eot_id|>, ...).
+        const { resolveChatWrapper, JinjaTemplateChatWrapper } = await import("node-llama-cpp");
+        const chatWrapper = this.options.chatTemplate ? new JinjaTemplateChatWrapper({ template: source }) : resolveChatWrapper(model);
         for (const trigger of chatWrapper.generateContextState({ chatHistory: [] }).stopGenerationTriggers) {
           const tokens = trigger.tokenize(model.tokenizer);
           if (tokens.length === 1) stopTokens.add(tokens[0]!);
         }
       }
-      this.loaded = { model, context, embedding: null, chatWrapper, stopTokens, freeSequences: [], pendingPrefixWork: new Set(), contextSize: context.contextSize };
+      this.loaded = { model, context, embedding: null, template, stopTokens, freeSequences: [], pendingPrefixWork: new Set(), contextSize: context.contextSize };
     } catch (err) {
       await model.dispose();
       throw new ModelLoadError(this.descriptor.id, (err as Error).message, err);
@@ -155,23 +160,15 @@ export class NodeLlamaCppBackend implements Backend {
   }
 
   private renderChat(loaded: Loaded, messages: ChatMessage[]): Token[] {
-    const history: ChatHistoryItem[] = [];
-    for (const m of messages) {
-      if (m.role === "system") history.push({ type: "system", text: m.content });
-      else if (m.role === "user") history.push({ type: "user", text: m.content });
-      else if (m.role === "assistant") history.push({ type: "model", response: [m.content] });
-      else throw new InvalidRequestError(`Role '${m.role}' is not supported by this model yet.`, { param: "messages" });
+    let text: string;
+    try {
+      text = loaded.template!.render(messages);
+    } catch (err) {
+      throw new InvalidRequestError(`The model's chat template failed: ${(err as Error).message}`, { param: "messages" });
     }
-    // A trailing assistant message is a prefix to continue; otherwise open a new assistant turn.
-    if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
-    const { contextText } = loaded.chatWrapper!.generateContextState({ chatHistory: history });
-    const tokens = contextText.tokenize(loaded.model.tokenizer);
-    // node-llama-cpp's template wrapper starts every prompt with BOS. llama-server and transformers send what the
-    // template renders, plus BOS only where the vocabulary asks for it (add_bos_token): do the same, so one model
-    // gets one prompt whichever engine serves it (ChatML templates without a BOS, for example).
-    const bos = loaded.model.tokens.bos;
-    if (bos !== null && tokens[0] === bos && !loaded.model.tokens.shouldPrependBosToken && !templateUsesBos(loaded.model)) tokens.shift();
-    return withBos(loaded.model, tokens);
+    // One string with its special tokens parsed, plus BOS where the vocabulary asks for it: what llama-server and
+    // transformers do with a rendered prompt, so one model gets the same ids whichever engine serves it.
+    return withBos(loaded.model, loaded.model.tokenize(text, true));
   }
 
   private async *generate(
@@ -260,10 +257,9 @@ export class NodeLlamaCppBackend implements Backend {
 }
 
 /** Prompts start with BOS when the model asks for it, as llama.cpp's own server tokenizes them. */
-/** Whether the GGUF's chat template writes the BOS token itself. */
-function templateUsesBos(model: LlamaModel): boolean {
+function ggufChatTemplate(model: LlamaModel): string | null {
   const template = (model.fileInfo.metadata as { tokenizer?: { chat_template?: unknown } }).tokenizer?.chat_template;
-  return typeof template !== "string" || template.includes("bos_token");
+  return typeof template === "string" ? template : null;
 }
 
 function withBos(model: LlamaModel, tokens: Token[]): Token[] {

@@ -20,7 +20,7 @@ import { readSentenceTransformersInfo } from "../../detection/transformers/readS
 import type { Backend } from "../Backend.js";
 import { StopSequenceMatcher } from "../generation/StopSequenceMatcher.js";
 import { StreamingDetokenizer } from "../generation/StreamingDetokenizer.js";
-import { ChatTemplate } from "./ChatTemplate.js";
+import { ChatTemplate } from "../generation/ChatTemplate.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
 import { createRandom } from "./createRandom.js";
@@ -42,6 +42,8 @@ export interface OnnxBackendOptions {
   parallel: number;
   /** Execution providers in order of preference; CPU is always the fallback. */
   providers: readonly OnnxProviderName[];
+  /** A Jinja chat template used instead of the folder's (config `chatTemplate`). */
+  chatTemplate?: string;
 }
 
 interface LoadedCommon {
@@ -142,7 +144,7 @@ export class OnnxBackend implements Backend {
         const outputs = session.outputMetadata.map((m) => ({ name: m.name }));
         const graph = describeDecoderGraph(inputs, outputs, { heads, headDim }, where.names);
         if (graph.cache.length === 0) this.options.logger.warn("this ONNX graph has no KV-cache inputs: every token re-evaluates the whole sequence");
-        const template = await ChatTemplate.load(where.configDir, tokenizer.config);
+        const template = await ChatTemplate.load(where.configDir, tokenizer.config, this.options.chatTemplate);
         const trained = this.descriptor.detection.contextLength;
         const contextSize = Math.min(this.options.contextSize, trained ?? this.options.contextSize);
         this.loaded = { kind: "decoder", session, tokenizer, provider, decoder: new OnnxDecoder(ort, session, graph), template, contextSize };

@@ -23,6 +23,8 @@ export interface TransformersBackendOptions {
   /** Creates the venv on first use when none exists (shared by every transformers model); null: never. */
   setup: PythonSetup | null;
   stallTimeoutMs: number;
+  /** A Jinja chat template used instead of the tokenizer's (config `chatTemplate`). */
+  chatTemplate?: string;
   /** Import torch + load the weights; a large model on a slow disk takes minutes. Default 600 000. */
   startTimeoutMs?: number;
 }
@@ -83,6 +85,7 @@ export class TransformersBackend extends ChildServerBackend {
       "--device", engineOptions?.device ?? "auto",
       "--dtype", engineOptions?.dtype ?? "auto",
       ...(engineOptions?.trustRemoteCode ? ["--trust-remote-code"] : []),
+      ...(this.options.chatTemplate ? ["--chat-template", this.options.chatTemplate] : []),
     ];
   }
 

@@ -80,12 +80,13 @@ describe("llama-server engine (real child process)", () => {
   });
 
   it("SIGKILL of the child mid-stream: one SSE error event, then an automatic restart serves the next request", async () => {
+    await t.client.chat.completions.create({ model: "srv-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 }); // loaded
     const pids = await pidsMatching(`--model ${chatModel}`); // the chat model's child only
     expect(pids).toHaveLength(1);
     const res = await fetch(`${t.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "srv-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 2000, stream: true }),
+      body: JSON.stringify({ model: "srv-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 2000, temperature: 0, stream: true }),
     });
     const text = await readSse(res, () => pids.forEach((pid) => process.kill(pid, "SIGKILL")));
     const last = JSON.parse(text.split("\n\n").filter(Boolean).at(-1)!.slice(6));

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { pino } from "pino";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ChatTemplate } from "../../../src/backends/onnx/ChatTemplate.js";
+import { ChatTemplate } from "../../../src/backends/generation/ChatTemplate.js";
 import { createOnnxSession, type OnnxSession } from "../../../src/backends/onnx/createOnnxSession.js";
 import { describeDecoderGraph } from "../../../src/backends/onnx/describeDecoderGraph.js";
 import { OnnxDecoder } from "../../../src/backends/onnx/OnnxDecoder.js";

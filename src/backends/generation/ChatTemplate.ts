@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ChatMessage } from "../../core/types.js";
-import { specialTokenText } from "./OnnxTokenizer.js";
+import { specialTokenText } from "../onnx/OnnxTokenizer.js";
 
 type Template = { render(items?: Record<string, unknown>): string };
 
@@ -25,9 +25,10 @@ function pickTemplate(value: unknown): string | null {
 }
 
 /**
- * The folder's Jinja chat template rendered with @huggingface/jinja, the way transformers' `apply_chat_template`
- * does: chat_template.jinja first (transformers 5 writes it there), then chat_template.json, then
- * tokenizer_config.json's `chat_template`; special tokens (`bos_token`, `eos_token`, ...) are template variables.
+ * A Jinja chat template rendered to prompt text with @huggingface/jinja, the way transformers' `apply_chat_template`
+ * and llama-server do: the whole prompt as one string, which the engine then tokenizes in one piece (special tokens
+ * parsed), so every engine turns one conversation into the same ids. Special tokens (`bos_token`, `eos_token`, ...)
+ * are template variables.
  */
 export class ChatTemplate {
   private constructor(
@@ -35,22 +36,29 @@ export class ChatTemplate {
     private readonly variables: Record<string, unknown>,
   ) {}
 
-  /** Null when the folder has no template. */
-  static async load(dir: string, tokenizerConfig: Record<string, unknown>): Promise<ChatTemplate | null> {
-    let source = await readText(join(dir, "chat_template.jinja"));
+  static async compile(source: string, variables: Record<string, unknown>): Promise<ChatTemplate> {
+    const { Template } = await import("@huggingface/jinja");
+    return new ChatTemplate(new Template(source), variables);
+  }
+
+  /**
+   * A model folder's template: `override` (config `chatTemplate`), else chat_template.jinja (transformers 5 writes
+   * it there), chat_template.json, then tokenizer_config.json's `chat_template`. Null when the folder has none.
+   */
+  static async load(dir: string, tokenizerConfig: Record<string, unknown>, override?: string): Promise<ChatTemplate | null> {
+    let source = override ?? (await readText(join(dir, "chat_template.jinja")));
     if (source === null) {
       const json = await readText(join(dir, "chat_template.json"));
       if (json !== null) source = pickTemplate((JSON.parse(json) as Record<string, unknown>)["chat_template"]);
     }
     source ??= pickTemplate(tokenizerConfig["chat_template"]);
     if (source === null) return null;
-    const { Template } = await import("@huggingface/jinja");
     const variables: Record<string, unknown> = {};
     for (const name of ["bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token"]) {
       const text = specialTokenText(tokenizerConfig[name]);
       if (text !== null) variables[name] = text;
     }
-    return new ChatTemplate(new Template(source), variables);
+    return ChatTemplate.compile(source, variables);
   }
 
   /**
