@@ -166,10 +166,11 @@ export function loadConfig({ env = {}, flags = {}, base = {}, file }: LoadConfig
     const issue = result.error.issues[0];
     const key = String(issue?.path[0] ?? "config");
     const where = origin[key] ? ` (from ${origin[key]})` : "";
-    const detail = issue?.path.length && issue.path.length > 1 ? ` at ${issue.path.slice(1).join(".")}` : "";
+    // The key path as a user would write it: models[0].contextSize
+    const keyPath = (issue?.path ?? [key]).map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
     const value = merged[key];
     const shown = typeof value === "string" ? `; got "${value}"` : "";
-    throw new ConfigError(`${key}${where}`, `${issue?.message ?? "invalid"}${detail}${shown}`);
+    throw new ConfigError(`${keyPath}${where}`, `${issue?.message ?? "invalid"}${shown}`);
   }
   return result.data;
 }

@@ -192,8 +192,8 @@ models:
   });
 
   it.each([
-    ["bad-key.yaml", "models:\n  - id: x\n    path: /m.gguf\n    contextSize: 10\n", /bad-key\.yaml: Invalid setting 'models \(from .*bad-key\.yaml\)': Too small: expected number to be >=64 at 0\.contextSize/],
-    ["both.yaml", "models:\n  - id: x\n    path: /m.gguf\n    source: a/b\n", /give either path or source at 0\.path/],
+    ["bad-key.yaml", "models:\n  - id: x\n    path: /m.gguf\n    contextSize: 10\n", /bad-key\.yaml: Invalid setting 'models\[0\]\.contextSize \(from .*bad-key\.yaml\)': Too small: expected number to be >=64/],
+    ["both.yaml", "models:\n  - id: x\n    path: /m.gguf\n    source: a/b\n", /models\[0\]\.path .*give either path or source/],
     ["source.yaml", "models:\n  - id: x\n    source: ../../etc\n", /source must be owner\/name/],
     ["budget.yaml", "memoryBudget: lots\n", /memoryBudget \(from .*budget\.yaml\)/],
     ["syntax.yaml", "port: 1\n  bad: [\n", /syntax\.yaml: .*cannot read .*syntax\.yaml: Nested mappings are not allowed in compact mappings at line 1, column 7$/m],

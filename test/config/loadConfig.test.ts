@@ -35,7 +35,7 @@ describe("loadConfig", () => {
     [{ env: { TABAGENT_IDLE_TTL: "1.5" } }, /idleTtlSeconds \(from TABAGENT_IDLE_TTL\)/],
     [{ flags: { logLevel: "loud" } }, /logLevel \(from --log-level\)/],
     [{ flags: { gpuLayers: "lots" } }, /gpuLayers/],
-    [{ flags: { models: [""] } }, /models \(from --model\)/],
+    [{ flags: { models: [""] } }, /models\[0\]\.path \(from --model\)/],
   ])("names the bad setting %#", (input, message) => {
     expect(() => loadConfig(input)).toThrow(ConfigError);
     expect(() => loadConfig(input)).toThrow(message);
@@ -75,7 +75,7 @@ describe("config file", () => {
     ["bad.json", "{ nope", /cannot read .*bad\.json/],
     ["array.json", "[1]", /must hold a JSON object/],
     ["unknown.json", JSON.stringify({ prot: 1 }), /Unrecognized key.*prot/],
-    ["engine.json", JSON.stringify({ models: [{ path: "/x.gguf", engine: "warp" }] }), /models \(from .*engine\.json\).*expected one of.* at 0\.engine/],
+    ["engine.json", JSON.stringify({ models: [{ path: "/x.gguf", engine: "warp" }] }), /models\[0\]\.engine \(from .*engine\.json\).*expected one of/],
     ["type.json", JSON.stringify({ port: "80" }), /port \(from .*type\.json\)/],
   ])("names what is wrong in %s", (name, body, message) => {
     const file = write(name, body);
