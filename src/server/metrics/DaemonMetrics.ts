@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { GenerationChunk } from "../../core/types.js";
 import type { GenerationMetrics } from "./GenerationMetrics.js";
+import { PlainHistogram } from "./PlainHistogram.js";
 
 /** One model as the router sees it at scrape time (`router.status()` mapped to this shape). */
 export interface ModelSnapshot {
@@ -66,6 +67,20 @@ interface ModelSeries {
   readonly interToken: Histogram.Internal<"model">;
 }
 
+/**
+ * The answered requests of one route, as plain numbers: `observeRequest` runs for every request, so it only bumps
+ * these; the registry reads them when scraped.
+ */
+interface RouteRequests {
+  readonly labels: { route: string };
+  /** Durations per bucket of REQUEST_BUCKETS, not cumulative (longer ones are only in `count`). */
+  readonly buckets: Float64Array;
+  sum: number;
+  count: number;
+  /** Model label → status → requests. */
+  readonly byModel: Map<string, Map<number | string, number>>;
+}
+
 /** Times one generation: call `chunk` for every chunk as the engine produces it. */
 export interface GenerationObserver {
   chunk(chunk: GenerationChunk): void;
@@ -79,7 +94,6 @@ export interface GenerationObserver {
 export class DaemonMetrics implements GenerationMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"route" | "model" | "status">;
-  private readonly requestDuration: Histogram<"route">;
   private readonly tokens: Counter<"model" | "kind">;
   private readonly firstToken: Histogram<"model">;
   private readonly interToken: Histogram<"model">;
@@ -92,7 +106,8 @@ export class DaemonMetrics implements GenerationMetrics {
   private readonly series = new Map<string, ModelSeries>();
   /** Known ids; unknown ids are never stored, so random ids cannot grow this map. */
   private readonly knownModels = new Set<string>();
-  private readonly durationByRoute = new Map<string, Histogram.Internal<"route">>();
+  /** By route label; a route past the cap is counted under `other`. */
+  private readonly requestsByRoute = new Map<string, RouteRequests>();
   private readonly options: DaemonMetricsOptions;
 
   constructor(options: DaemonMetricsOptions = {}) {
@@ -100,19 +115,28 @@ export class DaemonMetrics implements GenerationMetrics {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
+    // The two per-request series are counted in plain numbers (requestsByRoute) and read into the registry at scrape.
     this.requests = new Counter({
       name: "tabagent_requests_total",
       help: "HTTP requests answered, by route pattern, model and status code.",
       labelNames: ["route", "model", "status"],
       registers,
+      collect: () => {
+        // A counter cannot be set: it is rebuilt from the totals, which only grow.
+        this.requests.reset();
+        for (const r of this.requestsByRoute.values()) {
+          for (const [model, statuses] of r.byModel) for (const [status, n] of statuses) this.requests.inc({ route: r.labels.route, model, status: String(status) }, n);
+        }
+      },
     });
-    this.requestDuration = new Histogram({
-      name: "tabagent_request_duration_seconds",
-      help: "Time from request arrival to the end of the response (streams included), by route pattern.",
-      labelNames: ["route"],
-      buckets: REQUEST_BUCKETS,
-      registers,
-    });
+    const requestDuration = new PlainHistogram(
+      "tabagent_request_duration_seconds",
+      "Time from request arrival to the end of the response (streams included), by route pattern.",
+      REQUEST_BUCKETS,
+      () => this.requestsByRoute.values(),
+    );
+    // prom-client's registry takes any metric with its shape (name, help, type, get, reset); its types list only its own classes.
+    this.registry.registerMetric(requestDuration as unknown as Histogram);
     this.tokens = new Counter({
       name: "tabagent_tokens_total",
       help: "Tokens processed, as counted by the model's tokenizer: kind=prompt (read) or completion (generated).",
@@ -190,14 +214,26 @@ export class DaemonMetrics implements GenerationMetrics {
 
   /** One answered HTTP request. `route` must be the route pattern (`/v1/models/:id`), never the raw URL. */
   observeRequest(route: string, model: string | undefined, status: number | string, seconds: number): void {
-    let duration = this.durationByRoute.get(route);
-    if (!duration) {
-      if (this.durationByRoute.size >= (this.options.maxRouteLabels ?? 128)) route = OTHER_LABEL;
-      duration = this.durationByRoute.get(route) ?? this.requestDuration.labels(route);
-      this.durationByRoute.set(route, duration);
+    const r = this.requestsByRoute.get(route) ?? this.addRoute(route);
+    let i = 0;
+    while (i < REQUEST_BUCKETS.length && seconds > REQUEST_BUCKETS[i]!) i++;
+    if (i < REQUEST_BUCKETS.length) r.buckets[i]!++;
+    r.sum += seconds;
+    r.count++;
+    const label = this.modelLabel(model);
+    let statuses = r.byModel.get(label);
+    if (!statuses) r.byModel.set(label, (statuses = new Map()));
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+  }
+
+  private addRoute(route: string): RouteRequests {
+    const label = this.requestsByRoute.size >= (this.options.maxRouteLabels ?? 128) ? OTHER_LABEL : route;
+    let r = this.requestsByRoute.get(label);
+    if (!r) {
+      r = { labels: { route: label }, buckets: new Float64Array(REQUEST_BUCKETS.length), sum: 0, count: 0, byModel: new Map() };
+      this.requestsByRoute.set(label, r);
     }
-    duration.observe(seconds);
-    this.requests.inc({ route, model: this.modelLabel(model), status: String(status) });
+    return r;
   }
 
   /** Token counts from a generation's (or an embedding's) usage. */
