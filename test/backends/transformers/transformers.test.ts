@@ -191,7 +191,7 @@ print(json.dumps(m.encode(${JSON.stringify(sentences)}).tolist()))
     const events = text.split("\n\n").filter(Boolean);
     expect(events.filter((e) => e.includes('"error"'))).toHaveLength(1);
     expect(JSON.parse(events.at(-1)!.slice(6)).error).toMatchObject({ type: "server_error" });
-    const again = await t.client.chat.completions.create({ model: "hf-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 3 });
+    const again = await t.client.chat.completions.create({ model: "hf-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 3, temperature: 0 });
     expect(again.choices[0]!.finish_reason).toBe("length");
     const after = await pidsMatching("--id hf-chat ");
     expect(after).toHaveLength(1);
@@ -223,7 +223,7 @@ describe("transformers engine refusals and failures", () => {
       const b = await postJson(`${d.url}/v1/completions`, { model: "pickle", prompt: "Hi", max_tokens: 2 });
       expect(b.status).toBe(400);
       expect(b.text).toMatch(/pickle/);
-      const ok = await d.client.completions.create({ model: "tiny-chat", prompt: "Hi", max_tokens: 2 });
+      const ok = await d.client.completions.create({ model: "tiny-chat", prompt: "Hi", max_tokens: 2, temperature: 0 });
       expect(ok.choices[0]!.finish_reason).toBe("length");
       expect(await pidsMatching(`--model ${custom}`)).toHaveLength(0);
     } finally {
@@ -268,7 +268,7 @@ describe("transformers engine refusals and failures", () => {
       const res = await postJson(`${d.url}/v1/completions`, { model: "on-gpu", prompt: "Hi", max_tokens: 2 });
       expect(res.status).toBe(503);
       expect(res.text).toMatch(/device 'cuda:0' was asked for, but torch sees no CUDA device/);
-      const ok = await d.client.completions.create({ model: "tiny-chat", prompt: "Hi", max_tokens: 2 });
+      const ok = await d.client.completions.create({ model: "tiny-chat", prompt: "Hi", max_tokens: 2, temperature: 0 });
       expect(ok.choices[0]!.finish_reason).toBe("length");
     } finally {
       await d.close();
@@ -296,7 +296,7 @@ describe("transformers engine refusals and failures", () => {
         text += decoder.decode(value, { stream: true });
       }
       expect(text).toMatch(/stopped producing output for 2 s; its process was replaced/);
-      const again = await d.client.completions.create({ model: "hang", prompt: "Hi", max_tokens: 2 });
+      const again = await d.client.completions.create({ model: "hang", prompt: "Hi", max_tokens: 2, temperature: 0 });
       expect(again.choices[0]!.finish_reason).toBe("length");
       expect(await pidsMatching("--id hang ")).not.toContain(pid);
     } finally {
