@@ -18,6 +18,8 @@ export interface UpstreamTarget {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
+/** Why a response still open a second after its [DONE] was cut off (not an error). */
+const DRAINED = new Error("stream drained after [DONE]");
 
 const finishSchema = z.enum(["stop", "length", "tool_calls", "content_filter", "function_call"]).nullable().optional();
 const usageSchema = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() }).loose();
@@ -183,14 +185,20 @@ export class OpenAIUpstream {
     }
     let finished = false;
     let sawDone = false;
+    let drain: NodeJS.Timeout | undefined;
     let usage: GenerationChunk | null = null;
     let textChunks = 0;
     try {
       for await (const payload of parseSse({ [Symbol.asyncIterator]: () => reader })) {
         clearTimeout(firstByte);
+        if (sawDone) continue;
         if (payload.trim() === "[DONE]") {
+          // Read on to the end of the response (it ends right after [DONE]) instead of destroying it: a response
+          // read to its end leaves its keep-alive connection for the next request, which then skips a TCP connect
+          // and, for a Python sidecar, a new server thread. A server that keeps the stream open is cut off.
           sawDone = true;
-          break;
+          drain = setTimeout(() => stall.abort(DRAINED), 1_000);
+          continue;
         }
         let json: unknown;
         try {
@@ -226,10 +234,14 @@ export class OpenAIUpstream {
       }
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      if (stall.signal.aborted) throw stall.signal.reason;
-      if (err instanceof UpstreamError) throw err;
-      throw new UpstreamError(`Upstream '${name}' broke off the stream: ${describeNetworkError(err)}`, { cause: err });
+      if (!sawDone) {
+        if (stall.signal.aborted) throw stall.signal.reason;
+        if (err instanceof UpstreamError) throw err;
+        throw new UpstreamError(`Upstream '${name}' broke off the stream: ${describeNetworkError(err)}`, { cause: err });
+      }
+      // after [DONE] nothing more was needed: a connection closed or cut off there is not an error
     } finally {
+      clearTimeout(drain);
       clearTimeout(firstByte);
       await reader.return?.();
     }
@@ -248,8 +260,8 @@ export class OpenAIUpstream {
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new DOMException("connect timeout", "TimeoutError")), connectTimeoutMs);
     let res: IncomingMessage;
-    try {
-      res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const attempt = () =>
+      new Promise<IncomingMessage>((resolve, reject) => {
         const req = httpRequest(this.url(path), {
           method: "POST",
           agent: agentFor(this.target.baseUrl),
@@ -272,9 +284,18 @@ export class OpenAIUpstream {
           signal.addEventListener("abort", onCallerAbort, { once: true });
           r.once("close", () => signal.removeEventListener("abort", onCallerAbort));
         });
-        req.once("error", reject);
+        req.once("error", (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
         req.end(text);
       });
+    try {
+      try {
+        res = await attempt();
+      } catch (err) {
+        // A kept-alive connection that the server closed while idle fails at once, before the request reached it
+        // (the race Node documents for reusedSocket): one retry on a fresh connection is safe.
+        if (!(err as { reusedSocket?: boolean }).reusedSocket || signal.aborted || timeout.signal.aborted) throw err;
+        res = await attempt();
+      }
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       const why = timeout.signal.aborted ? `no answer within ${connectTimeoutMs} ms` : describeNetworkError(err);
