@@ -6,8 +6,10 @@
 //   transformers  transformers' generate() called directly in Python against the daemon's transformers engine
 //                 (transformersBench.ts);
 //   onnx          onnxruntime-node with a minimal greedy loop against the daemon's ONNX engine (onnxBench.ts);
+//   engines       one model as safetensors, GGUF and ONNX on the transformers, node-llama-cpp and ONNX engines,
+//                 side by side in one daemon (enginesBench.ts);
 //   load          requests/s and latency under load with API keys and metrics on vs off (loadBench.ts);
-//   all           the six above, one after the other.
+//   all           the seven above, one after the other.
 // A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a broken measurement (a run short
 // of max_tokens, a crash, a missing llama-server binary) exits 1.
 import { existsSync, statSync } from "node:fs";
@@ -21,6 +23,7 @@ import { openDirect, type DirectRunner } from "./measureDirect.js";
 import { DETECT_HELP, runDetectSuite } from "./detectBench.js";
 import { LLAMA_SERVER_HELP, runLlamaServerSuite } from "./llamaServerBench.js";
 import { runTransformersSuite } from "./transformersBench.js";
+import { runEnginesSuite } from "./enginesBench.js";
 import { runOnnxSuite } from "./onnxBench.js";
 import { runLoadSuite } from "./loadBench.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
@@ -173,13 +176,14 @@ async function measure(options: BenchOptions, loadAvgAtStart: number, modelPath:
   };
 }
 
-const SUITES = ["detect", "llama-server", "transformers", "onnx", "load", "all"] as const;
+const SUITES = ["detect", "llama-server", "transformers", "onnx", "engines", "load", "all"] as const;
 
 async function main(): Promise<number> {
   const [first, ...rest] = process.argv.slice(2);
   if (first === "detect") return runDetectSuite(rest);
   if (first === "llama-server") return runLlamaServerSuite(rest);
   if (first === "transformers") return runTransformersSuite(rest);
+  if (first === "engines") return runEnginesSuite(rest);
   if (first === "onnx") return runOnnxSuite(rest);
   if (first === "load") return runLoadSuite(rest);
   if (first === "all") {
@@ -189,7 +193,7 @@ async function main(): Promise<number> {
     }
     // Each suite runs once; a suite that could not measure makes the whole run exit non-zero, the others still run.
     let code = 0;
-    for (const [name, run] of [["default", runDaemonSuite], ["detect", runDetectSuite], ["llama-server", runLlamaServerSuite], ["transformers", runTransformersSuite], ["onnx", runOnnxSuite], ["load", runLoadSuite]] as const) {
+    for (const [name, run] of [["default", runDaemonSuite], ["detect", runDetectSuite], ["llama-server", runLlamaServerSuite], ["transformers", runTransformersSuite], ["onnx", runOnnxSuite], ["engines", runEnginesSuite], ["load", runLoadSuite]] as const) {
       process.stderr.write(`[bench] ===== suite: ${name} =====\n`);
       if (!rest.includes("--json")) process.stdout.write(`\n===== ${name} =====\n`);
       try {
