@@ -89,6 +89,12 @@ function enforceLimits(options: GenerationOptions, body: { max_tokens?: number |
   }
 }
 
+/** Times the generation from the request's arrival (queue wait and model load included). */
+function observer(metrics: GenerationMetrics, model: string, reply: FastifyReply): (chunk: GenerationChunk) => void {
+  const o = metrics.startGeneration(model, requestStartedAt(reply));
+  return (chunk) => o.chunk(chunk);
+}
+
 /** `return_token_ids` is refused, not ignored, by an engine that cannot report ids. */
 function checkTokenIds(request: GenerationOptions, backend: Backend): void {
   if (request.returnTokenIds && !backend.returnsTokenIds) {
@@ -128,7 +134,8 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
       return await sendGeneration({
         request,
         reply,
-        chunks: metrics.instrumentGeneration(body.model, lease.backend.chat!(chatRequest, signal), requestStartedAt(reply)),
+        chunks: lease.backend.chat!(chatRequest, signal),
+        observe: observer(metrics, body.model, reply),
         formatter: chatFormatter({ model: body.model, includeUsage }),
         stream: body.stream === true,
         includeUsage,
@@ -151,7 +158,8 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
       return await sendGeneration({
         request,
         reply,
-        chunks: metrics.instrumentGeneration(body.model, completeAll(requests, (r) => lease.backend.complete!(r, signal)), requestStartedAt(reply)),
+        chunks: completeAll(requests, (r) => lease.backend.complete!(r, signal)),
+        observe: observer(metrics, body.model, reply),
         formatter: completionFormatter({ model: body.model, includeUsage }),
         stream: body.stream === true,
         includeUsage,

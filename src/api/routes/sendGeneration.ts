@@ -12,6 +12,8 @@ export interface SendGenerationOptions {
   formatter: ResponseFormatter;
   stream: boolean;
   includeUsage: boolean;
+  /** Sees every chunk as the engine produces it (metrics); cheaper than wrapping the stream in another generator. */
+  observe?: (chunk: GenerationChunk) => void;
 }
 
 function addUsage(total: Usage, u: Usage): void {
@@ -24,7 +26,7 @@ function addUsage(total: Usage, u: Usage): void {
  * first chunk (a prompt too long for the context, say) propagate, so they become a normal HTTP error response.
  */
 export async function sendGeneration(options: SendGenerationOptions): Promise<unknown> {
-  const { chunks, formatter, stream } = options;
+  const { chunks, formatter, stream, observe } = options;
   const usage: Usage = { promptTokens: 0, completionTokens: 0 };
   if (!stream) {
     const choices = new Map<number, FoldedChoice>();
@@ -34,6 +36,7 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
       return c;
     };
     for await (const chunk of chunks) {
+      observe?.(chunk);
       if (chunk.type === "text") choice(chunk.index).text += chunk.text;
       else if (chunk.type === "token_ids") {
         const c = choice(chunk.index);
@@ -48,9 +51,9 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
   return streamSse(options, usage);
 }
 
-async function streamSse({ request, reply, chunks, formatter, includeUsage }: SendGenerationOptions, usage: Usage): Promise<unknown> {
+async function streamSse({ request, reply, chunks, formatter, includeUsage, observe }: SendGenerationOptions, usage: Usage): Promise<unknown> {
   // The engine keeps decoding while this loop writes: token generation and SSE writes overlap.
-  const iterator = readAhead(chunks, 64);
+  const iterator = readAhead(chunks, 64, observe);
   const first = await iterator.next(); // may throw: still a normal HTTP error
   reply.hijack();
   const writer = new SseWriter(reply.raw);

@@ -8,7 +8,8 @@ export interface ReadAheadIterator<T> extends AsyncIterableIterator<T> {
   takeBuffered(): T[];
 }
 
-export function readAhead<T>(source: AsyncIterable<T>, capacity = 32): ReadAheadIterator<T> {
+/** `onItem` sees each item the moment the source produces it (an engine's own timing, not the consumer's). */
+export function readAhead<T>(source: AsyncIterable<T>, capacity = 32, onItem?: (item: T) => void): ReadAheadIterator<T> {
   const it = source[Symbol.asyncIterator]();
   const buffer: T[] = [];
   let finished = false;
@@ -34,6 +35,7 @@ export function readAhead<T>(source: AsyncIterable<T>, capacity = 32): ReadAhead
         }
         const r = await it.next();
         if (r.done) break;
+        onItem?.(r.value);
         buffer.push(r.value);
         // Let the source start producing the next item (an engine dispatches its next decode a few ticks after
         // being asked) before the consumer takes the thread to write this one.

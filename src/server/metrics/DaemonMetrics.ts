@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { GenerationChunk } from "../../core/types.js";
-import type { GenerationMetrics } from "./GenerationMetrics.js";
+import type { GenerationMetrics, GenerationObserver } from "./GenerationMetrics.js";
 import { PlainHistogram } from "./PlainHistogram.js";
 
 /** One model as the router sees it at scrape time (`router.status()` mapped to this shape). */
@@ -63,8 +63,27 @@ interface ModelSeries {
   readonly label: string;
   readonly promptTokens: Counter.Internal;
   readonly completionTokens: Counter.Internal;
-  readonly firstToken: Histogram.Internal<"model">;
-  readonly interToken: Histogram.Internal<"model">;
+  readonly firstToken: PlainSeries;
+  readonly interToken: PlainSeries;
+}
+
+/** One label set of a PlainHistogram, observed as plain numbers (every streamed token lands here). */
+class PlainSeries {
+  readonly buckets: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(
+    readonly labels: Record<string, string>,
+    private readonly bounds: readonly number[],
+  ) {
+    this.buckets = new Float64Array(bounds.length);
+  }
+  observe(value: number): void {
+    const i = this.bounds.findIndex((b) => value <= b);
+    if (i >= 0) this.buckets[i]!++;
+    this.sum += value;
+    this.count++;
+  }
 }
 
 /**
@@ -81,10 +100,6 @@ interface RouteRequests {
   readonly byModel: Map<string, Map<number | string, number>>;
 }
 
-/** Times one generation: call `chunk` for every chunk as the engine produces it. */
-export interface GenerationObserver {
-  chunk(chunk: GenerationChunk): void;
-}
 
 /**
  * The daemon's Prometheus metrics, in a registry of its own (never prom-client's global one), so several daemons
@@ -95,8 +110,7 @@ export class DaemonMetrics implements GenerationMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"route" | "model" | "status">;
   private readonly tokens: Counter<"model" | "kind">;
-  private readonly firstToken: Histogram<"model">;
-  private readonly interToken: Histogram<"model">;
+
   private readonly queueDepth: Gauge<"model">;
   private readonly running: Gauge<"model">;
   private readonly loaded: Gauge<"model" | "engine">;
@@ -143,20 +157,24 @@ export class DaemonMetrics implements GenerationMetrics {
       labelNames: ["model", "kind"],
       registers,
     });
-    this.firstToken = new Histogram({
-      name: "tabagent_time_to_first_token_seconds",
-      help: "Time from request arrival (queue wait and model load included) to the first generated text.",
-      labelNames: ["model"],
-      buckets: FIRST_TOKEN_BUCKETS,
-      registers,
-    });
-    this.interToken = new Histogram({
-      name: "tabagent_inter_token_latency_seconds",
-      help: "Time between consecutive pieces of generated text (one piece is about one token).",
-      labelNames: ["model"],
-      buckets: INTER_TOKEN_BUCKETS,
-      registers,
-    });
+    // Observed for every generated piece: plain numbers per model, read into the registry at scrape.
+    const perModel = (pick: (s: ModelSeries) => PlainSeries) => () => [...new Set(this.series.values())].map(pick);
+    this.registry.registerMetric(
+      new PlainHistogram(
+        "tabagent_time_to_first_token_seconds",
+        "Time from request arrival (queue wait and model load included) to the first generated text.",
+        FIRST_TOKEN_BUCKETS,
+        perModel((s) => s.firstToken),
+      ) as unknown as Histogram,
+    );
+    this.registry.registerMetric(
+      new PlainHistogram(
+        "tabagent_inter_token_latency_seconds",
+        "Time between consecutive pieces of generated text (one piece is about one token).",
+        INTER_TOKEN_BUCKETS,
+        perModel((s) => s.interToken),
+      ) as unknown as Histogram,
+    );
     this.queueDepth = new Gauge({
       name: "tabagent_queue_depth",
       help: "Requests waiting for a free slot of the model.",
@@ -317,8 +335,8 @@ export class DaemonMetrics implements GenerationMetrics {
       label,
       promptTokens: this.tokens.labels(label, "prompt"),
       completionTokens: this.tokens.labels(label, "completion"),
-      firstToken: this.firstToken.labels(label),
-      interToken: this.interToken.labels(label),
+      firstToken: new PlainSeries({ model: label }, FIRST_TOKEN_BUCKETS),
+      interToken: new PlainSeries({ model: label }, INTER_TOKEN_BUCKETS),
     };
     this.series.set(label, s);
     return s;

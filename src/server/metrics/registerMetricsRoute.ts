@@ -21,7 +21,7 @@ export function routeLabel(request: FastifyRequest): string {
 }
 
 /**
- * Request arrival on the `performance.now()` clock, for `DaemonMetrics.instrumentGeneration`. Fastify keeps the
+ * Request arrival on the `performance.now()` clock, for `DaemonMetrics.startGeneration`. Fastify keeps the
  * start time when the app has a logger or an onResponse hook (the daemon has both); otherwise this is "now".
  */
 export function requestStartedAt(reply: FastifyReply): number {
