@@ -21,6 +21,17 @@ describe("readAhead", () => {
     expect(out).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it("onItem sees each item when the source produces it, before a slow consumer takes it", async () => {
+    const seen: number[] = [];
+    const it = readAhead(numbers(6, []), 8, (x) => seen.push(x));
+    expect((await it.next()).value).toBe(0);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]); // all produced and observed; the consumer has taken one
+    const rest: number[] = [];
+    for await (const x of it) rest.push(x);
+    expect(rest).toEqual([1, 2, 3, 4, 5]);
+  });
+
   it("produces ahead of a slow consumer, bounded by capacity", async () => {
     const log: string[] = [];
     const it = readAhead(numbers(100, log), 4);
