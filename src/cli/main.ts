@@ -10,6 +10,7 @@ import { packageVersion } from "../server/packageVersion.js";
 import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
 import { setupCommand } from "./commands/setupCommand.js";
+import { formatBytes } from "../store/formatBytes.js";
 import { pullCommand } from "./commands/pullCommand.js";
 import { lsCommand } from "./commands/lsCommand.js";
 import { rmCommand } from "./commands/rmCommand.js";
@@ -174,17 +175,6 @@ function toRawSettings(values: Record<string, unknown>): RawSettings {
   return raw;
 }
 
-function formatSize(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
-
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
@@ -245,7 +235,7 @@ async function listModels(config: ReturnType<typeof loadConfig>, json: boolean, 
   }
   const rows = [
     ["ID", "FORMAT", "TASK", "ENGINE", "ARCHITECTURE", "SIZE", "PATH"],
-    ...models.map((m) => [m.id, m.detection.format, m.task, m.engine ?? "-", m.detection.architecture ?? "?", formatSize(m.sizeBytes), m.path]),
+    ...models.map((m) => [m.id, m.detection.format, m.task, m.engine ?? "-", m.detection.architecture ?? "?", formatBytes(m.sizeBytes), m.path]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")}\n`);
@@ -358,7 +348,7 @@ export function formatDetection(d: Detection): string {
   if (d.engine) lines.push(`  engine:  ${d.engine.name}: ${d.engine.reason}`);
   if (d.alternatives.length > 0) lines.push(`  also:    ${d.alternatives.join(", ")}`);
   const total = d.files.reduce((n, f) => n + (f.size ?? 0), 0);
-  lines.push(`  files:   ${d.files.length} (${formatSize(total)})${d.files.length <= 4 ? `: ${d.files.map((f) => `${f.path} [${f.role}]`).join(", ")}` : ""}`);
+  lines.push(`  files:   ${d.files.length} (${formatBytes(total)})${d.files.length <= 4 ? `: ${d.files.map((f) => `${f.path} [${f.role}]`).join(", ")}` : ""}`);
   for (const w of d.warnings) lines.push(`  warning: ${w}`);
   return `${lines.join("\n")}\n\n`;
 }
