@@ -85,6 +85,8 @@ class DirectLoop implements Streamer {
     private readonly session: InferenceSession,
     private readonly promptIds: number[],
     private readonly eos: ReadonlySet<number>,
+    /** Renders and tokenizes the prompt, as a caller does for each request (the daemon does it per request too). */
+    private readonly encode: () => number[],
   ) {}
 
   static async open(dir: string, prompt: string, threads: number): Promise<DirectLoop> {
@@ -97,8 +99,8 @@ class DirectLoop implements Streamer {
     });
     const tokenizer = await OnnxTokenizer.load(dir);
     const template = (await ChatTemplate.load(dir, tokenizer.config))!;
-    const promptIds = tokenizer.encode(template.render([{ role: "user", content: prompt }]), false);
-    return new DirectLoop(ort, session, promptIds, tokenizer.eosIds);
+    const encode = () => tokenizer.encode(template.render([{ role: "user", content: prompt }]), false);
+    return new DirectLoop(ort, session, encode(), tokenizer.eosIds, encode);
   }
 
   get promptTokens(): number {
@@ -113,7 +115,7 @@ class DirectLoop implements Streamer {
     for (const m of session.inputMetadata) {
       if (m.isTensor && m.name.startsWith("past_key_values.")) past[m.name] = new ort.Tensor("float32", new Float32Array(0), [1, m.shape[1] as number, 0, m.shape[3] as number]);
     }
-    let ids = this.promptIds;
+    let ids = this.encode();
     let length = 0;
     let completion = 0;
     for (;;) {
