@@ -1,7 +1,5 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setImmediate as setImmediateAsync } from "node:timers/promises";
-import type { InferenceSession } from "onnxruntime-node";
 import type { Logger } from "pino";
 import { ContextLengthExceededError, InvalidRequestError, ModelLoadError } from "../../core/errors.js";
 import type {
@@ -23,6 +21,7 @@ import { StreamingDetokenizer } from "../generation/StreamingDetokenizer.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
+import type { OnnxRunner } from "./OnnxWorkerSession.js";
 import { createRandom } from "./createRandom.js";
 import { describeDecoderGraph } from "./describeDecoderGraph.js";
 import { locateOnnxModel } from "./locateOnnxModel.js";
@@ -47,7 +46,7 @@ export interface OnnxBackendOptions {
 }
 
 interface LoadedCommon {
-  session: InferenceSession;
+  session: OnnxRunner;
   tokenizer: OnnxTokenizer;
   provider: OnnxProviderName;
 }
@@ -99,7 +98,7 @@ export class OnnxBackend implements Backend {
     if (task !== "chat" && task !== "text-generation" && task !== "embeddings") {
       throw new ModelLoadError(id, `the ONNX engine serves text generation and embeddings, not ${task} models`);
     }
-    let session: InferenceSession | null = null;
+    let session: OnnxRunner | null = null;
     try {
       const where = await locateOnnxModel(this.descriptor);
       const graphPath = join(where.root, ...where.graph.split("/"));
@@ -244,33 +243,34 @@ export class OnnxBackend implements Backend {
     let finish: "stop" | "length" = "length";
     let stoppedBySequence = false;
     if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [...promptTokens], prompt: true };
-    if (maxTokens > 0) {
-      let logits = await decoder.step(state, promptTokens);
-      for (;;) {
-        if (signal.aborted) break;
-        const token = sampleToken(logits, sampling, random, counts);
-        if (tokenizer.eosIds.has(token)) {
-          finish = "stop";
-          break;
+    try {
+      if (maxTokens > 0) {
+        let logits = await decoder.step(state, promptTokens);
+        for (;;) {
+          if (signal.aborted) break;
+          const token = sampleToken(logits, sampling, random, counts);
+          if (tokenizer.eosIds.has(token)) {
+            finish = "stop";
+            break;
+          }
+          completionTokens++;
+          counts.set(token, (counts.get(token) ?? 0) + 1);
+          if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [token] };
+          const match = stops.push(detok.push(token));
+          if (match.text) yield { type: "text", index: 0, text: match.text };
+          if (match.stopped) {
+            finish = "stop";
+            stoppedBySequence = true;
+            break;
+          }
+          if (completionTokens >= maxTokens) break;
+          if (signal.aborted) break;
+          // The step runs in the session's worker thread while this thread writes the token just yielded.
+          logits = await decoder.step(state, [token]);
         }
-        completionTokens++;
-        counts.set(token, (counts.get(token) ?? 0) + 1);
-        if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [token] };
-        const match = stops.push(detok.push(token));
-        if (match.text) yield { type: "text", index: 0, text: match.text };
-        if (match.stopped) {
-          finish = "stop";
-          stoppedBySequence = true;
-          break;
-        }
-        if (completionTokens >= maxTokens) break;
-        // ONNX Runtime's run blocks this thread for a whole step: let the consumer write the token just yielded
-        // (it is woken two event-loop turns later) before the next step starts, instead of one step late.
-        await setImmediateAsync();
-        await setImmediateAsync();
-        if (signal.aborted) break;
-        logits = await decoder.step(state, [token]);
       }
+    } finally {
+      decoder.release(state);
     }
     signal.throwIfAborted();
     if (!stoppedBySequence) {

@@ -1,27 +1,29 @@
-import type { InferenceSession, Tensor } from "onnxruntime-node";
+import type { Tensor } from "onnxruntime-node";
 import type { DecoderGraph } from "./describeDecoderGraph.js";
-import { float16ToFloat32 } from "./float16ToFloat32.js";
+import type { OnnxRunner } from "./OnnxWorkerSession.js";
 
 type OrtModule = typeof import("onnxruntime-node");
 
-/** One generation's KV cache: `present.*` of the last step, fed back as `past_key_values.*`. */
+/** One generation: its KV cache lives in the session's worker under `id`; `release` frees it. */
 export interface DecoderState {
-  past: Map<string, Tensor>;
+  id: number;
   /** Tokens the cache holds. */
   length: number;
   /** Graphs without a KV cache re-run every token so far. */
   tokens: number[];
 }
 
+let nextState = 0;
+
 /**
  * A causal LM graph and its KV cache. Each request owns a `DecoderState`, so concurrent requests never share a
  * cache; `step` evaluates only the new tokens (the prompt first, then one token at a time) and returns the logits
- * of the last one.
+ * of the last one. The cache never leaves the worker thread: per step only the ids go in and one row comes out.
  */
 export class OnnxDecoder {
   constructor(
     private readonly ort: OrtModule,
-    private readonly session: InferenceSession,
+    private readonly session: OnnxRunner,
     readonly graph: DecoderGraph,
   ) {}
 
@@ -30,12 +32,12 @@ export class OnnxDecoder {
   }
 
   start(): DecoderState {
-    const past = new Map<string, Tensor>();
-    for (const kv of this.graph.cache) {
-      const dims = [1, kv.heads, 0, kv.headDim];
-      past.set(kv.input, kv.type === "float16" ? new this.ort.Tensor("float16", new Uint16Array(0), dims) : new this.ort.Tensor("float32", new Float32Array(0), dims));
-    }
-    return { past, length: 0, tokens: [] };
+    return { id: nextState++, length: 0, tokens: [] };
+  }
+
+  /** Frees the state's cache; call once the generation is over. */
+  release(state: DecoderState): void {
+    this.session.dropState(state.id);
   }
 
   /** Evaluates `tokens` after what `state` holds; returns the next-token logits (a fresh array). */
@@ -63,28 +65,10 @@ export class OnnxDecoder {
     if (graph.cachePosition) feeds[graph.cachePosition] = ints(graph.cachePosition, n, (i) => past + i, [n]);
     if (graph.logitsToKeep) feeds[graph.logitsToKeep] = ints(graph.logitsToKeep, 1, () => 1, []);
     if (graph.useCacheBranch) feeds[graph.useCacheBranch] = new ort.Tensor("bool", Uint8Array.of(past > 0 ? 1 : 0), [1]);
-    for (const kv of graph.cache) feeds[kv.input] = state.past.get(kv.input)!;
 
-    const out = await this.session.run(feeds);
-    const logits = out[graph.logits];
-    if (!logits) throw new Error(`the graph returned no '${graph.logits}' output`);
-    const vocab = logits.dims[logits.dims.length - 1]!;
-    const rows = logits.data.length / vocab;
-    const start = (rows - 1) * vocab;
-    const row =
-      logits.type === "float16"
-        ? float16ToFloat32((logits.data as Uint16Array).subarray(start, start + vocab))
-        : (logits.data as Float32Array).slice(start, start + vocab);
-    if (cached) {
-      for (const kv of graph.cache) {
-        const present = out[kv.output];
-        if (!present) throw new Error(`the graph returned no '${kv.output}' output`);
-        state.past.set(kv.input, present);
-      }
-      state.length = total;
-    } else {
-      state.tokens = ids.slice();
-    }
+    const row = await this.session.step({ state: state.id, feeds, cache: cached ? graph.cache : [], logits: graph.logits });
+    if (cached) state.length = total;
+    else state.tokens = ids.slice();
     return row;
   }
 }

@@ -1,4 +1,5 @@
-import type { InferenceSession, Tensor } from "onnxruntime-node";
+import type { Tensor } from "onnxruntime-node";
+import type { OnnxRunner } from "./OnnxWorkerSession.js";
 import { float16ToFloat32 } from "./float16ToFloat32.js";
 import { l2Normalize, poolTokens, type PoolingMode } from "./poolTokens.js";
 
@@ -26,7 +27,7 @@ export class OnnxEmbedder {
 
   constructor(
     private readonly ort: OrtModule,
-    private readonly session: InferenceSession,
+    private readonly session: OnnxRunner,
     readonly config: EmbedderConfig,
   ) {
     this.inputs = new Set(session.inputNames);

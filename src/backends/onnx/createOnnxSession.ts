@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import type { InferenceSession } from "onnxruntime-node";
 import type { Logger } from "pino";
 import { chooseExecutionProviders, type OnnxProviderName } from "./chooseExecutionProviders.js";
+import { OnnxWorkerSession, type OnnxRunner } from "./OnnxWorkerSession.js";
 
 export type OrtModule = typeof import("onnxruntime-node");
 
@@ -19,7 +20,8 @@ export interface OnnxSessionOptions {
 
 export interface OnnxSession {
   ort: OrtModule;
-  session: InferenceSession;
+  /** Runs in a worker thread (OnnxWorkerSession), so decoding never blocks the event loop. */
+  session: OnnxRunner;
   /** The execution provider the session runs on. */
   provider: OnnxProviderName;
   /** Why a provider that was asked for is not in use. */
@@ -64,7 +66,7 @@ export async function createOnnxSession(path: string, options: OnnxSessionOption
     const ep: InferenceSession.ExecutionProviderConfig =
       (provider === "cuda" || provider === "tensorrt") && choice.deviceId !== null ? { name: provider, deviceId: choice.deviceId } : provider;
     try {
-      const session = await ort.InferenceSession.create(path, { ...base, executionProviders: [ep] });
+      const session = await OnnxWorkerSession.create(path, { ...base, executionProviders: [ep] });
       return { ort, session, provider, notes };
     } catch (err) {
       lastError = err;
