@@ -19,8 +19,7 @@ import type {
 } from "../../core/types.js";
 import type { Backend } from "../Backend.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
-import { StopSequenceMatcher } from "../generation/StopSequenceMatcher.js";
-import { StreamingDetokenizer } from "../generation/StreamingDetokenizer.js";
+import { TokenTextStream } from "../generation/TokenTextStream.js";
 import type { LlamaProvider } from "./LlamaProvider.js";
 
 export interface NodeLlamaCppBackendOptions {
@@ -197,13 +196,11 @@ export class NodeLlamaCppBackend implements Backend {
       void settled.then(() => loaded.pendingPrefixWork.delete(settled));
       const toEvaluate = await work;
       signal.throwIfAborted();
-      const detok = new StreamingDetokenizer<Token>((t, last) => model.detokenize(t, false, last));
-      const stops = new StopSequenceMatcher(sampling.stop);
+      const text = new TokenTextStream<Token>((t, last) => model.detokenize(t, false, last), sampling.stop);
       const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
       const generated: Token[] = [];
       let finish: "stop" | "length" = "length";
       if (returnTokenIds) yield { type: "token_ids", index, ids: promptTokens.map(Number), prompt: true };
-      let stoppedBySequence = false;
       if (maxTokens > 0) {
         const iterator = sequence.evaluate(toEvaluate, {
           // We want to see the end-of-generation token: without it an ended iterator looks like a length stop.
@@ -230,24 +227,19 @@ export class NodeLlamaCppBackend implements Backend {
           generated.push(token);
           completionTokens++;
           if (returnTokenIds) yield { type: "token_ids", index, ids: [Number(token)] };
-          const match = stops.push(detok.push(token));
+          const match = text.push(token);
           if (match.text) yield { type: "text", index, text: match.text };
           if (match.stopped) {
             finish = "stop";
-            stoppedBySequence = true;
             break;
           }
           if (completionTokens >= maxTokens) break;
         }
       }
       signal.throwIfAborted();
-      if (!stoppedBySequence) {
-        const tail = stops.push(detok.flush());
-        let rest = tail.text;
-        if (tail.stopped) finish = "stop";
-        else rest += stops.flush();
-        if (rest) yield { type: "text", index, text: rest };
-      }
+      const tail = text.end();
+      if (tail.stopped) finish = "stop";
+      if (tail.text) yield { type: "text", index, text: tail.text };
       yield { type: "finish", index, reason: finish };
       yield { type: "usage", usage: { promptTokens: promptTokens.length, completionTokens } };
     } finally {

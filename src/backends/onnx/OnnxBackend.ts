@@ -16,8 +16,7 @@ import { LocalModelFileSystem } from "../../detection/ModelFileSystem.js";
 import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnxSummary.js";
 import { readSentenceTransformersInfo } from "../../detection/transformers/readSentenceTransformersInfo.js";
 import type { Backend } from "../Backend.js";
-import { StopSequenceMatcher } from "../generation/StopSequenceMatcher.js";
-import { StreamingDetokenizer } from "../generation/StreamingDetokenizer.js";
+import { TokenTextStream } from "../generation/TokenTextStream.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
@@ -237,11 +236,9 @@ export class OnnxBackend implements Backend {
     const state = decoder.start();
     const random = createRandom(sampling.seed);
     const counts = new Map<number, number>();
-    const detok = new StreamingDetokenizer<number>((tokens, last) => tokenizer.decodeAfter(tokens, last));
-    const stops = new StopSequenceMatcher(sampling.stop);
+    const text = new TokenTextStream<number>((tokens, last) => tokenizer.decodeAfter(tokens, last), sampling.stop);
     let completionTokens = 0;
     let finish: "stop" | "length" = "length";
-    let stoppedBySequence = false;
     if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [...promptTokens], prompt: true };
     try {
       if (maxTokens > 0) {
@@ -256,11 +253,10 @@ export class OnnxBackend implements Backend {
           completionTokens++;
           counts.set(token, (counts.get(token) ?? 0) + 1);
           if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [token] };
-          const match = stops.push(detok.push(token));
+          const match = text.push(token);
           if (match.text) yield { type: "text", index: 0, text: match.text };
           if (match.stopped) {
             finish = "stop";
-            stoppedBySequence = true;
             break;
           }
           if (completionTokens >= maxTokens) break;
@@ -273,13 +269,9 @@ export class OnnxBackend implements Backend {
       decoder.release(state);
     }
     signal.throwIfAborted();
-    if (!stoppedBySequence) {
-      const tail = stops.push(detok.flush());
-      let rest = tail.text;
-      if (tail.stopped) finish = "stop";
-      else rest += stops.flush();
-      if (rest) yield { type: "text", index: 0, text: rest };
-    }
+    const tail = text.end();
+    if (tail.stopped) finish = "stop";
+    if (tail.text) yield { type: "text", index: 0, text: tail.text };
     yield { type: "finish", index: 0, reason: finish };
     yield { type: "usage", usage: { promptTokens: promptTokens.length, completionTokens } };
   }
