@@ -42,6 +42,13 @@ export interface ManagedProcessOptions {
   healthIntervalMs?: number;
   /** Default 500. */
   healthIntervalMaxMs?: number;
+  /**
+   * While ready, the health check runs this often; `livenessFailures` failures in a row mean the child is alive but
+   * wedged (it answers nothing), and it is replaced like a crashed one. Default 15 000; 0 turns it off.
+   */
+  livenessIntervalMs?: number;
+  /** Default 3. */
+  livenessFailures?: number;
   /** Time between SIGTERM to the process group and SIGKILL. Default 5 000. */
   stopGraceMs?: number;
   /** Automatic restarts after a crash; see RestartPolicy for the defaults. */
@@ -88,6 +95,8 @@ interface Running {
   exit: ExitInfo | null;
   /** Set by recycle(): why the supervisor killed it (a wedged engine), for the logs and lastError. */
   recycled?: string;
+  /** Stops its liveness checks (set while they run). */
+  unwatch?: () => void;
 }
 
 const DEFAULT_RESTART: RestartPolicy = {
@@ -255,6 +264,7 @@ export class ManagedProcess implements AsyncDisposable {
       }
       case "ready": {
         const running = this.current!;
+        running.unwatch?.();
         this.current = null;
         return this.beginStop("requested", this.terminate(running.child));
       }
@@ -305,6 +315,7 @@ export class ManagedProcess implements AsyncDisposable {
           this.failures = [];
         }
         this.log.info({ pid: running.child.pid, port: running.port }, "ready");
+        this.watch(running);
         if (running.exit) this.onCrash(running); // it died between the health check and now
       },
       (err: unknown) => {
@@ -365,6 +376,7 @@ export class ManagedProcess implements AsyncDisposable {
 
   private onChildExit(running: Running, info: ExitInfo): void {
     running.exit = info;
+    running.unwatch?.();
     this.options.registry?.delete(running.child);
     if (this.current === running && this.state === "ready") this.onCrash(running);
   }
@@ -461,6 +473,34 @@ export class ManagedProcess implements AsyncDisposable {
       await clockSleep(this.clock, interval, signal);
       interval = Math.min(maxInterval, interval * 2);
     }
+  }
+
+  /** Health checks while ready (livenessIntervalMs): a child that stops answering is replaced. */
+  private watch(running: Running): void {
+    const interval = this.options.livenessIntervalMs ?? 15_000;
+    if (interval <= 0 || running.exit) return;
+    const limit = this.options.livenessFailures ?? 3;
+    const control = new AbortController();
+    let timer: unknown = null;
+    let failures = 0;
+    running.unwatch = () => {
+      control.abort();
+      this.clock.clearTimeout(timer);
+    };
+    const live = () => !control.signal.aborted && this.current === running && running.exit === null;
+    const tick = async () => {
+      if (!live()) return;
+      const ok = await this.checkOnce(running.port, control.signal);
+      if (!live()) return;
+      failures = ok ? 0 : failures + 1;
+      if (failures >= limit) {
+        running.unwatch?.();
+        this.recycle(`its health check failed ${failures} times in a row`);
+        return;
+      }
+      timer = this.clock.setTimeout(() => void tick(), interval);
+    };
+    timer = this.clock.setTimeout(() => void tick(), interval);
   }
 
   private async checkOnce(port: number, signal: AbortSignal): Promise<boolean> {

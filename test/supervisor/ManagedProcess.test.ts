@@ -249,6 +249,43 @@ describe("ManagedProcess state machine", () => {
     expect(await proc.confirmGone(port)).toBe(true);
   });
 
+  it("a ready child that stops answering its health check is replaced after livenessFailures checks; one success resets the count", async () => {
+    const { spawner, proc, advance } = setup({ livenessIntervalMs: 1_000, livenessFailures: 3 });
+    const { port } = await proc.ensureReady();
+    const first = spawner.last;
+    first.healthy = false; // alive, but wedged
+    await advance(2_000);
+    first.healthy = true; // two failures, then it recovers: the count starts over
+    await advance(1_000);
+    first.healthy = false;
+    await advance(2_000);
+    expect(first.alive).toBe(true); // only two failures in a row so far
+    await advance(1_000);
+    expect(first.alive).toBe(false);
+    expect(proc.status.lastError).toMatch(/replaced: its health check failed 3 times in a row/);
+    await advance(600); // the restart's backoff
+    expect(proc.status.state).toBe("ready");
+    expect(spawner.last).not.toBe(first);
+    expect((await proc.ensureReady()).port).not.toBe(port);
+  });
+
+  it("liveness checks stop with the child: a stopped process runs none", async () => {
+    const checks: number[] = [];
+    const { proc, spawner, advance } = setup({ livenessIntervalMs: 1_000 });
+    const probe = spawner.healthCheck;
+    (proc as unknown as { healthCheck: (port: number) => Promise<boolean> }).healthCheck = async (port) => {
+      checks.push(port);
+      return probe(port);
+    };
+    await proc.ensureReady();
+    await advance(3_500);
+    const whileReady = checks.length;
+    expect(whileReady).toBeGreaterThanOrEqual(3);
+    await proc.stop();
+    await advance(5_000);
+    expect(checks.length).toBe(whileReady);
+  });
+
   it("too many failures: failed with a cooldown (503 naming the reason), then a new try", async () => {
     const { spawner, proc, clock, advance } = setup({
       restart: { maxRestarts: 3, windowMs: 60_000, backoffInitialMs: 100, backoffMaxMs: 10_000, cooldownMs: 30_000 },
