@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { ensureTinyLlm, ensureTinyLlmGguf, ensureTinyLlmOnnx } from "../test/fixtures/ensurePythonFixtures.js";
 import { startDaemon, type DaemonRunner } from "./measureDaemon.js";
-import { integer } from "./options.js";
+import { DEFAULT_PROMPT, integer } from "./options.js";
 import { ms, table } from "./report.js";
 import { summarize } from "./stats.js";
 import type { RunSample } from "./types.js";
@@ -64,7 +64,7 @@ export async function runEnginesSuite(argv: string[]): Promise<number> {
   const size = ["--hidden", String(o.hidden), "--layers", String(o.layers), "--heads", "8", "--kv-heads", "4"];
   progress(`model: make_tiny_llm.py ${size.join(" ")} as safetensors, GGUF F32 and ONNX (cached after the first run)`);
   const [st, gguf, onnx] = await Promise.all([ensureTinyLlm(size), ensureTinyLlmGguf(size), ensureTinyLlmOnnx({ args: size })]);
-  const prompt = "Tell me a story about a lighthouse keeper and a cat.";
+  const prompt = DEFAULT_PROMPT;
   let daemon: DaemonRunner | null = null;
   try {
     daemon = await startDaemon({

@@ -22,7 +22,7 @@ import { ms, perToken, signedMs, table, type CpuPerToken } from "./report.js";
 import { runConcurrent } from "./scenarios.js";
 import { median, percentile, summarize, type ConfigSummary } from "./stats.js";
 import type { RunSample, Streamer } from "./types.js";
-import { integer } from "./options.js";
+import { DEFAULT_PROMPT, integer } from "./options.js";
 
 const FIXTURES_DIR = fileURLToPath(new URL("../.fixtures/models", import.meta.url));
 const progress = (message: string) => process.stderr.write(`[bench llama-server] ${message}\n`);
@@ -88,7 +88,7 @@ function parseOptions(argv: string[]): Options | null {
     contextSize: integer("context-size", values["context-size"], 2048),
     concurrency: integer("concurrency", values.concurrency, 4),
     maxTokens: integer("max-tokens", values["max-tokens"], 256),
-    prompt: values.prompt ?? "Tell me a story about a lighthouse keeper and a cat.",
+    prompt: values.prompt ?? DEFAULT_PROMPT,
     reps: integer("reps", values.reps, 20),
     repsConcurrent: integer("reps-concurrent", values["reps-concurrent"], 10),
     nodeLlamaCpp: values["no-node-llama-cpp"] !== true,

@@ -12,7 +12,7 @@ import { ChatTemplate } from "../src/backends/generation/ChatTemplate.js";
 import { OnnxTokenizer } from "../src/backends/onnx/OnnxTokenizer.js";
 import { ensureTinyLlmOnnx } from "../test/fixtures/ensurePythonFixtures.js";
 import { startDaemon, type DaemonRunner } from "./measureDaemon.js";
-import { integer } from "./options.js";
+import { DEFAULT_PROMPT, integer } from "./options.js";
 import { ms, signedMs, table } from "./report.js";
 import { summarize, type ConfigSummary } from "./stats.js";
 import type { RunSample, StreamSample, Streamer } from "./types.js";
@@ -68,7 +68,7 @@ function parseOptions(argv: string[]): Options | null {
     layers: integer("layers", values.layers, 8),
     threads: integer("threads", values.threads, 1),
     maxTokens: integer("max-tokens", values["max-tokens"], 128),
-    prompt: values.prompt ?? "Tell me a story about a lighthouse keeper and a cat.",
+    prompt: values.prompt ?? DEFAULT_PROMPT,
     reps: integer("reps", values.reps, 10),
     json: values.json ?? false,
   };

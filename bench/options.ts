@@ -39,7 +39,8 @@ npm run bench -- [options]
   --json                print the results as JSON instead of the table
 `;
 
-const DEFAULT_PROMPT = "Tell me a story about a lighthouse keeper and a cat.";
+/** The user message every generation suite sends unless --prompt names another. */
+export const DEFAULT_PROMPT = "Tell me a story about a lighthouse keeper and a cat.";
 
 export function integer(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;

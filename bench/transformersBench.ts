@@ -11,7 +11,7 @@ import { startDaemon, type DaemonRunner } from "./measureDaemon.js";
 import { ms, signedMs, table } from "./report.js";
 import { summarize, type ConfigSummary } from "./stats.js";
 import type { RunSample, StreamSample } from "./types.js";
-import { integer } from "./options.js";
+import { DEFAULT_PROMPT, integer } from "./options.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const progress = (message: string) => process.stderr.write(`[bench transformers] ${message}\n`);
@@ -96,7 +96,7 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
       model: values.model ?? null,
       threads: integer("threads", values.threads, 1),
       maxTokens: integer("max-tokens", values["max-tokens"], 128),
-      prompt: values.prompt ?? "Tell me a story about a lighthouse keeper and a cat.",
+      prompt: values.prompt ?? DEFAULT_PROMPT,
       reps: integer("reps", values.reps, 10),
       json: values.json === true,
     };

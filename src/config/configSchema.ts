@@ -30,7 +30,8 @@ export const modelEntrySchema = z
   /** Idle seconds before this model is unloaded; 0 = never. */
   ttlSeconds: z.number().int().min(0).max(7 * 24 * 3600).optional(),
   /** A Jinja chat template used instead of the model's own (every engine that renders chat prompts). */
-  chatTemplate: z.string().min(1).max(1 << 20).optional(),
+  // Passed on a command line to llama-server and the Python sidecar, where one argument is capped at 128 KiB.
+  chatTemplate: z.string().min(1).max(64 * 1024, "chat templates longer than 64 KiB are not supported").optional(),
   /** Load this model when the daemon starts. */
   preload: z.boolean().optional(),
   /** Serve with this engine instead of the one detection chooses. */

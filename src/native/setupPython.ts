@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { TabAgentError } from "../core/errors.js";
+import { LineSplitter } from "../supervisor/LineSplitter.js";
 import { projectRoot } from "./projectRoot.js";
 import { SETUP_COMMAND } from "./findPythonEnv.js";
 
@@ -39,19 +40,15 @@ export async function setupPython(options: SetupPythonOptions): Promise<string> 
     forceKillAfterDelay: 5_000,
   });
   const last: string[] = [];
-  let partial = "";
-  child.stderr?.setEncoding("utf8");
-  child.stderr?.on("data", (text: string) => {
-    const lines = (partial + text).split(/\r?\n|\r/);
-    partial = lines.pop() ?? "";
-    for (const line of lines) {
-      if (!line.trim()) continue;
-      last.push(line);
-      if (last.length > 15) last.shift();
-      options.onLine?.(line);
-    }
+  const lines = new LineSplitter((line) => {
+    if (!line.trim()) return;
+    last.push(line);
+    if (last.length > 15) last.shift();
+    options.onLine?.(line);
   });
+  child.stderr?.on("data", (chunk: Buffer) => lines.push(chunk));
   const result = await child;
+  lines.flush();
   if (options.signal?.aborted) throw options.signal.reason;
   if (result.exitCode !== 0) {
     throw new PythonSetupError(`setting up the Python environment failed (exit ${result.exitCode ?? result.signal})`, last);

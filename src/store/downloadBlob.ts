@@ -87,7 +87,7 @@ export async function downloadBlob(options: DownloadBlobOptions): Promise<Downlo
 }
 
 async function downloadLocked(options: DownloadBlobOptions): Promise<DownloadBlobResult> {
-  const { blobPath, size, signal } = options;
+  const { blobPath, signal } = options;
   const partial = `${blobPath}.incomplete`;
   const retries = options.retries ?? 3;
   let fetchedBytes = 0;

@@ -84,6 +84,14 @@ describe("config file", () => {
   });
 });
 
+describe("per-model chatTemplate", () => {
+  it("is capped at 64 KiB, the size a child's command line can carry, with a message that says so", () => {
+    const entry = (chatTemplate: string) => ({ base: { models: [{ id: "m", path: "/m.gguf", chatTemplate }] } });
+    expect(loadConfig(entry("x".repeat(64 * 1024))).models[0]!.chatTemplate).toHaveLength(64 * 1024);
+    expect(() => loadConfig(entry("x".repeat(64 * 1024 + 1)))).toThrow(/models\[0\]\.chatTemplate.*longer than 64 KiB/);
+  });
+});
+
 describe("upstreams", () => {
   it("takes presets and NAME=URL from flags and env", () => {
     const c = loadConfig({ flags: { upstreams: ["lmstudio", "big=http://10.0.0.5:8000/v1"] } });

@@ -1,6 +1,6 @@
 // Shared by the deploy tests: paths, running commands (also as an unprivileged user), and small parsers for
 // systemd unit files and Dockerfiles.
-import { execa, type ResultPromise } from "execa";
+import { execa } from "execa";
 import { startListening as startServeCommand, type ServeProcess } from "../helpers/spawnCli.js";
 import { chmodSync, cpSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -15,13 +15,12 @@ describe("the metrics setting", () => {
     expect(() => loadConfig({ flags: { metrics: "maybe" } })).toThrow(/metrics \(from --metrics\)/);
   });
 
-  it("off: the engine's stream is passed on as it is, with no wrapper", async () => {
-    async function* chunks(): AsyncGenerator<GenerationChunk> {
-      yield { type: "text", index: 0, text: "a" };
-    }
-    const stream = chunks();
-    expect(NO_METRICS.instrumentGeneration("m", stream)).toBe(stream);
-    expect(new DaemonMetrics({ processMetrics: false }).instrumentGeneration("m", stream)).not.toBe(stream);
+  it("off: one shared observer that records nothing", () => {
+    const a = NO_METRICS.startGeneration("m");
+    expect(NO_METRICS.startGeneration("other")).toBe(a);
+    const chunk: GenerationChunk = { type: "text", index: 0, text: "a" };
+    expect(() => a.chunk(chunk)).not.toThrow();
+    expect(new DaemonMetrics({ processMetrics: false }).startGeneration("m")).not.toBe(a);
   });
 });
 

@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
+import { float16ToFloat32 } from "./float16ToFloat32.js";
 
 /** What the engine uses of an ONNX Runtime session; OnnxWorkerSession provides it from a worker thread. */
 export type OnnxRunner = Pick<InferenceSession, "inputMetadata" | "outputMetadata" | "inputNames" | "outputNames"> & {
@@ -47,19 +48,13 @@ type Reply =
   | { id: number; ok: false; message: string };
 
 // Plain JavaScript, run with `eval`: the same code serves src/ (tests, tsx) and dist/ without a separate file.
+// float16ToFloat32 is spliced in as source: it uses nothing but its argument.
 const WORKER_CODE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const ort = require(workerData.ortPath);
 let session = null;
 const states = new Map();
-const toFloat32 = (h) => {
-  const out = new Float32Array(h.length);
-  for (let i = 0; i < h.length; i++) {
-    const s = (h[i] & 0x8000) ? -1 : 1, e = (h[i] >> 10) & 0x1f, f = h[i] & 0x3ff;
-    out[i] = e === 0 ? s * 2 ** -14 * (f / 1024) : e === 31 ? (f ? NaN : s * Infinity) : s * 2 ** (e - 15) * (1 + f / 1024);
-  }
-  return out;
-};
+const toFloat32 = ${float16ToFloat32.toString()};
 const buffers = (tensors) => [...new Set(Object.values(tensors).map((t) => t.data && t.data.buffer).filter(Boolean))];
 parentPort.on("message", async (msg) => {
   try {

@@ -87,12 +87,19 @@ export class OpenAIUpstream {
     return `${this.target.baseUrl.replace(/\/+$/, "")}${path}`;
   }
 
+  /** Why a request got no response: the caller's abort, the connect timeout, or a network error. */
+  private unreachable(err: unknown, signal: AbortSignal, timeout: AbortSignal): unknown {
+    if (signal.aborted) return signal.reason;
+    const why = timeout.aborted ? `no answer within ${this.target.connectTimeoutMs} ms` : describeNetworkError(err);
+    return new UpstreamError(`Upstream '${this.target.name}' is unreachable: ${why}.`, { code: "upstream_unreachable", cause: err });
+  }
+
   private async post(path: string, body: unknown, signal: AbortSignal): Promise<Response> {
     return this.request(path, { method: "POST", body: JSON.stringify(body) }, signal);
   }
 
   private async request(path: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
-    const { name, apiKey, connectTimeoutMs } = this.target;
+    const { apiKey, connectTimeoutMs } = this.target;
     const doFetch = this.target.fetch ?? fetch;
     // Until the headers only: fetch's signal also governs the body, so a timeout signal left in place would cut
     // every stream that lasts longer than connectTimeoutMs.
@@ -106,9 +113,7 @@ export class OpenAIUpstream {
         signal: AbortSignal.any([signal, timeout.signal]),
       });
     } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      const why = timeout.signal.aborted ? `no answer within ${connectTimeoutMs} ms` : describeNetworkError(err);
-      throw new UpstreamError(`Upstream '${name}' is unreachable: ${why}.`, { code: "upstream_unreachable", cause: err });
+      throw this.unreachable(err, signal, timeout.signal);
     } finally {
       clearTimeout(timer);
     }
@@ -255,7 +260,7 @@ export class OpenAIUpstream {
 
   /** POST with node:http and a keep-alive agent; resolves with the response once its headers arrive (2xx only). */
   private async postStream(path: string, body: unknown, signal: AbortSignal): Promise<IncomingMessage> {
-    const { name, apiKey, connectTimeoutMs } = this.target;
+    const { apiKey, connectTimeoutMs } = this.target;
     const text = JSON.stringify(body);
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new DOMException("connect timeout", "TimeoutError")), connectTimeoutMs);
@@ -297,9 +302,7 @@ export class OpenAIUpstream {
         res = await attempt();
       }
     } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      const why = timeout.signal.aborted ? `no answer within ${connectTimeoutMs} ms` : describeNetworkError(err);
-      throw new UpstreamError(`Upstream '${name}' is unreachable: ${why}.`, { code: "upstream_unreachable", cause: err });
+      throw this.unreachable(err, signal, timeout.signal);
     } finally {
       clearTimeout(timer);
     }

@@ -1,6 +1,5 @@
 import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { GenerationChunk } from "../../core/types.js";
 import type { GenerationMetrics, GenerationObserver } from "./GenerationMetrics.js";
 import { PlainHistogram } from "./PlainHistogram.js";
 
@@ -104,7 +103,7 @@ interface RouteRequests {
 /**
  * The daemon's Prometheus metrics, in a registry of its own (never prom-client's global one), so several daemons
  * can live in one process. Request-level series are recorded by `registerRequestMetrics`; token-level series by
- * `instrumentGeneration` around a backend's chunk stream; gauges are read from the router at each scrape.
+ * `startGeneration`, whose observer sees each chunk of a generation; gauges are read from the router at each scrape.
  */
 export class DaemonMetrics implements GenerationMetrics {
   readonly registry = new Registry();
@@ -295,23 +294,6 @@ export class DaemonMetrics implements GenerationMetrics {
         }
       },
     };
-  }
-
-  /**
-   * Passes a backend's chunk stream through unchanged, timing the first and every following text chunk as the
-   * engine produces it and counting the tokens of its usage chunks. Wrap the stream before `sendGeneration`
-   * (which reads ahead of the socket), so the times are the engine's, not the client's.
-   */
-  async *instrumentGeneration(
-    model: string,
-    chunks: AsyncIterable<GenerationChunk>,
-    startedAtMs: number = performance.now(),
-  ): AsyncGenerator<GenerationChunk, void, undefined> {
-    const observer = this.startGeneration(model, startedAtMs);
-    for await (const chunk of chunks) {
-      observer.chunk(chunk);
-      yield chunk;
-    }
   }
 
   private isKnown(id: string): boolean {

@@ -12,8 +12,6 @@ export interface GenerationObserver {
 export interface GenerationMetrics {
   /** An observer for one generation's chunks (sendGeneration calls it as the engine produces them). */
   startGeneration(model: string, startedAtMs?: number): GenerationObserver;
-  /** The engine's chunks passed through, timed (or the engine's stream itself); for callers without sendGeneration. */
-  instrumentGeneration(model: string, chunks: AsyncIterable<GenerationChunk>, startedAtMs?: number): AsyncIterable<GenerationChunk>;
   /** Token counts of an embedding request. */
   observeTokens(model: string, prompt: number, completion: number): void;
 }
@@ -23,6 +21,5 @@ const NO_OBSERVER: GenerationObserver = { chunk: () => undefined };
 
 export const NO_METRICS: GenerationMetrics = {
   startGeneration: () => NO_OBSERVER,
-  instrumentGeneration: (_model, chunks) => chunks,
   observeTokens: () => undefined,
 };

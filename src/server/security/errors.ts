@@ -1,4 +1,4 @@
-import { TabAgentError, type OpenAIErrorType } from "../../core/errors.js";
+import { TabAgentError } from "../../core/errors.js";
 
 /**
  * `permission_error` is the OpenAI type for 403s (toErrorEnvelope's status table already names it), but

@@ -200,4 +200,10 @@ describe("float16ToFloat32", () => {
   it("converts normals, subnormals, zeros and infinities", () => {
     expect(Array.from(float16ToFloat32([0x3c00, 0xc000, 0x0000, 0x0001, 0x7c00, 0x3555]))).toEqual([1, -2, 0, 2 ** -24, Infinity, Math.fround(0.333251953125)]);
   });
+
+  it("works from its own source alone, as the ONNX worker thread splices it in", () => {
+    const spliced = new Function(`return ${float16ToFloat32.toString()};`)() as typeof float16ToFloat32;
+    const bits = [0x3c00, 0xc000, 0x0000, 0x0001, 0x7c00, 0x3555, 0xfc00];
+    expect(Array.from(spliced(Uint16Array.from(bits)))).toEqual(Array.from(float16ToFloat32(bits)));
+  });
 });

@@ -1,4 +1,3 @@
-import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
 import { readSse } from "../../helpers/readSse.js";

@@ -52,7 +52,11 @@ describe("DaemonMetrics", () => {
     const m = new DaemonMetrics({ processMetrics: false });
     const started = performance.now();
     const seen: GenerationChunk[] = [];
-    for await (const c of m.instrumentGeneration("tiny", fakeGeneration(["a", "b", "c", "d"], 5), started)) seen.push(c);
+    const observer = m.startGeneration("tiny", started);
+    for await (const c of fakeGeneration(["a", "b", "c", "d"], 5)) {
+      observer.chunk(c);
+      seen.push(c);
+    }
     expect(seen.map((c) => c.type)).toEqual(["text", "text", "text", "text", "finish", "usage"]);
     const f = await scrape(m);
     expect(sampleValue(f, "tabagent_time_to_first_token_seconds_count", { model: "tiny" })).toBe(1);

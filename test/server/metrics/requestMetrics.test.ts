@@ -43,7 +43,7 @@ beforeAll(async () => {
     if (!model) return reply.code(404).send({ error: { message: "no", type: "not_found_error", param: "model", code: "model_not_found" } });
     return { id: model.id, object: "model" };
   });
-  // The shape of the real chat route: validate, name the model, generate through the metrics wrapper.
+  // The shape of the real chat route: validate, name the model, generate with the metrics observer.
   app.post<{ Body: { model: string; stream?: boolean; pieces?: number } }>("/v1/chat/completions", async (request, reply) => {
     const { model, stream = false, pieces } = request.body;
     if (!MODELS.some((m) => m.id === model)) {
@@ -51,10 +51,12 @@ beforeAll(async () => {
     }
     const controller = new AbortController();
     reply.raw.once("close", () => controller.abort());
+    const observer = metrics.startGeneration(model, requestStartedAt(reply));
     return sendGeneration({
       request,
       reply,
-      chunks: metrics.instrumentGeneration(model, fakeEngine(controller.signal, pieces ? Array(pieces).fill("x") : PIECES), requestStartedAt(reply)),
+      chunks: fakeEngine(controller.signal, pieces ? Array(pieces).fill("x") : PIECES),
+      observe: (chunk) => observer.chunk(chunk),
       formatter: chatFormatter({ model, includeUsage: false }),
       stream,
       includeUsage: false,
