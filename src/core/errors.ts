@@ -137,6 +137,16 @@ export class ModelLoadError extends TabAgentError {
   }
 }
 
+/** The model's chat template cannot be used (it hangs, exhausts memory or does not compile); completions still work. */
+export class ChatTemplateError extends TabAgentError {
+  override readonly status = 500;
+  constructor(model: string, reason: string) {
+    super(`The chat template of model '${model}' is unusable: ${reason}. Use /v1/completions, or set a working chatTemplate for it in the config.`, {
+      code: "chat_template_unusable",
+    });
+  }
+}
+
 export class ServiceUnavailableError extends TabAgentError {
   override readonly status = 503;
   override readonly type = "service_unavailable_error" as const;

@@ -35,6 +35,11 @@ export interface ModelDescriptor {
    * and cleared at unload; /v1/models shows it.
    */
   runtime?: Record<string, string | number | boolean | string[] | null>;
+  /**
+   * Why the model's chat template cannot be used (it hung, ran out of memory or did not compile when an engine
+   * tried it). Kept across unloads (the file is the same); chat requests are refused with it, completions work.
+   */
+  chatTemplateProblem?: string;
 }
 
 export type ChatRole = "system" | "user" | "assistant" | "tool";

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Backend, BackendFactory } from "../backends/Backend.js";
 import type { Clock } from "../core/Clock.js";
 import {
+  ChatTemplateError,
   EngineUnavailableError,
   InvalidRequestError,
   ModelNotFoundError,
@@ -151,6 +152,8 @@ export class ModelRouter {
         { param: "model", code: "model_task_mismatch" },
       );
     }
+    // Known bad (it hung or exhausted memory once): refused before it takes a slot or a load.
+    if (endpoint === "chat" && descriptor.chatTemplateProblem) throw new ChatTemplateError(modelId, descriptor.chatTemplateProblem);
     if (!this.options.backends[descriptor.engine]) {
       throw new EngineUnavailableError(modelId, descriptor.engine, ENGINE_HELP[descriptor.engine]);
     }

@@ -2,7 +2,10 @@ import type { FastifyInstance } from "fastify";
 import type { BackendFactory } from "../backends/Backend.js";
 import type { EngineName } from "../detection/detectionSchema.js";
 import type { Logger } from "pino";
+import { join } from "node:path";
+import { GgufProbe } from "../backends/llamacpp/GgufProbe.js";
 import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
+import { defaultDataDir } from "../native/findPythonEnv.js";
 import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
 import { OnnxBackend } from "../backends/onnx/OnnxBackend.js";
 import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
@@ -67,6 +70,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
   const perModel = perModelSettings(config);
   const own = (d: ModelDescriptor) => perModel(d.id) ?? {};
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
+  const ggufProbe = new GgufProbe({ logger, cacheFile: join(config.dataDir ?? defaultDataDir(env), "gguf-probes.json") });
   const upstreams = new UpstreamCatalog(config.upstreams, { clock, logger });
   const llamaServer = (descriptor: ModelDescriptor, variant: "standard" | "bitnet") =>
     new LlamaServerBackend(descriptor, {
@@ -134,6 +138,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
           parallel: own(descriptor).parallel ?? config.parallel,
           gpuLayers: own(descriptor).gpuLayers ?? config.gpuLayers,
           chatTemplate: own(descriptor).chatTemplate,
+          probe: ggufProbe,
         }),
       onnxruntime: (descriptor) =>
         new OnnxBackend(descriptor, {

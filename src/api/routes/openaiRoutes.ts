@@ -65,6 +65,7 @@ function modelObject(s: ModelStatus) {
       quantization: det.quantization,
       context_length: det.contextLength,
       chat_template: det.hasChatTemplate,
+      ...(d.chatTemplateProblem ? { chat_template_error: d.chatTemplateProblem } : {}),
       size_bytes: d.sizeBytes,
       warnings: det.warnings,
       ...(d.runtime ? { runtime: d.runtime } : {}),

@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ChatMessage } from "../../core/types.js";
+import { ChatTemplateError, InvalidRequestError } from "../../core/errors.js";
 import { specialTokenText } from "../onnx/OnnxTokenizer.js";
-
-type Template = { render(items?: Record<string, unknown>): string };
+import { TemplateRenderError, TemplateSandbox, TemplateUnusableError, type StopTriggerQuery, type TemplateSandboxOptions } from "./TemplateSandbox.js";
 
 async function readText(path: string): Promise<string | null> {
   try {
@@ -24,28 +24,44 @@ function pickTemplate(value: unknown): string | null {
   return null;
 }
 
+/** The model a template belongs to: named in errors, told once the template proves unusable. */
+export interface TemplateOwner {
+  modelId: string;
+  onUnusable?: (reason: string) => void;
+  sandbox?: TemplateSandboxOptions;
+}
+
 /**
  * A Jinja chat template rendered to prompt text with @huggingface/jinja, the way transformers' `apply_chat_template`
  * and llama-server do: the whole prompt as one string, which the engine then tokenizes in one piece (special tokens
  * parsed), so every engine turns one conversation into the same ids. Special tokens (`bos_token`, `eos_token`, ...)
- * are template variables.
+ * are template variables. Templates are untrusted code: they run in a TemplateSandbox (a worker with a deadline and a
+ * bounded heap), and one that hangs, exhausts memory or does not compile leaves the model without chat, not the
+ * daemon without a process; `problem` says why.
  */
 export class ChatTemplate {
   private constructor(
-    private readonly template: Template,
+    private readonly sandbox: TemplateSandbox,
     private readonly variables: Record<string, unknown>,
+    private readonly owner: TemplateOwner,
   ) {}
 
-  static async compile(source: string, variables: Record<string, unknown>): Promise<ChatTemplate> {
-    const { Template } = await import("@huggingface/jinja");
-    return new ChatTemplate(new Template(source), variables);
+  static async compile(source: string, variables: Record<string, unknown>, owner: TemplateOwner): Promise<ChatTemplate> {
+    const template = new ChatTemplate(await TemplateSandbox.open(source, owner.sandbox), variables, owner);
+    if (template.problem) owner.onUnusable?.(template.problem);
+    return template;
+  }
+
+  /** Null while the template works; else why chat cannot use it. */
+  get problem(): string | null {
+    return this.sandbox.problem;
   }
 
   /**
    * A model folder's template: `override` (config `chatTemplate`), else chat_template.jinja (transformers 5 writes
    * it there), chat_template.json, then tokenizer_config.json's `chat_template`. Null when the folder has none.
    */
-  static async load(dir: string, tokenizerConfig: Record<string, unknown>, override?: string): Promise<ChatTemplate | null> {
+  static async load(dir: string, tokenizerConfig: Record<string, unknown>, owner: TemplateOwner, override?: string): Promise<ChatTemplate | null> {
     let source = override ?? (await readText(join(dir, "chat_template.jinja")));
     if (source === null) {
       const json = await readText(join(dir, "chat_template.json"));
@@ -58,23 +74,47 @@ export class ChatTemplate {
       const text = specialTokenText(tokenizerConfig[name]);
       if (text !== null) variables[name] = text;
     }
-    return ChatTemplate.compile(source, variables);
+    return ChatTemplate.compile(source, variables, owner);
   }
 
   /**
    * The prompt text. A conversation that ends with an assistant message is continued (the text stops right after
    * that message's content, as transformers' `continue_final_message` does); otherwise an assistant turn is opened.
    */
-  render(messages: readonly ChatMessage[]): string {
+  async render(messages: readonly ChatMessage[]): Promise<string> {
     const last = messages.at(-1);
     const continueFinal = last?.role === "assistant";
-    const rendered = this.template.render({
-      ...this.variables,
-      messages: messages.map((m) => ({ role: m.role, content: m.content, ...(m.name ? { name: m.name } : {}) })),
-      add_generation_prompt: !continueFinal,
-    });
+    let rendered: string;
+    try {
+      rendered = await this.sandbox.render({
+        ...this.variables,
+        messages: messages.map((m) => ({ role: m.role, content: m.content, ...(m.name ? { name: m.name } : {}) })),
+        add_generation_prompt: !continueFinal,
+      });
+    } catch (err) {
+      if (err instanceof TemplateUnusableError) {
+        this.owner.onUnusable?.(err.reason);
+        throw new ChatTemplateError(this.owner.modelId, err.reason);
+      }
+      if (err instanceof TemplateRenderError) throw new InvalidRequestError(`The model's chat template failed: ${err.message}`, { param: "messages" });
+      throw err;
+    }
     if (!continueFinal || last.content === "") return rendered;
     const at = rendered.lastIndexOf(last.content);
     return at < 0 ? rendered : rendered.slice(0, at + last.content.length);
+  }
+
+  /** node-llama-cpp's stop triggers for this template (LlamaText JSON); empty when it cannot read them. */
+  async stopTriggers(query: StopTriggerQuery): Promise<unknown[]> {
+    try {
+      return await this.sandbox.stopTriggers(query);
+    } catch (err) {
+      if (err instanceof TemplateUnusableError || err instanceof TemplateRenderError) return [];
+      throw err;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.sandbox.close();
   }
 }

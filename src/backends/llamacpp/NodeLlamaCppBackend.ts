@@ -5,6 +5,7 @@ import type {
   LlamaModel,
   Token,
 } from "node-llama-cpp";
+import { basename } from "node:path";
 import type { Logger } from "pino";
 import { ContextLengthExceededError, InvalidRequestError, ModelLoadError } from "../../core/errors.js";
 import type {
@@ -20,6 +21,7 @@ import type {
 import type { Backend } from "../Backend.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
 import { TokenTextStream } from "../generation/TokenTextStream.js";
+import type { GgufProbe } from "./GgufProbe.js";
 import type { LlamaProvider } from "./LlamaProvider.js";
 
 export interface NodeLlamaCppBackendOptions {
@@ -31,6 +33,8 @@ export interface NodeLlamaCppBackendOptions {
   gpuLayers: "auto" | "max" | number;
   /** A Jinja chat template used instead of the one in the GGUF (config `chatTemplate`). */
   chatTemplate?: string;
+  /** Opens the file's vocabulary in a child process first, so a file that would abort llama.cpp is refused instead. */
+  probe?: GgufProbe;
 }
 
 interface Loaded {
@@ -74,6 +78,8 @@ export class NodeLlamaCppBackend implements Backend {
     } catch (err) {
       throw new ModelLoadError(this.descriptor.id, `the llama.cpp runtime could not start: ${(err as Error).message}`, err);
     }
+    const verdict = await this.options.probe?.check(this.descriptor.path, signal);
+    if (verdict && !verdict.ok) throw new ModelLoadError(this.descriptor.id, `the file cannot be opened safely: ${verdict.reason}`);
     let model: LlamaModel;
     try {
       model = await llama.loadModel({ modelPath: this.descriptor.path, gpuLayers, loadSignal: signal });
@@ -97,12 +103,20 @@ export class NodeLlamaCppBackend implements Backend {
       const stopTokens = new Set<Token>();
       const source = this.options.chatTemplate ?? ggufChatTemplate(model);
       if (this.descriptor.task === "chat" && source !== null) {
-        template = await ChatTemplate.compile(source, { bos_token: model.tokens.bosString ?? "", eos_token: model.tokens.eosString ?? "" });
-        // node-llama-cpp's reading of the template knows which tokens end a turn (<|im_end|>, <|eot_id|>, ...).
-        const { resolveChatWrapper, JinjaTemplateChatWrapper } = await import("node-llama-cpp");
-        const chatWrapper = this.options.chatTemplate ? new JinjaTemplateChatWrapper({ template: source }) : resolveChatWrapper(model);
-        for (const trigger of chatWrapper.generateContextState({ chatHistory: [] }).stopGenerationTriggers) {
-          const tokens = trigger.tokenize(model.tokenizer);
+        template = await ChatTemplate.compile(source, { bos_token: model.tokens.bosString ?? "", eos_token: model.tokens.eosString ?? "" }, {
+          modelId: this.descriptor.id,
+          onUnusable: (reason) => (this.descriptor.chatTemplateProblem = reason),
+        });
+        // node-llama-cpp's reading of the template knows which tokens end a turn (<|im_end|>, <|eot_id|>, ...). It
+        // renders the template, so it runs in the template's sandbox; the triggers come back as LlamaText JSON.
+        const triggers = await template.stopTriggers(
+          this.options.chatTemplate
+            ? { override: source }
+            : { bosString: model.tokens.bosString ?? null, filename: basename(this.descriptor.path), metadata: smallMetadata(model.fileInfo.metadata) },
+        );
+        const { LlamaText } = await import("node-llama-cpp");
+        for (const json of triggers) {
+          const tokens = LlamaText.fromJSON(json as Parameters<typeof LlamaText.fromJSON>[0]).tokenize(model.tokenizer);
           if (tokens.length === 1) stopTokens.add(tokens[0]!);
         }
       }
@@ -117,6 +131,7 @@ export class NodeLlamaCppBackend implements Backend {
     const loaded = this.loaded;
     this.loaded = null;
     if (!loaded) return;
+    await loaded.template?.close();
     await loaded.embedding?.dispose();
     await loaded.context?.dispose();
     await loaded.model.dispose();
@@ -129,7 +144,7 @@ export class NodeLlamaCppBackend implements Backend {
 
   async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require();
-    const tokens = this.renderChat(loaded, request.messages);
+    const tokens = await this.renderChat(loaded, request.messages);
     yield* this.generate(loaded, tokens, request.sampling, 0, "messages", signal, request.returnTokenIds);
   }
 
@@ -158,13 +173,9 @@ export class NodeLlamaCppBackend implements Backend {
     return { vectors, promptTokens };
   }
 
-  private renderChat(loaded: Loaded, messages: ChatMessage[]): Token[] {
-    let text: string;
-    try {
-      text = loaded.template!.render(messages);
-    } catch (err) {
-      throw new InvalidRequestError(`The model's chat template failed: ${(err as Error).message}`, { param: "messages" });
-    }
+  private async renderChat(loaded: Loaded, messages: ChatMessage[]): Promise<Token[]> {
+    if (!loaded.template) throw new InvalidRequestError(`The model '${this.descriptor.id}' has no chat template; use /v1/completions.`, { param: "model" });
+    const text = await loaded.template.render(messages);
     // One string with its special tokens parsed, plus BOS where the vocabulary asks for it: what llama-server and
     // transformers do with a rendered prompt, so one model gets the same ids whichever engine serves it.
     return withBos(loaded.model, loaded.model.tokenize(text, true));
@@ -252,6 +263,16 @@ export class NodeLlamaCppBackend implements Backend {
 function ggufChatTemplate(model: LlamaModel): string | null {
   const template = (model.fileInfo.metadata as { tokenizer?: { chat_template?: unknown } }).tokenizer?.chat_template;
   return typeof template === "string" ? template : null;
+}
+
+/** The GGUF metadata node-llama-cpp picks a chat wrapper from, without the vocabulary's long arrays. */
+function smallMetadata(metadata: unknown): Record<string, unknown> {
+  const strip = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.length > 256 ? [] : value;
+    if (value === null || typeof value !== "object") return value;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strip(v)]));
+  };
+  return strip(metadata) as Record<string, unknown>;
 }
 
 function withBos(model: LlamaModel, tokens: Token[]): Token[] {

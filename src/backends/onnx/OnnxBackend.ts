@@ -17,7 +17,7 @@ import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnx
 import { readSentenceTransformersInfo } from "../../detection/transformers/readSentenceTransformersInfo.js";
 import type { Backend } from "../Backend.js";
 import { TokenTextStream } from "../generation/TokenTextStream.js";
-import { ChatTemplate } from "../generation/ChatTemplate.js";
+import { ChatTemplate, type TemplateOwner } from "../generation/ChatTemplate.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
 import type { OnnxRunner } from "./OnnxWorkerSession.js";
@@ -142,7 +142,7 @@ export class OnnxBackend implements Backend {
         const outputs = session.outputMetadata.map((m) => ({ name: m.name }));
         const graph = describeDecoderGraph(inputs, outputs, { heads, headDim }, where.names);
         if (graph.cache.length === 0) this.options.logger.warn("this ONNX graph has no KV-cache inputs: every token re-evaluates the whole sequence");
-        const template = await ChatTemplate.load(where.configDir, tokenizer.config, this.options.chatTemplate);
+        const template = await ChatTemplate.load(where.configDir, tokenizer.config, this.templateOwner(), this.options.chatTemplate);
         const trained = this.descriptor.detection.contextLength;
         const contextSize = Math.min(this.options.contextSize, trained ?? this.options.contextSize);
         this.loaded = { kind: "decoder", session, tokenizer, provider, decoder: new OnnxDecoder(ort, session, graph), template, contextSize };
@@ -160,7 +160,12 @@ export class OnnxBackend implements Backend {
     const loaded = this.loaded;
     this.loaded = null;
     if (this.descriptor.runtime?.["engine"] === "onnxruntime") delete this.descriptor.runtime;
+    if (loaded?.kind === "decoder") await loaded.template?.close();
     if (loaded) await loaded.session.release();
+  }
+
+  private templateOwner(): TemplateOwner {
+    return { modelId: this.descriptor.id, onUnusable: (reason) => (this.descriptor.chatTemplateProblem = reason) };
   }
 
   private async sentenceTransformers(dir: string): Promise<{ pooling: PoolingMode; normalize: boolean; maxSeqLength: number | null }> {
@@ -192,12 +197,7 @@ export class OnnxBackend implements Backend {
     for (const m of request.messages) {
       if (m.role === "tool") throw new InvalidRequestError(`Role '${m.role}' is not supported by this model yet.`, { param: "messages" });
     }
-    let text: string;
-    try {
-      text = loaded.template.render(request.messages);
-    } catch (err) {
-      throw new InvalidRequestError(`The model's chat template failed on these messages: ${(err as Error).message}`, { param: "messages" });
-    }
+    const text = await loaded.template.render(request.messages);
     yield* this.generate(loaded, loaded.tokenizer.encode(text, false), request.sampling, request.returnTokenIds, "messages", signal);
   }
 
