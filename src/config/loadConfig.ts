@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
-import { parseDocument as parseYamlDocument } from "yaml";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import { configSchema, MODEL_ID_PATTERN, type Config, type ModelEntry } from "./configSchema.js";
+import { copyConfigTree } from "./copyConfigTree.js";
+import { formatKeyPath } from "./formatKeyPath.js";
+import { isYamlConfigPath, parseConfigText } from "./parseConfigText.js";
 import { parseBooleanSetting, SECURITY_SETTINGS } from "../server/security/securitySchema.js";
 
 /** Where each setting can come from, for error messages that say what to fix. */
@@ -104,45 +106,57 @@ export interface LoadConfigInput {
   base?: Partial<Record<keyof Config, unknown>>;
 }
 
-/** YAML for `.yaml`/`.yml` files, JSON otherwise; YAML errors carry their line and column. */
-function parseConfigText(path: string, text: string): unknown {
-  if (!/\.ya?ml$/i.test(path)) return JSON.parse(text);
-  const doc = parseYamlDocument(text, { prettyErrors: true, uniqueKeys: true });
-  const first = doc.errors[0];
-  if (first) throw new Error((first.message.split("\n")[0] ?? "").replace(/:$/, ""));
-  return doc.toJS({ maxAliasCount: 100 });
+/** A null-prototype record: assigning any key to it, `__proto__` included, only ever creates an own property. */
+function emptyRecord<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/** `o[key]` when `o` itself holds `key`; never a value inherited from a prototype. */
+function ownValue(o: object, key: PropertyKey): unknown {
+  return Object.hasOwn(o, key) ? (o as Record<PropertyKey, unknown>)[key] : undefined;
 }
 
 /**
  * Reads a config file, JSON or YAML (by extension): the same settings as the flags, in their schema names
- * (`port`, `models`, `idleTtlSeconds`, ...). Relative paths are relative to the file.
+ * (`port`, `models`, `idleTtlSeconds`, ...). Relative paths are relative to the file. Every mapping in the result
+ * is a null-prototype object; duplicate keys and `__proto__`/`constructor`/`prototype` keys are refused
+ * (see parseConfigText).
  */
 export function readConfigFile(path: string): Record<string, unknown> {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = parseConfigText(path, readFileSync(path, "utf8"));
+    text = readFileSync(path, "utf8");
   } catch (err) {
     throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
   }
+  const parsed = parseConfigText(path, text);
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new ConfigError("config", `${path} must hold a ${/\.ya?ml$/i.test(path) ? "YAML mapping" : "JSON object"}`);
+    throw new ConfigError("config", `${path} must hold a ${isYamlConfigPath(path) ? "YAML mapping" : "JSON object"}`);
   }
-  const out = { ...(parsed as Record<string, unknown>) };
+  const out = parsed as Record<string, unknown>;
   const base = dirname(resolve(path));
   const rel = (p: unknown) => (typeof p === "string" && !isAbsolute(p) ? resolve(base, p) : p);
   if (Array.isArray(out.models)) {
-    out.models = out.models.map((m: unknown) => (m && typeof m === "object" && !Array.isArray(m) ? { ...m, path: rel((m as { path?: unknown }).path) } : m));
+    out.models = out.models.map((m: unknown) =>
+      m && typeof m === "object" && !Array.isArray(m) ? Object.assign(emptyRecord(), m, { path: rel((m as { path?: unknown }).path) }) : m,
+    );
   }
   if (Array.isArray(out.modelsDirs)) out.modelsDirs = out.modelsDirs.map(rel);
   for (const key of ["apiKeyFile", "storeDir", "hfTokenFile", "lmstudioDir", "ollamaDir"]) if (typeof out[key] === "string") out[key] = rel(out[key]);
   return out;
 }
 
-/** defaults < base < config file < env (TABAGENT_*) < flags, validated by one schema. Throws ConfigError naming the setting. */
+/**
+ * defaults < base < config file < env (TABAGENT_*) < flags, validated by one schema. Throws ConfigError naming the
+ * setting. Merging happens in null-prototype records and reads only own keys of env and flags, so no source can
+ * supply a setting through a prototype.
+ */
 export function loadConfig({ env = {}, flags = {}, base = {}, file }: LoadConfigInput = {}): Config {
-  const merged: Record<string, unknown> = { ...base };
-  const origin: Record<string, string> = {};
-  const configFile = file ?? (env.TABAGENT_CONFIG || undefined);
+  const merged = emptyRecord<unknown>();
+  const origin = emptyRecord<string>();
+  Object.assign(merged, copyConfigTree(base, "base settings"));
+  const configFileEnv = ownValue(env, "TABAGENT_CONFIG");
+  const configFile = file ?? ((typeof configFileEnv === "string" && configFileEnv) || undefined);
   if (configFile) {
     for (const [key, value] of Object.entries(readConfigFile(configFile))) {
       merged[key] = value;
@@ -150,12 +164,12 @@ export function loadConfig({ env = {}, flags = {}, base = {}, file }: LoadConfig
     }
   }
   for (const spec of SETTINGS) {
-    const fromEnv = env[spec.env];
+    const fromEnv = ownValue(env, spec.env) as string | undefined;
     if (fromEnv !== undefined && fromEnv !== "") {
       merged[spec.key] = convert(spec, fromEnv, "env");
       origin[spec.key] = spec.env;
     }
-    const fromFlag = flags[spec.key];
+    const fromFlag = ownValue(flags, spec.key) as string | string[] | undefined;
     if (fromFlag !== undefined) {
       merged[spec.key] = convert(spec, fromFlag, "flag");
       origin[spec.key] = spec.flag;
@@ -167,7 +181,7 @@ export function loadConfig({ env = {}, flags = {}, base = {}, file }: LoadConfig
     const key = String(issue?.path[0] ?? "config");
     const where = origin[key] ? ` (from ${origin[key]})` : "";
     // The key path as a user would write it: models[0].contextSize
-    const keyPath = (issue?.path ?? [key]).map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
+    const keyPath = formatKeyPath(issue?.path ?? [key]);
     const value = merged[key];
     const shown = typeof value === "string" ? `; got "${value}"` : "";
     throw new ConfigError(`${keyPath}${where}`, `${issue?.message ?? "invalid"}${shown}`);

@@ -7,7 +7,8 @@ import { parseCommandArgs } from "./parseCommandArgs.js";
 const USAGE = `Usage: tabagent config check [FILE]
 
 Validates a config file (YAML for .yaml/.yml, JSON otherwise) without starting anything: every key, type and
-range, and whether the paths it names exist. FILE defaults to --config / TABAGENT_CONFIG. Exit 0 when valid, 2 when not.
+range, duplicate keys and __proto__/constructor/prototype keys (refused at any depth, as serve refuses them), and
+whether the paths it names exist. FILE defaults to --config / TABAGENT_CONFIG. Exit 0 when valid, 2 when not.
 `;
 
 /** `tabagent config check`. */
