@@ -1,8 +1,14 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { GgufProbe } from "../../src/backends/llamacpp/GgufProbe.js";
+import { LlamaProvider } from "../../src/backends/llamacpp/LlamaProvider.js";
+import { NodeLlamaCppBackend } from "../../src/backends/llamacpp/NodeLlamaCppBackend.js";
+import { ModelLoadError } from "../../src/core/errors.js";
 import { makeTinyChatModel, TINY_CHAT_TEMPLATE } from "../fixtures/makeTinyChatModel.js";
+import { testDescriptor } from "../helpers/testDescriptor.js";
 import { ensureFixtures } from "../fixtures/ensureFixtures.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../helpers/startTestDaemon.js";
 
@@ -35,10 +41,10 @@ describe("hostile model files", () => {
     dir = await mkdtemp(join(tmpdir(), "tabagent-hostile-"));
     const hostile = join(dir, "hostile-template.gguf");
     await writeFile(hostile, makeTinyChatModel({ chatTemplate: HOSTILE_TEMPLATE }));
-    t = await startTestDaemon({ dataDir: join(dir, "data") }, [
-      { id: "hostile", path: hostile },
-      { id: "flipped", path: await byteFlippedGguf(dir) },
-    ]);
+    const found = join(dir, "found");
+    await mkdir(found);
+    await byteFlippedGguf(found);
+    t = await startTestDaemon({ dataDir: join(dir, "data"), modelsDirs: [found] }, [{ id: "hostile", path: hostile }]);
   });
 
   afterAll(async () => {
@@ -80,17 +86,31 @@ describe("hostile model files", () => {
     expect(completion.choices[0]!.finish_reason).toBeDefined();
   });
 
-  it("a GGUF whose vocabulary aborts llama.cpp is refused with 503 model_load_failed; the daemon and other models serve", async () => {
+  it("a GGUF whose vocabulary would abort llama.cpp is not served from a models folder; the daemon and other models serve", async () => {
+    const models = (await (await fetch(`${t.url}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data.map((m) => m.id)).not.toContain("flipped"); // skipped at discovery, with a warning in the log
     const res = await postJson(`${t.url}/v1/chat/completions`, { model: "flipped", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
-    expect(res.status).toBe(503);
-    expect(res.json.error).toMatchObject({ code: "model_load_failed" });
-    expect(res.json.error!.message).toMatch(/crashed reading it \(SIGABRT: 'std::out_of_range'/);
+    expect(res.status).toBe(404);
     expect((await timedHealth(t.url)).status).toBe(200);
     const ok = await t.client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 });
     expect(ok.choices[0]!.message.content).toBeTypeOf("string");
-    // Asked again: refused again, from the cached verdict, without a second crash.
-    const again = await postJson(`${t.url}/v1/completions`, { model: "flipped", prompt: "hi", max_tokens: 4 });
-    expect(again.status).toBe(503);
-    expect(again.json.error?.code).toBe("model_load_failed");
+  });
+
+  it("past detection, the load probe turns llama.cpp's abort into a ModelLoadError and this process lives on", async () => {
+    // The engine as the daemon builds it, given the file directly: what a corruption detection does not know would meet.
+    const path = await byteFlippedGguf(dir);
+    const logger = pino({ level: "silent" });
+    const provider = new LlamaProvider({ gpu: "off", threads: 1, logger });
+    const probe = new GgufProbe({ logger, cacheFile: join(dir, "probes.json") });
+    const backend = new NodeLlamaCppBackend(testDescriptor({ id: "flipped", path }), { provider, logger, threads: 1, contextSize: 256, parallel: 1, gpuLayers: 0, probe });
+    const failure = await backend.load(AbortSignal.timeout(60_000)).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(ModelLoadError);
+    expect((failure as Error).message).toMatch(/crashed reading it \(SIGABRT: 'std::out_of_range': _Map_base::at\)/);
+    // The verdict is kept: a second daemon refuses without probing again.
+    const again = new GgufProbe({ logger, cacheFile: join(dir, "probes.json") });
+    const started = performance.now();
+    expect((await again.check(path)).ok).toBe(false);
+    expect(performance.now() - started).toBeLessThan(200);
+    await provider.dispose();
   });
 });

@@ -20,7 +20,7 @@ import type {
 } from "../../core/types.js";
 import type { Backend } from "../Backend.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
-import { TokenTextStream } from "../generation/TokenTextStream.js";
+import { generateFromTokens } from "../generation/generateFromTokens.js";
 import type { GgufProbe } from "./GgufProbe.js";
 import type { LlamaProvider } from "./LlamaProvider.js";
 
@@ -196,7 +196,6 @@ export class NodeLlamaCppBackend implements Backend {
     const maxTokens = Math.min(sampling.maxTokens ?? room, room);
 
     const sequence = loaded.freeSequences.pop() ?? loaded.context!.getSequence();
-    let completionTokens = 0;
     try {
       const work = reusePrefix(sequence, promptTokens);
       const settled = work.then(
@@ -207,52 +206,42 @@ export class NodeLlamaCppBackend implements Backend {
       void settled.then(() => loaded.pendingPrefixWork.delete(settled));
       const toEvaluate = await work;
       signal.throwIfAborted();
-      const text = new TokenTextStream<Token>((t, last) => model.detokenize(t, false, last), sampling.stop);
       const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
       const generated: Token[] = [];
-      let finish: "stop" | "length" = "length";
-      if (returnTokenIds) yield { type: "token_ids", index, ids: promptTokens.map(Number), prompt: true };
-      if (maxTokens > 0) {
-        const iterator = sequence.evaluate(toEvaluate, {
-          // We want to see the end-of-generation token: without it an ended iterator looks like a length stop.
-          yieldEogToken: true,
-          temperature: sampling.temperature,
-          topP: sampling.topP,
-          seed: sampling.seed,
-          repeatPenalty: penalize
-            ? {
-                punishTokens: () => generated.slice(-64),
-                penalty: 1,
-                presencePenalty: sampling.presencePenalty,
-                frequencyPenalty: sampling.frequencyPenalty,
-              }
-            : undefined,
-        });
-        for await (const token of iterator) {
-          if (signal.aborted) break; // leaving the loop ends evaluation: the slot is free within one token
+      const evaluation = sequence.evaluate(toEvaluate, {
+        // We want to see the end-of-generation token: without it an ended iterator looks like a length stop.
+        yieldEogToken: true,
+        temperature: sampling.temperature,
+        topP: sampling.topP,
+        seed: sampling.seed,
+        repeatPenalty: penalize
+          ? {
+              punishTokens: () => generated.slice(-64),
+              penalty: 1,
+              presencePenalty: sampling.presencePenalty,
+              frequencyPenalty: sampling.frequencyPenalty,
+            }
+          : undefined,
+      });
+      async function* tokens(): AsyncGenerator<Token> {
+        for await (const token of evaluation) {
+          // KV-cache edits of starting requests go first (see Loaded.pendingPrefixWork).
           if (loaded.pendingPrefixWork.size > 0) await Promise.all(loaded.pendingPrefixWork);
-          if (model.isEogToken(token) || loaded.stopTokens.has(token)) {
-            finish = "stop";
-            break;
-          }
           generated.push(token);
-          completionTokens++;
-          if (returnTokenIds) yield { type: "token_ids", index, ids: [Number(token)] };
-          const match = text.push(token);
-          if (match.text) yield { type: "text", index, text: match.text };
-          if (match.stopped) {
-            finish = "stop";
-            break;
-          }
-          if (completionTokens >= maxTokens) break;
+          yield token;
         }
       }
-      signal.throwIfAborted();
-      const tail = text.end();
-      if (tail.stopped) finish = "stop";
-      if (tail.text) yield { type: "text", index, text: tail.text };
-      yield { type: "finish", index, reason: finish };
-      yield { type: "usage", usage: { promptTokens: promptTokens.length, completionTokens } };
+      yield* generateFromTokens(tokens(), {
+        index,
+        promptTokens,
+        maxTokens,
+        stop: sampling.stop,
+        returnTokenIds,
+        isEnd: (token) => model.isEogToken(token) || loaded.stopTokens.has(token),
+        detokenize: (t, last) => model.detokenize(t, false, last),
+        toId: Number,
+        signal,
+      });
     } finally {
       loaded.freeSequences.push(sequence);
     }

@@ -16,8 +16,8 @@ import { LocalModelFileSystem } from "../../detection/ModelFileSystem.js";
 import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnxSummary.js";
 import { readSentenceTransformersInfo } from "../../detection/transformers/readSentenceTransformersInfo.js";
 import type { Backend } from "../Backend.js";
-import { TokenTextStream } from "../generation/TokenTextStream.js";
 import { ChatTemplate, type TemplateOwner } from "../generation/ChatTemplate.js";
+import { generateFromTokens } from "../generation/generateFromTokens.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
 import type { OnnxRunner } from "./OnnxWorkerSession.js";
@@ -233,47 +233,39 @@ export class OnnxBackend implements Backend {
     const room = contextSize - promptTokens.length;
     const maxTokens = Math.min(sampling.maxTokens ?? room, room);
 
-    const state = decoder.start();
-    const random = createRandom(sampling.seed);
-    const counts = new Map<number, number>();
-    const text = new TokenTextStream<number>((tokens, last) => tokenizer.decodeAfter(tokens, last), sampling.stop);
-    let completionTokens = 0;
-    let finish: "stop" | "length" = "length";
-    if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [...promptTokens], prompt: true };
-    try {
-      if (maxTokens > 0) {
-        let logits = await decoder.step(state, promptTokens);
-        for (;;) {
-          if (signal.aborted) break;
-          const token = sampleToken(logits, sampling, random, counts);
-          if (tokenizer.eosIds.has(token)) {
-            finish = "stop";
-            break;
-          }
-          completionTokens++;
-          counts.set(token, (counts.get(token) ?? 0) + 1);
-          if (returnTokenIds) yield { type: "token_ids", index: 0, ids: [token] };
-          const match = text.push(token);
-          if (match.text) yield { type: "text", index: 0, text: match.text };
-          if (match.stopped) {
-            finish = "stop";
-            break;
-          }
-          if (completionTokens >= maxTokens) break;
-          if (signal.aborted) break;
-          // The step runs in the session's worker thread while this thread writes the token just yielded.
-          logits = await decoder.step(state, [token]);
-        }
-      }
-    } finally {
-      decoder.release(state);
+    yield* generateFromTokens(sampledTokens(decoder, promptTokens, sampling, signal), {
+      index: 0,
+      promptTokens,
+      maxTokens,
+      stop: sampling.stop,
+      returnTokenIds,
+      isEnd: (token) => tokenizer.eosIds.has(token),
+      detokenize: (tokens, last) => tokenizer.decodeAfter(tokens, last),
+      toId: (token) => token,
+      signal,
+    });
+  }
+}
+
+/**
+ * Tokens sampled from the decoder, one per request for the next: the KV cache lives in the session's worker, and the
+ * step for the next token runs there while this thread writes the one just yielded.
+ */
+async function* sampledTokens(decoder: OnnxDecoder, promptTokens: number[], sampling: SamplingParams, signal: AbortSignal): AsyncGenerator<number> {
+  const state = decoder.start();
+  const random = createRandom(sampling.seed);
+  const counts = new Map<number, number>(); // for presence and frequency penalties
+  try {
+    let logits = await decoder.step(state, promptTokens);
+    for (;;) {
+      const token = sampleToken(logits, sampling, random, counts);
+      yield token;
+      counts.set(token, (counts.get(token) ?? 0) + 1);
+      if (signal.aborted) return;
+      logits = await decoder.step(state, [token]);
     }
-    signal.throwIfAborted();
-    const tail = text.end();
-    if (tail.stopped) finish = "stop";
-    if (tail.text) yield { type: "text", index: 0, text: tail.text };
-    yield { type: "finish", index: 0, reason: finish };
-    yield { type: "usage", usage: { promptTokens: promptTokens.length, completionTokens } };
+  } finally {
+    decoder.release(state);
   }
 }
 
