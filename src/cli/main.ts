@@ -115,7 +115,8 @@ Usage:
   tabagent detect SOURCE...   classify models: a file, a folder, or a Hugging Face repo
                               (owner/name[@revision][:file]); --json for JSON, --engine E to check an override.
                               Remote detection reads only headers (HTTP range requests); HF_TOKEN and
-                              HF_ENDPOINT are honoured.
+                              HF_ENDPOINT are honoured. Local models are also tried: the chat template rendered
+                              in its sandbox, a GGUF's vocabulary opened by llama.cpp in a child (--no-probe: skip).
   tabagent doctor [--json]    what this machine can run: node-llama-cpp and its GPU support, the llama-server
                               binaries (standard and BitNet) and where each was looked for
   tabagent --version
@@ -286,13 +287,15 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
 
 const DETECT_OPTIONS = {
   json: { type: "boolean" },
+  "no-probe": { type: "boolean" },
+  "data-dir": { type: "string" },
   engine: { type: "string" },
   "hub-url": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
 async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let values: { json?: boolean; engine?: string; "hub-url"?: string; help?: boolean };
+  let values: { json?: boolean; engine?: string; "hub-url"?: string; "no-probe"?: boolean; "data-dir"?: string; help?: boolean };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({ args, options: DETECT_OPTIONS, strict: true, allowPositionals: true }));
@@ -301,7 +304,7 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 2;
   }
   if (values.help || positionals.length === 0) {
-    process.stdout.write("Usage: tabagent detect SOURCE... [--json] [--engine ENGINE] [--hub-url URL]\n");
+    process.stdout.write("Usage: tabagent detect SOURCE... [--json] [--engine ENGINE] [--hub-url URL] [--no-probe] [--data-dir DIR]\n");
     return values.help ? 0 : 2;
   }
   const engine = values.engine === undefined ? undefined : engineNameSchema.safeParse(values.engine);
@@ -315,9 +318,11 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const openRemote = hubOpener({ ...access, hubUrl: values["hub-url"] ?? access.hubUrl });
   const results: Detection[] = [];
   let failed = 0;
+  const probe = values["no-probe"] ? null : await detectionProbe(values["data-dir"] ?? env.TABAGENT_DATA_DIR, env);
   for (const source of positionals) {
     try {
-      results.push(...(await detectSource(source, { openRemote, engineOverride: engine?.data })));
+      const found = await detectSource(source, { openRemote, engineOverride: engine?.data });
+      for (const d of found) results.push(probe ? await probe(d) : d);
     } catch (err) {
       failed++;
       process.stderr.write(`tabagent detect: ${source}: ${(err as Error).message}\n`);
@@ -326,6 +331,18 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else for (const d of results) process.stdout.write(formatDetection(d));
   return failed > 0 ? 1 : 0;
+}
+
+/** Tries local models for real (see probeDetection), sharing the daemon's GGUF probe verdicts. */
+async function detectionProbe(dataDir: string | undefined, env: NodeJS.ProcessEnv): Promise<(d: Detection) => Promise<Detection>> {
+  const [{ probeDetection }, { defaultDataDir }, { join }, { pino }] = await Promise.all([
+    import("./commands/probeDetection.js"),
+    import("../native/findPythonEnv.js"),
+    import("node:path"),
+    import("pino"),
+  ]);
+  const options = { logger: pino({ level: "silent" }), probeCacheFile: join(dataDir ?? defaultDataDir(env), "gguf-probes.json") };
+  return (d) => probeDetection(d, options);
 }
 
 function formatCount(n: number | null): string {

@@ -24,6 +24,22 @@ function pickTemplate(value: unknown): string | null {
   return null;
 }
 
+/**
+ * A model folder's template source: chat_template.jinja (transformers 5 writes it there), chat_template.json, then
+ * tokenizer_config.json's `chat_template` (read from the folder when not given). Null when the folder has none.
+ */
+export async function readFolderChatTemplate(dir: string, tokenizerConfig?: Record<string, unknown>): Promise<string | null> {
+  const jinja = await readText(join(dir, "chat_template.jinja"));
+  if (jinja !== null) return jinja;
+  const json = await readText(join(dir, "chat_template.json"));
+  if (json !== null) {
+    const picked = pickTemplate((JSON.parse(json) as Record<string, unknown>)["chat_template"]);
+    if (picked !== null) return picked;
+  }
+  const config = tokenizerConfig ?? (JSON.parse((await readText(join(dir, "tokenizer_config.json"))) ?? "{}") as Record<string, unknown>);
+  return pickTemplate(config["chat_template"]);
+}
+
 /** The model a template belongs to: named in errors, told once the template proves unusable. */
 export interface TemplateOwner {
   modelId: string;
@@ -57,17 +73,9 @@ export class ChatTemplate {
     return this.sandbox.problem;
   }
 
-  /**
-   * A model folder's template: `override` (config `chatTemplate`), else chat_template.jinja (transformers 5 writes
-   * it there), chat_template.json, then tokenizer_config.json's `chat_template`. Null when the folder has none.
-   */
+  /** A model folder's template: `override` (config `chatTemplate`), else readFolderChatTemplate's. Null when none. */
   static async load(dir: string, tokenizerConfig: Record<string, unknown>, owner: TemplateOwner, override?: string): Promise<ChatTemplate | null> {
-    let source = override ?? (await readText(join(dir, "chat_template.jinja")));
-    if (source === null) {
-      const json = await readText(join(dir, "chat_template.json"));
-      if (json !== null) source = pickTemplate((JSON.parse(json) as Record<string, unknown>)["chat_template"]);
-    }
-    source ??= pickTemplate(tokenizerConfig["chat_template"]);
+    const source = override ?? (await readFolderChatTemplate(dir, tokenizerConfig));
     if (source === null) return null;
     const variables: Record<string, unknown> = {};
     for (const name of ["bos_token", "eos_token", "pad_token", "unk_token", "sep_token", "cls_token", "mask_token"]) {

@@ -131,6 +131,7 @@ export class TemplateSandbox {
     this.failAll(new TemplateUnusableError("the template sandbox was closed"));
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.ref(); // whoever awaits close() waits for the exit, so the process must not end before it
       child.kill("SIGKILL");
       await exited;
     }
