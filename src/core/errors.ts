@@ -137,6 +137,15 @@ export class ModelLoadError extends TabAgentError {
   }
 }
 
+/** A backend asked to work while unloaded: the router never does this, so it is a bug, but one with a retryable answer. */
+export class ModelNotLoadedError extends TabAgentError {
+  override readonly status = 503;
+  override readonly type = "service_unavailable_error" as const;
+  constructor(model: string) {
+    super(`The model '${model}' is not loaded; retry the request.`, { code: "model_not_loaded", headers: { "retry-after": "1" } });
+  }
+}
+
 /** The model's chat template cannot be used (it hangs, exhausts memory or does not compile); completions still work. */
 export class ChatTemplateError extends TabAgentError {
   override readonly status = 500;

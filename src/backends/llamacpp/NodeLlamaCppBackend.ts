@@ -7,7 +7,7 @@ import type {
 } from "node-llama-cpp";
 import { basename } from "node:path";
 import type { Logger } from "pino";
-import { ContextLengthExceededError, InvalidRequestError, ModelLoadError } from "../../core/errors.js";
+import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError } from "../../core/errors.js";
 import type {
   ChatMessage,
   ChatRequest,
@@ -138,7 +138,7 @@ export class NodeLlamaCppBackend implements Backend {
   }
 
   private require(): Loaded {
-    if (!this.loaded) throw new Error(`model ${this.descriptor.id} is not loaded`);
+    if (!this.loaded) throw new ModelNotLoadedError(this.descriptor.id);
     return this.loaded;
   }
 

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { ContextLengthExceededError, InvalidRequestError, ModelLoadError } from "../../core/errors.js";
+import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError } from "../../core/errors.js";
 import type {
   ChatRequest,
   CompletionRequest,
@@ -184,7 +184,7 @@ export class OnnxBackend implements Backend {
   private require(kind: "embedder"): LoadedEmbedder;
   private require(kind: Loaded["kind"]): Loaded {
     const loaded = this.loaded;
-    if (!loaded) throw new Error(`model ${this.descriptor.id} is not loaded`);
+    if (!loaded) throw new ModelNotLoadedError(this.descriptor.id);
     if (loaded.kind !== kind) {
       throw new InvalidRequestError(`Model '${this.descriptor.id}' is ${loaded.kind === "embedder" ? "an embedding" : "a text generation"} model.`, { param: "model" });
     }
