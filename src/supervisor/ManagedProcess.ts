@@ -27,13 +27,31 @@ export interface RestartPolicy {
   cooldownMs: number;
 }
 
-export interface ManagedProcessOptions {
+/**
+ * Where each start of a child listens, when that is not a free TCP port on 127.0.0.1 (the default): a Unix socket
+ * in a private directory, say, with a key that only this start knows.
+ */
+export interface ListenAddresses<A> {
+  /** A fresh address for one start; called before every spawn. */
+  allocate(): Promise<A>;
+  /** Called once the child that listened on `address` has exited (or could not be spawned). Must not reject. */
+  release(address: A): Promise<void>;
+  /** How the address appears in status and logs; never a secret. */
+  describe(address: A): string;
+  /** The TCP port in the address, if there is one (status `port`). Default: none. */
+  port?(address: A): number | null;
+}
+
+export interface ManagedProcessOptions<A = number> {
   /** For logs and error messages ("llama-server", "bitnet", "python-sidecar"). */
   name: string;
-  /** What to run, given the port the child must listen on (127.0.0.1). Called for every start. */
-  command: (port: number) => CommandSpec;
-  /** Whether the child serves yet. Default: `GET http://127.0.0.1:${port}/health` answers 200. Throwing counts as "no". */
-  healthCheck?: (port: number, signal: AbortSignal) => Promise<boolean>;
+  /** What to run, given the address the child must listen on (a 127.0.0.1 port by default). Called for every start. */
+  command: (address: A) => CommandSpec;
+  /**
+   * Whether the child serves yet. Default: `GET http://127.0.0.1:${port}/health` answers 200 (required with
+   * `addresses`). Throwing counts as "no".
+   */
+  healthCheck?: (address: A, signal: AbortSignal) => Promise<boolean>;
   /** Deadline for one health check. Default 2 000. */
   healthCheckTimeoutMs?: number;
   /** Deadline from spawn to healthy; past it the child is killed and the start fails. Default 60 000. */
@@ -62,8 +80,10 @@ export interface ManagedProcessOptions {
   clock?: Clock;
   /** Default: createExecaSpawner() (execa, detached process group, setpriv --pdeathsig KILL where available). */
   spawn?: Spawner;
-  /** Default: findFreePort("127.0.0.1"). */
+  /** Default: findFreePort("127.0.0.1"). Not used with `addresses`. */
   findPort?: () => Promise<number>;
+  /** Addresses other than 127.0.0.1 ports (each start gets a fresh one, released once that child has exited). */
+  addresses?: ListenAddresses<A>;
   /** Where running children are recorded for installExitHandlers. Default: none. */
   registry?: ProcessRegistry;
   /** Output lines kept (stdout and stderr together). Default 200. */
@@ -80,7 +100,10 @@ export interface ProcessStatus {
   name: string;
   state: ProcessState;
   pid: number | null;
+  /** The TCP port of the running child; null when stopped or when it listens elsewhere (a Unix socket). */
   port: number | null;
+  /** Where the running child listens, for people (`127.0.0.1:8080`, `unix:/tmp/.../child.sock`); never a secret. */
+  address: string | null;
   /** Automatic restarts since creation. */
   restarts: number;
   lastError: string | null;
@@ -89,10 +112,12 @@ export interface ProcessStatus {
 }
 
 /** One spawned child and what is known about it. */
-interface Running {
+interface Running<A> {
   readonly child: ChildHandle;
-  readonly port: number;
+  readonly address: A;
   exit: ExitInfo | null;
+  /** Settles once the child has exited and its address was released. */
+  readonly gone: Promise<void>;
   /** Set by recycle(): why the supervisor killed it (a wedged engine), for the logs and lastError. */
   recycled?: string;
   /** Stops its liveness checks (set while they run). */
@@ -114,6 +139,11 @@ function redactArgs(args: readonly string[]): string[] {
   return args.map((arg, i) => (i > 0 && /^--?[\w-]*(key|token|secret|password)$/i.test(args[i - 1]!) ? "[redacted]" : arg));
 }
 
+/** The default addresses: a free TCP port on 127.0.0.1 for each start, nothing to release. */
+function portAddresses(findPort: () => Promise<number>): ListenAddresses<number> {
+  return { allocate: findPort, release: async () => undefined, describe: (port) => `127.0.0.1:${port}` };
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -127,13 +157,13 @@ function messageOf(err: unknown): string {
  * during a stop waits for it and then starts again; an unexpected exit while ready restarts the child in the
  * background with exponential backoff, and callers arriving meanwhile wait for that start.
  */
-export class ManagedProcess implements AsyncDisposable {
+export class ManagedProcess<A = number> implements AsyncDisposable {
   private state: ProcessState = "stopped";
   /** The start or stop in progress (`starting`/`stopping`); a stop never rejects. */
   private transition: Promise<void> | null = null;
   /** Aborts the start in progress (used by stop). */
   private startControl: AbortController | null = null;
-  private current: Running | null = null;
+  private current: Running<A> | null = null;
   private failures: number[] = [];
   private failedUntil: number | null = null;
   /** The start after a cooldown: one failure sends it back to `failed`. */
@@ -146,28 +176,33 @@ export class ManagedProcess implements AsyncDisposable {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly spawn: Spawner;
-  private readonly findPort: () => Promise<number>;
-  private readonly healthCheck: (port: number, signal: AbortSignal) => Promise<boolean>;
+  private readonly addresses: ListenAddresses<A>;
+  private readonly healthCheck: (address: A, signal: AbortSignal) => Promise<boolean>;
   private readonly policy: RestartPolicy;
   private readonly ring: RingBuffer<string>;
 
-  constructor(private readonly options: ManagedProcessOptions) {
+  constructor(private readonly options: ManagedProcessOptions<A>) {
     this.name = options.name;
     this.log = options.logger.child({ proc: options.name });
     this.clock = options.clock ?? systemClock;
     this.spawn = options.spawn ?? createExecaSpawner();
-    this.findPort = options.findPort ?? (() => findFreePort("127.0.0.1"));
-    this.healthCheck = options.healthCheck ?? httpHealthCheck("/health");
+    if (options.addresses && !options.healthCheck) throw new TypeError(`${options.name}: a health check is required with addresses`);
+    // Without `addresses`, A is number (the default type argument): a free port, checked over HTTP.
+    const findPort = options.findPort ?? (() => findFreePort("127.0.0.1"));
+    this.addresses = options.addresses ?? (portAddresses(findPort) as unknown as ListenAddresses<A>);
+    this.healthCheck = options.healthCheck ?? (httpHealthCheck("/health") as unknown as (address: A, signal: AbortSignal) => Promise<boolean>);
     this.policy = { ...DEFAULT_RESTART, ...options.restart };
     this.ring = new RingBuffer(options.ringBufferLines ?? 200);
   }
 
   get status(): ProcessStatus {
+    const address = this.current?.address;
     return {
       name: this.name,
       state: this.state,
       pid: this.current?.child.pid ?? null,
-      port: this.current?.port ?? null,
+      port: address === undefined ? null : typeof address === "number" ? address : (this.addresses.port?.(address) ?? null),
+      address: address === undefined ? null : this.addresses.describe(address),
       restarts: this.restarts,
       lastError: this.lastError,
       retryAt: this.state === "failed" ? this.failedUntil : null,
@@ -180,18 +215,19 @@ export class ManagedProcess implements AsyncDisposable {
   }
 
   /**
-   * Resolves with the port once the child is healthy, starting it if needed. Aborting `signal` stops this caller's
-   * waiting, never the shared start. Rejects with ProcessStartError (the start failed; quotes the child's output),
-   * ProcessFailedError (paused after repeated failures; carries the reason and Retry-After), ProcessStoppedError
-   * (stop() cancelled the start) or ServiceUnavailableError `shutting_down` after close().
+   * Resolves with the child's address (its port by default) once it is healthy, starting it if needed. Aborting
+   * `signal` stops this caller's waiting, never the shared start. Rejects with ProcessStartError (the start failed;
+   * quotes the child's output), ProcessFailedError (paused after repeated failures; carries the reason and
+   * Retry-After), ProcessStoppedError (stop() cancelled the start) or ServiceUnavailableError `shutting_down` after
+   * close().
    */
-  async ensureReady(signal?: AbortSignal): Promise<{ port: number }> {
+  async ensureReady(signal?: AbortSignal): Promise<{ address: A }> {
     for (;;) {
       if (this.closed) throw new ServiceUnavailableError(`The ${this.name} process is shut down.`, { code: "shutting_down" });
       if (signal?.aborted) throw abortReason(signal);
       switch (this.state) {
         case "ready":
-          return { port: this.current!.port };
+          return { address: this.current!.address };
         case "starting":
         case "stopping":
           // Wait, then decide again: a stop is followed by a fresh start; a failed start rejects its waiters.
@@ -213,13 +249,13 @@ export class ManagedProcess implements AsyncDisposable {
   }
 
   /**
-   * A caller found nothing listening on `port`. The child's exit event can arrive after its socket closed, so this
-   * waits up to `waitMs` for it; once the exit is seen, the next `ensureReady` waits for the restart instead of
-   * handing out the dead port again. True when the child that had `port` is gone (a retry is worth it).
+   * A caller found nothing listening on `address`. The child's exit event can arrive after its socket closed, so
+   * this waits up to `waitMs` for it; once the exit is seen, the next `ensureReady` waits for the restart instead of
+   * handing out the dead address again. True when the child that had `address` is gone (a retry is worth it).
    */
-  async confirmGone(port: number, waitMs = 2_000, signal?: AbortSignal): Promise<boolean> {
+  async confirmGone(address: A, waitMs = 2_000, signal?: AbortSignal): Promise<boolean> {
     const running = this.current;
-    if (running === null || running.port !== port || running.exit !== null) return true;
+    if (running === null || running.address !== address || running.exit !== null) return true;
     let timer: unknown;
     const timeout = new Promise<boolean>((resolve) => {
       timer = this.clock.setTimeout(() => resolve(false), waitMs);
@@ -266,7 +302,7 @@ export class ManagedProcess implements AsyncDisposable {
         const running = this.current!;
         running.unwatch?.();
         this.current = null;
-        return this.beginStop("requested", this.terminate(running.child));
+        return this.beginStop("requested", this.terminate(running));
       }
     }
   }
@@ -304,7 +340,7 @@ export class ManagedProcess implements AsyncDisposable {
       async (running) => {
         if (control.signal.aborted) {
           // stop() came in just as the child became healthy: it owns the state now.
-          await this.terminate(running.child);
+          await this.terminate(running);
           throw abortReason(control.signal);
         }
         this.startControl = null;
@@ -314,7 +350,7 @@ export class ManagedProcess implements AsyncDisposable {
           this.probation = false;
           this.failures = [];
         }
-        this.log.info({ pid: running.child.pid, port: running.port }, "ready");
+        this.log.info({ pid: running.child.pid, ...this.where(running.address) }, "ready");
         this.watch(running);
         if (running.exit) this.onCrash(running); // it died between the health check and now
       },
@@ -330,7 +366,7 @@ export class ManagedProcess implements AsyncDisposable {
     this.transition = transition;
   }
 
-  private async startOnce(signal: AbortSignal): Promise<Running> {
+  private async startOnce(signal: AbortSignal): Promise<Running<A>> {
     try {
       return await this.launchOnFreePort(signal);
     } catch (err) {
@@ -339,7 +375,7 @@ export class ManagedProcess implements AsyncDisposable {
     }
   }
 
-  private async restartLoop(signal: AbortSignal): Promise<Running> {
+  private async restartLoop(signal: AbortSignal): Promise<Running<A>> {
     for (;;) {
       if (this.failedUntil !== null) {
         throw new ProcessFailedError(this.name, this.lastError ?? "unknown", this.failedUntil - this.clock.now());
@@ -374,7 +410,7 @@ export class ManagedProcess implements AsyncDisposable {
     }
   }
 
-  private onChildExit(running: Running, info: ExitInfo): void {
+  private onChildExit(running: Running<A>, info: ExitInfo): void {
     running.exit = info;
     running.unwatch?.();
     this.options.registry?.delete(running.child);
@@ -382,7 +418,7 @@ export class ManagedProcess implements AsyncDisposable {
   }
 
   /** The child died while ready: restart it in the background (or pause it, past the policy). */
-  private onCrash(running: Running): void {
+  private onCrash(running: Running<A>): void {
     const reason = running.recycled ? `replaced: ${running.recycled}` : `${describeExit(running.exit!)} unexpectedly`;
     const lines = this.lastLines();
     this.log.warn({ pid: running.child.pid, reason, lastLines: lines }, "process died");
@@ -396,36 +432,63 @@ export class ManagedProcess implements AsyncDisposable {
     this.beginStart("restart");
   }
 
-  private async launchOnFreePort(signal: AbortSignal): Promise<Running> {
+  private async launchOnFreePort(signal: AbortSignal): Promise<Running<A>> {
     const retries = this.options.portRetries ?? 3;
     for (let attempt = 0; ; attempt++) {
-      const port = await abortable(this.findPort(), signal);
+      let address: A;
       try {
-        return await this.launch(port, signal);
+        address = await this.addresses.allocate();
+      } catch (err) {
+        throw new ProcessStartError(this.name, `has nowhere to listen: ${messageOf(err)}`, [], { cause: err });
+      }
+      if (signal.aborted) {
+        await this.release(address);
+        throw abortReason(signal);
+      }
+      try {
+        return await this.launch(address, signal);
       } catch (err) {
         if (!(err instanceof ProcessStartError && err.portInUse) || attempt >= retries || signal.aborted) throw err;
-        this.log.warn({ port }, "port taken by another program: trying another");
+        this.log.warn(this.where(address), "address taken by another program: trying another");
       }
     }
   }
 
-  /** Spawns the child on `port` and polls its health until ready; on any failure kills its group and rejects. */
-  private async launch(port: number, signal: AbortSignal): Promise<Running> {
-    const command = this.options.command(port);
+  private async release(address: A): Promise<void> {
+    try {
+      await this.addresses.release(address);
+    } catch (err) {
+      this.log.warn({ err, ...this.where(address) }, "could not release the address");
+    }
+  }
+
+  /** For logs: `{port}` for a TCP port, else `{address}` as `addresses.describe` puts it. */
+  private where(address: A): { port: number } | { address: string } {
+    return typeof address === "number" ? { port: address } : { address: this.addresses.describe(address) };
+  }
+
+  /**
+   * Spawns the child on `address` and polls its health until ready; on any failure kills its group and rejects.
+   * The address is released once the child has exited (or at once, when it could not be spawned).
+   */
+  private async launch(address: A, signal: AbortSignal): Promise<Running<A>> {
     const mark = this.ring.total;
     const errorLines = this.options.errorLines ?? 20;
     const linesSoFar = () => this.ring.since(mark).slice(-errorLines);
+    let command: CommandSpec;
     let child: ChildHandle;
     try {
+      command = this.options.command(address);
       child = this.spawn(command);
     } catch (err) {
+      await this.release(address);
       throw new ProcessStartError(this.name, `could not be spawned: ${messageOf(err)}`, [], { cause: err });
     }
-    const running: Running = { child, port, exit: null };
+    const running: Running<A> = { child, address, exit: null, gone: child.exited.then(() => this.release(address)) };
     this.options.registry?.add(child);
     this.pipeOutput(child);
     void child.exited.then((info) => this.onChildExit(running, info));
-    this.log.info({ pid: child.pid, port, file: command.file, args: redactArgs(command.args) }, "starting");
+    this.log.info({ pid: child.pid, ...this.where(address), file: command.file, args: redactArgs(command.args) }, "starting");
 
     const attempt = new AbortController();
     let failure: Error | null = null;
@@ -451,7 +514,7 @@ export class ManagedProcess implements AsyncDisposable {
 
     let healthy = false;
     try {
-      await this.pollHealth(port, attempt.signal);
+      await this.pollHealth(address, attempt.signal);
       healthy = failure === null;
     } catch {
       // only an abort ends the polling early: `failure` says why
@@ -460,23 +523,23 @@ export class ManagedProcess implements AsyncDisposable {
       signal.removeEventListener("abort", onAbort);
     }
     if (healthy) return running;
-    await this.terminate(child);
+    await this.terminate(running);
     throw failure ?? new ProcessStartError(this.name, "failed for an unknown reason", linesSoFar());
   }
 
-  private async pollHealth(port: number, signal: AbortSignal): Promise<void> {
+  private async pollHealth(address: A, signal: AbortSignal): Promise<void> {
     let interval = this.options.healthIntervalMs ?? 50;
     const maxInterval = this.options.healthIntervalMaxMs ?? 500;
     for (;;) {
       if (signal.aborted) throw abortReason(signal);
-      if (await this.checkOnce(port, signal)) return;
+      if (await this.checkOnce(address, signal)) return;
       await clockSleep(this.clock, interval, signal);
       interval = Math.min(maxInterval, interval * 2);
     }
   }
 
   /** Health checks while ready (livenessIntervalMs): a child that stops answering is replaced. */
-  private watch(running: Running): void {
+  private watch(running: Running<A>): void {
     const interval = this.options.livenessIntervalMs ?? 15_000;
     if (interval <= 0 || running.exit) return;
     const limit = this.options.livenessFailures ?? 3;
@@ -490,7 +553,7 @@ export class ManagedProcess implements AsyncDisposable {
     const live = () => !control.signal.aborted && this.current === running && running.exit === null;
     const tick = async () => {
       if (!live()) return;
-      const ok = await this.checkOnce(running.port, control.signal);
+      const ok = await this.checkOnce(running.address, control.signal);
       if (!live()) return;
       failures = ok ? 0 : failures + 1;
       if (failures >= limit) {
@@ -503,13 +566,13 @@ export class ManagedProcess implements AsyncDisposable {
     timer = this.clock.setTimeout(() => void tick(), interval);
   }
 
-  private async checkOnce(port: number, signal: AbortSignal): Promise<boolean> {
+  private async checkOnce(address: A, signal: AbortSignal): Promise<boolean> {
     const control = new AbortController();
     const onAbort = () => control.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     const timer = this.clock.setTimeout(() => control.abort(new Error("health check timed out")), this.options.healthCheckTimeoutMs ?? 2_000);
     try {
-      return await abortable(this.healthCheck(port, control.signal), control.signal);
+      return await abortable(this.healthCheck(address, control.signal), control.signal);
     } catch {
       return false;
     } finally {
@@ -518,8 +581,12 @@ export class ManagedProcess implements AsyncDisposable {
     }
   }
 
-  /** SIGTERM to the group, SIGKILL after the grace period, then SIGKILL to whatever else is left in the group. */
-  private async terminate(child: ChildHandle): Promise<void> {
+  /**
+   * SIGTERM to the group, SIGKILL after the grace period, then SIGKILL to whatever else is left in the group;
+   * resolves once the child's address is released too.
+   */
+  private async terminate(running: Running<A>): Promise<void> {
+    const { child } = running;
     const graceMs = this.options.stopGraceMs ?? 5_000;
     child.killGroup("SIGTERM");
     const grace = new AbortController();
@@ -537,6 +604,7 @@ export class ManagedProcess implements AsyncDisposable {
       await child.exited;
     }
     child.killGroup("SIGKILL");
+    await running.gone;
   }
 
   private pipeOutput(child: ChildHandle): void {

@@ -115,7 +115,7 @@ describe("ManagedProcess with real processes", () => {
     const logger = pino({ level: "debug" }, { write: (s: string) => void records.push(JSON.parse(s) as Record<string, unknown>) });
     const proc = make(["--ready-after-ms", "150"], { logger });
     const started = Date.now();
-    const { port } = await proc.ensureReady();
+    const { address: port } = await proc.ensureReady();
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     const pid = proc.status.pid!;
     expect(await httpGet(port, "/pid")).toBe(String(pid)); // with setpriv, the pid is the server's own (exec)
@@ -204,11 +204,11 @@ describe("ManagedProcess with real processes", () => {
     expect(await waitFor(() => proc.status.state !== "ready", 2_000)).toBe(true);
     expect(proc.status.lastError).toMatch(/exited with code 3 unexpectedly\. Last output:\n[^]*fatal: simulated crash/);
     const second = await proc.ensureReady();
-    expect(second.port).not.toBe(first.port);
+    expect(second.address).not.toBe(first.address);
     expect(proc.status).toMatchObject({ state: "ready", restarts: 1 });
     expect(proc.status.pid).not.toBe(firstPid);
     expect(isAlive(firstPid)).toBe(false);
-    expect(await httpGet(second.port, "/health")).toContain("ok");
+    expect(await httpGet(second.address, "/health")).toContain("ok");
   });
 
   it("tries another port when the child finds its port taken", async () => {
@@ -218,7 +218,7 @@ describe("ManagedProcess with real processes", () => {
     const taken = (blocker.address() as { port: number }).port;
     const ports = [taken];
     const proc = make([], { findPort: async () => ports.shift() ?? findFreePort() });
-    const { port } = await proc.ensureReady();
+    const { address: port } = await proc.ensureReady();
     expect(port).not.toBe(taken);
     expect(handles).toHaveLength(2);
     expect(isAlive(handles[0]!.pid!)).toBe(false);
@@ -229,7 +229,7 @@ describe("ManagedProcess with real processes", () => {
     const proc = make([], { registry });
     const seen: { pid: number; port: number }[] = [];
     for (let i = 0; i < 50; i++) {
-      const { port } = await proc.ensureReady();
+      const { address: port } = await proc.ensureReady();
       seen.push({ pid: proc.status.pid!, port });
       await proc.stop();
     }

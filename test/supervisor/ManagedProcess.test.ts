@@ -62,12 +62,12 @@ describe("ManagedProcess state machine", () => {
     expect(spawner.children).toHaveLength(1);
     spawner.last.healthy = true;
     await advance(500); // the interval has grown to at most 500 ms
-    expect(a.value).toEqual({ port: spawner.last.port });
-    expect(b.value).toEqual({ port: spawner.last.port });
+    expect(a.value).toEqual({ address: spawner.last.port });
+    expect(b.value).toEqual({ address: spawner.last.port });
     expect(spawner.children).toHaveLength(1);
     expect(proc.status).toMatchObject({ state: "ready", pid: spawner.last.pid, port: spawner.last.port, restarts: 0 });
     // once ready, callers get the port straight away
-    await expect(proc.ensureReady()).resolves.toEqual({ port: spawner.last.port });
+    await expect(proc.ensureReady()).resolves.toEqual({ address: spawner.last.port });
     expect(spawner.children).toHaveLength(1);
   });
 
@@ -85,7 +85,7 @@ describe("ManagedProcess state machine", () => {
     expect(spawner.last.signals).toEqual([]); // the start was not cancelled
     spawner.last.healthy = true;
     await advance(500);
-    expect(b.value).toEqual({ port: spawner.last.port });
+    expect(b.value).toEqual({ address: spawner.last.port });
     expect(spawner.children).toHaveLength(1);
   });
 
@@ -107,7 +107,7 @@ describe("ManagedProcess state machine", () => {
 
     spawner.onSpawn = (c) => (c.healthy = true);
     const ready = await proc.ensureReady();
-    expect(ready).toEqual({ port: spawner.last.port });
+    expect(ready).toEqual({ address: spawner.last.port });
     expect(spawner.children).toHaveLength(2);
   });
 
@@ -117,7 +117,7 @@ describe("ManagedProcess state machine", () => {
       c.healthy = true;
       if (i === 0) c.diesOn.delete("SIGTERM"); // the first one ignores SIGTERM: the stop takes the whole grace
     };
-    const { port: firstPort } = await proc.ensureReady();
+    const { address: firstPort } = await proc.ensureReady();
     const first = spawner.last;
     const stopped = track(proc.stop());
     await settle();
@@ -131,7 +131,7 @@ describe("ManagedProcess state machine", () => {
     expect(first.signals).toEqual(["SIGTERM", "SIGKILL", "SIGKILL"]); // TERM, KILL after the grace, KILL the rest of the group
     expect(stopped.settled).toBe(true);
     expect(spawner.children).toHaveLength(2);
-    expect(waiter.value).toEqual({ port: spawner.last.port });
+    expect(waiter.value).toEqual({ address: spawner.last.port });
     expect(spawner.last.port).not.toBe(firstPort);
     expect(proc.status.state).toBe("ready");
   });
@@ -189,7 +189,7 @@ describe("ManagedProcess state machine", () => {
         c.exit({ code: 1, signal: null });
       } else c.healthy = true;
     };
-    const { port } = await proc.ensureReady();
+    const { address: port } = await proc.ensureReady();
     expect(spawner.children).toHaveLength(2);
     expect(port).toBe(spawner.children[1]!.port);
     expect(port).not.toBe(spawner.children[0]!.port);
@@ -219,7 +219,7 @@ describe("ManagedProcess state machine", () => {
     await advance(500 + 1_000 + 2_000 + 3_000 + 100);
     // delays: 500, then doubling (1000, 2000) capped at backoffMaxMs (3000)
     expect(spawner.children.slice(1).map((c) => c.spawnedAt - crashAt)).toEqual([500, 1_500, 3_500, 6_500]);
-    expect(waiter.value).toEqual({ port: spawner.last.port });
+    expect(waiter.value).toEqual({ address: spawner.last.port });
     expect(proc.status).toMatchObject({ state: "ready", restarts: 4 });
   });
 
@@ -228,7 +228,7 @@ describe("ManagedProcess state machine", () => {
     spawner.onSpawn = (c) => {
       c.healthy = true;
     };
-    const { port } = await proc.ensureReady();
+    const { address: port } = await proc.ensureReady();
     const first = spawner.last;
     const gone = track(proc.confirmGone(port, 2_000));
     await settle();
@@ -239,7 +239,7 @@ describe("ManagedProcess state machine", () => {
     expect(proc.status.state).toBe("starting");
     const next = track(proc.ensureReady());
     await advance(600);
-    expect(next.value).toEqual({ port: spawner.last.port });
+    expect(next.value).toEqual({ address: spawner.last.port });
     expect(spawner.last).not.toBe(first);
     // a live child that merely refused once is not declared gone: the wait ends at its deadline
     const alive = track(proc.confirmGone(spawner.last.port, 2_000));
@@ -251,7 +251,7 @@ describe("ManagedProcess state machine", () => {
 
   it("a ready child that stops answering its health check is replaced after livenessFailures checks; one success resets the count", async () => {
     const { spawner, proc, advance } = setup({ livenessIntervalMs: 1_000, livenessFailures: 3 });
-    const { port } = await proc.ensureReady();
+    const { address: port } = await proc.ensureReady();
     const first = spawner.last;
     first.healthy = false; // alive, but wedged
     await advance(2_000);
@@ -266,7 +266,7 @@ describe("ManagedProcess state machine", () => {
     await advance(600); // the restart's backoff
     expect(proc.status.state).toBe("ready");
     expect(spawner.last).not.toBe(first);
-    expect((await proc.ensureReady()).port).not.toBe(port);
+    expect((await proc.ensureReady()).address).not.toBe(port);
   });
 
   it("liveness checks stop with the child: a stopped process runs none", async () => {
@@ -327,7 +327,7 @@ describe("ManagedProcess state machine", () => {
     await advance(10_000, 1_000);
     broken = false;
     const ready = await proc.ensureReady();
-    expect(ready).toEqual({ port: spawner.last.port });
+    expect(ready).toEqual({ address: spawner.last.port });
     expect(spawner.children).toHaveLength(5);
     expect(proc.status.state).toBe("ready");
   });
@@ -407,5 +407,61 @@ describe("ManagedProcess state machine", () => {
       expect.objectContaining({ level: 20, proc: "llama-server", pid: spawner.last.pid, stream: "stderr", msg: "srv  load_model: loading model" }),
     );
     expect(records).toContainEqual(expect.objectContaining({ level: 20, stream: "stdout", msg: "hello on stdout" }));
+  });
+
+  it("addresses other than ports: a fresh one per start, released once its child has exited, described in status", async () => {
+    const clock = new FakeClock();
+    const spawner = new FakeSpawner(() => clock.now());
+    const live = new Set<number>();
+    const released: number[] = [];
+    let next = 1;
+    const proc = new ManagedProcess<{ id: number; port: number }>({
+      name: "child",
+      command: (a) => ({ file: "child", args: ["--port", String(a.port)] }),
+      logger: pino({ level: "silent" }),
+      clock,
+      spawn: spawner.spawn,
+      healthCheck: (a) => spawner.healthCheck(a.port),
+      addresses: {
+        allocate: async () => {
+          const id = next++;
+          live.add(id);
+          return { id, port: 50_000 + id };
+        },
+        release: async (a) => {
+          live.delete(a.id);
+          released.push(a.id);
+        },
+        describe: (a) => `endpoint-${a.id}`,
+      },
+    });
+    const { address: first } = await proc.ensureReady();
+    expect(proc.status).toMatchObject({ state: "ready", port: null, address: "endpoint-1" });
+    expect(live).toEqual(new Set([1]));
+    spawner.last.exit({ code: null, signal: "SIGKILL" }); // crash: the restart gets a new address
+    await settle();
+    expect(await proc.confirmGone(first)).toBe(true);
+    await settle();
+    expect(released).toEqual([1]);
+    clock.advance(600); // the restart's backoff
+    await settle();
+    const { address: second } = await proc.ensureReady();
+    expect(second.id).toBe(2);
+    await proc.stop(); // resolves once the address is released
+    expect(released).toEqual([1, 2]);
+    expect(live.size).toBe(0);
+    expect(proc.status).toMatchObject({ state: "stopped", port: null, address: null });
+  });
+
+  it("a health check is required with addresses", () => {
+    expect(
+      () =>
+        new ManagedProcess<string>({
+          name: "child",
+          command: () => ({ file: "child", args: [] }),
+          logger: pino({ level: "silent" }),
+          addresses: { allocate: async () => "a", release: async () => undefined, describe: (a) => a },
+        }),
+    ).toThrow(/health check is required/);
   });
 });

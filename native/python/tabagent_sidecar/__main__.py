@@ -1,4 +1,6 @@
-"""python -m tabagent_sidecar --model DIR --task text-generation|embeddings --port N [--device auto] [--dtype auto]"""
+"""python -m tabagent_sidecar --model DIR --task text-generation|embeddings (--socket PATH | --port N) [--device auto] [--dtype auto]
+
+The key every request must carry comes from the environment (TABAGENT_SIDECAR_KEY), never from the command line."""
 import argparse
 import os
 import sys
@@ -20,8 +22,9 @@ def main(argv=None):
     p.add_argument("--model", required=True, help="a transformers model folder")
     p.add_argument("--id", default=None, help="the id the daemon serves it under")
     p.add_argument("--task", required=True, choices=["text-generation", "embeddings"])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    listen = p.add_mutually_exclusive_group(required=True)
+    listen.add_argument("--socket", default=None, help="listen on this Unix socket (its directory should be private)")
+    listen.add_argument("--port", type=int, default=None, help="listen on 127.0.0.1:PORT (where there are no Unix sockets)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
@@ -29,13 +32,27 @@ def main(argv=None):
     p.add_argument("--chat-template", default=None, help="a Jinja chat template used instead of the tokenizer's")
     a = p.parse_args(argv)
 
-    from .server import Server, State, make_handler
+    key = os.environ.pop("TABAGENT_SIDECAR_KEY", "")  # popped: not inherited by anything this process starts
+    if len(key) < 32:
+        log("cannot start: TABAGENT_SIDECAR_KEY must hold the key (at least 32 characters) that requests will carry")
+        sys.exit(2)
 
-    state = State(a.id or os.path.basename(os.path.normpath(a.model)), a.task, log)
+    from . import server as http
+
+    # The Host header the daemon sends: its URL names no real host on a socket, and the address itself on TCP.
+    if a.socket is not None:
+        if not hasattr(http, "UnixServer"):
+            log("cannot start: this platform has no Unix sockets; use --port")
+            sys.exit(2)
+        server_class, address, host, where = http.UnixServer, a.socket, "localhost", f"unix:{a.socket}"
+    else:
+        server_class, address, host = http.Server, ("127.0.0.1", a.port), f"127.0.0.1:{a.port}"
+        where = host
+    state = http.State(a.id or os.path.basename(os.path.normpath(a.model)), a.task, log, key, host)
     # Listen first, so the daemon's health checks see "loading" (503) rather than a refused connection.
-    server = Server((a.host, a.port), make_handler(state))
+    server = server_class(address, http.make_handler(state))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    log(f"listening on {a.host}:{a.port}, loading {a.model}")
+    log(f"listening on {where}, loading {a.model}")
 
     try:
         import torch

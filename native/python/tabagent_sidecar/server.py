@@ -1,10 +1,17 @@
-"""The sidecar's HTTP surface: a subset of the OpenAI API on 127.0.0.1, spoken to one client (the daemon).
+"""The sidecar's HTTP surface: a subset of the OpenAI API, spoken to one client (the daemon).
+
+It listens on a Unix socket in a directory only the daemon's user can enter (or, where there are no Unix sockets,
+on 127.0.0.1), and answers only the daemon: every request must carry the key the daemon gave this start (in
+TABAGENT_SIDECAR_KEY), the Host header the daemon sends, and no Origin header (a browser's request, say through
+DNS rebinding). Anything else gets 401 or 403 with a JSON error, and the connection is closed.
 
 One thread per request (ThreadingHTTPServer). A streamed generation writes each piece as one SSE event in its own
-HTTP chunk with TCP_NODELAY set; a failed write means the daemon hung up, which cancels the generation before its
-next token."""
+HTTP chunk (with TCP_NODELAY set on TCP); a failed write means the daemon hung up, which cancels the generation
+before its next token."""
+import hmac
 import json
 import socket
+import socketserver
 import threading
 import time
 import traceback
@@ -14,13 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from .protocol import ProtocolError, parse_chat, parse_completion, parse_embeddings
 
 MAX_BODY = 64 * 1024 * 1024
+REFUSED_BODY_DRAIN = 64 * 1024
 
 
 class State:
-    def __init__(self, model_id, task, log):
+    def __init__(self, model_id, task, log, key, host):
         self.model_id = model_id
         self.task = task
         self.log = log
+        self.key = key.encode()  # what the Authorization header must carry (as a bearer token)
+        self.host = host  # the Host header the daemon sends
         self.engine = None  # set once loaded
         self.active = 0  # generations running; /health shows it, so a cancelled one can be seen to end
         self.lock = threading.Lock()
@@ -66,16 +76,46 @@ def make_handler(state):
 
         def setup(self):
             super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.connection.family in (socket.AF_INET, socket.AF_INET6):
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def address_string(self):  # a Unix socket's peer address is a string (often empty), not (host, port)
+            return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
 
         def log_message(self, fmt, *args):  # the daemon logs requests; keep stderr for what matters
             pass
+
+        def refused(self):
+            """Answers 403/401 and returns True unless the request comes from the daemon; the connection is closed
+            after the answer. A small body is read first (closing on unread data would reset the connection before
+            the client reads the answer); a larger one is left unread."""
+            if self.headers.get("Origin") is not None:
+                err = ProtocolError("cross-origin requests are refused", status=403, type_="permission_error", code="origin_refused")
+            elif self.headers.get("Host") != state.host:
+                err = ProtocolError("requests for another host are refused", status=403, type_="permission_error", code="host_refused")
+            else:
+                auth = self.headers.get("Authorization") or ""
+                token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+                if hmac.compare_digest(token.encode(), state.key):
+                    return False
+                err = ProtocolError("a valid key is required", status=401, type_="authentication_error", code="invalid_api_key")
+            self.close_connection = True
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = 0
+            if 0 < length <= REFUSED_BODY_DRAIN:
+                self.rfile.read(length)
+            self.send_error_envelope(err)
+            return True
 
         # ---- plumbing
 
         def send_json(self, status, obj):
             data = json.dumps(obj, separators=(",", ":")).encode()
             self.send_response(status)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -109,7 +149,13 @@ def make_handler(state):
 
         # ---- routes
 
+        def do_OPTIONS(self):  # a CORS preflight: never allowed (no Access-Control-* headers, ever)
+            if not self.refused():
+                self.send_error_envelope(ProtocolError(f"no route OPTIONS {self.path}", status=405, type_="invalid_request_error"))
+
         def do_GET(self):
+            if self.refused():
+                return
             if self.path == "/health":
                 if state.engine is None:
                     self.send_json(503, {"status": "loading"})
@@ -121,6 +167,8 @@ def make_handler(state):
                 self.send_error_envelope(ProtocolError(f"no route GET {self.path}", status=404, type_="not_found_error"))
 
         def do_POST(self):
+            if self.refused():
+                return
             try:
                 routes = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions, "/v1/embeddings": self.embeddings}
                 route = routes.get(self.path)
@@ -260,5 +308,19 @@ def make_handler(state):
 
 
 class Server(ThreadingHTTPServer):
+    """TCP on 127.0.0.1: only where there are no Unix sockets (Windows)."""
     daemon_threads = True
     allow_reuse_address = False
+
+
+if hasattr(socket, "AF_UNIX"):
+
+    class UnixServer(Server):
+        """The same server on a Unix socket (the path must not exist yet; its directory is the daemon's, mode 0700)."""
+        address_family = socket.AF_UNIX
+
+        def server_bind(self):
+            # HTTPServer.server_bind reads (host, port) from the address: a socket path has neither.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name = "localhost"
+            self.server_port = 0

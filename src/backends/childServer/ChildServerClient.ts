@@ -3,12 +3,13 @@ import { UpstreamError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk } from "../../core/types.js";
 import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
 import { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
+import type { ChildEndpoint } from "./ChildEndpoint.js";
 
 export interface ChildServerClientOptions {
   /** For error messages and logs: `llama-server`, `transformers`. */
   name: string;
   modelId: string;
-  process: ManagedProcess;
+  process: ManagedProcess<ChildEndpoint>;
   logger: Logger;
   /** No chunk for this long (the first one included) means the engine is wedged: the process is replaced. */
   stallTimeoutMs: number;
@@ -18,30 +19,33 @@ export interface ChildServerClientOptions {
 
 /**
  * Requests to a supervised child that speaks the OpenAI API (llama-server, the transformers sidecar): always to
- * its current port, retried once when the child just died under them, and cut off (with the child replaced)
- * when a generation stalls.
+ * its current endpoint (socket, key and keep-alive agent of the running start), retried once when the child just
+ * died under them, and cut off (with the child replaced) when a generation stalls.
  */
 export class ChildServerClient {
   constructor(private readonly options: ChildServerClientOptions) {}
 
-  private async upstream(signal: AbortSignal): Promise<{ upstream: OpenAIUpstream; port: number }> {
-    const { port } = await this.options.process.ensureReady(signal);
+  private async upstream(signal: AbortSignal): Promise<{ upstream: OpenAIUpstream; endpoint: ChildEndpoint }> {
+    const { address: endpoint } = await this.options.process.ensureReady(signal);
     const upstream = new OpenAIUpstream({
       name: this.options.name,
-      baseUrl: `http://127.0.0.1:${port}/v1`,
+      baseUrl: endpoint.baseUrl,
+      apiKey: endpoint.key,
+      ...(endpoint.socketPath !== null ? { socketPath: endpoint.socketPath } : {}),
+      agent: endpoint.agent,
       connectTimeoutMs: this.options.connectTimeoutMs ?? 10_000,
       firstByteTimeoutMs: this.options.stallTimeoutMs + 1_000, // the stall watchdog below acts first
     });
-    return { upstream, port };
+    return { upstream, endpoint };
   }
 
   /**
-   * A request that finds the port closed because the child just died (its exit not yet seen by the supervisor)
+   * A request that finds the socket closed because the child just died (its exit not yet seen by the supervisor)
    * is tried once more against the restarted child; nothing reached the engine, so the retry is safe.
    */
   private async *withRestart<T>(run: (upstream: OpenAIUpstream, signal: AbortSignal) => AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
     for (let attempt = 0; ; attempt++) {
-      const { upstream, port } = await this.upstream(signal);
+      const { upstream, endpoint } = await this.upstream(signal);
       let yielded = false;
       try {
         for await (const item of this.watched(run(upstream, signal), signal)) {
@@ -51,8 +55,8 @@ export class ChildServerClient {
         return;
       } catch (err) {
         const unreachable = err instanceof UpstreamError && err.code === "upstream_unreachable";
-        if (yielded || attempt > 0 || !unreachable || !(await this.options.process.confirmGone(port, 2_000, signal))) throw err;
-        this.options.logger.warn({ model: this.options.modelId, port }, `${this.options.name} child gone: retrying on its restart`);
+        if (yielded || attempt > 0 || !unreachable || !(await this.options.process.confirmGone(endpoint, 2_000, signal))) throw err;
+        this.options.logger.warn({ model: this.options.modelId, address: endpoint.toString() }, `${this.options.name} child gone: retrying on its restart`);
       }
     }
   }

@@ -4,6 +4,7 @@ import { EngineUnavailableError } from "../../core/errors.js";
 import type { ModelDescriptor } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
+import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
 import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
 
 export interface LlamaServerBackendOptions {
@@ -24,12 +25,24 @@ export interface LlamaServerBackendOptions {
   startTimeoutMs?: number;
   /** A generation silent for this long is treated as hung and the child replaced. Default 300 000. */
   stallTimeoutMs?: number;
+  /**
+   * How the daemon reaches the child: a private Unix socket (default; TCP on Windows) or a 127.0.0.1 port, with a
+   * per-start key either way.
+   */
+  transport?: "unix" | "tcp";
 }
+
+/** Arguments the daemon sets itself (each takes a value). */
+const RESERVED_FLAGS = new Set(["--host", "--port", "--api-key", "--api-key-file"]);
 
 /**
  * A GGUF model in a supervised llama-server child (the standard build, or Microsoft's BitNet build). The child is
  * started on load, stopped on unload, restarted by the supervisor if it dies; requests go through the same
  * OpenAI client as any upstream, so streaming is passed through chunk by chunk.
+ *
+ * It listens on a Unix socket in a private directory (`--host /dir/child.sock`: llama-server binds AF_UNIX for a
+ * host ending in `.sock`) and requires the start's key, which it reads from LLAMA_API_KEY: no TCP port, and nothing
+ * secret on its command line.
  */
 export class LlamaServerBackend extends ChildServerBackend {
   readonly parallel: number;
@@ -47,7 +60,7 @@ export class LlamaServerBackend extends ChildServerBackend {
     return this.options.variant === "bitnet" ? "llama-server-bitnet" : "llama-server";
   }
 
-  private args(port: number): string[] {
+  private args(endpoint: ChildEndpoint): string[] {
     const { threads, contextSize, parallel, gpuLayers, extraArgs = [] } = this.options;
     const d = this.descriptor.detection;
     const ctx = Math.min(contextSize, d.contextLength ?? contextSize);
@@ -55,16 +68,34 @@ export class LlamaServerBackend extends ChildServerBackend {
     const modelDir = this.descriptor.path.slice(0, this.descriptor.path.length - (d.files[0]?.path.length ?? 0));
     return [
       "--model", this.descriptor.path,
-      "--host", "127.0.0.1",
-      "--port", String(port),
+      ...(endpoint.socketPath !== null ? ["--host", endpoint.socketPath] : ["--host", "127.0.0.1", "--port", String(endpoint.port)]),
       "--ctx-size", String(ctx * parallel),
       "--parallel", String(parallel),
       "--threads", String(threads),
       ...(gpuLayers === "auto" ? [] : ["--n-gpu-layers", gpuLayers === "max" ? "999" : String(gpuLayers)]),
       ...(this.descriptor.task === "embeddings" ? ["--embeddings"] : ["--jinja"]),
       ...(projector ? ["--mmproj", `${modelDir}${projector.path}`] : []),
-      ...extraArgs,
+      ...this.ownArgs(extraArgs),
     ];
+  }
+
+  /**
+   * The model's extra arguments without those that would undo the private endpoint: where the child listens and
+   * which key it requires are the daemon's choice (a `--port` or `--api-key` there would also cut the daemon off).
+   */
+  private ownArgs(extraArgs: readonly string[]): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < extraArgs.length; i++) {
+      const arg = extraArgs[i]!;
+      const flag = arg.split("=", 1)[0]!;
+      if (!RESERVED_FLAGS.has(flag)) {
+        out.push(arg);
+        continue;
+      }
+      if (!arg.includes("=")) i++; // and its value
+      this.options.logger.warn({ flag }, "ignoring a llama-server argument: the daemon chooses where the child listens and its key");
+    }
+    return out;
   }
 
   async load(signal: AbortSignal): Promise<void> {
@@ -78,13 +109,14 @@ export class LlamaServerBackend extends ChildServerBackend {
     await this.startChild(
       () => ({
         name: `${this.engineName()}:${this.descriptor.id}`,
-        command: (port) => ({ file: binary, args: this.args(port) }),
+        // The key in the environment, where only the daemon's user (through /proc) can read it; never in argv.
+        command: (endpoint) => ({ file: binary, args: this.args(endpoint), env: { LLAMA_API_KEY: endpoint.key } }),
         logger: this.options.logger,
         clock: this.options.clock,
         registry: this.options.processes,
         startTimeoutMs: this.options.startTimeoutMs ?? 120_000,
       }),
-      { name: this.engineName(), logger: this.options.logger, stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000 },
+      { name: this.engineName(), logger: this.options.logger, stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000, transport: this.options.transport },
       signal,
     );
   }

@@ -1,4 +1,5 @@
 import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Readable } from "node:stream";
 import { z } from "zod";
 import { UpstreamError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, GenerationChunk, GenerationOptions } from "../../core/types.js";
@@ -10,6 +11,16 @@ export interface UpstreamTarget {
   /** Up to and including `/v1`, e.g. `http://127.0.0.1:1234/v1`. */
   baseUrl: string;
   apiKey?: string;
+  /**
+   * A Unix socket to connect to instead of the URL's host and port (a supervised child); the URL still gives the
+   * path and the Host header. Every request then goes through node:http.
+   */
+  socketPath?: string;
+  /**
+   * The keep-alive agent for this server, owned (and destroyed) by the caller: a supervised child's agent lives as
+   * long as that child. Default: one agent per origin, kept for the daemon's life (upstream servers, a fixed set).
+   */
+  agent?: Agent;
   /** Until response headers arrive. */
   connectTimeoutMs: number;
   /** Until the first body bytes arrive (a model loading upstream can take a while). */
@@ -98,7 +109,16 @@ export class OpenAIUpstream {
     return this.request(path, { method: "POST", body: JSON.stringify(body) }, signal);
   }
 
-  private async request(path: string, init: RequestInit, signal: AbortSignal): Promise<Response> {
+  /** node:http (with its keep-alive agent) rather than fetch: always for a socket or an owned agent. */
+  private get viaNodeHttp(): boolean {
+    return this.target.socketPath !== undefined || this.target.agent !== undefined;
+  }
+
+  private async request(path: string, init: RequestInit & { body?: string }, signal: AbortSignal): Promise<Response> {
+    if (this.viaNodeHttp) {
+      const res = await this.send(init.method ?? "GET", path, init.body, signal);
+      return new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status: res.statusCode ?? 200, statusText: res.statusMessage ?? "" });
+    }
     const { apiKey, connectTimeoutMs } = this.target;
     const doFetch = this.target.fetch ?? fetch;
     // Until the headers only: fetch's signal also governs the body, so a timeout signal left in place would cut
@@ -176,9 +196,9 @@ export class OpenAIUpstream {
     let reader: AsyncIterator<Uint8Array>;
     const payload = { ...body, stream: true, stream_options: { include_usage: true } };
     try {
-      if (!this.target.fetch && this.target.baseUrl.startsWith("http:")) {
+      if (this.viaNodeHttp || (!this.target.fetch && this.target.baseUrl.startsWith("http:"))) {
         // node:http, not fetch: no WHATWG streams between the socket and the SSE parser (every token goes through).
-        reader = (await this.postStream(path, payload, AbortSignal.any([signal, stall.signal])))[Symbol.asyncIterator]();
+        reader = (await this.send("POST", path, JSON.stringify(payload), AbortSignal.any([signal, stall.signal])))[Symbol.asyncIterator]();
       } else {
         const res = await this.post(path, payload, AbortSignal.any([signal, stall.signal]));
         if (!res.body) throw new UpstreamError(`Upstream '${this.target.name}' sent no body.`);
@@ -258,21 +278,20 @@ export class OpenAIUpstream {
     yield usage ?? { type: "usage", usage: { promptTokens: 0, completionTokens: textChunks } };
   }
 
-  /** POST with node:http and a keep-alive agent; resolves with the response once its headers arrive (2xx only). */
-  private async postStream(path: string, body: unknown, signal: AbortSignal): Promise<IncomingMessage> {
-    const { apiKey, connectTimeoutMs } = this.target;
-    const text = JSON.stringify(body);
+  /** A request with node:http and a keep-alive agent; resolves with the response once its headers arrive (2xx only). */
+  private async send(method: string, path: string, text: string | undefined, signal: AbortSignal): Promise<IncomingMessage> {
+    const { apiKey, connectTimeoutMs, socketPath } = this.target;
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new DOMException("connect timeout", "TimeoutError")), connectTimeoutMs);
     let res: IncomingMessage;
     const attempt = () =>
       new Promise<IncomingMessage>((resolve, reject) => {
         const req = httpRequest(this.url(path), {
-          method: "POST",
-          agent: agentFor(this.target.baseUrl),
+          method,
+          agent: this.target.agent ?? agentFor(this.target.baseUrl),
+          ...(socketPath !== undefined ? { socketPath } : {}),
           headers: {
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(text),
+            ...(text !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(text) } : {}),
             accept: "application/json, text/event-stream",
             ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
           },

@@ -6,6 +6,7 @@ import type { ModelDescriptor } from "../../core/types.js";
 import { findPythonEnv, missingPythonHelp } from "../../native/findPythonEnv.js";
 import { projectRoot } from "../../native/projectRoot.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
+import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
 import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
 import type { PythonSetup } from "./PythonSetup.js";
 
@@ -27,11 +28,18 @@ export interface TransformersBackendOptions {
   chatTemplate?: string;
   /** Import torch + load the weights; a large model on a slow disk takes minutes. Default 600 000. */
   startTimeoutMs?: number;
+  /**
+   * How the daemon reaches the sidecar: a private Unix socket (default; TCP on Windows) or a 127.0.0.1 port, with a
+   * per-start key either way.
+   */
+  transport?: "unix" | "tcp";
 }
 
 /**
  * A Hugging Face transformers folder (SafeTensors) served by the Python sidecar (native/python/tabagent_sidecar):
- * one supervised child per model, speaking a subset of the OpenAI API on 127.0.0.1, proxied like llama-server.
+ * one supervised child per model, speaking a subset of the OpenAI API on a private Unix socket (`--socket`), proxied
+ * like llama-server. It answers only requests with the start's key (TABAGENT_SIDECAR_KEY in its environment) and the
+ * daemon's Host header, and none with an Origin header.
  */
 export class TransformersBackend extends ChildServerBackend {
   readonly parallel: number;
@@ -73,14 +81,14 @@ export class TransformersBackend extends ChildServerBackend {
     );
   }
 
-  private args(port: number): string[] {
+  private args(endpoint: ChildEndpoint): string[] {
     const { engineOptions, task, path, id } = this.descriptor;
     return [
       "-m", "tabagent_sidecar",
       "--model", path,
       "--id", id,
       "--task", task === "embeddings" ? "embeddings" : "text-generation",
-      "--port", String(port),
+      ...(endpoint.socketPath !== null ? ["--socket", endpoint.socketPath] : ["--port", String(endpoint.port)]),
       "--threads", String(this.options.threads),
       "--device", engineOptions?.device ?? "auto",
       "--dtype", engineOptions?.dtype ?? "auto",
@@ -96,11 +104,12 @@ export class TransformersBackend extends ChildServerBackend {
     await this.startChild(
       () => ({
         name: `transformers:${this.descriptor.id}`,
-        command: (port) => ({
+        command: (endpoint) => ({
           file: python,
-          args: this.args(port),
+          args: this.args(endpoint),
           cwd: sidecarDir,
-          env: { PYTHONPATH: sidecarDir, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1" },
+          // The key in the environment, where only the daemon's user (through /proc) can read it; never in argv.
+          env: { PYTHONPATH: sidecarDir, PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", TABAGENT_SIDECAR_KEY: endpoint.key },
         }),
         logger: this.options.logger,
         clock: this.options.clock,
@@ -110,7 +119,7 @@ export class TransformersBackend extends ChildServerBackend {
         // The sidecar's own lines ("[sidecar] ...") are few and matter; library chatter and progress bars stay at debug.
         outputLevel: (line) => (line.startsWith("[sidecar] error") || line.startsWith("[sidecar] cannot") ? "warn" : line.startsWith("[sidecar]") ? "info" : "debug"),
       }),
-      { name: "transformers", logger: this.options.logger, stallTimeoutMs: this.options.stallTimeoutMs },
+      { name: "transformers", logger: this.options.logger, stallTimeoutMs: this.options.stallTimeoutMs, transport: this.options.transport },
       signal,
     );
   }

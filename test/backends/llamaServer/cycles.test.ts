@@ -1,4 +1,5 @@
-import { createConnection } from "node:net";
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { LlamaServerBackend } from "../../../src/backends/llamaServer/LlamaServerBackend.js";
@@ -8,16 +9,8 @@ import { ProcessRegistry } from "../../../src/supervisor/ProcessRegistry.js";
 import { ensureFixtures } from "../../fixtures/ensureFixtures.js";
 import { llamaServerBinary, pidsMatching } from "../../helpers/llamaServerBinary.js";
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: "127.0.0.1", port });
-    socket.once("connect", () => (socket.destroy(), resolve(true)));
-    socket.once("error", () => resolve(false));
-  });
-}
-
 describe("llama-server load/unload cycles", () => {
-  it("50 cycles leave no process and no listening port behind", async () => {
+  it("50 cycles leave no process and no socket or socket directory behind", async () => {
     const binary = await llamaServerBinary();
     const fx = await ensureFixtures();
     const [found] = await describeLocalModels(fx.chatModelPath);
@@ -27,14 +20,15 @@ describe("llama-server load/unload cycles", () => {
       { id: "cycles", ...descriptor, engine: "llama-server" },
       { variant: "standard", logger: pino({ level: "silent" }), clock: systemClock, processes, env: { ...process.env, TABAGENT_LLAMA_SERVER: binary }, threads: 1, contextSize: 256, parallel: 1, gpuLayers: "auto" },
     );
-    const ports = new Set<number>();
+    const sockets = new Set<string>();
     const pids = new Set<number>();
     const signal = new AbortController().signal;
     for (let i = 0; i < 50; i++) {
       await backend.load(signal);
       const status = backend.processStatus!;
       expect(status.state).toBe("ready");
-      ports.add(status.port!);
+      expect(status.port).toBeNull();
+      sockets.add(status.address!.replace(/^unix:/, ""));
       pids.add(status.pid!);
       await backend.unload();
       expect(processes.size).toBe(0);
@@ -42,6 +36,7 @@ describe("llama-server load/unload cycles", () => {
     expect(pids.size).toBe(50);
     const alive = (await pidsMatching(binary)).filter((p) => pids.has(p));
     expect(alive).toEqual([]);
-    for (const port of ports) expect(await portOpen(port)).toBe(false);
+    expect(sockets.size).toBe(50); // a fresh socket (and directory) per start
+    for (const socket of sockets) expect(existsSync(dirname(socket))).toBe(false);
   }, 120_000);
 });

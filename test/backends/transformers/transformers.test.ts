@@ -8,6 +8,7 @@ import { pidsMatching } from "../../helpers/llamaServerBinary.js";
 import { ensureTinyLlm, miniLmSource, pythonExecutable } from "../../fixtures/ensurePythonFixtures.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
 import { readSse } from "../../helpers/readSse.js";
+import { argAfter, childProcessInfo, rawRequest } from "../llamaServer/childProbe.js";
 
 const run = promisify(execFile);
 let llm: string;
@@ -39,9 +40,9 @@ function cosine(a: number[], b: number[]): number {
 async function sidecarActive(model: string): Promise<number> {
   const pids = await pidsMatching(`--id ${model} `);
   expect(pids.length).toBe(1);
-  const cmd = (await readFile(`/proc/${pids[0]}/cmdline`, "utf8")).split("\0");
-  const res = await fetch(`http://127.0.0.1:${cmd[cmd.indexOf("--port") + 1]}/health`);
-  return ((await res.json()) as { active: number }).active;
+  const { argv, env } = await childProcessInfo(pids[0]!);
+  const res = await rawRequest({ socketPath: argAfter(argv, "--socket")! }, { path: "/health", headers: { authorization: `Bearer ${env.TABAGENT_SIDECAR_KEY}` } });
+  return (JSON.parse(res.body) as { active: number }).active;
 }
 
 beforeAll(async () => {
