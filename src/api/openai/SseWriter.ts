@@ -14,10 +14,11 @@ export class SseWriter {
   start(headers: Record<string, string> = {}): void {
     if (this.started) return;
     this.started = true;
+    // No `connection` header: Node derives it from the request (keep-alive, or close when the client sent
+    // `Connection: close` or speaks HTTP/1.0), so a client that reads until the socket closes ends at [DONE].
     this.res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
-      connection: "keep-alive",
       "x-accel-buffering": "no",
       ...headers,
     });
