@@ -59,6 +59,13 @@ describe("engine failures", () => {
     await expect((async () => { for await (const _ of stream); })()).rejects.toThrow();
   });
 
+  it("a stream that ended with an error event is counted under the event's status (500), not 200", async () => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const completions = text.split("\n").filter((l) => l.startsWith("tabagent_requests_total{") && l.includes('route="/v1/completions"'));
+    expect(completions.some((l) => /status="500"\} [12]$/.test(l)), completions.join("\n")).toBe(true);
+    expect(completions.some((l) => l.includes('status="200"'))).toBe(false);
+  });
+
   it("keeps serving afterwards", async () => {
     expect((await fetch(`${url}/health`)).status).toBe(200);
   });

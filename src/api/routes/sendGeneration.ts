@@ -4,6 +4,7 @@ import { toErrorEnvelope } from "../openai/errorEnvelope.js";
 import type { FoldedChoice, ResponseFormatter, TokenIdsExtra } from "../openai/responseFormatters.js";
 import { SseWriter } from "../openai/SseWriter.js";
 import { readAhead } from "../../backends/generation/readAhead.js";
+import { setStreamFailure } from "../../server/metrics/streamFailure.js";
 
 export interface SendGenerationOptions {
   request: FastifyRequest;
@@ -106,6 +107,7 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
     const mapped = toErrorEnvelope(err);
     if (writer.open) {
       request.log.error({ err }, "generation failed mid-stream");
+      setStreamFailure(request, mapped.status);
       await writer.write(out);
       await writer.send(mapped.body);
     } else {

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { UNMATCHED_ROUTE, type DaemonMetrics } from "./DaemonMetrics.js";
 import { getRequestModel } from "./requestModel.js";
+import { getStreamFailure } from "./streamFailure.js";
 
 /** Status recorded for a response the client abandoned before it was complete (nginx's "client closed request"). */
 export const CLIENT_CLOSED_STATUS = 499;
@@ -32,8 +33,9 @@ export function requestStartedAt(reply: FastifyReply): number {
  * Records every request once, when its response closes (`tabagent_requests_total`,
  * `tabagent_request_duration_seconds`): route pattern, model (`setRequestModel`, else the body's `model`), status,
  * duration. It listens for the response's `close` rather than using an onResponse hook because Fastify runs no
- * onResponse for a hijacked stream the client abandons; such a response is recorded with status 499. Requests that
- * Fastify answers before routing (the 503 while closing, malformed URLs) are not seen. Add it before the routes.
+ * onResponse for a hijacked stream the client abandons; such a response is recorded with status 499. A stream that
+ * ended with an SSE error event is recorded with that event's status (`setStreamFailure`), not the 200 its head
+ * carried. Requests refused before routing (malformed URLs, protocol errors) are not seen. Add it before the routes.
  */
 export function registerRequestMetrics(app: FastifyInstance, metrics: DaemonMetrics): void {
   app.addHook("onRequest", (request, reply, done) => {
@@ -41,7 +43,7 @@ export function registerRequestMetrics(app: FastifyInstance, metrics: DaemonMetr
     const res = reply.raw;
     // "close" is emitted once per response, finished or not.
     res.on("close", () => {
-      const status = res.writableFinished ? reply.statusCode : CLIENT_CLOSED_STATUS;
+      const status = res.writableFinished ? (getStreamFailure(request) ?? reply.statusCode) : CLIENT_CLOSED_STATUS;
       metrics.observeRequest(routeLabel(request), getRequestModel(request), status, (performance.now() - started) / 1000);
     });
     done();
