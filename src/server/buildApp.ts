@@ -1,9 +1,14 @@
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { toErrorEnvelope } from "../api/openai/errorEnvelope.js";
+import { parseJsonBody } from "../api/openai/parseJsonBody.js";
 import { openaiRoutes, type RequestLimits } from "../api/routes/openaiRoutes.js";
-import { RouteNotFoundError } from "../core/errors.js";
+import { RouteNotFoundError, ServiceUnavailableError } from "../core/errors.js";
+import { answerClientError } from "./answerClientError.js";
+import { HttpProtocolError } from "./HttpProtocolError.js";
+import { redactUrl } from "./redactUrl.js";
+import { isTrusted } from "./security/requestTrust.js";
 import { registerSecurity, type SecurityOptions } from "./security/registerSecurity.js";
 import { DaemonMetrics } from "./metrics/DaemonMetrics.js";
 import { NO_METRICS } from "./metrics/GenerationMetrics.js";
@@ -32,10 +37,19 @@ export interface AppDeps {
   metrics?: DaemonMetrics | null;
   /** Readiness for `/ready`: false while draining. */
   isReady?: () => Readiness;
+  /**
+   * True once shutdown has begun: requests still arriving (on kept-alive connections) are answered 503
+   * `shutting_down` with `Connection: close`, except the probes `/health` and `/ready`. Default: from `app.close()`.
+   */
+  isDraining?: () => boolean;
   version?: string;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Longest path parameter (a model id in `/v1/models/:id`); longer ones are a 414 `url_too_long`. */
+const MAX_PARAM_LENGTH = 1024;
+/** Routes that still answer while draining: probes start no work, and `/ready` says why it is not ready. */
+const ANSWERED_WHILE_DRAINING = new Set(["/health", "/ready"]);
 
 /** The HTTP app as a value: routes, error mapping, request ids. It never listens; startServer does. */
 export function buildApp({
@@ -49,8 +63,21 @@ export function buildApp({
   security = { apiKeys: [], allowedHosts: [], corsOrigins: [], bindHost: "127.0.0.1" },
   metrics = new DaemonMetrics({ processMetrics: false }),
   isReady = () => ({ ready: true }),
+  isDraining = () => false,
   version,
 }: AppDeps): FastifyInstance {
+  let closing = false;
+  const draining = () => closing || isDraining();
+
+  /** Every refusal, from a route, a hook or the router itself, leaves as the OpenAI envelope. */
+  const sendError = (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const mapped = toErrorEnvelope(err);
+    if (mapped.unexpected) request.log.error({ err }, "unexpected error");
+    else request.log.info({ status: mapped.status, code: mapped.body.error.code, reason: mapped.body.error.message }, "request failed");
+    if (reply.sent || reply.raw.headersSent) return reply;
+    return reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
+  };
+
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: bodyLimitBytes,
@@ -62,6 +89,17 @@ export function buildApp({
       requestTimeout: requestTimeoutMs,
       headersTimeout: Math.min(requestTimeoutMs, 60_000),
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))),
+      // Node answers a missing Host with an empty 400 of its own; the first hook answers it with the envelope.
+      requireHostHeader: false,
+    },
+    // Requests Node's parser refuses (bad request line, conflicting lengths, headers too large, too slow) and the
+    // router's own refusals (undecodable or overlong URLs) get the envelope too, not Node's or Fastify's bodies.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, logger),
+    frameworkErrors: (err: FastifyError, request, reply) => {
+      reply.header("x-request-id", request.id);
+      void sendError(err, request, reply);
+      // No hook runs for these: the one line onResponse would have written (the URL cut short, it may be huge).
+      request.log.info({ method: request.method, url: redactUrl(request.url).slice(0, 256), status: reply.statusCode }, "request completed");
     },
     // A caller's id is kept when it is safe to log; otherwise we make one.
     genReqId: (req) => {
@@ -70,16 +108,42 @@ export function buildApp({
     },
     // One "request completed" line per request (onResponse hook below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Draining is answered by the first hook (the envelope, `Connection: close`), not by Fastify's own 503 body.
+    return503OnClosing: false,
     forceCloseConnections: "idle",
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
   }) as unknown as FastifyInstance;
 
   // The API speaks JSON only: anything else is a 415, not a string body.
   app.removeContentTypeParser("text/plain");
+  // Fastify's JSON parser calls a `__proto__` key invalid JSON and refuses an empty DELETE/OPTIONS body.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string, request.method));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    if (request.raw.httpVersion === "1.1" && request.headers.host === undefined) {
+      reply.header("connection", "close");
+      throw new HttpProtocolError(400, "HTTP/1.1 requests must carry a Host header.", "missing_host");
+    }
+    if (draining()) {
+      reply.header("connection", "close");
+      if (!ANSWERED_WHILE_DRAINING.has(request.routeOptions.url ?? "")) {
+        throw new ServiceUnavailableError("The server is shutting down and takes no new requests; retry against another instance or once it is back.", {
+          code: "shutting_down",
+        });
+      }
+    }
   });
   // Host check (DNS rebinding), CORS, then API keys: before any route, the 404 handler included.
   const summary = registerSecurity(app, security);
@@ -92,30 +156,28 @@ export function buildApp({
   registerDocsRoutes(app, { version });
   app.addHook("onResponse", async (request, reply) => {
     request.log.info(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      { method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       "request completed",
     );
   });
 
-  app.setErrorHandler(async (err, request, reply) => {
-    const mapped = toErrorEnvelope(err);
-    if (mapped.unexpected) request.log.error({ err }, "unexpected error");
-    else request.log.info({ status: mapped.status, code: mapped.body.error.code, reason: mapped.body.error.message }, "request failed");
-    if (reply.sent || reply.raw.headersSent) return;
-    return reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
-  });
+  app.setErrorHandler(async (err, request, reply) => sendError(err, request, reply));
 
   app.setNotFoundHandler(async (request) => {
     throw new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`, { code: "unknown_route" });
   });
 
-  app.get("/health", async () => {
+  app.get("/health", async (request) => {
     const models = router.status();
+    // Open without a key: where upstreams live (and their errors, which name hosts) only for trusted callers.
+    const trusted = isTrusted(request);
     return {
       status: "ok",
       models: models.map((m) => ({ id: m.descriptor.id, state: m.state, running: m.running, queued: m.queued })),
       loaded: models.filter((m) => m.state === "loaded").map((m) => m.descriptor.id),
-      upstreams: router.upstreamStatus().map(({ name, baseUrl, state, error }) => ({ name, base_url: baseUrl, state, error })),
+      upstreams: router
+        .upstreamStatus()
+        .map(({ name, baseUrl, state, error }) => (trusted ? { name, base_url: baseUrl, state, error } : { name, state })),
     };
   });
 

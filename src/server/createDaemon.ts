@@ -1,3 +1,4 @@
+import { Server as NetServer } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { BackendFactory } from "../backends/Backend.js";
 import type { EngineName } from "../detection/detectionSchema.js";
@@ -39,7 +40,11 @@ export interface Daemon {
   registry: ModelRegistry;
   /** Listens on config host/port; resolves with the bound address. */
   listen(): Promise<{ host: string; port: number; url: string }>;
-  /** Stops accepting, lets in-flight requests finish up to the grace period, unloads models. Idempotent. */
+  /**
+   * Stops accepting connections, lets in-flight requests finish up to the grace period (a request arriving meanwhile
+   * on a kept-alive connection is answered 503 `shutting_down` with `Connection: close`), then closes the remaining
+   * idle connections and unloads models. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -169,6 +174,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     security: { apiKeys, allowedHosts: config.allowedHosts, corsOrigins: config.corsOrigins, bindHost: config.host },
     metrics,
     isReady: () => (draining ? { ready: false, reason: "draining" } : { ready: true }),
+    isDraining: () => draining,
     version: packageVersion(),
   });
   const inflight = trackInflight(app);
@@ -176,11 +182,13 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
-      draining = true;
+      draining = true; // from here every new request is answered 503 shutting_down (buildApp's isDraining)
+      // No new connections. http.Server.close() would also drop idle kept-alive connections at once, so a client
+      // sending on one would meet a reset instead of the 503: only the listening socket closes now.
+      if (app.server.listening) NetServer.prototype.close.call(app.server);
       lifetime.abort();
       await pulls?.stop();
       logger.info({ graceSeconds: config.shutdownGraceSeconds, inflight: inflight.size }, "shutting down: draining in-flight requests");
-      const stopped = app.close(); // stops accepting; requests on kept-alive connections now get 503
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), config.shutdownGraceSeconds * 1000);
@@ -195,7 +203,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       }
       clearTimeout(timer);
       app.server.closeAllConnections(); // every response is done; only idle keep-alive sockets remain
-      await stopped;
+      await app.close();
       await router.close();
       await provider.dispose();
       logger.info("shutdown complete");

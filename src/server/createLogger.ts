@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { redactUrl } from "./redactUrl.js";
 
 export interface CreateLoggerOptions {
   level: string;
@@ -7,7 +8,7 @@ export interface CreateLoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
-/** The root logger. Secrets in headers never reach the log. */
+/** The root logger. Secrets in headers, and credentials in the query string of any logged `url`, never reach the log. */
 export function createLogger({ level, pretty = process.stdout.isTTY === true, destination }: CreateLoggerOptions): Logger {
   const options = {
     level,
@@ -16,6 +17,7 @@ export function createLogger({ level, pretty = process.stdout.isTTY === true, de
       paths: ["req.headers.authorization", "req.headers.cookie", "headers.authorization", "authorization", "*.apiKey", "*.token"],
       censor: "[redacted]",
     },
+    serializers: { url: (url: unknown) => (typeof url === "string" ? redactUrl(url) : url) },
   };
   if (pretty && !destination) {
     return pino({ ...options, transport: { target: "pino-pretty", options: { colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" } } });

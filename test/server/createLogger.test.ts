@@ -21,4 +21,20 @@ describe("createLogger", () => {
     expect(first.req.headers).toEqual({ authorization: "[redacted]", cookie: "[redacted]", accept: "x" });
     expect(first.msg).toBe("hello");
   });
+
+  it("redacts credentials in the query string of a logged url", () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const log = createLogger({ level: "info", destination });
+    log.info({ url: "/v1/models?api_key=sk-secret&limit=2&token=t0k&q=a%20b" }, "request completed");
+    log.child({ reqId: "r" }).info({ url: "/health?client_secret=shh" }, "again");
+    expect(lines.join("")).not.toMatch(/sk-secret|t0k|shh/);
+    expect(JSON.parse(lines[0]!).url).toBe("/v1/models?api_key=[redacted]&limit=2&token=[redacted]&q=a%20b");
+    expect(JSON.parse(lines[1]!).url).toBe("/health?client_secret=[redacted]");
+  });
 });

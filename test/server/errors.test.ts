@@ -101,6 +101,72 @@ describe("bad input answers with an OpenAI error envelope", () => {
     expect(expectEnvelope(missing.json)).toMatchObject({ param: "messages", code: "missing_required_parameter" });
   });
 
+  it("a value of the wrong type is invalid_value; only an absent one is missing_required_parameter", async () => {
+    for (const [patch, param] of [
+      [{ max_tokens: "5" }, "max_tokens"],
+      [{ model: 7 }, "model"],
+      [{ model: null }, "model"],
+      [{ messages: "hi" }, "messages"],
+      [{ messages: [{ role: "user", content: 5 }] }, "messages[0].content"],
+    ] as const) {
+      const r = await postJson(chatUrl(), { ...ok, ...patch });
+      expect(expectEnvelope(r.json), param).toMatchObject({ param, code: "invalid_value" });
+    }
+    const noContent = await postJson(chatUrl(), { ...ok, messages: [{ role: "user" }] });
+    expect(expectEnvelope(noContent.json)).toMatchObject({ param: "messages[0].content", code: "missing_required_parameter" });
+    const noPrompt = await postJson(`${t.url}/v1/completions`, { model: "tiny-chat" });
+    expect(expectEnvelope(noPrompt.json)).toMatchObject({ param: "prompt", code: "missing_required_parameter" });
+  });
+
+  it("functions and function_call are refused by name on chat and completions, like tools", async () => {
+    const fn = { name: "f", parameters: { type: "object", properties: {} } };
+    for (const [url, base] of [
+      [chatUrl(), ok],
+      [`${t.url}/v1/completions`, { model: "tiny-chat", prompt: "Hi", max_tokens: 2 }],
+    ] as const) {
+      for (const [patch, param] of [
+        [{ functions: [fn] }, "functions"],
+        [{ function_call: { name: "f" } }, "function_call"],
+        [{ tools: [{ type: "function", function: fn }] }, "tools"],
+      ] as const) {
+        const r = await postJson(url, { ...base, ...patch });
+        expect(r.status, `${url} ${param}`).toBe(400);
+        expect(expectEnvelope(r.json)).toMatchObject({ param, code: "unsupported_parameter" });
+      }
+      // The harmless spellings pass, as for tools.
+      const r = await postJson(url, { ...base, functions: [], function_call: "none" });
+      expect(r.status, url).toBe(200);
+    }
+  });
+
+  it("DELETE and OPTIONS with a JSON content type and no body are not refused for the empty body", async () => {
+    for (const method of ["DELETE", "OPTIONS"]) {
+      const res = await fetch(`${t.url}/v1/models`, { method, headers: { "content-type": "application/json" } });
+      expect(res.status, method).toBe(404);
+      expect(expectEnvelope(await res.json()).code).toBe("unknown_route");
+    }
+  });
+
+  it("a __proto__ or constructor.prototype key is refused by name, never called invalid JSON", async () => {
+    const cases: [string, string][] = [
+      ['{"model":"tiny-chat","messages":[{"role":"user","content":"x"}],"__proto__":{"admin":true}}', "__proto__"],
+      ['{"model":"tiny-chat","messages":[{"role":"user","content":"x","__proto__":{"x":1}}]}', "messages[0].__proto__"],
+      ['{"model":"tiny-chat","messages":[{"role":"user","content":"x"}],"\u005f_proto__":{"admin":true}}', "__proto__"],
+      ['{"model":"tiny-chat","messages":[{"role":"user","content":"x"}],"metadata":{"constructor":{"prototype":{"a":1}}}}', "metadata.constructor"],
+    ];
+    for (const [body, param] of cases) {
+      const r = await postJson(chatUrl(), body);
+      expect(r.status, body).toBe(400);
+      const e = expectEnvelope(r.json);
+      expect(e).toMatchObject({ type: "invalid_request_error", code: "invalid_body", param });
+      expect(e.message).toMatch(/__proto__|constructor/);
+      expect(e.message).not.toMatch(/not valid JSON/);
+    }
+    // A key that only looks similar is fine.
+    const r = await postJson(chatUrl(), { ...ok, metadata: { proto: "x", constructor: "y" } });
+    expect(r.status).toBe(200);
+  });
+
   it("unsupported parameters are refused by name, harmless unknown fields accepted", async () => {
     for (const [patch, param] of [
       [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],

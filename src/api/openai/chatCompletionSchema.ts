@@ -32,8 +32,6 @@ export const chatCompletionBodySchema = z.object({
   modalities: z.array(z.string()).nullable().optional(),
   audio: z.unknown().optional(),
   prediction: z.unknown().optional(),
-  functions: z.unknown().optional(),
-  function_call: z.unknown().optional(),
   reasoning_effort: z.unknown().optional(),
   service_tier: z.unknown().optional(),
 });
@@ -53,8 +51,6 @@ function flattenContent(c: z.infer<typeof content> | null | undefined, param: st
 /** Wire body → internal ChatRequest, refusing what would otherwise be silently ignored. */
 export function toChatRequest(body: ChatCompletionBody): ChatRequest {
   rejectUnsupported(body);
-  if (body.functions != null) throw new UnsupportedParameterError("functions");
-  if (body.function_call != null && body.function_call !== "none") throw new UnsupportedParameterError("function_call");
   if (body.modalities && body.modalities.some((m) => m !== "text")) throw new UnsupportedParameterError("modalities");
   if (body.audio != null) throw new UnsupportedParameterError("audio");
   if (body.prediction != null) throw new UnsupportedParameterError("prediction");

@@ -17,8 +17,11 @@ const TYPE_BY_STATUS: Record<number, string> = {
   401: "authentication_error",
   403: "permission_error",
   404: "not_found_error",
+  408: "invalid_request_error",
   413: "invalid_request_error",
+  414: "invalid_request_error",
   415: "invalid_request_error",
+  431: "invalid_request_error",
   429: "rate_limit_error",
   503: "service_unavailable_error",
 };
@@ -39,6 +42,13 @@ function fastifyError(err: { code?: unknown; statusCode?: unknown; message: stri
   } else if (code === "FST_ERR_CTP_EMPTY_JSON_BODY") {
     message = "The request body is empty; send a JSON object.";
     outCode = "invalid_body";
+  } else if (code === "FST_ERR_BAD_URL") {
+    // Fastify's message quotes the URL; a caller needs to know what is wrong, not to see it again.
+    message = "The URL is not valid: a percent-encoded part does not decode to UTF-8 text.";
+    outCode = "invalid_url";
+  } else if (code === "FST_ERR_MAX_PARAM_LENGTH") {
+    message = "A part of the URL is longer than the server accepts.";
+    outCode = "url_too_long";
   } else if (code === "FST_ERR_CTP_INVALID_JSON_BODY" || /JSON/i.test(message)) {
     message = `The request body is not valid JSON: ${err.message}`;
     outCode = "invalid_json";

@@ -23,6 +23,9 @@ export const generationParamsShape = {
   response_format: nullable(z.object({ type: z.string() }).loose()),
   tools: z.unknown().optional(),
   tool_choice: z.unknown().optional(),
+  /** The deprecated spelling of tools; refused like them, on completions too. */
+  functions: z.unknown().optional(),
+  function_call: z.unknown().optional(),
   user: z.unknown().optional(),
   metadata: z.unknown().optional(),
   /** vLLM's extension: the prompt's and the answer's token ids in the response. */
@@ -45,12 +48,14 @@ type WireGeneration = {
   response_format?: { type: string } | null | undefined;
   tools?: unknown;
   tool_choice?: unknown;
+  functions?: unknown;
+  function_call?: unknown;
   return_token_ids?: boolean | null | undefined;
 };
 
 /**
  * Refuses parameters that would change results but are not implemented yet: never silently ignore them.
- * Harmless defaults (n: 1, logprobs: false, response_format text, empty tools) pass.
+ * Harmless defaults (n: 1, logprobs: false, response_format text, empty tools or functions, `none`/`auto` choices) pass.
  */
 export function rejectUnsupported(body: WireGeneration, logprobsIsNumber = false): void {
   if (body.n != null && body.n > 1) throw new UnsupportedParameterError("n", "greater than 1 is not supported yet");
@@ -64,6 +69,11 @@ export function rejectUnsupported(body: WireGeneration, logprobsIsNumber = false
   if (Array.isArray(body.tools) ? body.tools.length > 0 : body.tools != null) throw new UnsupportedParameterError("tools");
   if (body.tool_choice != null && body.tool_choice !== "none" && body.tool_choice !== "auto") {
     throw new UnsupportedParameterError("tool_choice");
+  }
+  // No engine calls functions yet: the legacy fields get the same answer as `tools`, on chat and completions alike.
+  if (Array.isArray(body.functions) ? body.functions.length > 0 : body.functions != null) throw new UnsupportedParameterError("functions");
+  if (body.function_call != null && body.function_call !== "none" && body.function_call !== "auto") {
+    throw new UnsupportedParameterError("function_call");
   }
 }
 

@@ -26,6 +26,16 @@ function deepestIssue(issue: Issue): Issue {
   return best && best.path.length > issue.path.length ? best : issue;
 }
 
+/** Whether the body has nothing at `path` (the key is absent or undefined), as opposed to a value of the wrong kind. */
+function isMissing(body: unknown, path: readonly PropertyKey[]): boolean {
+  let at: unknown = body;
+  for (const part of path) {
+    if (at === null || typeof at !== "object" || !Object.hasOwn(at, part)) return true;
+    at = (at as Record<PropertyKey, unknown>)[part];
+  }
+  return at === undefined;
+}
+
 /** Validates a wire body; the first problem becomes a 400 naming the parameter. No coercion happens here. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
@@ -35,6 +45,10 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
   if (result.success) return result.data;
   const issue = deepestIssue(result.error.issues[0]!);
   const param = formatParamPath(issue.path);
+  // Zod leaves `issue.input` out unless asked to, so whether the value is missing is read from the body itself.
+  if (param && isMissing(body, issue.path)) {
+    throw new InvalidRequestError(`Missing required parameter: '${param}'.`, { param, code: "missing_required_parameter" });
+  }
   const message = param ? `Invalid value for '${param}': ${issue.message}` : issue.message;
-  throw new InvalidRequestError(message, { param: param || null, code: issue.code === "invalid_type" && issue.input === undefined ? "missing_required_parameter" : "invalid_value" });
+  throw new InvalidRequestError(message, { param: param || null, code: "invalid_value" });
 }

@@ -121,6 +121,8 @@ const GENERATION_FIELDS: Record<string, string> = {
   response_format: "`{\"type\":\"text\"}` only; `json_object` and `json_schema` are refused.",
   tools: "Empty only: tool use is refused.",
   tool_choice: "`none` or `auto` only.",
+  functions: "Empty only: function calling is refused (the deprecated spelling of `tools`).",
+  function_call: "`none` or `auto` only.",
   user: IGNORED,
   metadata: IGNORED,
 };
@@ -137,8 +139,6 @@ const FIELD_DOCS: Partial<Record<ComponentName, Record<string, string>>> = {
     modalities: "`[\"text\"]` only.",
     audio: REFUSED,
     prediction: REFUSED,
-    functions: REFUSED,
-    function_call: "`none` only.",
     reasoning_effort: IGNORED,
     service_tier: IGNORED,
   },
@@ -367,9 +367,11 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
       schemas: componentSchemas(),
       responses: {
         BadRequest: errorComponent(
-          "Invalid JSON or body (`invalid_json`, `invalid_body`), a schema violation naming `param` (`invalid_value`, " +
-            "`missing_required_parameter`), `unsupported_parameter`, `model_task_mismatch`, `model_not_servable`, " +
-            "`context_length_exceeded`.",
+          "Invalid JSON or body (`invalid_json`; `invalid_body`, which includes a `__proto__` or `constructor.prototype` " +
+            "key, named in `param`), a schema violation naming `param` (`invalid_value` for a value of the wrong type or " +
+            "range, `missing_required_parameter` for an absent one), `unsupported_parameter`, `model_task_mismatch`, " +
+            "`model_not_servable`, `context_length_exceeded`; malformed HTTP (`malformed_request`, `invalid_framing`, " +
+            "`missing_host`, `invalid_url`).",
         ),
         ModelNotFound: errorComponent("Unknown model id (`model_not_found`, `param: \"model\"`)."),
         PayloadTooLarge: errorComponent("Body over the server's limit (`request_too_large`)."),
@@ -379,7 +381,8 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
         }),
         ServerError: errorComponent("Anything unexpected (`server_error`); details are in the log, by request id."),
         ServiceUnavailable: errorComponent(
-          "`model_load_failed`, `engine_unavailable`, `shutting_down`, or from /ready the reason it is not ready.",
+          "`model_load_failed`, `engine_unavailable`, `shutting_down` (a request arriving on a kept-alive connection " +
+            "while the daemon drains; the connection is closed after it), or from /ready the reason it is not ready.",
         ),
       },
       headers: {

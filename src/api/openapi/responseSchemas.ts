@@ -167,7 +167,12 @@ export const healthSchema = z.object({
   models: z.array(z.object({ id: z.string(), state: runnerStateSchema, running: int().nonnegative(), queued: int().nonnegative() })),
   loaded: z.array(z.string()),
   upstreams: z.array(
-    z.object({ name: z.string(), base_url: z.string(), state: z.enum(["up", "down", "unknown"]), error: z.string().nullable() }),
+    z.object({
+      name: z.string(),
+      base_url: z.string().optional().meta({ description: "Only for a caller with an API key, or on a loopback-only daemon without keys." }),
+      state: z.enum(["up", "down", "unknown"]),
+      error: z.string().nullable().optional().meta({ description: "Why the upstream is down; shown with `base_url` only." }),
+    }),
   ),
 });
 

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { createHostPolicy } from "./createHostPolicy.js";
+import { createHostPolicy, isLoopbackHost } from "./createHostPolicy.js";
 import { createKeyMatcher, type KeyMatcherOptions } from "./createKeyMatcher.js";
 import { createOriginPolicy } from "./createOriginPolicy.js";
 import { CorsOriginNotAllowedError, HostNotAllowedError, InvalidApiKeyError } from "./errors.js";
+import { markTrusted } from "./requestTrust.js";
 
 export interface SecurityOptions {
   /** Accepted bearer keys (resolveApiKeys). Empty: no authentication. */
@@ -43,7 +44,8 @@ const HEADER_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~
  * 2. CORS: a preflight is answered here (204 for an allowed origin; 403 `cors_origin_not_allowed` otherwise);
  *    other requests from an allowed origin get `Access-Control-Allow-Origin`, a disallowed one gets no CORS header.
  * 3. Authentication: `Authorization: Bearer <key>` must be a configured key, except on `openPaths` → 401
- *    `invalid_api_key` with `WWW-Authenticate: Bearer`.
+ *    `invalid_api_key` with `WWW-Authenticate: Bearer`. A request with a valid key (on an open path too) is marked
+ *    trusted (`isTrusted`); without keys, every request is trusted when the server listens on loopback only.
  *
  * Failures are thrown as typed errors, so the app's error handler writes the OpenAI envelope. Register it after the
  * hook that sets `x-request-id`, so refusals carry the id too. All sets and key digests are built here, once.
@@ -54,6 +56,8 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
   const matches = options.apiKeys.length > 0 ? createKeyMatcher(options.apiKeys, { timingSafeEqual: options.timingSafeEqual }) : null;
   const openPaths = new Set(options.openPaths ?? ["/health", "/ready"]);
   const maxAge = String(options.corsMaxAgeSeconds ?? 600);
+  // Without keys nobody can prove who they are: only a loopback-only server trusts its callers.
+  const trustAll = matches === null && isLoopbackHost(options.bindHost);
 
   /** Answers a preflight (returns true) or sets the CORS headers of an actual response. */
   function cors(request: FastifyRequest, reply: FastifyReply): boolean {
@@ -101,14 +105,28 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
     return route !== undefined && openPaths.has(route);
   }
 
-  function authenticate(request: FastifyRequest): void {
-    if (matches === null || isOpen(request)) return;
+  /** "Bearer <key>", scheme case-insensitive; "" when there is none. */
+  function bearerToken(request: FastifyRequest): string {
     const header = request.headers.authorization;
-    if (header === undefined) throw new InvalidApiKeyError("missing");
-    // "Bearer <key>", scheme case-insensitive.
-    const token = header.length > 7 && header.charCodeAt(6) === 32 && header.slice(0, 6).toLowerCase() === "bearer" ? header.slice(7).trim() : "";
+    if (header === undefined) return "";
+    return header.length > 7 && header.charCodeAt(6) === 32 && header.slice(0, 6).toLowerCase() === "bearer" ? header.slice(7).trim() : "";
+  }
+
+  function authenticate(request: FastifyRequest): void {
+    if (matches === null) {
+      if (trustAll) markTrusted(request);
+      return;
+    }
+    if (isOpen(request)) {
+      // Open to all, but a caller with a valid key may see more; a wrong key is not refused here.
+      const token = bearerToken(request);
+      if (token !== "" && matches(token)) markTrusted(request);
+      return;
+    }
+    const token = bearerToken(request);
     if (token === "") throw new InvalidApiKeyError("missing");
     if (!matches(token)) throw new InvalidApiKeyError("invalid");
+    markTrusted(request);
   }
 
   app.addHook("onRequest", (request, reply, done) => {
