@@ -5,11 +5,14 @@ import type { ManagedProcess } from "../../supervisor/ManagedProcess.js";
 import { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
 import type { ChildEndpoint } from "./ChildEndpoint.js";
 
+/** What the client needs of the child's supervisor (a ManagedProcess; tests pass a fake). */
+export type SupervisedChild = Pick<ManagedProcess<ChildEndpoint>, "ensureReady" | "confirmGone" | "recycle">;
+
 export interface ChildServerClientOptions {
   /** For error messages and logs: `llama-server`, `transformers`. */
   name: string;
   modelId: string;
-  process: ManagedProcess<ChildEndpoint>;
+  process: SupervisedChild;
   logger: Logger;
   /** No chunk for this long (the first one included) means the engine is wedged: the process is replaced. */
   stallTimeoutMs: number;
