@@ -100,7 +100,7 @@ export async function findPythonEnv(options: { configPath?: string; env: NodeJS.
 }
 
 /** The message for a missing interpreter: what was looked at, and the one command that fixes it. */
-export function missingPythonHelp(lookup: PythonLookup): string {
+export function missingPythonHelp(lookup: PythonLookup, engine = "Python"): string {
   const where = lookup.tried.map((t) => `${t.source} ${t.path}: ${t.problem}`).join("; ");
-  return `no Python environment for the transformers sidecar (${where}). Run \`${SETUP_COMMAND}\` (add --cuda or --cpu to choose the torch build), or set ${PYTHON_ENV} to a Python with the packages in native/python/requirements.txt`;
+  return `no Python environment for the ${engine} sidecar (${where}). Run \`${SETUP_COMMAND}\` (add --cuda or --cpu to choose the torch build), or set ${PYTHON_ENV} to a Python with the packages in native/python/requirements.txt`;
 }

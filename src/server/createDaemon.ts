@@ -11,7 +11,7 @@ import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js
 import { OnnxBackend } from "../backends/onnx/OnnxBackend.js";
 import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
 import { LlamaServerBackend } from "../backends/llamaServer/LlamaServerBackend.js";
-import { PythonSetup } from "../backends/transformers/PythonSetup.js";
+import { PythonSetup } from "../backends/python/PythonSetup.js";
 import { TransformersBackend } from "../backends/transformers/TransformersBackend.js";
 import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
 import type { ModelDescriptor } from "../core/types.js";
@@ -92,7 +92,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       extraArgs: [...(descriptor.engineOptions?.args ?? []), ...(own(descriptor).chatTemplate ? ["--jinja", "--chat-template", own(descriptor).chatTemplate!] : [])],
       stallTimeoutMs: config.stallTimeoutSeconds * 1000,
     });
-  const pythonSetup = config.pythonAutoSetup ? new PythonSetup({ env, dataDir: config.dataDir, logger }) : null;
+  const pythonSetup = config.pythonAutoSetup ? new PythonSetup({ env, dataDir: config.dataDir, logger, processes }) : null;
   // The callbacks run only when /metrics is scraped, after the router exists. Metrics off: none at all (null).
   const metrics = config.metrics
     ? new DaemonMetrics({
@@ -188,6 +188,7 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
       if (app.server.listening) NetServer.prototype.close.call(app.server);
       lifetime.abort();
       await pulls?.stop();
+      await pythonSetup?.close(); // a venv setup in progress (pip and all) stops with the daemon
       logger.info({ graceSeconds: config.shutdownGraceSeconds, inflight: inflight.size }, "shutting down: draining in-flight requests");
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<boolean>((resolve) => {

@@ -4,7 +4,7 @@ import { type Clock, systemClock } from "../core/Clock.js";
 import { ServiceUnavailableError } from "../core/errors.js";
 import { clockSleep } from "./clockSleep.js";
 import { createExecaSpawner } from "./createExecaSpawner.js";
-import { describeExit, ProcessFailedError, ProcessStartError, ProcessStoppedError } from "./errors.js";
+import { describeExit, errorCode, ProcessFailedError, ProcessStartError, ProcessStoppedError, withOutput } from "./errors.js";
 import { findFreePort } from "./findFreePort.js";
 import { httpHealthCheck } from "./httpHealthCheck.js";
 import { LineSplitter } from "./LineSplitter.js";
@@ -106,6 +106,7 @@ export interface ProcessStatus {
   address: string | null;
   /** Automatic restarts since creation. */
   restarts: number;
+  /** The last failure with the child's last output lines: for the log and the local operator, never an HTTP client. */
   lastError: string | null;
   /** When `failed`: the clock time from which a request may try again. */
   retryAt: number | null;
@@ -169,7 +170,10 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
   /** The start after a cooldown: one failure sends it back to `failed`. */
   private probation = false;
   private restarts = 0;
+  /** The last failure with the child's output (status, log). */
   private lastError: string | null = null;
+  /** The same without the output: what ProcessFailedError tells clients. */
+  private lastFailure: string | null = null;
   private closed = false;
 
   private readonly name: string;
@@ -217,7 +221,7 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
   /**
    * Resolves with the child's address (its port by default) once it is healthy, starting it if needed. Aborting
    * `signal` stops this caller's waiting, never the shared start. Rejects with ProcessStartError (the start failed;
-   * quotes the child's output), ProcessFailedError (paused after repeated failures; carries the reason and
+   * the child's output is logged and kept in `status.lastError`, never put in the error), ProcessFailedError (paused after repeated failures; carries the reason and
    * Retry-After), ProcessStoppedError (stop() cancelled the start) or ServiceUnavailableError `shutting_down` after
    * close().
    */
@@ -235,7 +239,7 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
           continue;
         case "failed": {
           const wait = this.failedUntil! - this.clock.now();
-          if (wait > 0) throw new ProcessFailedError(this.name, this.lastError ?? "unknown", wait);
+          if (wait > 0) throw new ProcessFailedError(this.name, this.lastFailure ?? "unknown", wait);
           this.failedUntil = null;
           this.probation = true;
           this.beginStart("request");
@@ -370,7 +374,7 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
     try {
       return await this.launchOnFreePort(signal);
     } catch (err) {
-      if (!signal.aborted) this.noteFailure(messageOf(err));
+      if (!signal.aborted) this.noteStartFailure(err);
       throw err;
     }
   }
@@ -378,7 +382,7 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
   private async restartLoop(signal: AbortSignal): Promise<Running<A>> {
     for (;;) {
       if (this.failedUntil !== null) {
-        throw new ProcessFailedError(this.name, this.lastError ?? "unknown", this.failedUntil - this.clock.now());
+        throw new ProcessFailedError(this.name, this.lastFailure ?? "unknown", this.failedUntil - this.clock.now());
       }
       const delayMs = Math.min(this.policy.backoffMaxMs, this.policy.backoffInitialMs * 2 ** Math.max(0, this.failures.length - 1));
       this.log.warn({ delayMs, failures: this.failures.length }, "restarting after backoff");
@@ -388,20 +392,35 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
         return await this.launchOnFreePort(signal);
       } catch (err) {
         if (signal.aborted) throw err;
-        this.noteFailure(messageOf(err));
+        this.noteStartFailure(err);
       }
     }
   }
 
-  /** Records a crash or failed start; past the policy (or on probation) the process becomes `failed` for the cooldown. */
-  private noteFailure(reason: string): void {
+  /** A failed start, with the child's output in the log (the error itself tells the client only what failed). */
+  private noteStartFailure(err: unknown): void {
+    if (err instanceof ProcessStartError) {
+      this.log.error({ reason: err.reason, lastLines: err.lastLines }, "failed to start");
+      this.noteFailure(err.message, err.detail);
+    } else {
+      this.log.error({ err }, "failed to start");
+      this.noteFailure(messageOf(err), messageOf(err));
+    }
+  }
+
+  /**
+   * Records a crash or failed start (`summary` for clients, `detail` with the child's output for status); past the
+   * policy (or on probation) the process becomes `failed` for the cooldown.
+   */
+  private noteFailure(summary: string, detail: string): void {
     const now = this.clock.now();
-    this.lastError = reason;
+    this.lastError = detail;
+    this.lastFailure = summary;
     this.failures = this.failures.filter((t) => now - t < this.policy.windowMs);
     this.failures.push(now);
     if (this.probation || this.failures.length > this.policy.maxRestarts) {
       this.log.error(
-        { failures: this.failures.length, cooldownMs: this.policy.cooldownMs, reason },
+        { failures: this.failures.length, cooldownMs: this.policy.cooldownMs, reason: summary },
         "too many failures: paused for the cooldown",
       );
       this.failedUntil = now + this.policy.cooldownMs;
@@ -424,7 +443,9 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
     this.log.warn({ pid: running.child.pid, reason, lastLines: lines }, "process died");
     this.current = null;
     running.child.killGroup("SIGKILL"); // whatever it left behind in its group
-    this.noteFailure(lines.length > 0 ? `${reason}. Last output:\n${lines.join("\n")}` : reason);
+    const what = running.recycled ? `was replaced (${running.recycled})` : reason;
+    const summary = `The ${this.name} process ${what}${lines.length > 0 ? "; its last output is in the daemon log" : ""}.`;
+    this.noteFailure(summary, withOutput(reason, lines));
     if (this.failedUntil !== null) {
       this.state = "failed";
       return;
@@ -439,7 +460,8 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
       try {
         address = await this.addresses.allocate();
       } catch (err) {
-        throw new ProcessStartError(this.name, `has nowhere to listen: ${messageOf(err)}`, [], { cause: err });
+        // The error names local paths: for the log (as an output line), not the client.
+        throw new ProcessStartError(this.name, `has nowhere to listen${errorCode(err)}`, [messageOf(err)], { cause: err });
       }
       if (signal.aborted) {
         await this.release(address);
@@ -482,7 +504,7 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
       child = this.spawn(command);
     } catch (err) {
       await this.release(address);
-      throw new ProcessStartError(this.name, `could not be spawned: ${messageOf(err)}`, [], { cause: err });
+      throw new ProcessStartError(this.name, `could not be spawned${errorCode(err)}`, [messageOf(err)], { cause: err });
     }
     const running: Running<A> = { child, address, exit: null, gone: child.exited.then(() => this.release(address)) };
     this.options.registry?.add(child);
@@ -509,7 +531,7 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
       const lines = linesSoFar();
       const portInUse = info.error === undefined && (this.options.portInUsePattern ?? PORT_IN_USE).test(lines.join("\n"));
       const reason = info.error ? describeExit(info) : `${describeExit(info)} while starting`;
-      fail(new ProcessStartError(this.name, reason, lines, { portInUse, cause: info.error }));
+      fail(new ProcessStartError(this.name, reason, info.error ? [...lines, info.error.message] : lines, { portInUse, cause: info.error }));
     });
 
     let healthy = false;

@@ -1,20 +1,32 @@
 import { TabAgentError } from "../core/errors.js";
 import type { ExitInfo } from "./Spawner.js";
 
-/** How a child ended, in words: "exited with code 1", "was killed by SIGKILL", "could not be spawned: ...". */
+/**
+ * How a child ended, in words: "exited with code 1", "was killed by SIGKILL", "could not be spawned (ENOENT)". Short
+ * enough for a client: a spawn error's full message (it names paths) belongs in the log.
+ */
 export function describeExit(info: ExitInfo): string {
-  if (info.error) return `could not be spawned: ${info.error.message}`;
+  if (info.error) return `could not be spawned${errorCode(info.error)}`;
   if (info.signal) return `was killed by ${info.signal}`;
   return `exited with code ${info.code ?? "unknown"}`;
 }
 
-function quote(lines: readonly string[]): string {
-  return lines.length === 0 ? " (it wrote no output)" : `. Last output:\n${lines.join("\n")}`;
+/** ` (ENOENT)` for a system error, else nothing. */
+export function errorCode(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === "string" && /^[A-Z][A-Z0-9_]*$/.test(code) ? ` (${code})` : "";
+}
+
+/** A failure and the child's last output, as the log and the local status show it (never a client). */
+export function withOutput(summary: string, lines: readonly string[]): string {
+  return lines.length === 0 ? summary : `${summary}. Last output:\n${lines.join("\n")}`;
 }
 
 /**
  * One start attempt failed: the child exited while starting, never became healthy before the deadline, or could not
- * be spawned. The message quotes the child's last output lines, so the client sees *why* (bad model file, OOM, ...).
+ * be spawned. The message says what failed and how (it goes to HTTP clients, who may be remote); the child's last
+ * output lines, which can hold anything (paths, environment, a token a library printed), stay in `lastLines` for
+ * the log and the operator's status (`detail`).
  */
 export class ProcessStartError extends TabAgentError {
   override readonly status = 503;
@@ -30,7 +42,8 @@ export class ProcessStartError extends TabAgentError {
     lastLines: readonly string[],
     options: { portInUse?: boolean; cause?: unknown } = {},
   ) {
-    super(`The ${processName} process failed to start: it ${reason}${quote(lastLines)}`, {
+    const where = lastLines.length === 0 ? " (it wrote no output)" : "; its last output is in the daemon log";
+    super(`The ${processName} process failed to start: it ${reason}${where}.`, {
       code: "engine_start_failed",
       cause: options.cause,
     });
@@ -38,9 +51,17 @@ export class ProcessStartError extends TabAgentError {
     this.lastLines = lastLines;
     this.portInUse = options.portInUse ?? false;
   }
+
+  /** The failure with the child's output, for the log and the local status. */
+  get detail(): string {
+    return withOutput(`The ${this.processName} process failed to start: it ${this.reason}`, this.lastLines);
+  }
 }
 
-/** Too many failures in a row: the process is paused for a cooldown; requests get 503 with Retry-After. */
+/**
+ * Too many failures in a row: the process is paused for a cooldown; requests get 503 with Retry-After. `reason` is
+ * the last failure without the child's output (that is in the log and the process status).
+ */
 export class ProcessFailedError extends TabAgentError {
   override readonly status = 503;
   override readonly type = "service_unavailable_error" as const;

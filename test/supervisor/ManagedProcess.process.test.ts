@@ -129,25 +129,26 @@ describe("ManagedProcess with real processes", () => {
     expect(proc.status.state).toBe("stopped");
   });
 
-  it("a child that exits at once fails the start quickly, quoting its stderr, and leaves nothing running", async () => {
+  it("a child that exits at once fails the start quickly, its stderr kept for the status, and leaves nothing running", async () => {
     const proc = make(["--exit-immediately", "2", "--stderr", "gguf_init: invalid magic number|llama_load_model_from_file: failed to load model"]);
     const started = Date.now();
     const err = (await proc.ensureReady().catch((e: unknown) => e)) as ProcessStartError;
     expect(Date.now() - started).toBeLessThan(2_000); // fail fast, not at the 5 s deadline
     expect(err).toBeInstanceOf(ProcessStartError);
     expect(err.message).toContain("exited with code 2 while starting");
-    expect(err.message).toContain("gguf_init: invalid magic number\nllama_load_model_from_file: failed to load model");
+    expect(err.message).not.toContain("gguf_init");
+    expect(proc.status.lastError).toContain("gguf_init: invalid magic number\nllama_load_model_from_file: failed to load model");
     expect(handles.every((h) => h.pid === undefined || !isAlive(h.pid))).toBe(true);
     expect(await childPidsOf(process.pid)).toEqual([]);
   });
 
-  const missingBinaryCases: [string, string | null, RegExp][] = [
-    ["without setpriv", null, /could not be spawned: spawn \/nonexistent\/llama-server ENOENT/],
+  const missingBinaryCases: [string, string | null, RegExp, RegExp][] = [
+    ["without setpriv", null, /could not be spawned \(ENOENT\)/, /spawn \/nonexistent\/llama-server ENOENT/],
     ...(HAS_SETPRIV
-      ? [["through setpriv", "/usr/bin/setpriv", /exited with code 127 while starting\. Last output:\nsetpriv: failed to execute \/nonexistent\/llama-server/] as [string, string, RegExp]]
+      ? [["through setpriv", "/usr/bin/setpriv", /exited with code 127 while starting/, /Last output:\nsetpriv: failed to execute \/nonexistent\/llama-server/] as [string, string, RegExp, RegExp]]
       : []),
   ];
-  it.each(missingBinaryCases)("a missing executable fails the start at once with the reason (%s)", async (_how, setprivPath, message) => {
+  it.each(missingBinaryCases)("a missing executable fails the start at once with the reason (%s); the path only in the status", async (_how, setprivPath, message, detail) => {
     const proc = new ManagedProcess({
       name: "fake-llama",
       command: () => ({ file: "/nonexistent/llama-server", args: [] }),
@@ -158,6 +159,8 @@ describe("ManagedProcess with real processes", () => {
     const err = await proc.ensureReady().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProcessStartError);
     expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).not.toContain("/nonexistent");
+    expect(proc.status.lastError).toMatch(detail);
     expect(proc.status.state).toBe("stopped");
   });
 
@@ -165,7 +168,8 @@ describe("ManagedProcess with real processes", () => {
     const proc = make(["--never-healthy"], { startTimeoutMs: 800 });
     const err = (await proc.ensureReady().catch((e: unknown) => e)) as ProcessStartError;
     expect(err).toBeInstanceOf(ProcessStartError);
-    expect(err.message).toMatch(/did not become healthy within 800 ms\. Last output:\nlistening on \d+/);
+    expect(err.message).toMatch(/did not become healthy within 800 ms; its last output is in the daemon log\.$/);
+    expect(proc.status.lastError).toMatch(/did not become healthy within 800 ms\. Last output:\nlistening on \d+/);
     const pid = handles.at(-1)!.pid!;
     expect(isAlive(pid)).toBe(false);
     expect(await childPidsOf(process.pid)).toEqual([]);

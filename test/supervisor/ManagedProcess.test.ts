@@ -1,3 +1,4 @@
+import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { AbortedError, ServiceUnavailableError } from "../../src/core/errors.js";
@@ -146,8 +147,10 @@ describe("ManagedProcess state machine", () => {
     expect(proc.status).toMatchObject({ state: "stopped", pid: null, port: null });
   });
 
-  it("a child that exits while starting fails the start at once, quoting its output", async () => {
-    const { spawner, proc, registry } = setup();
+  it("a child that exits while starting fails the start at once; its output goes to the log and status, not the error", async () => {
+    const logged: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString("utf8")), done()) });
+    const { spawner, proc, registry } = setup({ logger: pino({ level: "warn" }, sink) });
     spawner.onSpawn = (c) => {
       c.say("llama_model_load: error loading model: tensor 'blk.0' has wrong shape", "main: exiting due to model loading error");
       c.exit({ code: 1, signal: null });
@@ -156,8 +159,9 @@ describe("ManagedProcess state machine", () => {
     expect(err).toBeInstanceOf(ProcessStartError);
     expect(err.status).toBe(503);
     expect(err.code).toBe("engine_start_failed");
-    expect(err.message).toContain("exited with code 1 while starting");
-    expect(err.message).toContain("tensor 'blk.0' has wrong shape");
+    expect(err.message).toBe("The llama-server process failed to start: it exited with code 1 while starting; its last output is in the daemon log.");
+    expect(err.message).not.toContain("wrong shape");
+    expect(logged.join("")).toContain("tensor 'blk.0' has wrong shape"); // at error level, whatever the output level
     expect(err.lastLines).toEqual([
       "llama_model_load: error loading model: tensor 'blk.0' has wrong shape",
       "main: exiting due to model loading error",
@@ -176,7 +180,8 @@ describe("ManagedProcess state machine", () => {
     expect(waiter.settled).toBe(false);
     await advance(20);
     expect(waiter.error).toBeInstanceOf(ProcessStartError);
-    expect((waiter.error as Error).message).toMatch(/did not become healthy within 2000 ms\. Last output:\nloading model \.\.\./);
+    expect((waiter.error as Error).message).toMatch(/did not become healthy within 2000 ms; its last output is in the daemon log\.$/);
+    expect(proc.status.lastError).toMatch(/did not become healthy within 2000 ms\. Last output:\nloading model \.\.\./);
     expect(spawner.last.alive).toBe(false);
     expect(spawner.last.signals[0]).toBe("SIGTERM");
   });
@@ -314,7 +319,9 @@ describe("ManagedProcess state machine", () => {
     expect(err).toBeInstanceOf(ProcessFailedError);
     expect(err.status).toBe(503);
     expect(err.code).toBe("engine_failed");
-    expect(err.message).toContain("CUDA error: out of memory");
+    expect(err.message).toMatch(/Last failure: The llama-server process failed to start: it exited with code 1 while starting; its last output is in the daemon log\.$/);
+    expect(err.message).not.toContain("CUDA error"); // clients get what failed; the output stays with the operator
+    expect(proc.status.lastError).toContain("CUDA error: out of memory");
     expect(Number(err.headers["retry-after"])).toBeGreaterThan(29);
     expect(proc.status.retryAt).toBeGreaterThan(failedAt + 29_000);
     expect(spawner.children).toHaveLength(4); // refusing costs no spawn

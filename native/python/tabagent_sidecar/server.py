@@ -5,6 +5,12 @@ on 127.0.0.1), and answers only the daemon: every request must carry the key the
 TABAGENT_SIDECAR_KEY), the Host header the daemon sends, and no Origin header (a browser's request, say through
 DNS rebinding). Anything else gets 401 or 403 with a JSON error, and the connection is closed.
 
+The engine (state.engine, set once loaded; any Python engine, see serve.py) is duck-typed by task:
+  text-generation: chat_ids(messages) and prompt_ids(prompt) -> token ids; check_length(ids, sampling) raises
+    ProtocolError when the prompt does not fit; run(ids, sampling, cancelled) yields ("token", id), ("text", piece)
+    and last ("finish", reason, prompt_tokens, completion_tokens), and stops once `cancelled` is set.
+  embeddings: embed(inputs) -> (vectors, prompt_tokens).
+
 One thread per request (ThreadingHTTPServer). A streamed generation writes each piece as one SSE event in its own
 HTTP chunk (with TCP_NODELAY set on TCP); a failed write means the daemon hung up, which cancels the generation
 before its next token."""

@@ -1,14 +1,19 @@
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import OpenAI from "openai";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../../src/config/loadConfig.js";
+import { createDaemon } from "../../../src/server/createDaemon.js";
 import { writeTinyChatModel } from "../../fixtures/makeTinyChatModel.js";
 import { llamaServerBinary, pidsMatching } from "../../helpers/llamaServerBinary.js";
 import { startServe } from "../../helpers/spawnCli.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
 import { readSse } from "../../helpers/readSse.js";
 
+const SECRET = "hf_sEcReTtOkEnThAtMuStNoTlEaK0123";
 let binary: string;
 let dir: string;
 let chatModel: string;
@@ -19,8 +24,9 @@ beforeAll(async () => {
   binary = await llamaServerBinary();
   dir = await mkdtemp(join(tmpdir(), "llama-server-"));
   await writeTinyChatModel(join(dir, "tiny-bitnet.gguf"), { architecture: "bitnet" });
-  // A "binary" that dies at once with a reason on stderr, like a llama-server refusing a model.
-  await writeFile(join(dir, "broken-server"), "#!/bin/sh\necho 'error: unable to load model: unknown tensor type' >&2\nexit 1\n");
+  // A "binary" that dies at once with a reason on stderr, like a llama-server refusing a model; a library it loads
+  // printed a token first (what a remote client must never see).
+  await writeFile(join(dir, "broken-server"), `#!/bin/sh\necho 'hub: using HF_TOKEN=${SECRET}' >&2\necho 'error: unable to load model: unknown tensor type' >&2\nexit 1\n`);
   await chmod(join(dir, "broken-server"), 0o755);
 });
 afterAll(async () => {
@@ -122,16 +128,38 @@ describe("llama-server engine (real child process)", () => {
     }
   });
 
-  it("a child that never becomes healthy: the load error quotes its stderr and no process is left", async () => {
+  it("a child that fails to start: clients get what failed and its exit code, the log gets its stderr; no process is left", async () => {
     const fx = await (await import("../../fixtures/ensureFixtures.js")).ensureFixtures();
-    const d = await startTestDaemon({ models: [{ id: "broken", path: fx.chatModelPath, engine: "llama-server", llamaServerPath: join(dir, "broken-server") }] }, [], env());
+    const logged: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString("utf8")), done()) });
+    const config = loadConfig({
+      base: { host: "127.0.0.1", port: 0, threads: 1, gpu: "off", logLevel: "info", models: [{ id: "broken", path: fx.chatModelPath, engine: "llama-server", llamaServerPath: join(dir, "broken-server") }] },
+    });
+    const daemon = await createDaemon({ config, env: env(), logger: pino({ level: "info" }, sink) });
+    const { url } = await daemon.listen();
     try {
-      const r = await postJson(`${d.url}/v1/chat/completions`, { model: "broken", messages: [{ role: "user", content: "x" }] });
-      expect(r.status).toBe(503);
-      expect(r.json.error!.message).toMatch(/unable to load model: unknown tensor type/);
+      // Past the restart policy (5 failures in a minute) the model is paused: that answer must not quote it either.
+      const answers = [];
+      for (let i = 0; i < 7; i++) answers.push(await postJson(`${url}/v1/chat/completions`, { model: "broken", messages: [{ role: "user", content: "x" }] }));
+      for (const r of answers) {
+        expect(r.status).toBe(503);
+        expect(r.text).not.toContain(SECRET);
+        expect(r.text).not.toContain("unknown tensor type");
+      }
+      expect(answers[0]!.json.error).toMatchObject({
+        code: "engine_start_failed",
+        message: "The llama-server:broken process failed to start: it exited with code 1 while starting; its last output is in the daemon log.",
+      });
+      expect(answers.at(-1)!.json.error!.code).toBe("engine_failed");
+      expect(answers.at(-1)!.json.error!.message).toMatch(/exited with code 1 while starting; its last output is in the daemon log/);
+      const models = await (await fetch(`${url}/v1/models`)).text();
+      expect(models).not.toContain(SECRET);
+      const log = logged.join("");
+      expect(log).toContain("unable to load model: unknown tensor type");
+      expect(log).toContain(SECRET); // the operator's log keeps what the child said
       expect(await pidsMatching(join(dir, "broken-server"))).toEqual([]);
     } finally {
-      await d.close();
+      await daemon.close();
     }
   });
 

@@ -2,8 +2,12 @@ import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { promisify } from "node:util";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../../src/config/loadConfig.js";
+import { createDaemon } from "../../../src/server/createDaemon.js";
 import { pidsMatching } from "../../helpers/llamaServerBinary.js";
 import { ensureTinyLlm, miniLmSource, pythonExecutable } from "../../fixtures/ensurePythonFixtures.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
@@ -257,22 +261,34 @@ describe("transformers engine refusals and failures", () => {
         last = await postJson(`${auto.url}/v1/completions`, { model: "hf", prompt: "Hi", max_tokens: 2 });
       }
       expect(last.status).toBe(503);
-      expect(last.text).toMatch(/no Python interpreter.*tabagent setup python/);
+      expect(last.json.error).toMatchObject({ code: "python_setup_failed" });
+      expect(last.json.error!.message).toMatch(/native\/setup-python\.sh exited with code 3\. Fix the cause .*`tabagent setup python` again/);
+      expect(last.text).not.toContain("no-such-python3"); // the script's output (local paths) is for the log
     } finally {
       await auto.close();
     }
   });
 
-  it("a device this machine lacks fails the load with torch's reason in a 503; the daemon keeps serving", async () => {
-    const d = await startTestDaemon({}, [{ id: "on-gpu", path: llm, device: "cuda:0" } as { id: string; path: string }], env());
+  it("a device this machine lacks fails the load with a 503 naming the exit code, torch's reason in the log; the daemon keeps serving", async () => {
+    const logged: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString("utf8")), done()) });
+    const config = loadConfig({
+      base: { host: "127.0.0.1", port: 0, threads: 1, gpu: "off", logLevel: "info", models: [{ id: "on-gpu", path: llm, device: "cuda:0" }, { id: "hf-ok", path: llm }] },
+    });
+    const daemon = await createDaemon({ config, env: env(), logger: pino({ level: "info" }, sink) });
+    const { url } = await daemon.listen();
     try {
-      const res = await postJson(`${d.url}/v1/completions`, { model: "on-gpu", prompt: "Hi", max_tokens: 2 });
+      const res = await postJson(`${url}/v1/completions`, { model: "on-gpu", prompt: "Hi", max_tokens: 2 });
       expect(res.status).toBe(503);
-      expect(res.text).toMatch(/device 'cuda:0' was asked for, but torch sees no CUDA device/);
-      const ok = await d.client.completions.create({ model: "tiny-chat", prompt: "Hi", max_tokens: 2, temperature: 0 });
-      expect(ok.choices[0]!.finish_reason).toBe("length");
+      expect(res.json.error).toMatchObject({
+        code: "engine_start_failed",
+        message: "The transformers:on-gpu process failed to start: it exited with code 3 while starting; its last output is in the daemon log.",
+      });
+      expect(logged.join("")).toMatch(/device 'cuda:0' was asked for, but torch sees no CUDA device/);
+      const ok = await postJson(`${url}/v1/completions`, { model: "hf-ok", prompt: "Hi", max_tokens: 2, temperature: 0 });
+      expect(ok.status).toBe(200);
     } finally {
-      await d.close();
+      await daemon.close();
     }
   }, 60_000);
 
