@@ -3,6 +3,7 @@ import type { Backend } from "../backends/Backend.js";
 import { abortable } from "../core/abortable.js";
 import type { Clock } from "../core/Clock.js";
 import { ModelLoadError, ModelLoadingError, QueueFullError, ServiceUnavailableError, TabAgentError } from "../core/errors.js";
+import { loadingRetryAfterSeconds, queueRetryAfterSeconds } from "./RequestAdmission.js";
 import { QueueOverflow, SlotQueue } from "./SlotQueue.js";
 
 export type RunnerState = "unloaded" | "loading" | "loaded" | "unloading";
@@ -70,7 +71,7 @@ export class ModelRunner {
     try {
       releaseSlot = await this.slots.acquire(signal).catch((err: unknown) => {
         if (err instanceof QueueOverflow) {
-          throw this.loadingRefusal() ?? new QueueFullError(this.backend.descriptor.id, this.retryAfterSeconds());
+          throw this.loadingRefusal() ?? new QueueFullError(this.backend.descriptor.id, queueRetryAfterSeconds(this.slots.queued, this.backend.parallel));
         }
         throw err;
       });
@@ -95,18 +96,13 @@ export class ModelRunner {
 
   /**
    * While the model loads, the 503 for a request that cannot be admitted (its queue, or the daemon's in-flight cap,
-   * is full): the backlog drains once the model is up. Retry-After is the rest of the last load's duration (or, for a
-   * first load, as long again as it has taken so far), 1 to 60 s. Null when the model is not loading.
+   * is full): the backlog drains once the model is up (Retry-After: loadingRetryAfterSeconds). Null when the model
+   * is not loading.
    */
   loadingRefusal(): ModelLoadingError | null {
     if (this.state !== "loading") return null;
     const elapsed = this.options.clock.now() - this.loadStartedAt;
-    const expected = this.lastLoadMs ?? 2 * elapsed;
-    return new ModelLoadingError(this.backend.descriptor.id, Math.min(60, Math.max(1, Math.ceil((expected - elapsed) / 1000))));
-  }
-
-  private retryAfterSeconds(): number {
-    return Math.max(1, Math.ceil(this.slots.queued / Math.max(1, this.backend.parallel)));
+    return new ModelLoadingError(this.backend.descriptor.id, loadingRetryAfterSeconds(elapsed, this.lastLoadMs));
   }
 
   private release(): void {
@@ -152,15 +148,30 @@ export class ModelRunner {
         if (this.users === 0) this.armIdleTimer();
       },
       (err: unknown) => {
-        this.state = "unloaded";
         this.lastLoadError = err instanceof Error ? err.message : String(err);
         logger.error({ err }, "model failed to load");
-        // The next request tries again; nothing half-loaded stays behind.
-        void this.backend.unload().catch(() => undefined);
+        // Nothing half-loaded stays behind, and the next load waits for that cleanup: the engine's unload may still
+        // be freeing the memory or the port a new load would take. Those who waited for this load fail now;
+        // requests arriving during the cleanup wait for it and then load afresh.
+        this.cleanUpFailedLoad();
         throw err instanceof TabAgentError ? err : new ModelLoadError(this.backend.descriptor.id, this.lastLoadError, err);
       },
     );
     this.transition.catch(() => undefined); // handled by whoever waits; never an unhandled rejection
+  }
+
+  private cleanUpFailedLoad(): void {
+    this.state = "unloading";
+    // An unload that throws instead of rejecting must not leave the state "unloading" for good.
+    this.transition = new Promise<void>((resolve) => resolve(this.backend.unload())).then(
+      () => {
+        this.state = "unloaded";
+      },
+      (err: unknown) => {
+        this.state = "unloaded";
+        this.options.logger.warn({ err }, "cleanup after a failed load failed");
+      },
+    );
   }
 
   private startUnload(reason: string): Promise<void> {
@@ -222,7 +233,7 @@ export class ModelRunner {
   async unloadIfIdle(): Promise<boolean> {
     if (this.users > 0) return false;
     this.cancelIdleTimer();
-    if (this.state === "loading" || this.state === "unloading") await this.transition?.catch(() => undefined);
+    await this.settle(() => this.users > 0);
     if (this.users > 0) return false;
     if (this.state === "loaded") await this.startUnload("requested");
     return true;
@@ -233,7 +244,12 @@ export class ModelRunner {
     this.closed = true;
     this.cancelIdleTimer();
     this.lifetime.abort(new ServiceUnavailableError("The server is shutting down.", { code: "shutting_down" }));
-    if (this.state === "loading" || this.state === "unloading") await this.transition?.catch(() => undefined);
+    await this.settle();
     if (this.state === "loaded") await this.startUnload("shutdown");
+  }
+
+  /** Waits until no load or unload is in progress (a failed load is followed by its cleanup unload), or `stop`. */
+  private async settle(stop: () => boolean = () => false): Promise<void> {
+    while ((this.state === "loading" || this.state === "unloading") && this.transition && !stop()) await this.transition.catch(() => undefined);
   }
 }

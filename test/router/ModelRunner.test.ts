@@ -26,9 +26,12 @@ class FakeBackend implements Backend {
   loadGate: ReturnType<typeof deferred> | null = null;
   unloadGate: ReturnType<typeof deferred> | null = null;
   failNext: Error | null = null;
+  /** Starts and ends of loads and unloads, in order. */
+  readonly events: string[] = [];
   constructor(readonly parallel = 2) {}
   async load(): Promise<void> {
     this.loads++;
+    this.events.push(`load ${this.loads} start`);
     if (this.loadGate) await this.loadGate.promise;
     if (this.failNext) {
       const e = this.failNext;
@@ -38,7 +41,10 @@ class FakeBackend implements Backend {
   }
   async unload(): Promise<void> {
     this.unloads++;
+    const n = this.unloads;
+    this.events.push(`unload ${n} start`);
     if (this.unloadGate) await this.unloadGate.promise;
+    this.events.push(`unload ${n} done`);
   }
 }
 
@@ -160,6 +166,65 @@ describe("ModelRunner", () => {
     expect(backend.loads).toBe(2);
     lease.release();
     expect(runner.status.running).toBe(0);
+  });
+
+  it("after a failed load, the next load waits until the engine's cleanup unload has finished", async () => {
+    const { backend, runner, signal } = setup();
+    backend.failNext = new Error("out of memory");
+    backend.unloadGate = deferred();
+    await expect(runner.acquire(signal)).rejects.toBeInstanceOf(ModelLoadError);
+    expect(runner.status.state).toBe("unloading");
+    const second = runner.acquire(signal);
+    await tick();
+    await tick();
+    expect(backend.loads).toBe(1); // load #2 has not started: unload #1 is still running
+    backend.unloadGate.resolve(undefined);
+    const lease = await second;
+    expect(backend.events).toEqual(["load 1 start", "unload 1 start", "unload 1 done", "load 2 start"]);
+    expect(runner.status.state).toBe("loaded");
+    lease.release();
+  });
+
+  it("requests that waited for a failed load fail at once, without waiting for the slow cleanup", async () => {
+    const { backend, runner, signal } = setup();
+    backend.loadGate = deferred();
+    backend.unloadGate = deferred();
+    backend.failNext = new Error("bad magic");
+    const a = runner.acquire(signal);
+    const b = runner.acquire(signal);
+    backend.loadGate.resolve(undefined);
+    await expect(a).rejects.toThrow(/bad magic/);
+    await expect(b).rejects.toThrow(/bad magic/);
+    expect(backend.events).toEqual(["load 1 start", "unload 1 start"]);
+    expect(runner.status).toEqual({ state: "unloading", running: 0, queued: 0 });
+    backend.unloadGate.resolve(undefined);
+  });
+
+  it("close waits for the cleanup unload of a failed load", async () => {
+    const { backend, runner, signal } = setup();
+    backend.failNext = new Error("bad magic");
+    backend.unloadGate = deferred();
+    await expect(runner.acquire(signal)).rejects.toThrow(/bad magic/);
+    let closed = false;
+    const closing = runner.close().then(() => (closed = true));
+    await tick();
+    expect(closed).toBe(false);
+    backend.unloadGate.resolve(undefined);
+    await closing;
+    expect(backend.events).toEqual(["load 1 start", "unload 1 start", "unload 1 done"]);
+    expect(runner.status.state).toBe("unloaded");
+  });
+
+  it("a cleanup unload that throws synchronously still lets the next request load", async () => {
+    const { backend, runner, signal } = setup();
+    backend.failNext = new Error("bad magic");
+    backend.unload = () => {
+      throw new Error("unload exploded");
+    };
+    await expect(runner.acquire(signal)).rejects.toThrow(/bad magic/);
+    const lease = await runner.acquire(signal);
+    expect(backend.loads).toBe(2);
+    lease.release();
   });
 
   it("releasing a lease twice frees the slot once", async () => {
