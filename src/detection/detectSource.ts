@@ -1,10 +1,17 @@
 import { stat } from "node:fs/promises";
 import { chooseEngine } from "./chooseEngine.js";
 import type { Detection, EngineName, FormatDetection } from "./detectionSchema.js";
-import { detectGgufModel } from "./gguf/detectGgufModel.js";
+import { detectGgufModel, type GgufModelFiles } from "./gguf/detectGgufModel.js";
+import { InvalidGgufError } from "./gguf/readGgufHeader.js";
 import { groupGgufFiles, isProjectorFile } from "./groupGgufFiles.js";
 import { detectLiteRtModel } from "./litert/detectLiteRtModel.js";
-import { LocalModelFileSystem, type ModelFileEntry, type ModelFileSystem } from "./ModelFileSystem.js";
+import {
+  LocalModelFileSystem,
+  describeSkippedLink,
+  type ModelFileEntry,
+  type ModelFileSystem,
+  type SkippedLink,
+} from "./ModelFileSystem.js";
 import { detectOnnxModel } from "./onnx/detectOnnxModel.js";
 import { sniffMagic } from "./sniffMagic.js";
 import { detectTransformersModel } from "./transformers/detectTransformersModel.js";
@@ -27,6 +34,10 @@ export interface DetectSourceOptions {
   /** Opens a source that is not a local path (a Hugging Face repo id); resolves null when it is not one. */
   openRemote?: (source: string, signal?: AbortSignal) => Promise<RemoteSource | null>;
   engineOverride?: EngineName;
+  /** More real folders that symlinks in a local source may lead into (the models folder it sits in). */
+  linkRoots?: string[];
+  /** Told about each symlink of a local source that was not followed (dangling, or leading elsewhere). */
+  onSkippedLink?: (link: SkippedLink, source: string) => void;
 }
 
 function finish(source: string, d: FormatDetection, options: DetectSourceOptions, extra: EngineName[] = []): Detection {
@@ -63,8 +74,11 @@ export async function detectSource(source: string, options: DetectSourceOptions 
   let fs: ModelFileSystem;
   let onlyFile: string | null = null;
   const local = await stat(source).catch(() => null);
+  let skipped: SkippedLink[] = [];
   if (local) {
-    fs = await LocalModelFileSystem.create(source);
+    const localFs = await LocalModelFileSystem.create(source, { linkRoots: options.linkRoots });
+    fs = localFs;
+    skipped = localFs.skippedLinks;
   } else {
     const remote = await options.openRemote?.(source, signal);
     if (!remote) throw new DetectionError(`${source}: no such file or folder${options.openRemote ? ", and not a Hugging Face repo id" : ""}`);
@@ -78,9 +92,19 @@ export async function detectSource(source: string, options: DetectSourceOptions 
     const group = groupGgufFiles(files).find((g) => g.main.path === wanted || g.shards.some((s) => s.path === wanted));
     files = group ? [group.main, ...group.shards, ...(group.projector ? [group.projector] : [])] : files.filter((f) => f.path === wanted);
   }
-  if (files.length === 0) return [finish(source, unknown(`${fs.label} holds no files`, files), options)];
-  const single = local?.isFile() === true || (onlyFile !== null && files.length === 1);
-  return single ? [await detectOneFile(fs, files[0]!, source, options)] : detectFolder(fs, files, source, options);
+  for (const l of skipped) options.onSkippedLink?.(l, source);
+  let out: Detection[];
+  if (files.length === 0) out = [finish(source, unknown(`${fs.label} holds no files`, files), options)];
+  else {
+    const single = local?.isFile() === true || (onlyFile !== null && files.length === 1);
+    out = single ? [await detectOneFile(fs, files[0]!, source, options)] : await detectFolder(fs, files, source, options);
+  }
+  // A model whose files are links that lead elsewhere would otherwise just look incomplete.
+  if (skipped.length > 0) {
+    const notes = skipped.slice(0, 16).map(describeSkippedLink);
+    for (const d of out) d.warnings.push(...notes);
+  }
+  return out;
 }
 
 async function detectOneFile(fs: ModelFileSystem, file: ModelFileEntry, source: string, options: DetectSourceOptions): Promise<Detection> {
@@ -109,6 +133,23 @@ async function detectOneFile(fs: ModelFileSystem, file: ModelFileEntry, source: 
   return finish(source, d ?? unknown(`${file.path}: no known magic bytes (GGUF, TFL3, ZIP, pickle, safetensors) and not an ONNX graph`, files), options);
 }
 
+/** In a folder, one broken GGUF is listed as not servable instead of failing its siblings' detection. */
+async function detectGgufOrInvalid(fs: ModelFileSystem, m: GgufModelFiles, signal?: AbortSignal): Promise<FormatDetection> {
+  try {
+    return await detectGgufModel(fs, m, signal);
+  } catch (err) {
+    if (!(err instanceof InvalidGgufError)) throw err;
+    const files = [m.main, ...m.shards];
+    return {
+      ...unknown(`${m.main.path}: invalid GGUF: ${err.message}`, files),
+      format: "gguf",
+      files: files.map((f) => ({ path: f.path, size: f.size, role: "weights" as const })),
+      warnings: [`${m.main.path} cannot be served: ${err.message}`],
+      details: { invalidWeights: [`${m.main.path}: ${err.message}`] },
+    };
+  }
+}
+
 async function detectFolder(fs: ModelFileSystem, files: ModelFileEntry[], source: string, options: DetectSourceOptions): Promise<Detection[]> {
   const { signal } = options;
   // Only files whose bytes say GGUF count as GGUF models, whatever their extension says.
@@ -125,7 +166,7 @@ async function detectFolder(fs: ModelFileSystem, files: ModelFileEntry[], source
   const ggufModels = groupGgufFiles(ggufCandidates);
   if (ggufModels.length > 0 && !hfWeights) {
     const out: Detection[] = [];
-    for (const m of ggufModels) out.push(finish(`${source.replace(/\/+$/, "")}/${m.main.path}`, await detectGgufModel(fs, m, signal), options));
+    for (const m of ggufModels) out.push(finish(`${source.replace(/\/+$/, "")}/${m.main.path}`, await detectGgufOrInvalid(fs, m, signal), options));
     return out;
   }
   // One model in several formats: the richest format serves it, the others are alternatives.

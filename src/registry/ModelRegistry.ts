@@ -1,4 +1,4 @@
-import { readdir, stat } from "node:fs/promises";
+import { readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../config/configSchema.js";
@@ -8,6 +8,7 @@ import type { ModelDescriptor } from "../core/types.js";
 import type { Detection, EngineName } from "../detection/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
 import { isProjectorFile } from "../detection/groupGgufFiles.js";
+import { allowedLinkRoots, describeSkippedLink, isInside } from "../detection/ModelFileSystem.js";
 import { DetectionCache } from "./DetectionCache.js";
 
 /**
@@ -59,16 +60,25 @@ export interface DescribeOptions {
   cache?: DetectionCache;
   engine?: EngineName;
   signal?: AbortSignal;
+  /** Real folders symlinks inside the model may lead into, besides its own (the models folder it is in). */
+  linkRoots?: string[];
+  /** Warned about symlinks that were not followed, each by name, when the model is detected (not when cached). */
+  logger?: Logger;
 }
 
 /** Detects what `path` holds (cached by path, size and mtime) and describes each model in it. */
 export async function describeLocalModels(path: string, options: DescribeOptions = {}): Promise<{ descriptor: Omit<ModelDescriptor, "id">; detection: Detection }[]> {
   const abs = resolve(path);
   const st = await stat(abs);
-  const key = DetectionCache.key(abs, st.isFile() ? st.size : -1, st.mtimeMs) + (options.engine ?? "");
+  const key = DetectionCache.key(abs, st.isFile() ? st.size : -1, st.mtimeMs) + (options.engine ?? "") + (options.linkRoots?.join("\0") ?? "");
   let detections = options.cache?.get(key);
   if (!detections) {
-    detections = await detectSource(abs, { signal: options.signal, engineOverride: options.engine });
+    detections = await detectSource(abs, {
+      signal: options.signal,
+      engineOverride: options.engine,
+      linkRoots: options.linkRoots,
+      onSkippedLink: (link) => options.logger?.warn({ path: join(abs, link.path), target: link.target, reason: link.reason }, describeSkippedLink(link)),
+    });
     options.cache?.set(key, detections);
   }
   return detections.map((detection) => {
@@ -88,6 +98,50 @@ export async function describeLocalModels(path: string, options: DescribeOptions
       },
     };
   });
+}
+
+interface FolderEntry {
+  name: string;
+  isFile(): boolean;
+  isDirectory(): boolean;
+}
+
+/**
+ * A models folder's entries, symlinks replaced by what they lead to when that stays inside the folder (or, for a
+ * Hugging Face snapshot folder, its repo's blobs): a link elsewhere, or a dangling one, is skipped with a warning
+ * naming it. Entries are not models yet; detection decides.
+ */
+async function resolveEntries(dir: string, entries: (FolderEntry & { isSymbolicLink(): boolean })[], logger?: Logger): Promise<FolderEntry[]> {
+  const real = await realpath(dir);
+  const roots = allowedLinkRoots(real);
+  const out: FolderEntry[] = [];
+  for (const e of entries) {
+    if (!e.isSymbolicLink()) {
+      out.push(e);
+      continue;
+    }
+    if (e.name.startsWith(".")) continue;
+    const full = join(dir, e.name);
+    const target = await realpath(full).catch(() => null);
+    const said = await readlink(full).catch(() => null);
+    if (!target) {
+      logger?.warn({ path: full, target: said }, `skipping symlink ${e.name}: its target does not exist`);
+      continue;
+    }
+    // The folder itself would be listed again inside itself.
+    if (target === real) {
+      logger?.warn({ path: full, target: said }, `skipping symlink ${e.name}: it points at the models folder itself`);
+      continue;
+    }
+    if (!roots.some((r) => isInside(target, r))) {
+      logger?.warn({ path: full, target: said }, `skipping symlink ${e.name}: it points outside the models folder`);
+      continue;
+    }
+    const st = await stat(target).catch(() => null);
+    if (!st) continue;
+    out.push({ name: e.name, isFile: () => st.isFile(), isDirectory: () => st.isDirectory() });
+  }
+  return out;
 }
 
 function checkId(id: string, from: string): void {
@@ -130,9 +184,10 @@ export async function buildModelRegistry(config: Config, logger?: Logger, option
     } catch (err) {
       throw new ConfigError("modelsDirs", `cannot read ${dir}: ${(err as Error).message}`);
     }
-    const candidates = entries
+    const candidates = (await resolveEntries(resolve(dir), entries, logger))
       .sort((a, b) => a.name.localeCompare(b.name))
       .filter((e) => !e.name.startsWith(".") && (e.isFile() || e.isDirectory()) && !(e.isFile() && (!MODEL_FILE.test(e.name) || isProjectorFile(e.name))));
+    const linkRoots = allowedLinkRoots(await realpath(resolve(dir)));
     // Detection is mostly waiting on file system round trips: several entries at once overlap them. Results are
     // added in name order below, so ids and warnings do not depend on which detection finished first.
     const results: (Awaited<ReturnType<typeof describeLocalModels>> | Error)[] = new Array(candidates.length);
@@ -141,7 +196,9 @@ export async function buildModelRegistry(config: Config, logger?: Logger, option
       while (next < candidates.length) {
         const i = next++;
         const full = join(resolve(dir), candidates[i]!.name);
-        results[i] = await describeLocalModels(full, { cache, signal: options.signal }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+        results[i] = await describeLocalModels(full, { cache, signal: options.signal, linkRoots, logger }).catch((err: unknown) =>
+          err instanceof Error ? err : new Error(String(err)),
+        );
       }
     };
     await Promise.all(Array.from({ length: Math.min(DETECT_CONCURRENCY, candidates.length) }, worker));

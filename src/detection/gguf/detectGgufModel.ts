@@ -2,8 +2,9 @@ import type { FormatDetection, ModelFile } from "../detectionSchema.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { decideGgufFlavor, type TensorTypeUse } from "./decideGgufFlavor.js";
 import { BITNET_FILE_TYPES, LLAMA_FILE_TYPES, ggmlTypeName } from "./ggmlTypes.js";
-import { readGgufHeader } from "./readGgufHeader.js";
+import { InvalidGgufError, readGgufHeader } from "./readGgufHeader.js";
 import { summarizeGguf } from "./summarizeGguf.js";
+import { validateGgufHeader } from "./validateGgufHeader.js";
 
 export interface GgufModelFiles {
   /** The file an engine opens (the first shard of a split model). */
@@ -14,12 +15,16 @@ export interface GgufModelFiles {
   projector: ModelFileEntry | null;
 }
 
-/** Describes one GGUF model from its header (never tensor data). */
+/**
+ * Describes one GGUF model from its header (never tensor data). Throws InvalidGgufError, naming the reason, for a
+ * file llama.cpp would refuse or abort on (see validateGgufHeader).
+ */
 export async function detectGgufModel(fs: ModelFileSystem, model: GgufModelFiles, signal?: AbortSignal): Promise<FormatDetection> {
   const src = await fs.open(model.main.path, signal);
   let header;
+  const fileSize = src.size;
   try {
-    header = await readGgufHeader(src, { signal });
+    header = await readGgufHeader(src, { signal, scanTokens: true });
   } finally {
     await src.close();
   }
@@ -35,6 +40,10 @@ export async function detectGgufModel(fs: ModelFileSystem, model: GgufModelFiles
   }
   const tensorTypes = [...uses.values()].sort((a, b) => b.count - a.count);
   const flavor = decideGgufFlavor(summary.architecture, tensorTypes);
+  const validation = validateGgufHeader(header, { fileSize, bitnet: flavor.bitnet });
+  if (validation.problems.length > 0) {
+    throw new InvalidGgufError(`not a GGUF llama.cpp can load: ${validation.problems.slice(0, 3).join("; ")}`);
+  }
 
   const fileTypeName =
     summary.fileType === null
@@ -50,7 +59,7 @@ export async function detectGgufModel(fs: ModelFileSystem, model: GgufModelFiles
     ...model.shards.map((s) => ({ path: s.path, size: s.size, role: "weights" as const })),
     ...(model.projector ? [{ path: model.projector.path, size: model.projector.size, role: "projector" as const }] : []),
   ];
-  const warnings: string[] = [];
+  const warnings: string[] = [...validation.warnings];
   const splitCount = header.metadata.get("split.count");
   if (typeof splitCount === "number" && splitCount > 1 + model.shards.length) {
     warnings.push(`split model: ${splitCount} files expected, ${1 + model.shards.length} found`);

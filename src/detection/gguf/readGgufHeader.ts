@@ -1,4 +1,5 @@
 import type { ByteSource } from "./ByteSource.js";
+import { GgufTokenScan } from "./GgufTokenScan.js";
 
 export class InvalidGgufError extends Error {
   constructor(message: string) {
@@ -27,9 +28,17 @@ export interface GgufTensorInfo {
 export interface GgufHeader {
   version: number;
   metadata: Map<string, GgufValue>;
+  /** Each key's GGUF value type (9 = array): llama.cpp refuses a key of the wrong type, so validation checks it. */
+  types: Map<string, number>;
   tensors: GgufTensorInfo[];
   /** Bytes taken by the header (metadata + tensor infos), before alignment padding. */
   headerBytes: number;
+  /** `general.alignment`, or the default 32. */
+  alignment: number;
+  /** Where tensor data starts: the header rounded up to the alignment. */
+  dataStart: number;
+  /** `tokenizer.ggml.tokens` streamed and checked, when `scanTokens` was asked for and the array is there. */
+  tokens: GgufTokenScan | null;
 }
 
 export interface ReadGgufHeaderOptions {
@@ -38,11 +47,19 @@ export interface ReadGgufHeaderOptions {
   maxArrayItems?: number;
   /** Refuse headers larger than this (a corrupt count must not make us read gigabytes). */
   maxHeaderBytes?: number;
+  /** Stream `tokenizer.ggml.tokens` through a GgufTokenScan (no extra reads: the strings are read to skip them anyway). */
+  scanTokens?: boolean;
 }
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 const CHUNK = 1 << 20;
 const MAX_STRING = 64 << 20;
+
+/** ggml's GGML_MAX_DIMS and GGML_MAX_NAME: gguf.cpp refuses more dimensions or longer tensor names. */
+const MAX_DIMS = 4;
+const MAX_TENSOR_NAME = 64;
+export const GGUF_DEFAULT_ALIGNMENT = 32;
+const TOKENS_KEY = "tokenizer.ggml.tokens";
 
 const T = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 };
 const SCALAR_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
@@ -152,6 +169,41 @@ class Cursor {
     }
   }
 
+  /**
+   * Calls `visit` with each of `n` length-prefixed strings as bytes `buf[start, end)` (valid only during the call).
+   * Same window walking as `skipStrings`: a vocabulary of 150k tokens costs no promise per token.
+   */
+  async eachString(n: number, visit: (buf: Uint8Array, start: number, end: number, index: number) => void): Promise<void> {
+    const limit = Math.min(this.src.size, this.maxBytes);
+    let i = 0;
+    while (i < n) {
+      const base = this.bufStart;
+      const end = base + this.buf.length;
+      const b = this.buf;
+      let pos = this.pos;
+      if (pos >= base) {
+        while (i < n && pos + 8 <= end) {
+          const o = pos - base;
+          if ((b[o + 3]! | b[o + 4]! | b[o + 5]! | b[o + 6]! | b[o + 7]!) !== 0) break;
+          const len = b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16);
+          if (pos + 8 + len > end || pos + 8 + len > limit) break;
+          visit(b, o + 8, o + 8 + len, i);
+          pos += 8 + len;
+          i++;
+        }
+      }
+      this.pos = pos;
+      if (i < n) {
+        // The next string is not wholly in the window (or is long): its length, checked, then a refill around it.
+        const len = await this.count("string length", MAX_STRING);
+        await this.need(len);
+        visit(this.buf, this.off(), this.off() + len, i);
+        this.pos += len;
+        i++;
+      }
+    }
+  }
+
   async scalar(type: number): Promise<GgufScalar> {
     const size = SCALAR_SIZE[type];
     if (size === undefined) throw new InvalidGgufError(`unknown metadata value type ${type}`);
@@ -175,7 +227,7 @@ class Cursor {
   }
 }
 
-async function readValue(c: Cursor, type: number, maxArrayItems: number): Promise<GgufValue> {
+async function readValue(c: Cursor, type: number, maxArrayItems: number, scan: GgufTokenScan | null): Promise<GgufValue> {
   if (type === T.STRING) return c.string();
   if (type !== T.ARRAY) return c.scalar(type);
   const arrayType = await c.u32();
@@ -185,8 +237,12 @@ async function readValue(c: Cursor, type: number, maxArrayItems: number): Promis
   const keep = length <= maxArrayItems;
   const items: GgufScalar[] = [];
   if (arrayType === T.STRING) {
-    if (keep) for (let i = 0; i < length; i++) items.push(await c.string());
-    else await c.skipStrings(length);
+    const at = c.pos;
+    if (scan) await c.eachString(length, (buf, start, end, i) => scan.add(buf, start, end, i));
+    if (keep) {
+      c.pos = at;
+      for (let i = 0; i < length; i++) items.push(await c.string());
+    } else if (!scan) await c.skipStrings(length);
   } else {
     const size = SCALAR_SIZE[arrayType]!;
     if (keep) for (let i = 0; i < length; i++) items.push(await c.scalar(arrayType));
@@ -195,9 +251,13 @@ async function readValue(c: Cursor, type: number, maxArrayItems: number): Promis
   return { arrayType, length, items: keep ? items : null };
 }
 
-/** Parses a GGUF (v2/v3) header: metadata and tensor infos, never tensor data. */
+/**
+ * Parses a GGUF (v2/v3) header: metadata and tensor infos, never tensor data. Refuses what ggml's own reader
+ * (gguf.cpp) refuses: empty or repeated keys, a `general.alignment` that is not a u32 power of two, more than 4
+ * dimensions, tensor names of 64 bytes or more, repeated tensor names, negative or overflowing shapes.
+ */
 export async function readGgufHeader(src: ByteSource, options: ReadGgufHeaderOptions = {}): Promise<GgufHeader> {
-  const { signal, maxArrayItems = 64, maxHeaderBytes = 512 << 20 } = options;
+  const { signal, maxArrayItems = 64, maxHeaderBytes = 512 << 20, scanTokens = false } = options;
   const c = new Cursor(src, maxHeaderBytes, signal);
   if (src.size < 24) throw new InvalidGgufError("file too small to be GGUF");
   const magic = await c.u32();
@@ -209,33 +269,56 @@ export async function readGgufHeader(src: ByteSource, options: ReadGgufHeaderOpt
   const kvCount = await c.count("metadata count", 1 << 20, 13);
 
   const metadata = new Map<string, GgufValue>();
+  const types = new Map<string, number>();
+  let tokens: GgufTokenScan | null = null;
   for (let i = 0; i < kvCount; i++) {
     const key = await c.string();
+    if (key === "") throw new InvalidGgufError(`metadata key ${i} is empty`);
+    if (metadata.has(key)) throw new InvalidGgufError(`metadata key ${key} appears twice`);
     const type = await c.u32();
-    metadata.set(key, await readValue(c, type, maxArrayItems));
+    const scan = scanTokens && key === TOKENS_KEY && type === T.ARRAY ? new GgufTokenScan() : null;
+    metadata.set(key, await readValue(c, type, maxArrayItems, scan));
+    types.set(key, type);
+    if (scan) tokens = scan;
   }
+  let alignment = GGUF_DEFAULT_ALIGNMENT;
+  if (metadata.has("general.alignment")) {
+    const a = metadata.get("general.alignment");
+    if (types.get("general.alignment") !== T.U32 || typeof a !== "number") {
+      throw new InvalidGgufError("general.alignment must be a uint32");
+    }
+    if (a === 0 || (a & (a - 1)) !== 0) throw new InvalidGgufError(`general.alignment ${a} is not a power of two`);
+    alignment = a;
+  }
+
   const tensors: GgufTensorInfo[] = [];
+  const names = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
     const name = await c.string();
+    if (Buffer.byteLength(name) >= MAX_TENSOR_NAME) throw new InvalidGgufError(`tensor ${i} has a name of ${Buffer.byteLength(name)} bytes (ggml allows ${MAX_TENSOR_NAME - 1})`);
+    if (names.has(name)) throw new InvalidGgufError(`tensor name ${name} appears twice`);
+    names.add(name);
     const nDims = await c.u32();
-    if (nDims > 8) throw new InvalidGgufError(`tensor ${name} has ${nDims} dimensions`);
+    if (nDims > MAX_DIMS) throw new InvalidGgufError(`tensor ${name} has ${nDims} dimensions (ggml allows ${MAX_DIMS})`);
     const dims: number[] = [];
+    let elements = 1;
     for (let d = 0; d < nDims; d++) {
       const dim = await c.u64();
+      // gguf.cpp reads dimensions as int64: the top half of the u64 range is negative there.
       if (dim > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidGgufError(`tensor ${name} has an implausible dimension ${dim}`);
       dims.push(Number(dim));
+      elements *= Number(dim);
     }
+    if (elements > Number.MAX_SAFE_INTEGER) throw new InvalidGgufError(`tensor ${name} has an implausible shape [${dims.join(", ")}]`);
     const type = await c.u32();
     const offset = await c.u64();
     tensors.push({ name, dims, type, offset });
   }
-  const alignmentValue = metadata.get("general.alignment");
-  const alignment = typeof alignmentValue === "number" && alignmentValue > 0 ? alignmentValue : 32;
   const dataStart = Math.ceil(c.pos / alignment) * alignment;
   for (const t of tensors) {
-    if (Number(t.offset) + dataStart > src.size) {
-      throw new InvalidGgufError(`tensor ${t.name} starts at byte ${Number(t.offset) + dataStart}, past the end of the ${src.size}-byte file (truncated?)`);
+    if (t.offset + BigInt(dataStart) > BigInt(src.size)) {
+      throw new InvalidGgufError(`tensor ${t.name} starts at byte ${t.offset + BigInt(dataStart)}, past the end of the ${src.size}-byte file (truncated?)`);
     }
   }
-  return { version, metadata, tensors, headerBytes: c.pos };
+  return { version, metadata, types, tensors, headerBytes: c.pos, alignment, dataStart, tokens };
 }

@@ -21,6 +21,8 @@ export interface FlatBufferReaderOptions {
  */
 export class FlatBufferReader {
   private readonly blocks = new Map<number, Uint8Array>();
+  /** Checked vtables: table position → [vtable position, vtable length]. */
+  private readonly vtables = new Map<number, [number, number]>();
   private readonly base: number;
   readonly length: number;
   private readonly maxReadBytes: number;
@@ -46,7 +48,7 @@ export class FlatBufferReader {
     const start = i * BLOCK;
     const len = Math.min(BLOCK, this.length - start);
     if (this.bytesRead + len > this.maxReadBytes) {
-      throw new InvalidLiteRtError(`reading the FlatBuffer needs more than ${this.maxReadBytes} bytes`);
+      throw new InvalidLiteRtError(`reading the FlatBuffer needs more than ${this.maxReadBytes} bytes`, "limit");
     }
     this.options.signal?.throwIfAborted();
     const b = await this.src.read(this.base + start, len, this.options.signal);
@@ -112,24 +114,73 @@ export class FlatBufferReader {
     return this.deref(0);
   }
 
+  /**
+   * A 4-byte value without fetching a whole block: for lengths of vectors scattered over a large file (one per
+   * weight buffer), where a 16 KiB block each would blow the read budget.
+   */
+  async peekU32(pos: number): Promise<number> {
+    const i = Math.floor(pos / BLOCK);
+    if (this.blocks.has(i) || !Number.isInteger(pos) || pos < 0 || pos + 4 > this.length) return this.u32(pos);
+    if (this.bytesRead + 4 > this.maxReadBytes) throw new InvalidLiteRtError(`reading the FlatBuffer needs more than ${this.maxReadBytes} bytes`, "limit");
+    this.options.signal?.throwIfAborted();
+    const b = await this.src.read(this.base + pos, 4, this.options.signal);
+    if (b.length < 4) throw new InvalidLiteRtError("FlatBuffer truncated");
+    this.bytesRead += 4;
+    return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+  }
+
+  /**
+   * Checks the table at `table` the way the FlatBuffers verifier does (aligned, its vtable inside the buffer, even
+   * and at least 4 bytes, the table's inline size inside the buffer, every field inside the table) and returns its
+   * vtable. Checked once per table.
+   */
+  private async vtable(table: number): Promise<[number, number]> {
+    const known = this.vtables.get(table);
+    if (known) return known;
+    if (table % 4 !== 0) throw new InvalidLiteRtError(`FlatBuffer table at ${table} is not 4-byte aligned`);
+    const vtable = table - (await this.i32(table));
+    if (vtable % 2 !== 0) throw new InvalidLiteRtError(`FlatBuffer vtable at ${vtable} is not 2-byte aligned`);
+    const vtableLength = await this.u16(vtable);
+    const objectSize = await this.u16(vtable + 2);
+    if (vtableLength < 4 || vtableLength % 2 !== 0) throw new InvalidLiteRtError(`FlatBuffer vtable at ${vtable} has a bad length ${vtableLength}`);
+    if (objectSize < 4 || table + objectSize > this.length) throw new InvalidLiteRtError(`FlatBuffer table at ${table} of ${objectSize} bytes overruns the buffer`);
+    const entries = await this.bytes(vtable + 4, vtableLength - 4);
+    const ev = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+    for (let o = 0; o + 2 <= entries.length; o += 2) {
+      if (ev.getUint16(o, true) >= objectSize) throw new InvalidLiteRtError(`FlatBuffer table at ${table}: field ${o / 2} lies outside the table`);
+    }
+    const v: [number, number] = [vtable, vtableLength];
+    this.vtables.set(table, v);
+    return v;
+  }
+
   /** Position of field `slot` of the table at `table`, or null when the field is absent. */
   async field(table: number, slot: number): Promise<number | null> {
-    const vtable = table - (await this.i32(table));
-    const vtableLength = await this.u16(vtable);
+    const [vtable, vtableLength] = await this.vtable(table);
     const entry = 4 + 2 * slot;
     if (entry + 2 > vtableLength) return null;
     const off = await this.u16(vtable + entry);
     return off === 0 ? null : table + off;
   }
 
+  /** The item count of the vector field at `pos`, its bounds checked; only its length is read. */
+  async vectorLength(pos: number, itemSize: number): Promise<number> {
+    const v = await this.deref(pos);
+    if (v % 4 !== 0) throw new InvalidLiteRtError(`FlatBuffer vector at ${v} is not 4-byte aligned`);
+    const count = await this.peekU32(v);
+    if (v + 4 + count * itemSize > this.length) throw new InvalidLiteRtError(`FlatBuffer vector of ${count} items overruns the buffer`);
+    return count;
+  }
+
   private visit(n: number): void {
     this.visitsLeft -= n;
-    if (this.visitsLeft < 0) throw new InvalidLiteRtError("FlatBuffer visits too many items (repeated offsets?)");
+    if (this.visitsLeft < 0) throw new InvalidLiteRtError("FlatBuffer visits too many items (repeated offsets?)", "limit");
   }
 
   /** Positions of a vector's items (`itemSize` bytes each) for the vector field at `pos`, at most `max`. */
   async vector(pos: number, itemSize: number, max: number): Promise<{ count: number; items: number[] }> {
     const v = await this.deref(pos);
+    if (v % 4 !== 0) throw new InvalidLiteRtError(`FlatBuffer vector at ${v} is not 4-byte aligned`);
     const count = await this.u32(v);
     if (v + 4 + count * itemSize > this.length) throw new InvalidLiteRtError(`FlatBuffer vector of ${count} items overruns the buffer`);
     const n = Math.min(count, max);

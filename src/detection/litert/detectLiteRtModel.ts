@@ -1,10 +1,11 @@
 import { posix } from "node:path";
 import type { DetectedTask, FileRole, FormatDetection } from "../detectionSchema.js";
+import type { ByteSource } from "../gguf/ByteSource.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { InvalidLiteRtError } from "./InvalidLiteRtError.js";
 import { hasLitertlmMagic, readLitertlmHeader, type LitertlmHeader } from "./readLitertlmHeader.js";
-import { hasTfl3Identifier, readTfliteSummary, type TfliteSummary } from "./readTfliteSummary.js";
-import { readStoredEntryHead, readZipDirectory, type ZipEntry } from "./readZipDirectory.js";
+import { hasTfl3Identifier, readTfliteSummary, type ReadTfliteSummaryOptions, type TfliteSummary } from "./readTfliteSummary.js";
+import { readStoredEntryHead, readZipDirectory, storedEntryData, type ZipEntry } from "./readZipDirectory.js";
 
 const LITERT_EXT = /\.(tflite|lite|task|litertlm)$/i;
 /** Other files worth 32 bytes of look: MediaPipe's older LLM files are TFLite named `.bin`. */
@@ -31,7 +32,18 @@ interface Candidate {
   models?: string[];
   tokenizer?: string | null;
   llm?: boolean;
+  summary?: TfliteSummary | null;
+  header?: LitertlmHeader | null;
 }
+
+/** A file with LiteRT magic that the runtime would refuse, and why. */
+interface Rejection {
+  path: string;
+  rejected: string;
+}
+
+/** Models inside one container whose structure is checked (each check reads at most 2 MiB). */
+const MAX_VALIDATED_MODELS = 4;
 
 function isZip(head: Uint8Array): boolean {
   return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
@@ -51,16 +63,69 @@ function looksLikeModelEntry(name: string): boolean {
   return /\.tflite$/i.test(name) || /(^|\/)TF_LITE_[A-Z0-9_]+$/.test(name);
 }
 
-async function inspectBundle(fs: ModelFileSystem, file: ModelFileEntry, signal?: AbortSignal): Promise<Candidate | string> {
+/**
+ * Checks a TFLite model (a file, or a region of one) with readTfliteSummary. A read cap reached leaves it
+ * unverified: it is kept, with a warning. Anything else the interpreter would refuse rejects it.
+ */
+async function checkTflite(
+  src: ByteSource,
+  path: string,
+  where: string,
+  warnings: string[],
+  options: ReadTfliteSummaryOptions,
+): Promise<TfliteSummary | null | Rejection> {
+  try {
+    return await readTfliteSummary(src, options);
+  } catch (err) {
+    if (!(err instanceof InvalidLiteRtError)) throw err;
+    if (err.code === "limit") {
+      warnings.push(`${where}: the TFLite model was not fully checked (${err.message})`);
+      return null;
+    }
+    return { path, rejected: `${where}: not a TFLite model the runtime can load (${err.message})` };
+  }
+}
+
+function isRejection(x: unknown): x is Rejection {
+  return typeof x === "object" && x !== null && "rejected" in x;
+}
+
+async function inspectTflite(fs: ModelFileSystem, file: ModelFileEntry, warnings: string[], signal?: AbortSignal): Promise<Candidate | Rejection> {
+  const summary = await withSource(fs, file.path, signal, (src) => checkTflite(src, file.path, file.path, warnings, { signal }));
+  return isRejection(summary) ? summary : { file, kind: "tflite", summary };
+}
+
+async function inspectLitertlm(fs: ModelFileSystem, file: ModelFileEntry, warnings: string[], signal?: AbortSignal): Promise<Candidate | Rejection> {
+  return withSource(fs, file.path, signal, async (src) => {
+    let header: LitertlmHeader;
+    try {
+      header = await readLitertlmHeader(src, { signal });
+    } catch (err) {
+      if (!(err instanceof InvalidLiteRtError)) throw err;
+      return { path: file.path, rejected: `${file.path}: LITERTLM magic found but the header is not valid (${err.message})` };
+    }
+    const models = header.sections.filter((s) => s.dataType === "TFLiteModel");
+    if (models.length === 0) return { path: file.path, rejected: `${file.path}: the .litertlm container holds no TFLiteModel section` };
+    for (const s of models.slice(0, MAX_VALIDATED_MODELS)) {
+      const where = `${file.path} (TFLiteModel section at byte ${s.begin})`;
+      const r = await checkTflite(src, file.path, where, warnings, { signal, base: s.begin, length: s.end - s.begin, checkExternalBuffers: false });
+      if (isRejection(r)) return r;
+    }
+    return { file, kind: "litertlm" as const, header };
+  });
+}
+
+async function inspectBundle(fs: ModelFileSystem, file: ModelFileEntry, warnings: string[], signal?: AbortSignal): Promise<Candidate | Rejection> {
   return withSource(fs, file.path, signal, async (src) => {
     let entries: ZipEntry[];
     try {
-      entries = (await readZipDirectory(src, { signal })).entries;
+      entries = (await readZipDirectory(src, { signal, maxEntries: 1024 })).entries;
     } catch (err) {
-      if (err instanceof InvalidLiteRtError) return `${file.path}: ${err.message}`;
+      if (err instanceof InvalidLiteRtError) return { path: file.path, rejected: `${file.path}: ${err.message}` };
       throw err;
     }
     const out: BundleEntry[] = [];
+    const stored = new Map<string, ZipEntry>();
     let verified = 0;
     for (const e of entries) {
       if (e.name.endsWith("/")) continue;
@@ -73,13 +138,31 @@ async function inspectBundle(fs: ModelFileSystem, file: ModelFileEntry, signal?:
           if (head) b.tflite = hasTfl3Identifier(head);
         } catch (err) {
           if (!(err instanceof InvalidLiteRtError)) throw err;
-          return `${file.path}: ${err.message}`;
+          return { path: file.path, rejected: `${file.path}: ${err.message}` };
         }
       }
+      if (e.method === 0) stored.set(e.name, e);
       out.push(b);
     }
     const models = out.filter((b) => b.tflite === true || (b.tflite === null && looksLikeModelEntry(b.name))).map((b) => b.name);
-    if (models.length === 0) return `${file.path}: a ZIP without TFLite models, not a MediaPipe task bundle`;
+    if (models.length === 0) return { path: file.path, rejected: `${file.path}: a ZIP without TFLite models, not a MediaPipe task bundle` };
+    // MediaPipe maps bundle entries in place and refuses compressed ones ("Expected uncompressed zip archive"): so
+    // nothing here is ever inflated, and a compressed entry (a ZIP bomb's only way to grow) rejects the bundle.
+    const compressed = out.find((b) => b.compressed);
+    if (compressed) return { path: file.path, rejected: `${file.path}: entry ${compressed.name} is compressed; MediaPipe reads .task entries only stored` };
+    for (const name of models.slice(0, MAX_VALIDATED_MODELS)) {
+      const e = stored.get(name)!;
+      let data;
+      try {
+        data = await storedEntryData(src, e, signal);
+      } catch (err) {
+        if (!(err instanceof InvalidLiteRtError)) throw err;
+        return { path: file.path, rejected: `${file.path}: ${err.message}` };
+      }
+      if (!data) continue;
+      const r = await checkTflite(src, file.path, `${file.path} (entry ${name})`, warnings, { signal, base: data.offset, length: data.size });
+      if (isRejection(r)) return r;
+    }
     const tokenizer = out.find((b) => /tokenizer/i.test(b.name) || /\.spm$/i.test(b.name))?.name ?? null;
     const llm = models.some((m) => /PREFILL_DECODE/i.test(m)) || (models.some((m) => /PREFILL/i.test(m)) && models.some((m) => /DECODE/i.test(m)));
     return { file, kind: "task" as const, entries: out, models, tokenizer, llm };
@@ -125,6 +208,7 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
       ].slice(0, MAX_PROBES);
   const warnings: string[] = [];
   const candidates: Candidate[] = [];
+  const rejected: Rejection[] = [];
   for (const f of probes) {
     const named = LITERT_EXT.test(f.path);
     if (f.size < 8) {
@@ -132,18 +216,22 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
       continue;
     }
     const head = await withSource(fs, f.path, signal, (src) => src.read(0, 32, signal));
-    if (hasLitertlmMagic(head)) candidates.push({ file: f, kind: "litertlm" });
-    else if (hasTfl3Identifier(head)) candidates.push({ file: f, kind: "tflite" });
+    let found: Candidate | Rejection | null = null;
+    if (hasLitertlmMagic(head)) found = await inspectLitertlm(fs, f, warnings, signal);
+    else if (hasTfl3Identifier(head)) found = await inspectTflite(fs, f, warnings, signal);
     else if (isZip(head) && (single || /\.task$/i.test(f.path))) {
-      const bundle = await inspectBundle(fs, f, signal);
-      if (typeof bundle === "string") {
-        if (named) warnings.push(bundle);
-      } else candidates.push(bundle);
+      found = await inspectBundle(fs, f, warnings, signal);
+      // A ZIP not named .task (a PyTorch checkpoint given alone) is simply not LiteRT.
+      if (isRejection(found) && !named) found = null;
     } else if (named) {
       warnings.push(`${f.path} is named like a LiteRT model but has no TFL3 identifier, ZIP or LITERTLM magic: ignored`);
     }
+    if (isRejection(found)) {
+      rejected.push(found);
+      warnings.push(found.rejected);
+    } else if (found) candidates.push(found);
   }
-  if (candidates.length === 0) return null;
+  if (candidates.length === 0) return rejected.length > 0 ? invalidDetection(files, rejected, warnings) : null;
 
   const rank = (c: Candidate): number => (c.kind === "litertlm" ? 0 : c.kind === "task" ? (c.llm ? 1 : 2) : 3);
   candidates.sort((a, b) => rank(a) - rank(b) || b.file.size - a.file.size || a.file.path.localeCompare(b.file.path));
@@ -157,18 +245,12 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
     models: candidates.map((c) => ({ path: c.file.path, container: c.kind, size: c.file.size })),
   };
   if (main.kind === "litertlm") {
-    let header: LitertlmHeader | null = null;
-    try {
-      header = await withSource(fs, main.file.path, signal, (src) => readLitertlmHeader(src, { signal }));
-    } catch (err) {
-      if (!(err instanceof InvalidLiteRtError)) throw err;
-      warnings.push(`${main.file.path}: LITERTLM magic found but the header could not be read (${err.message})`);
-    }
+    const header = main.header ?? null;
     const modelTypes = header?.sections.map((s) => s.items["model_type"]).filter((t): t is string => typeof t === "string") ?? [];
     task = "text-generation";
     reason = header
       ? `LiteRT-LM container v${header.version} (${header.sections.map((s) => s.dataType + (typeof s.items["model_type"] === "string" ? `:${s.items["model_type"]}` : "")).join(", ")})`
-      : "LiteRT-LM container (LITERTLM magic; header unreadable)";
+      : "LiteRT-LM container";
     details["litertlm"] = header
       ? { version: header.version, systemMetadata: header.systemMetadata, sections: header.sections, modelTypes }
       : null;
@@ -179,26 +261,14 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
       : `MediaPipe task bundle with ${main.models!.length} TFLite model(s) and no LLM prefill/decode model`;
     details["bundle"] = { entries: main.entries, models: main.models, tokenizer: main.tokenizer, llm: main.llm };
   } else {
-    let summary: TfliteSummary | null = null;
-    try {
-      summary = await withSource(fs, main.file.path, signal, (src) => readTfliteSummary(src, { signal }));
-    } catch (err) {
-      if (!(err instanceof InvalidLiteRtError)) throw err;
-      warnings.push(`${main.file.path}: TFL3 identifier found but the model table could not be read (${err.message})`);
-    }
-    const t = summary ? tfliteTask(summary) : { task: "unknown" as const, reason: "model table unreadable" };
+    const summary = main.summary ?? null;
+    const t = summary ? tfliteTask(summary) : { task: "unknown" as const, reason: "model not fully checked" };
     task = t.task;
     reason = `TFLite FlatBuffer (TFL3); ${t.reason}`;
     details["tflite"] = summary;
   }
 
   const modelPaths = new Set(candidates.map((c) => c.file.path));
-  const role = (path: string): FileRole => {
-    if (modelPaths.has(path)) return "weights";
-    if (TOKENIZER_NAMES.test(path)) return "tokenizer";
-    if (/\.json$/i.test(path)) return "config";
-    return "other";
-  };
 
   return {
     format: "litert",
@@ -209,8 +279,33 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
     quantization: quantizationFromName(main.file.path),
     contextLength: contextFromName(main.file.path),
     hasChatTemplate: false,
-    files: files.map((f) => ({ path: f.path, size: f.size, role: role(f.path) })),
+    files: files.map((f) => ({ path: f.path, size: f.size, role: roleOf(f.path, modelPaths) })),
     warnings,
     details,
+  };
+}
+
+function roleOf(path: string, modelPaths: Set<string>): FileRole {
+  if (modelPaths.has(path)) return "weights";
+  if (TOKENIZER_NAMES.test(path)) return "tokenizer";
+  if (/\.json$/i.test(path)) return "config";
+  return "other";
+}
+
+/** Only files the runtime would refuse: LiteRT by their magic, listed with why, and nothing may serve them. */
+function invalidDetection(files: ModelFileEntry[], rejected: Rejection[], warnings: string[]): FormatDetection {
+  const modelPaths = new Set(rejected.map((r) => r.path));
+  return {
+    format: "litert",
+    task: "unknown",
+    reason: rejected[0]!.rejected,
+    architecture: null,
+    parameterCount: null,
+    quantization: null,
+    contextLength: null,
+    hasChatTemplate: false,
+    files: files.map((f) => ({ path: f.path, size: f.size, role: roleOf(f.path, modelPaths) })),
+    warnings,
+    details: { invalidWeights: rejected.map((r) => r.rejected) },
   };
 }

@@ -15,6 +15,8 @@ export interface LitertlmSection {
 
 export interface LitertlmHeader {
   version: string;
+  /** Where the header ends and section data may begin. */
+  headerEnd: number;
   systemMetadata: Record<string, LitertlmValue>;
   sections: LitertlmSection[];
   bytesRead: number;
@@ -73,7 +75,10 @@ async function readItems(fb: FlatBufferReader, vectorAt: number | null): Promise
   return Object.fromEntries(out);
 }
 
-/** Reads a `.litertlm` file's header (its section table), never the sections. */
+/**
+ * Reads a `.litertlm` file's header (its section table), never the sections. Refuses a header without sections, and
+ * sections that start inside the header, end past the file, run backwards or overlap.
+ */
 export async function readLitertlmHeader(src: ByteSource, options: { signal?: AbortSignal } = {}): Promise<LitertlmHeader> {
   const { signal } = options;
   if (src.size < HEADER_BEGIN) throw new InvalidLiteRtError("file too small to be a .litertlm container");
@@ -109,5 +114,14 @@ export async function readLitertlmHeader(src: ByteSource, options: { signal?: Ab
       });
     }
   }
-  return { version, systemMetadata, sections, bytesRead: prefix.length + fb.bytesRead };
+  if (sections.length === 0) throw new InvalidLiteRtError(".litertlm header lists no sections");
+  const ordered = [...sections].sort((a, b) => a.begin - b.begin);
+  for (const [i, sec] of ordered.entries()) {
+    if (sec.begin < headerEnd || sec.end < sec.begin || sec.end > src.size) {
+      throw new InvalidLiteRtError(`.litertlm section ${sec.dataType} [${sec.begin}, ${sec.end}) lies outside the file's data (${headerEnd} to ${src.size})`);
+    }
+    const prev = ordered[i - 1];
+    if (prev && sec.begin < prev.end) throw new InvalidLiteRtError(`.litertlm sections ${prev.dataType} and ${sec.dataType} overlap`);
+  }
+  return { version, headerEnd, systemMetadata, sections, bytesRead: prefix.length + fb.bytesRead };
 }

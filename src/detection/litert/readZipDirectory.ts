@@ -20,6 +20,10 @@ export interface ReadZipDirectoryOptions {
   signal?: AbortSignal;
   maxEntries?: number;
   maxDirectoryBytes?: number;
+  /** Refuse archives whose entries claim more than this many bytes once extracted (default 256 GiB). */
+  maxTotalBytes?: number;
+  /** Refuse an entry over 1 MiB that would inflate more than this many times its stored size (default 100). */
+  maxRatio?: number;
 }
 
 const EOCD = 0x06054b50;
@@ -29,6 +33,8 @@ const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
 /** The EOCD record (22 bytes) plus the longest comment it may carry. */
 const TAIL = 22 + 0xffff;
+/** Small entries compress well legitimately (a page of zeros); the ratio rule is for the big ones. */
+const RATIO_MIN_SIZE = 1 << 20;
 
 function dv(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -65,12 +71,24 @@ function applyZip64Extra(extra: Uint8Array, e: ZipEntry): void {
   }
 }
 
+/** Sizes that cannot be honest: a stored entry whose two sizes differ, or an entry inflating like a ZIP bomb. */
+function checkEntrySize(e: ZipEntry, maxRatio: number): void {
+  if (e.method === 0 && e.size !== e.compressedSize) {
+    throw new InvalidLiteRtError(`ZIP entry ${e.name} is stored but claims ${e.compressedSize} bytes stored and ${e.size} extracted`);
+  }
+  if (e.method !== 0 && e.size > RATIO_MIN_SIZE && e.size > maxRatio * Math.max(1, e.compressedSize)) {
+    throw new InvalidLiteRtError(`ZIP entry ${e.name} would inflate ${e.compressedSize} bytes into ${e.size} (more than ${maxRatio}x): a ZIP bomb`);
+  }
+}
+
 /**
  * Lists a ZIP's entries from its central directory: one read of the last 64 KiB to find the end record, one read
- * of the directory. Entry data is never read. Zip64 archives are supported; multi-disk ones are not.
+ * of the directory. Entry data is never read, nor inflated. Refuses what only a ZIP bomb or a corrupt archive holds:
+ * overlapping entries, ratios past `maxRatio`, more than `maxEntries` entries or `maxTotalBytes` extracted. Zip64
+ * archives are supported; multi-disk ones are not.
  */
 export async function readZipDirectory(src: ByteSource, options: ReadZipDirectoryOptions = {}): Promise<ZipDirectory> {
-  const { signal, maxEntries = 10_000, maxDirectoryBytes = 4 << 20 } = options;
+  const { signal, maxEntries = 10_000, maxDirectoryBytes = 4 << 20, maxTotalBytes = 256 * 2 ** 30, maxRatio = 100 } = options;
   if (src.size < 22) throw new InvalidLiteRtError("file too small to be a ZIP archive");
   const tailStart = Math.max(0, src.size - TAIL);
   const tail = await readExact(src, tailStart, src.size - tailStart, "end record", signal);
@@ -121,6 +139,8 @@ export async function readZipDirectory(src: ByteSource, options: ReadZipDirector
   const c = dv(cd);
   const decoder = new TextDecoder("utf-8", { fatal: false });
   const entries: ZipEntry[] = [];
+  const localSpans: [number, number, string][] = [];
+  let total = 0;
   let p = 0;
   for (let i = 0; i < count; i++) {
     if (p + 46 > cd.length || c.getUint32(p, true) !== CENTRAL) throw new InvalidLiteRtError(`ZIP central directory entry ${i} is corrupt`);
@@ -140,10 +160,30 @@ export async function readZipDirectory(src: ByteSource, options: ReadZipDirector
     if (e.localHeaderOffset + 30 + e.compressedSize > cdOffset) {
       throw new InvalidLiteRtError(`ZIP entry ${e.name} lies outside the archive data`);
     }
+    checkEntrySize(e, maxRatio);
     entries.push(e);
+    localSpans.push([e.localHeaderOffset, e.localHeaderOffset + 30 + nameLen + e.compressedSize, e.name]);
+    total += e.size;
+    if (total > maxTotalBytes) throw new InvalidLiteRtError(`ZIP entries add up to more than ${maxTotalBytes} bytes extracted`);
     p = next;
   }
+  // Entries sharing bytes are how non-recursive ZIP bombs multiply a small file; no archiver writes them.
+  localSpans.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < localSpans.length; i++) {
+    if (localSpans[i]![0] < localSpans[i - 1]![1]) throw new InvalidLiteRtError(`ZIP entries ${localSpans[i - 1]![2]} and ${localSpans[i]![2]} overlap`);
+  }
   return { entries, zip64, bytesRead };
+}
+
+/** Where a stored entry's data lies (through its local header, checked against the file); null for a compressed one. */
+export async function storedEntryData(src: ByteSource, e: ZipEntry, signal?: AbortSignal): Promise<{ offset: number; size: number } | null> {
+  if (e.method !== 0) return null;
+  const h = await readExact(src, e.localHeaderOffset, 30, `local header of ${e.name}`, signal);
+  const v = dv(h);
+  if (v.getUint32(0, true) !== LOCAL) throw new InvalidLiteRtError(`bad ZIP local header for ${e.name}`);
+  const offset = e.localHeaderOffset + 30 + v.getUint16(26, true) + v.getUint16(28, true);
+  if (offset + e.size > src.size) throw new InvalidLiteRtError(`ZIP entry ${e.name} runs past the end of the file`);
+  return { offset, size: e.size };
 }
 
 /**
@@ -151,12 +191,8 @@ export async function readZipDirectory(src: ByteSource, options: ReadZipDirector
  * bytes would need inflating.
  */
 export async function readStoredEntryHead(src: ByteSource, e: ZipEntry, length: number, signal?: AbortSignal): Promise<Uint8Array | null> {
-  if (e.method !== 0) return null;
-  const h = await readExact(src, e.localHeaderOffset, 30, `local header of ${e.name}`, signal);
-  const v = dv(h);
-  if (v.getUint32(0, true) !== LOCAL) throw new InvalidLiteRtError(`bad ZIP local header for ${e.name}`);
-  const dataAt = e.localHeaderOffset + 30 + v.getUint16(26, true) + v.getUint16(28, true);
+  const data = await storedEntryData(src, e, signal);
+  if (!data) return null;
   const n = Math.min(length, e.size);
-  if (dataAt + e.size > src.size) throw new InvalidLiteRtError(`ZIP entry ${e.name} runs past the end of the file`);
-  return n === 0 ? new Uint8Array(0) : readExact(src, dataAt, n, `data of ${e.name}`, signal);
+  return n === 0 ? new Uint8Array(0) : readExact(src, data.offset, n, `data of ${e.name}`, signal);
 }

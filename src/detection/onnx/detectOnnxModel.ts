@@ -13,6 +13,7 @@ import {
 } from "./onnxFileNames.js";
 import { jsonObject, jsonPositiveInt, jsonString, readJsonFile, type JsonObject } from "./readJsonFile.js";
 import { InvalidOnnxError, readOnnxSummary, type OnnxSummary } from "./readOnnxSummary.js";
+import { validateOnnxSummary } from "./validateOnnxSummary.js";
 
 const MAX_CONFIG_BYTES = 4 << 20;
 /** tokenizer_config.json carries added tokens too: some are megabytes. */
@@ -144,6 +145,8 @@ export async function detectOnnxModel(
 
   let summary: OnnxSummary | null = null;
   let graphError: string | null = null;
+  /** Why onnxruntime would refuse the graph: then nothing serves it. */
+  let invalid: string | null = null;
   const src = await fs.open(main.path, signal);
   try {
     summary = await readOnnxSummary(src, { signal });
@@ -151,10 +154,19 @@ export async function detectOnnxModel(
     if (!(err instanceof InvalidOnnxError)) throw err;
     graphError = err.message;
     warnings.push(`${main.path}: the graph could not be read (${err.message})`);
+    // Past a read cap the graph is unverified, not broken: it stays servable.
+    if (err.code !== "limit" && err.code !== "too-deep") invalid = err.message;
   } finally {
     await src.close();
   }
-  if (sniffing && !summary) return null;
+  if (summary) {
+    const problems = validateOnnxSummary(summary);
+    if (problems.length > 0) {
+      invalid = graphError = problems.join("; ");
+      warnings.push(`${main.path}: not a graph onnxruntime can load (${invalid})`);
+    }
+  }
+  if (sniffing && (!summary || invalid !== null)) return null;
 
   const siblings = onnxFiles.filter((f) => f.dir === main.dir);
   const components = [...new Set(siblings.map((f) => f.component))].sort();
@@ -229,7 +241,7 @@ export async function detectOnnxModel(
   return {
     format: "onnx",
     task: decision.task,
-    reason: `ONNX ${layout} (${main.path}); ${decision.reason}`,
+    reason: invalid === null ? `ONNX ${layout} (${main.path}); ${decision.reason}` : `ONNX ${layout} (${main.path}) that onnxruntime cannot load: ${invalid}`,
     architecture,
     parameterCount,
     quantization,
@@ -268,6 +280,7 @@ export async function detectOnnxModel(
           }
         : null,
       bytesRead: summary?.bytesRead ?? null,
+      ...(invalid === null ? {} : { invalidWeights: [`${main.path}: ${invalid}`] }),
     },
   };
 }

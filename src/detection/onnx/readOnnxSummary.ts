@@ -35,6 +35,8 @@ export interface OnnxSummary {
   inputs: OnnxValueInfo[];
   outputs: OnnxValueInfo[];
   nodeCount: number;
+  /** Nodes without an op_type (onnxruntime cannot resolve them). */
+  nodesWithoutOp: number;
   /** Node count per operator (`domain::op` outside the default domain), bounded. */
   opTypes: Record<string, number>;
   initializerCount: number;
@@ -86,6 +88,7 @@ class Walk {
   inputs: OnnxValueInfo[] = [];
   outputs: OnnxValueInfo[] = [];
   nodeCount = 0;
+  nodesWithoutOp = 0;
   opTypes = new Map<string, number>();
   initializerCount = 0;
   sparseInitializerCount = 0;
@@ -231,6 +234,7 @@ class Walk {
 
   private countNode(op: string, domain: string): void {
     this.nodeCount++;
+    if (op === "") this.nodesWithoutOp++;
     const key = domain && domain !== "ai.onnx" ? `${domain}::${op}` : op;
     if (this.opTypes.has(key) || this.opTypes.size < MAX_OP_TYPES) this.opTypes.set(key, (this.opTypes.get(key) ?? 0) + 1);
   }
@@ -415,6 +419,7 @@ export async function readOnnxSummary(src: ByteSource, options: ReadOnnxSummaryO
     inputs,
     outputs: w.outputs,
     nodeCount: w.nodeCount,
+    nodesWithoutOp: w.nodesWithoutOp,
     opTypes: Object.fromEntries(w.opTypes),
     initializerCount: w.initializerCount,
     sparseInitializerCount: w.sparseInitializerCount,

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chooseEngine } from "../../../src/detection/chooseEngine.js";
 import { decideGgufFlavor } from "../../../src/detection/gguf/decideGgufFlavor.js";
 import { detectGgufModel } from "../../../src/detection/gguf/detectGgufModel.js";
+import { MAINLINE_GGML_BLOCKS } from "../../../src/detection/gguf/ggmlTypes.js";
 import { groupGgufFiles } from "../../../src/detection/groupGgufFiles.js";
 import { LocalModelFileSystem } from "../../../src/detection/ModelFileSystem.js";
 import { GgufWriter, GgufValueType } from "../../fixtures/gguf/GgufWriter.js";
@@ -13,7 +14,12 @@ import { GgufWriter, GgufValueType } from "../../fixtures/gguf/GgufWriter.js";
 function gguf(arch: string, tensors: [string, number, number[]][], extra: (w: GgufWriter) => void = () => {}): Buffer {
   const w = new GgufWriter().addString("general.architecture", arch).addUint32(`${arch}.context_length`, 4096);
   extra(w);
-  for (const [name, type, dims] of tensors) w.addTensorRaw(name, dims, type, new Uint8Array(64));
+  for (const [name, type, dims] of tensors) {
+    // Mainline types get their exact size (llama.cpp checks it); BitNet-only ones, whose sizes detection does not know, 64 bytes.
+    const block = MAINLINE_GGML_BLOCKS[type];
+    const bytes = block && !(type >= 36 && type <= 38) ? (dims.reduce((a, d) => a * d, 1) / block[0]) * block[1] : 64;
+    w.addTensorRaw(name, dims, type, new Uint8Array(bytes));
+  }
   return w.toBuffer();
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { chooseEngine } from "../../../src/detection/chooseEngine.js";
 import { detectionSchema, type FormatDetection } from "../../../src/detection/detectionSchema.js";
 import { detectLiteRtModel } from "../../../src/detection/litert/detectLiteRtModel.js";
 import { InvalidLiteRtError } from "../../../src/detection/litert/InvalidLiteRtError.js";
@@ -52,7 +53,7 @@ describe("readTfliteSummary", () => {
     await expect(readTfliteSummary(memorySource(new Uint8Array(64)))).rejects.toBeInstanceOf(InvalidLiteRtError);
     const bad = Uint8Array.from(llmTflite);
     new DataView(bad.buffer).setUint32(0, 0x7ffffff0, true);
-    await expect(readTfliteSummary(memorySource(bad))).rejects.toThrow(/outside the buffer/);
+    await expect(readTfliteSummary(memorySource(bad))).rejects.toThrow(/root table offset 2147483632 is outside the model/);
   });
 
   it("mutated models end in a summary or a typed error (seeded, 2000 cases)", async () => {
@@ -79,11 +80,15 @@ describe("readLitertlmHeader", () => {
     const h = await readLitertlmHeader(memorySource(file));
     expect(h.version).toBe("1.4.0");
     expect(h.systemMetadata).toEqual({ Authors: "ODML" });
-    expect(h.sections.map((s) => [s.dataType, s.items["model_type"] ?? null, s.begin, s.end])).toEqual([
-      ["SP_Tokenizer", null, 16384, 32768],
-      ["TFLiteModel", "tf_lite_prefill_decode", 16384, 32768],
-      ["LlmMetadataProto", null, 16384, 32768],
+    expect(h.sections.map((s) => [s.dataType, s.items["model_type"] ?? null])).toEqual([
+      ["SP_Tokenizer", null],
+      ["TFLiteModel", "tf_lite_prefill_decode"],
+      ["LlmMetadataProto", null],
     ]);
+    // Laid out back to back after the header, 16-byte aligned.
+    expect(h.sections[0]!.begin).toBe(Math.ceil(h.headerEnd / 16) * 16);
+    expect(h.sections[1]!.begin).toBe(h.sections[0]!.end);
+    expect(h.sections[2]!.end).toBeLessThanOrEqual(file.length);
   });
 
   it("refuses a missing magic and an implausible header end", async () => {
@@ -182,12 +187,15 @@ describe("detectLiteRtModel", () => {
     expect((await detect({ "pytorch_model.bin": writeZip([{ name: "archive/data.pkl", data: new Uint8Array(10) }]) })).d).toBeNull();
   });
 
-  it("a corrupt .task is ignored with a warning when another model is present", async () => {
+  it("a corrupt .task is ignored with a warning when another model is present, and not servable alone", async () => {
     const task = writeZip([{ name: "model.tflite", data: writeTflite({}) }]);
     const { d } = await detect({ "broken.task": task.subarray(0, task.length - 10), "model.tflite": writeTflite({}) });
     expect(d!.details["primaryFile"]).toBe("model.tflite");
     expect(d!.warnings[0]).toMatch(/^broken\.task: no ZIP end-of-central-directory record/);
-    expect((await detect({ "broken.task": task.subarray(0, task.length - 10) })).d).toBeNull();
+    const alone = (await detect({ "broken.task": task.subarray(0, task.length - 10) })).d!;
+    expect(alone.format).toBe("litert");
+    expect(alone.reason).toMatch(/^broken\.task: no ZIP end-of-central-directory record/);
+    expect(chooseEngine(alone).engine).toBeNull();
   });
 
   it("a .litertlm container: text generation, sections listed", async () => {
@@ -205,13 +213,13 @@ describe("detectLiteRtModel", () => {
     expect(d!.warnings).toEqual([]);
   });
 
-  it("a .litertlm without the magic is not one; with a broken header it warns", async () => {
+  it("a .litertlm without the magic is not one; with a broken header it is not servable", async () => {
     expect((await detect({ "model.litertlm": new Uint8Array(100) })).d).toBeNull();
-    const bad = writeLitertlm({ sections: [] });
+    const bad = writeLitertlm({ sections: [{ dataType: 3 }] });
     new DataView(bad.buffer).setBigUint64(24, 8n, true);
     const { d } = await detect({ "model.litertlm": bad });
-    expect(d!.task).toBe("text-generation");
-    expect(d!.warnings[0]).toMatch(/LITERTLM magic found but the header could not be read/);
+    expect(d!.reason).toMatch(/LITERTLM magic found but the header is not valid/);
+    expect(chooseEngine(d!).engine).toBeNull();
   });
 
   it("prefers the LiteRT-LM container over loose .tflite files", async () => {

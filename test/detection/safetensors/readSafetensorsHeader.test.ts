@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openFileByteSource } from "../../../src/detection/gguf/ByteSource.js";
-import { InvalidSafetensorsError, readSafetensorsHeader } from "../../../src/detection/safetensors/readSafetensorsHeader.js";
+import { DEFAULT_MAX_SAFETENSORS_HEADER_BYTES, InvalidSafetensorsError, readSafetensorsHeader } from "../../../src/detection/safetensors/readSafetensorsHeader.js";
 import { memoryByteSource } from "./memoryByteSource.js";
 import { buildSafetensors, encodeSafetensors, type TensorSpec } from "./writeSafetensors.js";
 
@@ -101,6 +101,31 @@ describe("readSafetensorsHeader", () => {
     await rejects(encodeSafetensors("{}", 0, { lengthPrefix: 2n ** 64n - 1n }), /past the end/);
     await rejects(encodeSafetensors("{}", 0, { lengthPrefix: 2n ** 53n + 1n }), /past the end/);
     await rejects(encodeSafetensors("{}", 100), /over the 4-byte limit/, 4);
+  });
+
+  it("refuses a header over 32 MiB by default before reading it, saying the cap", async () => {
+    expect(DEFAULT_MAX_SAFETENSORS_HEADER_BYTES).toBe(32 << 20);
+    // An 85 MB header (what took 8 s and 1.5 GB to parse): only the 8-byte length is read.
+    const n = 85_000_000;
+    const file = new Uint8Array(8 + n + 16);
+    new DataView(file.buffer).setBigUint64(0, BigInt(n), true);
+    const src = memoryByteSource(file);
+    const t0 = performance.now();
+    const err = await readSafetensorsHeader(src).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidSafetensorsError);
+    expect((err as Error).message).toBe("header length 85000000 is over the 33554432-byte limit (32 MiB); real safetensors headers are far smaller");
+    expect(src.reads).toEqual([[0, 8]]);
+    expect(performance.now() - t0).toBeLessThan(100);
+  });
+
+  it("parses a header of 100k tensors (about 10 MB) in well under two seconds", async () => {
+    const parts: string[] = [];
+    for (let i = 0; i < 100_000; i++) parts.push(`"model.layers.${i}.mlp.experts.${i % 64}.w":{"dtype":"BF16","shape":[2,2],"data_offsets":[${i * 8},${i * 8 + 8}]}`);
+    const bytes = encodeSafetensors(`{${parts.join(",")}}`, 800_000);
+    const t0 = performance.now();
+    const h = await readSafetensorsHeader(memoryByteSource(bytes));
+    expect(h.tensors.length).toBe(100_000);
+    expect(performance.now() - t0).toBeLessThan(2000);
   });
 
   it("rejects headers that are not a UTF-8 JSON object starting with '{'", async () => {
