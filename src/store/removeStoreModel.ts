@@ -60,6 +60,7 @@ export async function removeStoreModel(options: { storeDir: string; repo: string
   if (remaining.length > 0) targets = targets.filter((f) => !isProjectorFile(f));
   const result: RemoveResult = { removedLinks: 0, removedBlobs: 0, freedBytes: 0 };
   const blobs = new Set<string>();
+  const emptied = new Set<string>([snapshot]);
   for (const rel of targets) {
     const path = layout.snapshotFile(repo, commit, rel.split(sep).join("/"));
     const st = await lstat(path).catch(() => null);
@@ -72,6 +73,7 @@ export async function removeStoreModel(options: { storeDir: string; repo: string
     }
     await unlink(path);
     result.removedLinks++;
+    emptied.add(dirname(path));
   }
   // A blob another snapshot entry (any revision) still points to stays.
   const stillUsed = new Set<string>();
@@ -90,7 +92,8 @@ export async function removeStoreModel(options: { storeDir: string; repo: string
     result.removedBlobs++;
     result.freedBytes += st.size;
   }
-  await removeEmptyDirs(snapshot, snapshots);
+  // Deepest first: a file in a subfolder (onnx/model.onnx) leaves that folder empty, and the snapshot with it.
+  for (const d of [...emptied].sort((a, b) => b.length - a.length)) await removeEmptyDirs(d, snapshots);
   if ((await readdir(snapshots).catch(() => [] as string[])).length === 0) {
     // Nothing left of the repo: its refs and stray partial downloads go too, then the folders.
     const refs = join(layout.repoDir(repo), "refs");
