@@ -197,7 +197,7 @@ models:
     ["source.yaml", "models:\n  - id: x\n    source: ../../etc\n", /source must be owner\/name/],
     ["budget.yaml", "memoryBudget: lots\n", /memoryBudget \(from .*budget\.yaml\)/],
     ["syntax.yaml", "port: 1\n  bad: [\n", /syntax\.yaml: .*cannot read .*syntax\.yaml: Nested mappings are not allowed in compact mappings at line 1, column 7$/m],
-    ["dup.yaml", "port: 1\nport: 2\n", /Map keys must be unique at line 2, column 1$/m],
+    ["dup.yaml", "port: 1\nport: 2\n", /dup\.yaml: .*'port .*duplicate key at line 2, column 1 \(first at line 1, column 1\)/],
     ["unknown.json", JSON.stringify({ maxLoaded: 1 }), /Unrecognized key.*maxLoaded/],
   ])("names the file, the key and the problem: %s", async (name, text, message) => {
     const r = await runCli(["config", "check", await write(name, text)]);

@@ -246,12 +246,13 @@ describe("ONNX backend through the daemon", () => {
     expect(res.choices[0]!.text).toBe(c.text);
   });
 
-  it("malformed or truncated graphs answer 503 model_load_failed, and the daemon keeps serving", async () => {
+  it("malformed or truncated graphs are refused by detection (400 model_not_servable, naming why), and the daemon keeps serving", async () => {
     for (const model of ["onnx-garbage", "onnx-truncated"]) {
       const res = await postJson(`${t.url}/v1/completions`, { model, prompt: "Hello", max_tokens: 2 });
-      expect(res.status, model).toBe(503);
-      expect(res.json.error).toMatchObject({ type: "service_unavailable_error", code: "model_load_failed" });
+      expect(res.status, model).toBe(400);
+      expect(res.json.error).toMatchObject({ type: "invalid_request_error", code: "model_not_servable", param: "model" });
       expect(res.json.error!.message).toContain(model);
+      expect(res.json.error!.message).toMatch(/cannot be served: .+/);
     }
     const ok = await t.client.completions.create({ model: "onnx-llm", prompt: "Hello world", max_tokens: 4, temperature: 0 });
     expect(ok.choices[0]!.text.length).toBeGreaterThan(0);
