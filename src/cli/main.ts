@@ -7,7 +7,7 @@ import { installExitHandlers } from "../supervisor/installExitHandlers.js";
 import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
 import { createLogger } from "../server/createLogger.js";
 import { packageVersion } from "../server/packageVersion.js";
-import { engineNameSchema, type Detection } from "../detection/detectionSchema.js";
+import { engineNameSchema, type Detection } from "../core/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
 import { setupCommand } from "./commands/setupCommand.js";
 import { formatBytes } from "../store/formatBytes.js";

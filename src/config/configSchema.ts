@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
-import { engineNameSchema } from "../detection/detectionSchema.js";
+import { engineNameSchema } from "../core/detectionSchema.js";
 import { parseHubSource } from "../detection/hub/parseHubSource.js";
 import { securityConfigShape } from "../server/security/securitySchema.js";
 import { ONNX_PROVIDERS } from "../backends/onnx/chooseExecutionProviders.js";

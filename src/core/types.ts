@@ -3,7 +3,7 @@
  * backends only ever see validated internal requests. Fields for tools, structured output, logprobs and
  * n > 1 exist already so later features extend these types instead of replacing them.
  */
-import type { DetectedTask, Detection, EngineName } from "../detection/detectionSchema.js";
+import type { DetectedTask, Detection, EngineName } from "./detectionSchema.js";
 
 export type ModelTask = DetectedTask;
 

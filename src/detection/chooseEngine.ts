@@ -1,4 +1,4 @@
-import type { EngineName, FormatDetection } from "./detectionSchema.js";
+import type { EngineName, FormatDetection } from "../core/detectionSchema.js";
 
 export interface EngineChoice {
   engine: { name: EngineName; reason: string } | null;

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { chooseEngine } from "./chooseEngine.js";
-import type { Detection, EngineName, FormatDetection } from "./detectionSchema.js";
+import type { Detection, EngineName, FormatDetection } from "../core/detectionSchema.js";
 import { detectGgufModel, type GgufModelFiles } from "./gguf/detectGgufModel.js";
 import { InvalidGgufError } from "./gguf/readGgufHeader.js";
 import { groupGgufFiles, isProjectorFile } from "./groupGgufFiles.js";

@@ -1,4 +1,4 @@
-import type { Detection } from "../detection/detectionSchema.js";
+import type { Detection } from "../core/detectionSchema.js";
 
 /**
  * Detections by (path, size, mtime): a rescan or a listing never re-reads a header that has not changed.

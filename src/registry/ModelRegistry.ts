@@ -5,7 +5,7 @@ import type { Config } from "../config/configSchema.js";
 import { MODEL_ID_PATTERN } from "../config/configSchema.js";
 import { ConfigError } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
-import type { Detection, EngineName } from "../detection/detectionSchema.js";
+import type { Detection, EngineName } from "../core/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
 import { isProjectorFile } from "../detection/groupGgufFiles.js";
 import { allowedLinkRoots, describeSkippedLink, isInside } from "../detection/ModelFileSystem.js";

@@ -8,7 +8,7 @@ import {
   WrongTaskError,
 } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
-import type { EngineName } from "../detection/detectionSchema.js";
+import type { EngineName } from "../core/detectionSchema.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { ModelDownloadFailedError, ModelDownloadingError } from "../store/errors.js";
 import type { RunnerState } from "./ModelRunner.js";

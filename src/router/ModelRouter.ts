@@ -3,7 +3,7 @@ import type { BackendFactory } from "../backends/Backend.js";
 import type { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
 import type { Clock } from "../core/Clock.js";
 import type { ModelDescriptor } from "../core/types.js";
-import type { EngineName } from "../detection/detectionSchema.js";
+import type { EngineName } from "../core/detectionSchema.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { EvictionPolicy } from "./EvictionPolicy.js";
 import { ModelCatalog, type Endpoint, type ModelStatus, type PendingModel, type UsageOf } from "./ModelCatalog.js";

@@ -1,7 +1,7 @@
 import { Server as NetServer } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { BackendFactory } from "../backends/Backend.js";
-import type { EngineName } from "../detection/detectionSchema.js";
+import type { EngineName } from "../core/detectionSchema.js";
 import type { Logger } from "pino";
 import { join } from "node:path";
 import { GgufProbe } from "../backends/llamacpp/GgufProbe.js";

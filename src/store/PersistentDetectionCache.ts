@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { detectionSchema, type Detection } from "../detection/detectionSchema.js";
+import { detectionSchema, type Detection } from "../core/detectionSchema.js";
 import { DetectionCache } from "../registry/DetectionCache.js";
 
 const fileSchema = z.object({ version: z.literal(1), entries: z.array(z.tuple([z.string(), z.array(detectionSchema)])).max(20_000) });

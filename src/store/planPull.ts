@@ -1,4 +1,4 @@
-import type { Detection } from "../detection/detectionSchema.js";
+import type { Detection } from "../core/detectionSchema.js";
 import type { ModelFileEntry } from "../detection/ModelFileSystem.js";
 import { isProjectorFile } from "../detection/groupGgufFiles.js";
 import { ONNX_EXTERNAL_DATA } from "../detection/onnx/onnxFileNames.js";

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { HUB_SOURCE_PATH_PREFIX, type Config, type ModelEntry } from "../config/configSchema.js";
 import type { ModelDescriptor } from "../core/types.js";
-import { modelFormatSchema, type Detection } from "../detection/detectionSchema.js";
+import { modelFormatSchema, type Detection } from "../core/detectionSchema.js";
 import { describeLocalModels, type ModelRegistry } from "../registry/ModelRegistry.js";
 import type { ModelRouter, PendingModel } from "../router/ModelRouter.js";
 import { formatBytes } from "./formatBytes.js";

@@ -2,7 +2,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { detectionSchema } from "../../src/detection/detectionSchema.js";
+import { detectionSchema } from "../../src/core/detectionSchema.js";
 import { DetectionError, detectSource } from "../../src/detection/detectSource.js";
 import { hubOpener } from "../../src/detection/openHubSource.js";
 import { ensureFixtures, type FixturePaths } from "../fixtures/ensureFixtures.js";

@@ -1,5 +1,5 @@
 import type { ModelDescriptor } from "../../src/core/types.js";
-import type { Detection } from "../../src/detection/detectionSchema.js";
+import type { Detection } from "../../src/core/detectionSchema.js";
 
 /** A descriptor for lifecycle tests that never touch a file. */
 export function testDescriptor(overrides: Partial<ModelDescriptor> = {}): ModelDescriptor {

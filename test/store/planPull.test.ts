@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import type { Detection, ModelFile } from "../../src/detection/detectionSchema.js";
+import type { Detection, ModelFile } from "../../src/core/detectionSchema.js";
 import { DownloadError, InvalidPullSourceError, UnsafePathError } from "../../src/store/errors.js";
 import { planPull, type HubListedFile } from "../../src/store/planPull.js";
 import { testDescriptor } from "../helpers/testDescriptor.js";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { detectedTaskSchema, engineNameSchema, modelFormatSchema } from "../../detection/detectionSchema.js";
+import { detectedTaskSchema, engineNameSchema, modelFormatSchema } from "../../core/detectionSchema.js";
 
 /**
  * What the daemon answers, as zod schemas, for the OpenAPI document. They mirror responseFormatters.ts,

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { UPSTREAM_PRESETS, type UpstreamConfig } from "../../config/configSchema.js";
 import type { Clock } from "../../core/Clock.js";
 import type { ModelDescriptor } from "../../core/types.js";
-import type { Detection } from "../../detection/detectionSchema.js";
+import type { Detection } from "../../core/detectionSchema.js";
 import { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
 
 export interface UpstreamStatus {

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { readFolderChatTemplate } from "../../backends/generation/ChatTemplate.js";
 import { TemplateSandbox } from "../../backends/generation/TemplateSandbox.js";
 import { GgufProbe } from "../../backends/llamacpp/GgufProbe.js";
-import type { Detection } from "../../detection/detectionSchema.js";
+import type { Detection } from "../../core/detectionSchema.js";
 import { openFileByteSource } from "../../detection/gguf/ByteSource.js";
 import { readGgufHeader } from "../../detection/gguf/readGgufHeader.js";
 

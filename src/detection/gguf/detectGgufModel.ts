@@ -1,4 +1,4 @@
-import type { FormatDetection, ModelFile } from "../detectionSchema.js";
+import type { FormatDetection, ModelFile } from "../../core/detectionSchema.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { decideGgufFlavor, type TensorTypeUse } from "./decideGgufFlavor.js";
 import { BITNET_FILE_TYPES, LLAMA_FILE_TYPES, ggmlTypeName } from "./ggmlTypes.js";

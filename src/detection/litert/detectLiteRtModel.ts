@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import type { DetectedTask, FileRole, FormatDetection } from "../detectionSchema.js";
+import type { DetectedTask, FileRole, FormatDetection } from "../../core/detectionSchema.js";
 import type { ByteSource } from "../gguf/ByteSource.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { InvalidLiteRtError } from "./InvalidLiteRtError.js";

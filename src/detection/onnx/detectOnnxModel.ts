@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import type { FileRole, FormatDetection, ModelFile } from "../detectionSchema.js";
+import type { FileRole, FormatDetection, ModelFile } from "../../core/detectionSchema.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { taskFromConfig, taskFromGenaiConfig, taskFromGraph, type ConfigContext, type TaskDecision } from "./inferOnnxTask.js";
 import {

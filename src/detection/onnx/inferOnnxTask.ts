@@ -1,4 +1,4 @@
-import type { DetectedTask } from "../detectionSchema.js";
+import type { DetectedTask } from "../../core/detectionSchema.js";
 import { jsonObject, jsonString, type JsonObject } from "./readJsonFile.js";
 import type { OnnxSummary, OnnxValueInfo } from "./readOnnxSummary.js";
 

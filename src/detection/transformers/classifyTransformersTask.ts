@@ -1,4 +1,4 @@
-import type { DetectedTask } from "../detectionSchema.js";
+import type { DetectedTask } from "../../core/detectionSchema.js";
 
 export interface TransformersTaskInput {
   architectures: string[];

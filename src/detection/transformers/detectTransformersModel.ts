@@ -1,4 +1,4 @@
-import type { DetectedTask, FileRole, FormatDetection, ModelFile } from "../detectionSchema.js";
+import type { DetectedTask, FileRole, FormatDetection, ModelFile } from "../../core/detectionSchema.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { classifyTransformersTask } from "./classifyTransformersTask.js";
 import { isJsonObject, readJsonFile, type JsonObject } from "./readJsonFile.js";

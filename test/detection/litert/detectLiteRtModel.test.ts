@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { chooseEngine } from "../../../src/detection/chooseEngine.js";
-import { detectionSchema, type FormatDetection } from "../../../src/detection/detectionSchema.js";
+import { detectionSchema, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { detectLiteRtModel } from "../../../src/detection/litert/detectLiteRtModel.js";
 import { InvalidLiteRtError } from "../../../src/detection/litert/InvalidLiteRtError.js";
 import { readLitertlmHeader } from "../../../src/detection/litert/readLitertlmHeader.js";

@@ -1,7 +1,7 @@
 import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { detectSource } from "../../../src/detection/detectSource.js";
-import type { Detection } from "../../../src/detection/detectionSchema.js";
+import type { Detection } from "../../../src/core/detectionSchema.js";
 import { readZipDirectory } from "../../../src/detection/litert/readZipDirectory.js";
 import { MemoryModelFileSystem, memorySource, rng, type MemoryFile } from "../onnx/memoryFs.js";
 import { writeLitertlm, writeTflite } from "./writeFlatBuffer.js";

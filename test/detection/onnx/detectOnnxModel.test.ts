@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { detectionSchema, type FormatDetection } from "../../../src/detection/detectionSchema.js";
+import { detectionSchema, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { LocalModelFileSystem, type ModelFileSystem } from "../../../src/detection/ModelFileSystem.js";
 import { detectOnnxModel } from "../../../src/detection/onnx/detectOnnxModel.js";
 import { MemoryModelFileSystem, type MemoryFile } from "./memoryFs.js";

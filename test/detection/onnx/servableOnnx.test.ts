@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { detectSource } from "../../../src/detection/detectSource.js";
-import type { Detection } from "../../../src/detection/detectionSchema.js";
+import type { Detection } from "../../../src/core/detectionSchema.js";
 import { MemoryModelFileSystem, rng, type MemoryFile } from "./memoryFs.js";
 import { concat, decoderSpec, encoderSpec, intField, messageField, stringField, writeOnnx } from "./writeOnnx.js";
 

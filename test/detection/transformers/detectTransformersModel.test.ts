@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { detectionSchema, type FormatDetection } from "../../../src/detection/detectionSchema.js";
+import { detectionSchema, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { LocalModelFileSystem } from "../../../src/detection/ModelFileSystem.js";
 import { detectTransformersModel } from "../../../src/detection/transformers/detectTransformersModel.js";
 import { buildSafetensors, type TensorSpec } from "../safetensors/writeSafetensors.js";
