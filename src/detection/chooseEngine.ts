@@ -1,4 +1,5 @@
 import type { EngineName, FormatDetection } from "../core/detectionSchema.js";
+import { ENGINES, enginesForFormat } from "../engines/engineTable.js";
 
 export interface EngineChoice {
   engine: { name: EngineName; reason: string } | null;
@@ -12,28 +13,9 @@ export interface ChooseEngineOptions {
   extraAlternatives?: EngineName[];
 }
 
-/** Which engines can run each format, best first. */
-const ENGINES_BY_FORMAT: Record<FormatDetection["format"], EngineName[]> = {
-  gguf: ["node-llama-cpp", "llama-server"],
-  "bitnet-gguf": ["llama-server-bitnet"],
-  safetensors: ["transformers"],
-  pytorch: ["transformers"],
-  onnx: ["onnxruntime"],
-  litert: ["litert"],
-  unknown: [],
-};
-
-const WHY: Partial<Record<EngineName, string>> = {
-  "node-llama-cpp": "GGUF runs in process on node-llama-cpp",
-  "llama-server-bitnet": "BitNet 1.58 kernels need the BitNet build of llama-server",
-  transformers: "Transformers weights run in the Python transformers sidecar",
-  onnxruntime: "ONNX graphs run on ONNX Runtime",
-  litert: "LiteRT models run on the LiteRT runtime",
-};
-
 /** The routing decision on top of a detection: the engine that serves it, why, and what else could. */
 export function chooseEngine(d: FormatDetection, options: ChooseEngineOptions = {}): EngineChoice {
-  const candidates = [...ENGINES_BY_FORMAT[d.format]];
+  const candidates = enginesForFormat(d.format);
   // Mainline llama.cpp also knows the plain `bitnet` architecture when its tensors are not BitNet-only.
   if (d.format === "bitnet-gguf" && d.architecture === "bitnet" && !String(d.details.flavorReason ?? "").includes("tensor")) {
     candidates.push("node-llama-cpp", "llama-server");
@@ -54,6 +36,6 @@ export function chooseEngine(d: FormatDetection, options: ChooseEngineOptions = 
     throw new Error(`engine '${options.override}' cannot serve a ${d.format} model (possible: ${candidates.join(", ") || "none"})`);
   }
   const [first, ...rest] = candidates;
-  const reason = d.format === "bitnet-gguf" ? String(d.details.flavorReason ?? WHY[first!]) : (WHY[first!] ?? `${first} serves ${d.format}`);
+  const reason = d.format === "bitnet-gguf" ? String(d.details.flavorReason ?? ENGINES[first!].why) : ENGINES[first!].why;
   return { engine: { name: first!, reason }, alternatives: rest };
 }

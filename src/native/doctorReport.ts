@@ -4,6 +4,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { defaultThreads } from "../config/configSchema.js";
+import type { EngineName, ModelFormatName } from "../core/detectionSchema.js";
+import { ENGINES } from "../engines/engineTable.js";
 import { findPythonEnv, missingPythonHelp, type PythonLookup, type PythonSource } from "./findPythonEnv.js";
 import {
   findLlamaServer,
@@ -52,6 +54,16 @@ export interface ProbeResult<T> {
   ms: number;
 }
 
+export interface EngineReport {
+  name: EngineName;
+  summary: string;
+  formats: readonly ModelFormatName[];
+  /** Whether this machine can run it: true, false, or null when only a running daemon's config can tell (upstreams). */
+  available: boolean | null;
+  /** Why not, or how to get it; null when available. */
+  help: string | null;
+}
+
 export interface DoctorReport {
   node: { version: string; execPath: string };
   platform: { os: NodeJS.Platform; arch: string; release: string };
@@ -73,6 +85,8 @@ export interface DoctorReport {
     probe: ProbeResult<{ torch: string; transformers: string; cuda: boolean }> | null;
     help: string | null;
   };
+  /** Every engine the daemon knows (the engine table), and whether this machine can run it. */
+  engines: EngineReport[];
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -92,6 +106,22 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
   // One after the other: both load native addons, and the GPU probe may spawn test processes.
   const cpuProbe = probe ? await probeCpuBinary() : null;
   const gpuProbe = probe ? await probeGpu(timeoutMs) : null;
+  const onnx = await timed(async () => {
+    await import("onnxruntime-node");
+  });
+  // What the probes above found, per engine; an engine without an entry is reported as unknown.
+  const available: Partial<Record<EngineName, boolean>> = {
+    "node-llama-cpp": cpuProbe ? cpuProbe.ok : version !== null,
+    "llama-server": standard.path !== null && standard.versionError === null,
+    "llama-server-bitnet": bitnet.path !== null && bitnet.versionError === null,
+    onnxruntime: onnx.ok,
+    transformers: python.probe?.ok === true,
+    litert: false,
+  };
+  const engines = Object.values(ENGINES).map((e): EngineReport => {
+    const ok = e.create === null ? false : (available[e.name] ?? null);
+    return { name: e.name, summary: e.summary, formats: e.formats, available: ok, help: ok === true ? null : e.install };
+  });
 
   return {
     node: { version: process.version, execPath: process.execPath },
@@ -105,6 +135,7 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
     nodeLlamaCpp: { version, cpu: cpuProbe, gpu: gpuProbe },
     llamaServer: { standard, bitnet },
     python,
+    engines,
   };
 }
 
@@ -299,5 +330,11 @@ export function formatDoctorReport(report: DoctorReport): string {
   }
   if (py.path === null) for (const t of py.tried) row("  skipped", `${t.source}: ${t.path} ${t.problem}`);
   if (py.help) row("  help", `run \`tabagent setup python\` (--cuda or --cpu picks the torch build)`);
+  lines.push("engines");
+  for (const e of report.engines) {
+    const state = e.available === true ? "ready" : e.available === false ? "NOT AVAILABLE" : "depends on the config";
+    lines.push(`  ${e.name.padEnd(22)}${state}; ${e.formats.length > 0 ? e.formats.join(", ") : "proxied models"}`);
+    if (e.available === false && e.help) lines.push(`${"".padEnd(24)}${e.help}`);
+  }
   return `${lines.join("\n")}\n`;
 }

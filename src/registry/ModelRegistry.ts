@@ -1,7 +1,7 @@
 import { readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import type { Logger } from "pino";
-import type { Config } from "../config/configSchema.js";
+import type { Config, ModelEntry } from "../config/configSchema.js";
 import { MODEL_ID_PATTERN } from "../config/configSchema.js";
 import { ConfigError } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
@@ -50,6 +50,13 @@ const DETECT_CONCURRENCY = 8;
 const MODEL_FILE = /\.(gguf|onnx|tflite|task|litertlm|safetensors)$/i;
 
 /** `name.gguf` → `name`; `name-00001-of-00003.gguf` → `name`; a folder → its name. */
+/** Engine options from a model's config entry (llama-server binary and arguments, transformers device and dtype). */
+export function engineOptionsOf(entry: ModelEntry): ModelDescriptor["engineOptions"] {
+  const { llamaServerPath, args, device, dtype, trustRemoteCode } = entry;
+  const set = Object.entries({ llamaServerPath, args, device, dtype, trustRemoteCode }).filter(([, v]) => v !== undefined);
+  return set.length > 0 ? (Object.fromEntries(set) as ModelDescriptor["engineOptions"]) : undefined;
+}
+
 export function defaultModelId(path: string): string {
   return basename(path)
     .replace(/-\d{5}-of-\d{5}(?=\.gguf$)/i, "")
@@ -172,9 +179,7 @@ export async function buildModelRegistry(config: Config, logger?: Logger, option
     }
     const id = entry.id ?? defaultModelId(found[0]!.descriptor.path);
     checkId(id, entry.path);
-    const { llamaServerPath, args, device, dtype, trustRemoteCode } = entry;
-    const set = Object.entries({ llamaServerPath, args, device, dtype, trustRemoteCode }).filter(([, v]) => v !== undefined);
-    const engineOptions = set.length > 0 ? Object.fromEntries(set) : undefined;
+    const engineOptions = engineOptionsOf(entry);
     registry.add({ id, ...found[0]!.descriptor, ...(engineOptions ? { engineOptions } : {}) });
   }
   for (const dir of config.modelsDirs) {

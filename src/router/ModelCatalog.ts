@@ -9,22 +9,12 @@ import {
 } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { EngineName } from "../core/detectionSchema.js";
+import { ENGINES } from "../engines/engineTable.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { ModelDownloadFailedError, ModelDownloadingError } from "../store/errors.js";
 import type { RunnerState } from "./ModelRunner.js";
 
 export type Endpoint = "chat" | "completions" | "embeddings";
-
-/** How a user gets an engine this build cannot run yet; one place, so every error says the same. */
-export const ENGINE_HELP: Record<EngineName, string> = {
-  "node-llama-cpp": "node-llama-cpp failed to install; run `npm ci` again",
-  "llama-server": "this daemon was started without the llama-server engine; see docs/native.md",
-  "llama-server-bitnet": "this daemon was started without the BitNet llama-server engine; see docs/native.md",
-  onnxruntime: "onnxruntime-node failed to install; run `npm ci` again (docs/backends.md, ONNX Runtime)",
-  transformers: "the Python transformers sidecar is not available; run `tabagent setup python` (docs/backends.md)",
-  litert: "LiteRT models are not served by this version yet",
-  upstream: "no upstream server is configured for this model",
-};
 
 const ENDPOINT_PATH: Record<Endpoint, string> = {
   chat: "/v1/chat/completions",
@@ -157,7 +147,7 @@ export class ModelCatalog {
     // Known bad (it hung or exhausted memory once): refused before it takes a slot or a load.
     if (endpoint === "chat" && descriptor.chatTemplateProblem) throw new ChatTemplateError(modelId, descriptor.chatTemplateProblem);
     if (!backends[descriptor.engine]) {
-      throw new EngineUnavailableError(modelId, descriptor.engine, ENGINE_HELP[descriptor.engine]);
+      throw new EngineUnavailableError(modelId, descriptor.engine, ENGINES[descriptor.engine].install);
     }
     return descriptor;
   }

@@ -11,7 +11,7 @@ import { ModelRunner, type Lease } from "./ModelRunner.js";
 import { RequestAdmission } from "./RequestAdmission.js";
 
 // The types callers know the router by; they live with the module that owns them.
-export { ENGINE_HELP, type Endpoint, type ModelStatus, type PendingModel } from "./ModelCatalog.js";
+export { type Endpoint, type ModelStatus, type PendingModel } from "./ModelCatalog.js";
 
 export interface ModelRouterOptions {
   registry: ModelRegistry;

@@ -1,20 +1,15 @@
 import { Server as NetServer } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { BackendFactory } from "../backends/Backend.js";
+import type { ModelDescriptor } from "../core/types.js";
 import type { EngineName } from "../core/detectionSchema.js";
 import type { Logger } from "pino";
 import { join } from "node:path";
 import { GgufProbe } from "../backends/llamacpp/GgufProbe.js";
 import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
 import { defaultDataDir } from "../native/findPythonEnv.js";
-import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
-import { OnnxBackend } from "../backends/onnx/OnnxBackend.js";
-import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
-import { LlamaServerBackend } from "../backends/llamaServer/LlamaServerBackend.js";
 import { PythonSetup } from "../backends/python/PythonSetup.js";
-import { TransformersBackend } from "../backends/transformers/TransformersBackend.js";
 import { ProcessRegistry } from "../supervisor/ProcessRegistry.js";
-import type { ModelDescriptor } from "../core/types.js";
 import { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
 import type { Config } from "../config/configSchema.js";
 import { systemClock, type Clock } from "../core/Clock.js";
@@ -23,8 +18,10 @@ import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { buildServedRegistry } from "../store/buildServedRegistry.js";
 import { startConfiguredPulls } from "../store/startConfiguredPulls.js";
 import { estimateModelMemory } from "../router/estimateModelMemory.js";
-import { perModelSettings, preloadList } from "../router/perModelSettings.js";
 import { ModelRouter } from "../router/ModelRouter.js";
+import { ENGINES } from "../engines/engineTable.js";
+import type { EngineDeps, EngineServices } from "../engines/EngineSpec.js";
+import { preloadList, resolveModelSettings } from "../engines/resolveModelSettings.js";
 import { buildApp } from "./buildApp.js";
 import { DaemonMetrics } from "./metrics/DaemonMetrics.js";
 import { packageVersion } from "./packageVersion.js";
@@ -72,27 +69,18 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
 
   // Configured models, then what discovery finds (store, LM Studio, Ollama); hub-sourced entries come from pulls below.
   const models = registry ?? (await buildServedRegistry({ config, env, logger })).registry;
-  const perModel = perModelSettings(config);
-  const own = (d: ModelDescriptor) => perModel(d.id) ?? {};
+  const settingsOf = resolveModelSettings(config);
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
   const ggufProbe = new GgufProbe({ logger, cacheFile: join(config.dataDir ?? defaultDataDir(env), "gguf-probes.json") });
   const upstreams = new UpstreamCatalog(config.upstreams, { clock, logger });
-  const llamaServer = (descriptor: ModelDescriptor, variant: "standard" | "bitnet") =>
-    new LlamaServerBackend(descriptor, {
-      variant,
-      logger: logger.child({ model: descriptor.id }),
-      clock,
-      processes,
-      env,
-      threads: own(descriptor).threads ?? config.threads,
-      contextSize: own(descriptor).contextSize ?? config.contextSize,
-      parallel: own(descriptor).parallel ?? config.parallel,
-      gpuLayers: own(descriptor).gpuLayers ?? config.gpuLayers,
-      binaryPath: descriptor.engineOptions?.llamaServerPath,
-      extraArgs: [...(descriptor.engineOptions?.args ?? []), ...(own(descriptor).chatTemplate ? ["--jinja", "--chat-template", own(descriptor).chatTemplate!] : [])],
-      stallTimeoutMs: config.stallTimeoutSeconds * 1000,
-    });
   const pythonSetup = config.pythonAutoSetup ? new PythonSetup({ env, dataDir: config.dataDir, logger, processes }) : null;
+  const services: EngineServices = { llama: provider, ggufProbe, upstreams, pythonSetup };
+  const depsFor = (d: ModelDescriptor): EngineDeps => ({ settings: settingsOf(d.id), config, logger: logger.child({ model: d.id }), clock, processes, env, services });
+  const engineFactories: Partial<Record<EngineName, BackendFactory>> = {};
+  for (const spec of Object.values(ENGINES)) {
+    const create = spec.create;
+    if (create) engineFactories[spec.name] = (d) => create(d, depsFor(d));
+  }
   // The callbacks run only when /metrics is scraped, after the router exists. Metrics off: none at all (null).
   const metrics = config.metrics
     ? new DaemonMetrics({
@@ -108,52 +96,19 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
     clock,
     logger,
     idleTtlMs: config.idleTtlSeconds * 1000,
-    idleTtlFor: (id) => (perModel(id)?.ttlSeconds === undefined ? undefined : perModel(id)!.ttlSeconds! * 1000),
+    idleTtlFor: (id) => {
+      const ttl = settingsOf(id).ttlSeconds;
+      return ttl === undefined ? undefined : ttl * 1000;
+    },
     maxLoadedModels: config.maxLoadedModels,
     memoryBudgetBytes: config.memoryBudget,
-    estimateMemory: (d) => estimateModelMemory(d, { contextSize: own(d).contextSize ?? config.contextSize, parallel: own(d).parallel ?? config.parallel }),
+    estimateMemory: (d) => estimateModelMemory(d, settingsOf(d.id)),
     aliases: config.aliases,
     queueSize: config.queueSize,
     maxInflight: config.maxInflight,
     upstreams,
     backends: {
-      upstream: (d) => new UpstreamBackend(d, upstreams.client(d.upstream!.name)!, upstreams.parallel(d.upstream!.name)),
-      "llama-server": (d) => llamaServer(d, "standard"),
-      "llama-server-bitnet": (d) => llamaServer(d, "bitnet"),
-      transformers: (descriptor) =>
-        new TransformersBackend(descriptor, {
-          logger: logger.child({ model: descriptor.id }),
-          clock,
-          processes,
-          env,
-          threads: own(descriptor).threads ?? config.threads,
-          parallel: own(descriptor).parallel ?? config.parallel,
-          pythonPath: config.python,
-          dataDir: config.dataDir,
-          setup: pythonSetup,
-          stallTimeoutMs: config.stallTimeoutSeconds * 1000,
-          chatTemplate: own(descriptor).chatTemplate,
-        }),
-      "node-llama-cpp": (descriptor) =>
-        new NodeLlamaCppBackend(descriptor, {
-          provider,
-          logger: logger.child({ model: descriptor.id }),
-          threads: own(descriptor).threads ?? config.threads,
-          contextSize: own(descriptor).contextSize ?? config.contextSize,
-          parallel: own(descriptor).parallel ?? config.parallel,
-          gpuLayers: own(descriptor).gpuLayers ?? config.gpuLayers,
-          chatTemplate: own(descriptor).chatTemplate,
-          probe: ggufProbe,
-        }),
-      onnxruntime: (descriptor) =>
-        new OnnxBackend(descriptor, {
-          logger: logger.child({ model: descriptor.id }),
-          threads: own(descriptor).threads ?? config.threads,
-          contextSize: own(descriptor).contextSize ?? config.contextSize,
-          parallel: own(descriptor).parallel ?? config.parallel,
-          providers: config.onnxProviders,
-          chatTemplate: own(descriptor).chatTemplate,
-        }),
+      ...engineFactories,
       ...backends,
     },
   });

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { HUB_SOURCE_PATH_PREFIX, type Config, type ModelEntry } from "../config/configSchema.js";
 import type { ModelDescriptor } from "../core/types.js";
 import { modelFormatSchema, type Detection } from "../core/detectionSchema.js";
-import { describeLocalModels, type ModelRegistry } from "../registry/ModelRegistry.js";
+import { describeLocalModels, engineOptionsOf, type ModelRegistry } from "../registry/ModelRegistry.js";
 import type { ModelRouter, PendingModel } from "../router/ModelRouter.js";
 import { formatBytes } from "./formatBytes.js";
 import { pullModel, type PullEvent } from "./pullModel.js";
@@ -16,12 +16,6 @@ export interface ConfiguredPulls {
   settled: Promise<void>;
   /** Aborts the pulls in progress (their partial files stay, for the next start). */
   stop(): Promise<void>;
-}
-
-function engineOptions(entry: ModelEntry): ModelDescriptor["engineOptions"] {
-  const { llamaServerPath, args, device, dtype, trustRemoteCode } = entry;
-  const set = Object.entries({ llamaServerPath, args, device, dtype, trustRemoteCode }).filter(([, v]) => v !== undefined);
-  return set.length > 0 ? (Object.fromEntries(set) as ModelDescriptor["engineOptions"]) : undefined;
 }
 
 function placeholder(id: string, source: string, format: string, quant: string | null, totalBytes: number): ModelDescriptor {
@@ -73,7 +67,7 @@ export async function startConfiguredPulls(options: {
     const found = await describeLocalModels(modelPath, { engine: entry.engine, signal: controller.signal });
     const first = found[0];
     if (!first || first.detection.format === "unknown") throw new Error(`${modelPath} holds no model`);
-    const extra = engineOptions(entry);
+    const extra = engineOptionsOf(entry);
     registry.add({ id, ...first.descriptor, ...(extra ? { engineOptions: extra } : {}) });
   };
 

@@ -40,6 +40,15 @@ describe("doctorReport", () => {
     expect(text).toMatch(/version\s+version: 4242 \(doctor-test\)/);
     expect(text).toMatch(/llama-server-bitnet\s+NOT FOUND/);
     expect(text).toMatch(/threads 3/);
+    // The engine table, with what this machine can run: the fake standard build is there, the BitNet one is not.
+    expect(report.engines.map((e) => e.name)).toEqual(["node-llama-cpp", "llama-server", "llama-server-bitnet", "onnxruntime", "transformers", "litert", "upstream"]);
+    const engine = (name: string) => report.engines.find((e) => e.name === name);
+    expect(engine("llama-server")).toMatchObject({ available: true, formats: ["gguf"], help: null });
+    expect(engine("llama-server-bitnet")).toMatchObject({ available: false, formats: ["bitnet-gguf"], help: expect.stringMatching(/docs\/native\.md/) });
+    expect(engine("onnxruntime")?.available).toBe(true);
+    expect(engine("litert")).toMatchObject({ available: false, help: expect.stringMatching(/not served by this version/) });
+    expect(engine("upstream")?.available).toBeNull();
+    expect(text).toMatch(/engines\n(.*\n)*  llama-server-bitnet +NOT AVAILABLE; bitnet-gguf\n +this daemon was started without the BitNet/);
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
   });
 

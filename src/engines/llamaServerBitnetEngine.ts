@@ -1,0 +1,13 @@
+import { capabilities } from "./capabilities.js";
+import type { EngineSpec } from "./EngineSpec.js";
+import { createLlamaServer } from "./llamaServerEngine.js";
+
+export const llamaServerBitnetEngine: EngineSpec = {
+  name: "llama-server-bitnet",
+  summary: "the BitNet build of llama-server as a supervised child process, BitNet 1.58-bit GGUF models",
+  formats: ["bitnet-gguf"],
+  why: "BitNet 1.58 kernels need the BitNet build of llama-server",
+  install: "this daemon was started without the BitNet llama-server engine; see docs/native.md",
+  capabilities: capabilities("chat", "completions", "embeddings"),
+  create: createLlamaServer("bitnet"),
+};

@@ -1,0 +1,34 @@
+import { LlamaServerBackend } from "../backends/llamaServer/LlamaServerBackend.js";
+import type { LlamaServerVariant } from "../native/findLlamaServer.js";
+import type { ModelDescriptor } from "../core/types.js";
+import { capabilities } from "./capabilities.js";
+import type { EngineDeps, EngineSpec } from "./EngineSpec.js";
+
+/** Both llama-server builds start the same way; only the binary they look up differs. */
+export function createLlamaServer(variant: LlamaServerVariant) {
+  return (descriptor: ModelDescriptor, { settings, config, logger, clock, processes, env }: EngineDeps) =>
+    new LlamaServerBackend(descriptor, {
+      variant,
+      logger,
+      clock,
+      processes,
+      env,
+      threads: settings.threads,
+      contextSize: settings.contextSize,
+      parallel: settings.parallel,
+      gpuLayers: settings.gpuLayers,
+      binaryPath: descriptor.engineOptions?.llamaServerPath,
+      extraArgs: [...(descriptor.engineOptions?.args ?? []), ...(settings.chatTemplate ? ["--jinja", "--chat-template", settings.chatTemplate] : [])],
+      stallTimeoutMs: config.stallTimeoutSeconds * 1000,
+    });
+}
+
+export const llamaServerEngine: EngineSpec = {
+  name: "llama-server",
+  summary: "llama.cpp's llama-server as a supervised child process, GGUF chat, completion and embedding models",
+  formats: ["gguf"],
+  why: "GGUF runs on a supervised llama-server",
+  install: "this daemon was started without the llama-server engine; see docs/native.md",
+  capabilities: capabilities("chat", "completions", "embeddings"),
+  create: createLlamaServer("standard"),
+};

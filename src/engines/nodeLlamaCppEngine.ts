@@ -1,0 +1,23 @@
+import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
+import { capabilities } from "./capabilities.js";
+import type { EngineSpec } from "./EngineSpec.js";
+
+export const nodeLlamaCppEngine: EngineSpec = {
+  name: "node-llama-cpp",
+  summary: "llama.cpp in the daemon's process (node-llama-cpp), GGUF chat, completion and embedding models",
+  formats: ["gguf"],
+  why: "GGUF runs in process on node-llama-cpp",
+  install: "node-llama-cpp failed to install; run `npm ci` again",
+  capabilities: capabilities("chat", "completions", "embeddings", "tokenIds"),
+  create: (descriptor, { settings, logger, services }) =>
+    new NodeLlamaCppBackend(descriptor, {
+      provider: services.llama,
+      logger,
+      threads: settings.threads,
+      contextSize: settings.contextSize,
+      parallel: settings.parallel,
+      gpuLayers: settings.gpuLayers,
+      chatTemplate: settings.chatTemplate,
+      probe: services.ggufProbe,
+    }),
+};

@@ -1,0 +1,21 @@
+import { OnnxBackend } from "../backends/onnx/OnnxBackend.js";
+import { capabilities } from "./capabilities.js";
+import type { EngineSpec } from "./EngineSpec.js";
+
+export const onnxruntimeEngine: EngineSpec = {
+  name: "onnxruntime",
+  summary: "ONNX Runtime in the daemon's process (onnxruntime-node), ONNX decoder and encoder graphs",
+  formats: ["onnx"],
+  why: "ONNX graphs run on ONNX Runtime",
+  install: "onnxruntime-node failed to install; run `npm ci` again (docs/backends.md, ONNX Runtime)",
+  capabilities: capabilities("chat", "completions", "embeddings", "tokenIds"),
+  create: (descriptor, { settings, config, logger }) =>
+    new OnnxBackend(descriptor, {
+      logger,
+      threads: settings.threads,
+      contextSize: settings.contextSize,
+      parallel: settings.parallel,
+      providers: config.onnxProviders,
+      chatTemplate: settings.chatTemplate,
+    }),
+};
