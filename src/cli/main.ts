@@ -104,30 +104,36 @@ const HELP = `tabagent: a local inference daemon with an OpenAI-compatible API
 
 Usage:
   tabagent serve  [options]   start the daemon
-  tabagent models [options]   list the models that serve would expose (--json for JSON; --refresh detects again)
-  tabagent setup python [--cuda|--cpu]
+  tabagent models [options]   list the models that serve would expose, with serve's options
+                              (--json for JSON; --refresh detects again)
+  tabagent setup python [--cuda|--cpu] [--dev] [--data-dir DIR]
                               create the Python environment for transformers models
   tabagent pull owner/name[@revision][:file-or-quant]...
                               download a model from the Hugging Face hub into the store (docs/store.md)
-  tabagent ls [--json]        models in the store and found elsewhere: id, format, task, size, engine, source, loaded
+  tabagent ls [--json] [--refresh]
+                              models in the store and found elsewhere: id, format, task, size, engine, source, loaded
   tabagent rm ID...           remove a pulled model from the store (refused while a daemon has it loaded)
   tabagent config check [FILE]  validate a config file (YAML or JSON) without starting anything
   tabagent detect SOURCE...   classify models: a file, a folder, or a Hugging Face repo
                               (owner/name[@revision][:file]); --json for JSON, --engine E to check an override.
                               Remote detection reads only headers (HTTP range requests); HF_TOKEN and
-                              HF_ENDPOINT are honoured. Local models are also tried: the chat template rendered
-                              in its sandbox, a GGUF's vocabulary opened by llama.cpp in a child (--no-probe: skip).
+                              HF_ENDPOINT (or --hub-url URL) are honoured. Local models are also tried: the chat
+                              template rendered in its sandbox, a GGUF's vocabulary opened by llama.cpp in a child
+                              (--no-probe: skip; verdicts kept under --data-dir DIR)
   tabagent doctor [--json]    what this machine can run: node-llama-cpp and its GPU support, the llama-server
-                              binaries (standard and BitNet) and where each was looked for
-  tabagent --version
+                              binaries (standard and BitNet) and where each was looked for, the Python interpreter
+                              for transformers models, and whether each engine can run here
+  tabagent --version          also -v
+  tabagent COMMAND --help     the options of one command (-h)
 
-Options (each also as an environment variable, and as a key of a JSON config file):
-  --config FILE          JSON file with any of the settings below, by their names in docs/configuration.md;
-                         models there may name an engine (TABAGENT_CONFIG). Flags > env > file > defaults
+Options of serve and models (each also as an environment variable, and as a key of the config file):
+  --config FILE          YAML (.yaml, .yml) or JSON file with any of the settings below, by their names in
+                         docs/configuration.md; models there may name an engine and have their own settings
+                         (TABAGENT_CONFIG). Flags > env > file > defaults
   --host H               bind address (TABAGENT_HOST, default 127.0.0.1)
   -p, --port P           port, 0 = any free port (TABAGENT_PORT, default ${DEFAULT_PORT})
-  -m, --model [ID=]PATH  serve a model (a GGUF file or a model folder); id defaults to the file name without
-                         .gguf, or the folder name; repeatable
+  -m, --model [ID=]PATH  serve a model (a GGUF, ONNX or other model file, or a model folder); id defaults to the
+                         file name without its extension, or the folder name; repeatable
                          (TABAGENT_MODELS, comma separated)
   --models-dir DIR       serve every model in DIR: GGUF files and model folders; repeatable (TABAGENT_MODELS_DIR)
   -t, --threads N        CPU threads per model (TABAGENT_THREADS, default: half the logical CPUs, at least 1)
@@ -138,7 +144,7 @@ Options (each also as an environment variable, and as a key of a JSON config fil
   --body-limit BYTES     largest request body (TABAGENT_BODY_LIMIT, default 8388608)
   --max-tokens N         largest max_tokens a request may ask for (TABAGENT_MAX_TOKENS, default 32768)
   --max-messages N       most messages in a chat request (TABAGENT_MAX_MESSAGES, default 1024)
-  --max-inflight N       requests running or queued across all models before 429 (TABAGENT_MAX_INFLIGHT, 1024)
+  --max-inflight N       requests running or queued across all models before 429 (TABAGENT_MAX_INFLIGHT, default 1024)
   --request-timeout S    a request must arrive within S seconds (TABAGENT_REQUEST_TIMEOUT, default 60)
   --idle-timeout S       close connections silent for S seconds (TABAGENT_IDLE_TIMEOUT, default 600)
   --shutdown-grace S     seconds in-flight requests get at shutdown (TABAGENT_SHUTDOWN_GRACE, default 30)
@@ -155,14 +161,28 @@ Options (each also as an environment variable, and as a key of a JSON config fil
                          repeatable; off by default (TABAGENT_CORS_ORIGINS)
   --store-dir DIR        pulled models: the Hugging Face cache layout (TABAGENT_STORE_DIR; default HF_HUB_CACHE,
                          HF_HOME/hub, ~/.cache/huggingface/hub); see docs/store.md
-  --hub-url URL          hub to pull from (HF_ENDPOINT); HF_TOKEN or --hf-token-file FILE for gated repos
+  --hub-url URL          hub to pull from (HF_ENDPOINT, default https://huggingface.co)
+  --hf-token-file FILE   a file holding a Hugging Face token for gated repos; HF_TOKEN wins (TABAGENT_HF_TOKEN_FILE)
   --discover SOURCE      where else models are found: store, lmstudio, ollama (repeatable; none = off;
                          TABAGENT_DISCOVER, default all three)
   --preload ID           load this model at start; repeatable (TABAGENT_PRELOAD)
   --max-loaded-models N  most models loaded at once, least recently used idle one unloaded first; 0 = no limit
+                         (TABAGENT_MAX_LOADED_MODELS, default 0)
   --memory-budget SIZE   estimated memory of loaded models (8GiB, 512MB, bytes); 0 = no limit (TABAGENT_MEMORY_BUDGET)
   --upstream NAME[=URL]  also serve the models of an OpenAI-compatible server (URL up to /v1); presets:
                          lmstudio, ollama, vllm; repeatable (TABAGENT_UPSTREAMS, comma separated)
+  --python PATH          the interpreter for transformers models (TABAGENT_PYTHON; default: the venv that
+                         tabagent setup python made)
+  --python-auto-setup true|false  create that venv on the first transformers request when there is none
+                         (TABAGENT_PYTHON_AUTO_SETUP, default true)
+  --data-dir DIR         Python venvs and GGUF probe verdicts (TABAGENT_DATA_DIR, default ~/.local/share/tabagent)
+  --stall-timeout S      replace a child engine (llama-server, Python) whose generation is silent for S seconds
+                         (TABAGENT_STALL_TIMEOUT, default 300)
+  --json, --refresh      models only: JSON output; detect every model again
+  -h, --help             this text
+
+Config file only: onnxProviders, aliases, lmstudioDir, ollamaDir, upstreams' other fields and per-model settings
+(docs/configuration.md).
 `;
 
 
