@@ -1,3 +1,4 @@
+import { TabAgentError } from "../core/errors.js";
 import type {
   ChatRequest,
   CompletionRequest,
@@ -21,10 +22,26 @@ export interface Backend {
   chat?(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   complete?(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   embed?(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
-  /** Whether chat/complete emit `token_ids` chunks when a request sets `returnTokenIds`. */
-  readonly returnsTokenIds?: boolean;
+  /** What the engine runs on while loaded (the ONNX execution provider, say), for /v1/models; null when unloaded. */
+  runtimeInfo?(): RuntimeInfo | null;
   /** Engines that run a child process report it (state, restarts) for /health and metrics. */
   readonly processStatus?: { restarts: number } | null;
+}
+
+export type RuntimeInfo = Record<string, string | number | boolean | string[] | null>;
+
+type Operation = "chat" | "complete" | "embed";
+
+/**
+ * A backend's operation, bound, for a route that has already checked the engine's capabilities. A backend lacking
+ * it is a wiring bug (its engine declares a capability it does not implement): a 500 naming the engine, not a crash.
+ */
+export function backendOperation<K extends Operation>(backend: Backend, operation: K): NonNullable<Backend[K]> {
+  const fn = backend[operation];
+  if (typeof fn !== "function") {
+    throw new TabAgentError(`The ${backend.descriptor.engine ?? "model's"} engine has no ${operation} operation, although it declares the capability.`);
+  }
+  return fn.bind(backend) as NonNullable<Backend[K]>;
 }
 
 export type BackendFactory = (descriptor: ModelDescriptor) => Backend;

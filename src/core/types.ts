@@ -31,11 +31,6 @@ export interface ModelDescriptor {
     trustRemoteCode?: boolean;
   };
   /**
-   * What the engine runs on once the model is loaded (the ONNX execution provider, say), set by the backend at load
-   * and cleared at unload; /v1/models shows it.
-   */
-  runtime?: Record<string, string | number | boolean | string[] | null>;
-  /**
    * Why the model's chat template cannot be used (it hung, ran out of memory or did not compile when an engine
    * tried it). Kept across unloads (the file is the same); chat requests are refused with it, completions work.
    */

@@ -1,3 +1,4 @@
+import type { RuntimeInfo } from "../backends/Backend.js";
 import type { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
 import {
   ChatTemplateError,
@@ -42,10 +43,12 @@ export interface ModelStatus {
   aliasOf?: string;
   /** Set while the model is being pulled. */
   download?: { doneBytes: number; totalBytes: number; error: string | null };
+  /** What the loaded engine runs on (backend.runtimeInfo), when it says. */
+  runtime?: RuntimeInfo;
 }
 
 /** What a loaded (or not yet loaded) model is doing; undefined for a model never used. */
-export type UsageOf = (id: string) => { state: RunnerState; running: number; queued: number } | undefined;
+export type UsageOf = (id: string) => { state: RunnerState; running: number; queued: number; runtime: RuntimeInfo | null } | undefined;
 
 export interface ModelCatalogOptions {
   registry: ModelRegistry;
@@ -186,6 +189,7 @@ export class ModelCatalog {
       queued: s?.queued ?? 0,
     };
     if (shownAs !== descriptor.id) out.aliasOf = descriptor.id;
+    if (s?.runtime) out.runtime = s.runtime;
     return out;
   }
 

@@ -5,6 +5,8 @@ import type { Clock } from "../core/Clock.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { EngineName } from "../core/detectionSchema.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
+import type { RequestedFeature } from "../engines/capabilities.js";
+import { checkCapabilities } from "../engines/checkCapabilities.js";
 import { EvictionPolicy } from "./EvictionPolicy.js";
 import { ModelCatalog, type Endpoint, type ModelStatus, type PendingModel, type UsageOf } from "./ModelCatalog.js";
 import { ModelRunner, type Lease } from "./ModelRunner.js";
@@ -73,6 +75,17 @@ export class ModelRouter {
 
   resolve(modelId: string, endpoint: Endpoint): ModelDescriptor {
     return this.catalog.resolve(modelId, endpoint);
+  }
+
+  /**
+   * Validates a request before it takes a slot or loads anything: the model exists, serves the endpoint, and its
+   * engine has every feature the request asks for (400 unsupported_parameter naming the first one it lacks).
+   */
+  async check(modelId: string, endpoint: Endpoint, features: readonly RequestedFeature[], signal: AbortSignal): Promise<ModelDescriptor> {
+    await this.catalog.refreshIfUnknown(modelId, signal);
+    const descriptor = this.catalog.resolve(modelId, endpoint);
+    checkCapabilities(descriptor, endpoint, features);
+    return descriptor;
   }
 
   /** Validates the model for the endpoint, waits for a slot and a loaded engine. Release the lease when done. */

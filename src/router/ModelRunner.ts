@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Backend } from "../backends/Backend.js";
+import type { Backend, RuntimeInfo } from "../backends/Backend.js";
 import { abortable } from "../core/abortable.js";
 import type { Clock } from "../core/Clock.js";
 import { ModelLoadError, ModelLoadingError, QueueFullError, ServiceUnavailableError, TabAgentError } from "../core/errors.js";
@@ -53,8 +53,8 @@ export class ModelRunner {
     this.slots = new SlotQueue(backend.parallel, options.queueSize);
   }
 
-  get status(): { state: RunnerState; running: number; queued: number } {
-    return { state: this.state, running: this.slots.running, queued: this.slots.queued };
+  get status(): { state: RunnerState; running: number; queued: number; runtime: RuntimeInfo | null } {
+    return { state: this.state, running: this.slots.running, queued: this.slots.queued, runtime: this.state === "loaded" ? (this.backend.runtimeInfo?.() ?? null) : null };
   }
 
   get busy(): boolean {

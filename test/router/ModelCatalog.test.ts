@@ -42,7 +42,7 @@ describe("ModelCatalog.resolve", () => {
 
   it("answers 404 for an unknown id, 400 for a model no engine serves, 503 for an engine this daemon lacks", () => {
     const unknown = testDescriptor({ id: "odd", engine: null });
-    unknown.detection = { ...unknown.detection, format: "unknown", reason: "no magic bytes" };
+    unknown.detection = { ...unknown.detection, format: "unknown", reason: "no magic bytes", details: {} };
     const c = catalog([unknown, testDescriptor({ id: "remote", engine: "transformers" })]);
     expect(() => c.resolve("nope", "chat")).toThrow(expect.objectContaining({ status: 404, code: "model_not_found" }));
     expect(() => c.resolve("odd", "chat")).toThrow(expect.objectContaining({ status: 400, code: "model_not_servable" }));
@@ -104,14 +104,14 @@ describe("ModelCatalog.status", () => {
   it("lists models with their usage, then pulls in progress, then aliases in name order", () => {
     const c = catalog([testDescriptor({ id: "a" })], { zed: "a", alpha: "dl" });
     c.setPending("dl", pending({ doneBytes: 10 }));
-    const rows = c.status((id) => (id === "a" ? { state: "loaded", running: 1, queued: 2 } : undefined));
+    const rows = c.status((id) => (id === "a" ? { state: "loaded", running: 1, queued: 2, runtime: { engine: "x" } } : undefined));
     expect(rows.map((r) => [r.descriptor.id, r.state, r.aliasOf])).toEqual([
       ["a", "loaded", undefined],
       ["dl", "downloading", undefined],
       ["alpha", "downloading", "dl"],
       ["zed", "loaded", "a"],
     ]);
-    expect(rows[0]).toMatchObject({ running: 1, queued: 2 });
+    expect(rows[0]).toMatchObject({ running: 1, queued: 2, runtime: { engine: "x" } });
     expect(rows[1]).toMatchObject({ download: { doneBytes: 10, totalBytes: 1000, error: null } });
     expect(c.modelStatus("zed", () => undefined)).toMatchObject({ state: "unloaded", aliasOf: "a", descriptor: { id: "zed" } });
     expect(c.modelStatus("alpha", () => undefined)).toMatchObject({ state: "downloading" });

@@ -196,7 +196,7 @@ describe("ModelRunner", () => {
     await expect(a).rejects.toThrow(/bad magic/);
     await expect(b).rejects.toThrow(/bad magic/);
     expect(backend.events).toEqual(["load 1 start", "unload 1 start"]);
-    expect(runner.status).toEqual({ state: "unloading", running: 0, queued: 0 });
+    expect(runner.status).toEqual({ state: "unloading", running: 0, queued: 0, runtime: null });
     backend.unloadGate.resolve(undefined);
   });
 

@@ -173,11 +173,18 @@ describe("bad input answers with an OpenAI error envelope", () => {
       [{ response_format: { type: "json_object" } }, "response_format"],
       [{ logprobs: true }, "logprobs"],
       [{ n: 3 }, "n"],
+      [{ reasoning_effort: "low" }, "reasoning_effort"],
     ] as const) {
       const r = await postJson(chatUrl(), { ...ok, ...patch });
       expect(r.status, param).toBe(400);
-      expect(expectEnvelope(r.json)).toMatchObject({ param, code: "unsupported_parameter" });
+      const e = expectEnvelope(r.json);
+      expect(e).toMatchObject({ param, code: "unsupported_parameter" });
+      // The serving engine is named, and which engines could do it.
+      expect(e.message).toMatch(/is not supported by the node-llama-cpp engine that serves 'tiny-chat' \(no engine supports it yet\)/);
     }
+    // A model that does not exist is a 404 first: capabilities are checked against the model's engine.
+    const missing = await postJson(chatUrl(), { ...ok, model: "no-such-model", n: 3 });
+    expect(missing.status).toBe(404);
     const r = await postJson(chatUrl(), { ...ok, user: "u", metadata: { a: "b" }, some_new_field: 1 });
     expect(r.status).toBe(200);
   });

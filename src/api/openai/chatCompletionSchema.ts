@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { InvalidRequestError, UnsupportedParameterError } from "../../core/errors.js";
 import type { ChatMessage, ChatRequest } from "../../core/types.js";
-import { generationParamsShape, rejectUnsupported, toGenerationOptions } from "./generationParams.js";
+import { generationParamsShape, toGenerationOptions } from "./generationParams.js";
+import { assertTranslated, chatFeatures } from "./requestedFeatures.js";
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 /** Other part types (image_url, input_audio, file) are recognised so the error can name them. */
@@ -48,12 +49,9 @@ function flattenContent(c: z.infer<typeof content> | null | undefined, param: st
     .join("");
 }
 
-/** Wire body → internal ChatRequest, refusing what would otherwise be silently ignored. */
+/** Wire body → internal ChatRequest; a feature it does not translate yet is refused, never dropped. */
 export function toChatRequest(body: ChatCompletionBody): ChatRequest {
-  rejectUnsupported(body);
-  if (body.modalities && body.modalities.some((m) => m !== "text")) throw new UnsupportedParameterError("modalities");
-  if (body.audio != null) throw new UnsupportedParameterError("audio");
-  if (body.prediction != null) throw new UnsupportedParameterError("prediction");
+  assertTranslated(chatFeatures(body));
   const messages: ChatMessage[] = body.messages.map((m, i) => {
     const param = `messages[${i}].content`;
     switch (m.role) {

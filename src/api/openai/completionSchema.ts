@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { UnsupportedParameterError } from "../../core/errors.js";
 import type { CompletionRequest } from "../../core/types.js";
-import { generationParamsShape, rejectUnsupported, toGenerationOptions } from "./generationParams.js";
+import { generationParamsShape, toGenerationOptions } from "./generationParams.js";
+import { assertTranslated, completionFeatures } from "./requestedFeatures.js";
 
 export const completionBodySchema = z.object({
   ...generationParamsShape,
@@ -15,9 +15,7 @@ export type CompletionBody = z.infer<typeof completionBodySchema>;
 
 /** One internal request per prompt (an array prompt gives one choice per entry, as OpenAI does). */
 export function toCompletionRequests(body: CompletionBody): CompletionRequest[] {
-  rejectUnsupported(body, true);
-  if (body.suffix) throw new UnsupportedParameterError("suffix");
-  if (body.best_of != null && body.best_of > 1) throw new UnsupportedParameterError("best_of", "greater than 1 is not supported yet");
+  assertTranslated(completionFeatures(body));
   const prompts = typeof body.prompt === "string" ? [body.prompt] : body.prompt;
   const options = toGenerationOptions(body);
   return prompts.map((prompt) => ({ model: body.model, prompt, echo: body.echo ?? false, ...options }));

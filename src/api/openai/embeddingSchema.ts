@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { UnsupportedParameterError } from "../../core/errors.js";
+import { assertTranslated, embeddingFeatures } from "./requestedFeatures.js";
 import type { EmbedRequest } from "../../core/types.js";
 
 export const embeddingBodySchema = z.object({
@@ -15,6 +15,6 @@ export const embeddingBodySchema = z.object({
 export type EmbeddingBody = z.infer<typeof embeddingBodySchema>;
 
 export function toEmbedRequest(body: EmbeddingBody): EmbedRequest {
-  if (body.dimensions != null) throw new UnsupportedParameterError("dimensions");
+  assertTranslated(embeddingFeatures(body));
   return { model: body.model, input: typeof body.input === "string" ? [body.input] : body.input };
 }

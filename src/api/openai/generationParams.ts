@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { UnsupportedParameterError } from "../../core/errors.js";
 import type { GenerationOptions } from "../../core/types.js";
 
 const nullable = <T extends z.ZodType>(t: T) => t.nullable().optional();
@@ -41,41 +40,8 @@ type WireGeneration = {
   stop?: string | string[] | null | undefined;
   presence_penalty?: number | null | undefined;
   frequency_penalty?: number | null | undefined;
-  n?: number | null | undefined;
-  logprobs?: unknown;
-  top_logprobs?: unknown;
-  logit_bias?: Record<string, number> | null | undefined;
-  response_format?: { type: string } | null | undefined;
-  tools?: unknown;
-  tool_choice?: unknown;
-  functions?: unknown;
-  function_call?: unknown;
   return_token_ids?: boolean | null | undefined;
 };
-
-/**
- * Refuses parameters that would change results but are not implemented yet: never silently ignore them.
- * Harmless defaults (n: 1, logprobs: false, response_format text, empty tools or functions, `none`/`auto` choices) pass.
- */
-export function rejectUnsupported(body: WireGeneration, logprobsIsNumber = false): void {
-  if (body.n != null && body.n > 1) throw new UnsupportedParameterError("n", "greater than 1 is not supported yet");
-  const lp = body.logprobs;
-  if (lp != null && lp !== false && !(logprobsIsNumber && lp === 0)) throw new UnsupportedParameterError("logprobs");
-  if (body.top_logprobs != null && body.top_logprobs !== 0) throw new UnsupportedParameterError("top_logprobs");
-  if (body.logit_bias && Object.keys(body.logit_bias).length > 0) throw new UnsupportedParameterError("logit_bias");
-  if (body.response_format && body.response_format.type !== "text") {
-    throw new UnsupportedParameterError("response_format", `of type '${body.response_format.type}' is not supported yet`);
-  }
-  if (Array.isArray(body.tools) ? body.tools.length > 0 : body.tools != null) throw new UnsupportedParameterError("tools");
-  if (body.tool_choice != null && body.tool_choice !== "none" && body.tool_choice !== "auto") {
-    throw new UnsupportedParameterError("tool_choice");
-  }
-  // No engine calls functions yet: the legacy fields get the same answer as `tools`, on chat and completions alike.
-  if (Array.isArray(body.functions) ? body.functions.length > 0 : body.functions != null) throw new UnsupportedParameterError("functions");
-  if (body.function_call != null && body.function_call !== "none" && body.function_call !== "auto") {
-    throw new UnsupportedParameterError("function_call");
-  }
-}
 
 export function toGenerationOptions(body: WireGeneration): GenerationOptions {
   const stop = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;

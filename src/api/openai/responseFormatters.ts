@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
-import type { FinishReason, Usage } from "../../core/types.js";
+import { TabAgentError } from "../../core/errors.js";
+import type { FinishReason, ToolCall, Usage } from "../../core/types.js";
 
 export interface FoldedChoice {
   index: number;
   text: string;
   finishReason: FinishReason | null;
+  toolCalls: ToolCall[];
   /** Set when the request asked for `return_token_ids`. */
   tokenIds?: number[];
   promptTokenIds?: number[];
@@ -24,6 +26,8 @@ export interface ResponseFormatter {
   /** Sent once per choice before any text (chat sends the assistant role here). */
   start(index: number): string | null;
   text(index: number, text: string, ids?: TokenIdsExtra): string;
+  /** A whole tool call; `callIndex` numbers the calls within the choice. */
+  toolCall(index: number, callIndex: number, call: ToolCall, ids?: TokenIdsExtra): string;
   finish(index: number, reason: FinishReason, ids?: TokenIdsExtra): string;
   usage(usage: Usage): string;
   whole(choices: FoldedChoice[], usage: Usage): object;
@@ -69,6 +73,10 @@ function idsOnChoice(ids: TokenIdsExtra | undefined, withPrompt: boolean): objec
   return { ...(withPrompt && ids.promptTokenIds ? { prompt_token_ids: ids.promptTokenIds } : {}), token_ids: ids.tokenIds };
 }
 
+function toolCallToWire(call: ToolCall) {
+  return { id: call.id, type: "function" as const, function: { name: call.name, arguments: call.arguments } };
+}
+
 export function chatFormatter({ model, includeUsage }: FormatterContext): ResponseFormatter {
   const id = newId("chatcmpl");
   const created = Math.floor(Date.now() / 1000);
@@ -83,6 +91,7 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
   return {
     start: (index) => JSON.stringify(chunk(index, { role: "assistant", content: "" }, null)),
     text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, { content: text }, null, ids)) : plainText(index, text)),
+    toolCall: (index, callIndex, call, ids) => JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, ...toolCallToWire(call) }] }, null, ids)),
     finish: (index, reason, ids) => JSON.stringify(chunk(index, {}, reason, ids)),
     usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => ({
@@ -94,7 +103,11 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
       ...(choices[0]?.promptTokenIds ? { prompt_token_ids: choices[0].promptTokenIds } : {}),
       choices: choices.map((c) => ({
         index: c.index,
-        message: { role: "assistant", content: c.text, refusal: null },
+        // With tool calls and no text, OpenAI sends content null.
+        message:
+          c.toolCalls.length > 0
+            ? { role: "assistant", content: c.text === "" ? null : c.text, refusal: null, tool_calls: c.toolCalls.map(toolCallToWire) }
+            : { role: "assistant", content: c.text, refusal: null },
         logprobs: null,
         finish_reason: c.finishReason ?? "stop",
         ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
@@ -117,9 +130,16 @@ export function completionFormatter({ model, includeUsage }: FormatterContext): 
   return {
     start: () => null,
     text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, text, null, ids)) : plainText(index, text)),
+    toolCall: () => {
+      throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
+    },
     finish: (index, reason, ids) => JSON.stringify(chunk(index, "", reason, ids)),
     usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
-    whole: (choices, usage) => ({
+    whole: (choices, usage) => {
+      if (choices.some((c) => c.toolCalls.length > 0)) {
+        throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
+      }
+      return {
       ...base,
       choices: choices.map((c) => ({
         index: c.index,
@@ -130,6 +150,7 @@ export function completionFormatter({ model, includeUsage }: FormatterContext): 
         ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
       })),
       usage: usageToWire(usage),
-    }),
+      };
+    },
   };
 }

@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AbortedError, InvalidRequestError, ModelNotFoundError, UnsupportedParameterError } from "../../core/errors.js";
-import type { Backend } from "../../backends/Backend.js";
+import { AbortedError, InvalidRequestError, ModelNotFoundError } from "../../core/errors.js";
+import { backendOperation } from "../../backends/Backend.js";
 import type { CompletionRequest, GenerationChunk, GenerationOptions } from "../../core/types.js";
 import type { ModelRouter, ModelStatus } from "../../router/ModelRouter.js";
 import { chatCompletionBodySchema, toChatRequest } from "../openai/chatCompletionSchema.js";
 import { completionBodySchema, toCompletionRequests } from "../openai/completionSchema.js";
 import { embeddingBodySchema, toEmbedRequest } from "../openai/embeddingSchema.js";
 import { parseBody } from "../openai/parseBody.js";
+import { chatFeatures, completionFeatures, embeddingFeatures } from "../openai/requestedFeatures.js";
 import { chatFormatter, completionFormatter } from "../openai/responseFormatters.js";
 import { sendGeneration } from "./sendGeneration.js";
 import type { GenerationMetrics } from "../../server/metrics/GenerationMetrics.js";
@@ -68,7 +69,7 @@ function modelObject(s: ModelStatus) {
       ...(d.chatTemplateProblem ? { chat_template_error: d.chatTemplateProblem } : {}),
       size_bytes: d.sizeBytes,
       warnings: det.warnings,
-      ...(d.runtime ? { runtime: d.runtime } : {}),
+      ...(s.runtime ? { runtime: s.runtime } : {}),
       ...(s.aliasOf ? { alias_of: s.aliasOf } : {}),
       ...(s.download ? { download: { done_bytes: s.download.doneBytes, total_bytes: s.download.totalBytes, error: s.download.error } } : {}),
     },
@@ -96,13 +97,6 @@ function observer(metrics: GenerationMetrics, model: string, reply: FastifyReply
   return (chunk) => o.chunk(chunk);
 }
 
-/** `return_token_ids` is refused, not ignored, by an engine that cannot report ids. */
-function checkTokenIds(request: GenerationOptions, backend: Backend): void {
-  if (request.returnTokenIds && !backend.returnsTokenIds) {
-    throw new UnsupportedParameterError("return_token_ids", `is not supported by the ${backend.descriptor.engine ?? "model's"} engine`);
-  }
-}
-
 export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits, metrics }: OpenAIRoutesOptions): void {
   app.get("/v1/models", async () => {
     await router.refreshUpstreams();
@@ -119,6 +113,8 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
   app.post("/v1/chat/completions", async (request, reply) => {
     const body = parseBody(chatCompletionBodySchema, request.body);
     warnUnknownFields(request, Object.keys(chatCompletionBodySchema.shape));
+    const signal = requestSignal(request, reply, shutdownSignal);
+    await router.check(body.model, "chat", chatFeatures(body), signal);
     const chatRequest = toChatRequest(body);
     enforceLimits(chatRequest, body, limits);
     if (chatRequest.messages.length > limits.maxMessages) {
@@ -127,15 +123,13 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
         code: "limit_exceeded",
       });
     }
-    const signal = requestSignal(request, reply, shutdownSignal);
     const lease = await router.acquire(body.model, "chat", signal);
     try {
-      checkTokenIds(chatRequest, lease.backend);
       const includeUsage = body.stream_options?.include_usage === true;
       return await sendGeneration({
         request,
         reply,
-        chunks: lease.backend.chat!(chatRequest, signal),
+        chunks: backendOperation(lease.backend, "chat")(chatRequest, signal),
         observe: observer(metrics, body.model, reply),
         formatter: chatFormatter({ model: body.model, includeUsage }),
         stream: body.stream === true,
@@ -149,17 +143,18 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
   app.post("/v1/completions", async (request, reply) => {
     const body = parseBody(completionBodySchema, request.body);
     warnUnknownFields(request, Object.keys(completionBodySchema.shape));
+    const signal = requestSignal(request, reply, shutdownSignal);
+    await router.check(body.model, "completions", completionFeatures(body), signal);
     const requests = toCompletionRequests(body);
     for (const r of requests) enforceLimits(r, body, limits);
-    const signal = requestSignal(request, reply, shutdownSignal);
     const lease = await router.acquire(body.model, "completions", signal);
     try {
-      checkTokenIds(requests[0]!, lease.backend);
+      const complete = backendOperation(lease.backend, "complete");
       const includeUsage = body.stream_options?.include_usage === true;
       return await sendGeneration({
         request,
         reply,
-        chunks: completeAll(requests, (r) => lease.backend.complete!(r, signal)),
+        chunks: completeAll(requests, (r) => complete(r, signal)),
         observe: observer(metrics, body.model, reply),
         formatter: completionFormatter({ model: body.model, includeUsage }),
         stream: body.stream === true,
@@ -172,11 +167,12 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
 
   app.post("/v1/embeddings", async (request, reply) => {
     const body = parseBody(embeddingBodySchema, request.body);
-    const embedRequest = toEmbedRequest(body);
     const signal = requestSignal(request, reply, shutdownSignal);
+    await router.check(body.model, "embeddings", embeddingFeatures(body), signal);
+    const embedRequest = toEmbedRequest(body);
     const lease = await router.acquire(body.model, "embeddings", signal);
     try {
-      const result = await lease.backend.embed!(embedRequest, signal);
+      const result = await backendOperation(lease.backend, "embed")(embedRequest, signal);
       metrics.observeTokens(body.model, result.promptTokens, 0);
       const base64 = body.encoding_format === "base64";
       return {

@@ -17,6 +17,11 @@ export interface SendGenerationOptions {
   observe?: (chunk: GenerationChunk) => void;
 }
 
+/** A chunk kind added to GenerationChunk without a case here fails to compile (`never`), and fails loudly at run time. */
+function unhandled(chunk: never): never {
+  throw new Error(`unhandled generation chunk: ${JSON.stringify(chunk)}`);
+}
+
 function addUsage(total: Usage, u: Usage): void {
   total.promptTokens += u.promptTokens;
   total.completionTokens += u.completionTokens;
@@ -33,19 +38,33 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
     const choices = new Map<number, FoldedChoice>();
     const choice = (index: number) => {
       let c = choices.get(index);
-      if (!c) choices.set(index, (c = { index, text: "", finishReason: null }));
+      if (!c) choices.set(index, (c = { index, text: "", finishReason: null, toolCalls: [] }));
       return c;
     };
     for await (const chunk of chunks) {
       observe?.(chunk);
-      if (chunk.type === "text") choice(chunk.index).text += chunk.text;
-      else if (chunk.type === "token_ids") {
-        const c = choice(chunk.index);
-        if (chunk.prompt) c.promptTokenIds = chunk.ids;
-        else (c.tokenIds ??= []).push(...chunk.ids);
+      switch (chunk.type) {
+        case "text":
+          choice(chunk.index).text += chunk.text;
+          break;
+        case "token_ids": {
+          const c = choice(chunk.index);
+          if (chunk.prompt) c.promptTokenIds = chunk.ids;
+          else (c.tokenIds ??= []).push(...chunk.ids);
+          break;
+        }
+        case "tool_call":
+          choice(chunk.index).toolCalls.push(chunk.call);
+          break;
+        case "finish":
+          choice(chunk.index).finishReason = chunk.reason;
+          break;
+        case "usage":
+          addUsage(usage, chunk.usage);
+          break;
+        default:
+          unhandled(chunk);
       }
-      else if (chunk.type === "finish") choice(chunk.index).finishReason = chunk.reason;
-      else if (chunk.type === "usage") addUsage(usage, chunk.usage);
     }
     return formatter.whole([...choices.values()].sort((a, b) => a.index - b.index), usage);
   }
@@ -67,6 +86,8 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
     pendingIds.delete(index);
     return ids;
   };
+  // Tool calls are numbered per choice, as OpenAI's `tool_calls[].index`.
+  const callsSoFar = new Map<number, number>();
   let out = "";
   const add = (chunk: GenerationChunk) => {
     if (chunk.type === "usage") {
@@ -78,13 +99,28 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
       const opening = formatter.start(chunk.index);
       if (opening) out += SseWriter.event(opening);
     }
-    if (chunk.type === "text") out += SseWriter.event(formatter.text(chunk.index, chunk.text, takeIds(chunk.index)));
-    else if (chunk.type === "finish") out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index)));
-    else if (chunk.type === "token_ids") {
-      let ids = pendingIds.get(chunk.index);
-      if (!ids) pendingIds.set(chunk.index, (ids = { tokenIds: [] }));
-      if (chunk.prompt) ids.promptTokenIds = chunk.ids;
-      else ids.tokenIds.push(...chunk.ids);
+    switch (chunk.type) {
+      case "text":
+        out += SseWriter.event(formatter.text(chunk.index, chunk.text, takeIds(chunk.index)));
+        break;
+      case "tool_call": {
+        const n = callsSoFar.get(chunk.index) ?? 0;
+        callsSoFar.set(chunk.index, n + 1);
+        out += SseWriter.event(formatter.toolCall(chunk.index, n, chunk.call, takeIds(chunk.index)));
+        break;
+      }
+      case "finish":
+        out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index)));
+        break;
+      case "token_ids": {
+        let ids = pendingIds.get(chunk.index);
+        if (!ids) pendingIds.set(chunk.index, (ids = { tokenIds: [] }));
+        if (chunk.prompt) ids.promptTokenIds = chunk.ids;
+        else ids.tokenIds.push(...chunk.ids);
+        break;
+      }
+      default:
+        unhandled(chunk);
     }
   };
   try {

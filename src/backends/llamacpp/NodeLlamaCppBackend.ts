@@ -58,7 +58,6 @@ interface Loaded {
 /** GGUF models in this process through node-llama-cpp: chat, completions and embeddings. */
 export class NodeLlamaCppBackend implements Backend {
   readonly parallel: number;
-  readonly returnsTokenIds = true;
   private loaded: Loaded | null = null;
 
   constructor(

@@ -15,7 +15,7 @@ import { openFileByteSource } from "../../detection/gguf/ByteSource.js";
 import { LocalModelFileSystem } from "../../detection/ModelFileSystem.js";
 import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnxSummary.js";
 import { readSentenceTransformersInfo } from "../../detection/transformers/readSentenceTransformersInfo.js";
-import type { Backend } from "../Backend.js";
+import type { Backend, RuntimeInfo } from "../Backend.js";
 import { ChatTemplate, type TemplateOwner } from "../generation/ChatTemplate.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
@@ -76,14 +76,18 @@ const POOLING_MODES = new Set(["mean", "cls", "max", "lasttoken", "mean_sqrt_len
  */
 export class OnnxBackend implements Backend {
   readonly parallel: number;
-  readonly returnsTokenIds = true;
   private loaded: Loaded | null = null;
+  private runtime: RuntimeInfo | null = null;
 
   constructor(
     readonly descriptor: ModelDescriptor,
     private readonly options: OnnxBackendOptions,
   ) {
     this.parallel = options.parallel;
+  }
+
+  runtimeInfo(): RuntimeInfo | null {
+    return this.runtime;
   }
 
   /** The execution provider in use (null until loaded). */
@@ -122,7 +126,6 @@ export class OnnxBackend implements Backend {
       });
       session = opened.session;
       const { ort, provider, notes } = opened;
-      this.descriptor.runtime = { engine: "onnxruntime", execution_provider: provider, ...(notes.length ? { notes } : {}) };
       signal.throwIfAborted();
 
       if (task === "embeddings") {
@@ -147,6 +150,7 @@ export class OnnxBackend implements Backend {
         const contextSize = Math.min(this.options.contextSize, trained ?? this.options.contextSize);
         this.loaded = { kind: "decoder", session, tokenizer, provider, decoder: new OnnxDecoder(ort, session, graph), template, contextSize };
       }
+      this.runtime = { engine: "onnxruntime", execution_provider: provider, ...(notes.length ? { notes } : {}) };
       this.options.logger.info({ provider, layout: where.layout, graph: where.graph, threads: this.options.threads }, "ONNX model loaded");
     } catch (err) {
       await session?.release().catch(() => undefined);
@@ -159,7 +163,7 @@ export class OnnxBackend implements Backend {
   async unload(): Promise<void> {
     const loaded = this.loaded;
     this.loaded = null;
-    if (this.descriptor.runtime?.["engine"] === "onnxruntime") delete this.descriptor.runtime;
+    this.runtime = null;
     if (loaded?.kind === "decoder") await loaded.template?.close();
     if (loaded) await loaded.session.release();
   }

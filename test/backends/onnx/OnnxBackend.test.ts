@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { OnnxProviderName } from "../../../src/backends/onnx/chooseExecutionProviders.js";
 import { OnnxBackend } from "../../../src/backends/onnx/OnnxBackend.js";
 import { OnnxDecoder } from "../../../src/backends/onnx/OnnxDecoder.js";
+import type { OnnxProviderName } from "../../../src/config/onnxProviders.js";
+import { onnxDetails } from "../../../src/core/detectionSchema.js";
 import type { CompletionRequest, GenerationChunk, ModelDescriptor } from "../../../src/core/types.js";
 import { describeLocalModels } from "../../../src/registry/ModelRegistry.js";
 import { ensureTinyLlmOnnx, type ReferenceIds } from "../../fixtures/ensurePythonFixtures.js";
@@ -54,7 +55,7 @@ describe("OnnxBackend", () => {
   it("transformers.js layout (onnx/model.onnx, tokenizer at the root) gives the reference continuation", async () => {
     const js = await ensureTinyLlmOnnx({ layout: "transformers.js" });
     const backend = await backendFor(js.dir);
-    expect(backend.descriptor.detection.details["layout"]).toBe("transformers.js");
+    expect(onnxDetails(backend.descriptor.detection)?.layout).toBe("transformers.js");
     await backend.load(AbortSignal.timeout(60_000));
     const c = reference.completions[2]!;
     expect(await text(backend.complete(request(c.prompt, reference.max_tokens), new AbortController().signal))).toBe(c.text);
@@ -82,7 +83,7 @@ describe("OnnxBackend", () => {
       }),
     );
     const backend = await backendFor(dir);
-    expect(backend.descriptor.detection.details["layout"]).toBe("onnxruntime-genai");
+    expect(onnxDetails(backend.descriptor.detection)?.layout).toBe("onnxruntime-genai");
     await backend.load(AbortSignal.timeout(60_000));
     const c = reference.completions[3]!;
     expect(await text(backend.complete(request(c.prompt, reference.max_tokens), new AbortController().signal))).toBe(c.text);
@@ -109,11 +110,12 @@ describe("OnnxBackend", () => {
     await backend.unload();
   });
 
-  it("shows its execution provider on the descriptor while loaded, and continues a trailing assistant message", async () => {
+  it("reports its execution provider while loaded (runtimeInfo), not on the shared descriptor, and continues a trailing assistant message", async () => {
     const llm = await ensureTinyLlmOnnx();
     const backend = await backendFor(llm.dir);
     await backend.load(AbortSignal.timeout(60_000));
-    expect(backend.descriptor.runtime).toMatchObject({ engine: "onnxruntime", execution_provider: "cpu" });
+    expect(backend.runtimeInfo()).toMatchObject({ engine: "onnxruntime", execution_provider: "cpu" });
+    expect(backend.descriptor).not.toHaveProperty("runtime");
     expect(backend.provider).toBe("cpu");
     const chat = backend.chat(
       { ...request("", 4), messages: [{ role: "user", content: "Hello!" }, { role: "assistant", content: "The sky" }], tools: [] },
@@ -125,7 +127,7 @@ describe("OnnxBackend", () => {
     // "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\nThe sky" with no end-of-turn after it.
     expect(usage && usage.type === "usage" ? usage.usage.promptTokens : 0).toBeGreaterThan(reference.chats[0]!.prompt_ids.length);
     await backend.unload();
-    expect(backend.descriptor.runtime).toBeUndefined();
+    expect(backend.runtimeInfo()).toBeNull();
   });
 
   it("a configured GPU provider that is missing or cannot start falls back to CPU, and says why", async () => {
@@ -134,7 +136,7 @@ describe("OnnxBackend", () => {
     // machine has no adapter (on one that has, it would run there: the second assertion then does not hold).
     const backend = await backendFor(llm.dir, ["cuda", "webgpu", "cpu"]);
     await backend.load(AbortSignal.timeout(60_000));
-    const runtime = backend.descriptor.runtime!;
+    const runtime = backend.runtimeInfo()!;
     if (runtime["execution_provider"] === "cpu") {
       expect((runtime["notes"] as string[]).join("\n")).toMatch(/cuda execution provider is not installed.*ONNXRUNTIME_NODE_INSTALL=cuda12/);
     }

@@ -1,0 +1,88 @@
+import { UnsupportedParameterError } from "../../core/errors.js";
+import type { Capability, RequestedFeature } from "../../engines/capabilities.js";
+import type { ChatCompletionBody } from "./chatCompletionSchema.js";
+import type { CompletionBody } from "./completionSchema.js";
+import type { EmbeddingBody } from "./embeddingSchema.js";
+
+/**
+ * The features a request asks for, from its wire body, each with the parameter that asked. Defaults that change
+ * nothing (n: 1, logprobs: false, response_format text, empty tools, `none`/`auto` choices) ask for nothing.
+ * checkCapabilities holds the list against the serving engine; one list per endpoint, so a new OpenAI parameter
+ * is mapped to a capability here and nowhere else.
+ */
+type Shared = Pick<
+  ChatCompletionBody,
+  "n" | "logprobs" | "top_logprobs" | "logit_bias" | "response_format" | "tools" | "tool_choice" | "functions" | "function_call" | "return_token_ids"
+>;
+
+const RESPONSE_FORMATS: Record<string, Capability | null> = { text: null, json_object: "jsonObject", json_schema: "jsonSchema" };
+const PART_CAPABILITY: Record<string, Capability> = { image_url: "images", input_audio: "audio", file: "files" };
+
+const nonEmpty = (v: unknown) => (Array.isArray(v) ? v.length > 0 : v != null);
+const choosesSomething = (v: unknown) => v != null && v !== "none" && v !== "auto";
+
+function sharedFeatures(body: Shared, logprobsIsCount: boolean): RequestedFeature[] {
+  const out: RequestedFeature[] = [];
+  const add = (capability: Capability, param: string) => out.push({ capability, param });
+  if (body.n != null && body.n > 1) add("multipleChoices", "n");
+  const lp = body.logprobs;
+  if (lp != null && lp !== false && !(logprobsIsCount && lp === 0)) add("logprobs", "logprobs");
+  if (body.top_logprobs != null && body.top_logprobs !== 0) add("logprobs", "top_logprobs");
+  if (body.logit_bias && Object.keys(body.logit_bias).length > 0) add("logitBias", "logit_bias");
+  if (body.response_format) {
+    const type = body.response_format.type;
+    const capability = Object.hasOwn(RESPONSE_FORMATS, type) ? RESPONSE_FORMATS[type] : undefined;
+    if (capability === undefined) throw new UnsupportedParameterError("response_format", `of type '${type}' is not supported (text, json_object or json_schema)`);
+    if (capability) add(capability, "response_format");
+  }
+  if (nonEmpty(body.tools)) add("tools", "tools");
+  if (choosesSomething(body.tool_choice)) add("tools", "tool_choice");
+  if (nonEmpty(body.functions)) add("tools", "functions");
+  if (choosesSomething(body.function_call)) add("tools", "function_call");
+  if (body.return_token_ids === true) add("tokenIds", "return_token_ids");
+  return out;
+}
+
+export function chatFeatures(body: ChatCompletionBody): RequestedFeature[] {
+  const out = sharedFeatures(body, false);
+  const add = (capability: Capability, param: string) => out.push({ capability, param });
+  body.messages.forEach((m, i) => {
+    if (m.role === "tool" || m.role === "function") add("tools", `messages[${i}].role`);
+    if (m.role === "assistant" && m.tool_calls && m.tool_calls.length > 0) add("tools", `messages[${i}].tool_calls`);
+    if (!Array.isArray(m.content)) return;
+    m.content.forEach((part, j) => {
+      if (part.type === "text") return;
+      const param = `messages[${i}].content[${j}]`;
+      const capability = Object.hasOwn(PART_CAPABILITY, part.type) ? PART_CAPABILITY[part.type] : undefined;
+      if (!capability) throw new UnsupportedParameterError(param, `has content of type '${part.type}', which is not a known content part type`);
+      add(capability, param);
+    });
+  });
+  if (body.modalities && body.modalities.some((m) => m !== "text")) add("audio", "modalities");
+  if (body.audio != null) add("audio", "audio");
+  if (body.prediction != null) add("prediction", "prediction");
+  if (body.reasoning_effort != null) add("reasoning", "reasoning_effort");
+  return out;
+}
+
+export function completionFeatures(body: CompletionBody): RequestedFeature[] {
+  const out = sharedFeatures(body, true);
+  if (body.best_of != null && body.best_of > 1) out.push({ capability: "multipleChoices", param: "best_of" });
+  if (body.suffix) out.push({ capability: "suffix", param: "suffix" });
+  return out;
+}
+
+export function embeddingFeatures(body: EmbeddingBody): RequestedFeature[] {
+  return body.dimensions != null ? [{ capability: "embeddingDimensions", param: "dimensions" }] : [];
+}
+
+/**
+ * Capabilities the API layer turns into internal requests today. A feature an engine declares but the API does not
+ * translate yet is refused here too, so flipping an engine's flag can never make a parameter silently ignored.
+ */
+const TRANSLATED: ReadonlySet<Capability> = new Set<Capability>(["chat", "completions", "embeddings", "tokenIds"]);
+
+export function assertTranslated(features: readonly RequestedFeature[]): void {
+  const missing = features.find((f) => !TRANSLATED.has(f.capability));
+  if (missing) throw new UnsupportedParameterError(missing.param, "is not supported by this server's API layer yet");
+}
