@@ -11,7 +11,7 @@ import { redactUrl } from "./redactUrl.js";
 import { isTrusted } from "./security/requestTrust.js";
 import { registerSecurity, type SecurityOptions } from "./security/registerSecurity.js";
 import { DaemonMetrics } from "./metrics/DaemonMetrics.js";
-import { NO_METRICS } from "./metrics/GenerationMetrics.js";
+import { NO_METRICS } from "../api/GenerationMetrics.js";
 import { registerMetricsRoute, registerRequestMetrics } from "./metrics/registerMetricsRoute.js";
 import { registerReadyRoute, type Readiness } from "./metrics/registerReadyRoute.js";
 import { registerDocsRoutes } from "../api/openapi/registerDocsRoutes.js";

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/loadConfig.js";
 import { DaemonMetrics } from "../../src/server/metrics/DaemonMetrics.js";
-import { NO_METRICS } from "../../src/server/metrics/GenerationMetrics.js";
+import { NO_METRICS } from "../../src/api/GenerationMetrics.js";
 import type { GenerationChunk } from "../../src/core/types.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../helpers/startTestDaemon.js";
 

@@ -10,8 +10,8 @@ import { parseBody } from "../openai/parseBody.js";
 import { chatFeatures, completionFeatures, embeddingFeatures } from "../openai/requestedFeatures.js";
 import { chatFormatter, completionFormatter } from "../openai/responseFormatters.js";
 import { sendGeneration } from "./sendGeneration.js";
-import type { GenerationMetrics } from "../../server/metrics/GenerationMetrics.js";
-import { requestStartedAt } from "../../server/metrics/registerMetricsRoute.js";
+import type { GenerationMetrics } from "../GenerationMetrics.js";
+import { requestStartedAt } from "../requestStartedAt.js";
 
 export interface RequestLimits {
   maxTokensCap: number;

@@ -4,7 +4,7 @@ import { toErrorEnvelope } from "../openai/errorEnvelope.js";
 import type { FoldedChoice, ResponseFormatter, TokenIdsExtra } from "../openai/responseFormatters.js";
 import { SseWriter } from "../openai/SseWriter.js";
 import { readAhead } from "../../backends/generation/readAhead.js";
-import { setStreamFailure } from "../../server/metrics/streamFailure.js";
+import { setStreamFailure } from "../streamFailure.js";
 
 export interface SendGenerationOptions {
   request: FastifyRequest;

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { GenerationMetrics, GenerationObserver } from "./GenerationMetrics.js";
+import type { GenerationMetrics, GenerationObserver } from "../../api/GenerationMetrics.js";
 import { PlainHistogram } from "./PlainHistogram.js";
 
 /** One model as the router sees it at scrape time (`router.status()` mapped to this shape). */

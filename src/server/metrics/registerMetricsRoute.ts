@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { UNMATCHED_ROUTE, type DaemonMetrics } from "./DaemonMetrics.js";
 import { getRequestModel } from "./requestModel.js";
-import { getStreamFailure } from "./streamFailure.js";
+import { getStreamFailure } from "../../api/streamFailure.js";
 
 /** Status recorded for a response the client abandoned before it was complete (nginx's "client closed request"). */
 export const CLIENT_CLOSED_STATUS = 499;
@@ -19,14 +19,6 @@ export function registerMetricsRoute(app: FastifyInstance, metrics: DaemonMetric
 export function routeLabel(request: FastifyRequest): string {
   if (request.is404) return UNMATCHED_ROUTE;
   return request.routeOptions.url ?? UNMATCHED_ROUTE;
-}
-
-/**
- * Request arrival on the `performance.now()` clock, for `DaemonMetrics.startGeneration`. Fastify keeps the
- * start time when the app has a logger or an onResponse hook (the daemon has both); otherwise this is "now".
- */
-export function requestStartedAt(reply: FastifyReply): number {
-  return performance.now() - reply.elapsedTime;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { GenerationChunk } from "../../core/types.js";
+import type { GenerationChunk } from "../core/types.js";
 
 /** Times one generation: `chunk` is called for every chunk as the engine produces it. */
 export interface GenerationObserver {
