@@ -1,3 +1,5 @@
+import type { Capability } from "../../engines/capabilities.js";
+import { enginesWith } from "../../engines/engineTable.js";
 import { z } from "zod";
 import { chatCompletionBodySchema } from "../openai/chatCompletionSchema.js";
 import { completionBodySchema } from "../openai/completionSchema.js";
@@ -99,7 +101,12 @@ const COMPONENTS = {
 
 type ComponentName = keyof typeof COMPONENTS;
 
-const REFUSED = "Accepted only at its neutral value; anything else is a 400 `unsupported_parameter` naming it.";
+/** Prose from the engine table, so the docs follow when an engine gains a capability. */
+function needs(capability: Capability, neutral: string): string {
+  const engines = enginesWith(capability);
+  const who = engines.length > 0 ? `the engines that support it: ${engines.join(", ")}` : "no engine supports it yet";
+  return `${neutral} Otherwise it needs the \`${capability}\` capability (${who}); other engines answer 400 \`unsupported_parameter\` naming it and the engine.`;
+}
 const IGNORED = "Accepted; does not change results.";
 
 /** What docs/api.md says about each request field; the wire schemas carry constraints but no prose. */
@@ -114,15 +121,16 @@ const GENERATION_FIELDS: Record<string, string> = {
   stop: "Up to 16 strings; generation ends before the first match, which is not returned.",
   presence_penalty: "Over the last 64 generated tokens.",
   frequency_penalty: "Over the last 64 generated tokens.",
-  n: "Only 1; greater is a 400 `unsupported_parameter`.",
-  logprobs: REFUSED,
-  top_logprobs: REFUSED,
-  logit_bias: REFUSED,
-  response_format: "`{\"type\":\"text\"}` only; `json_object` and `json_schema` are refused.",
-  tools: "Empty only: tool use is refused.",
-  tool_choice: "`none` or `auto` only.",
-  functions: "Empty only: function calling is refused (the deprecated spelling of `tools`).",
-  function_call: "`none` or `auto` only.",
+  n: needs("multipleChoices", "1 always works."),
+  logprobs: needs("logprobs", "`false` or null always works."),
+  top_logprobs: needs("logprobs", "0 or null always works."),
+  logit_bias: needs("logitBias", "An empty object always works."),
+  response_format: `\`{"type":"text"}\` always works; \`json_object\`: ${needs("jsonObject", "")} \`json_schema\`: ${needs("jsonSchema", "")}`,
+  tools: needs("tools", "An empty list always works."),
+  tool_choice: needs("tools", "`none` or `auto` always work."),
+  functions: needs("tools", "An empty list always works (the deprecated spelling of `tools`)."),
+  function_call: needs("tools", "`none` or `auto` always work."),
+  return_token_ids: needs("tokenIds", "`false` always works; the ids come as vLLM returns them."),
   user: IGNORED,
   metadata: IGNORED,
 };
@@ -132,29 +140,30 @@ const FIELD_DOCS: Partial<Record<ComponentName, Record<string, string>>> = {
     ...GENERATION_FIELDS,
     messages:
       "Roles `system`, `developer` (treated as system), `user`, `assistant`; `content` is a string or an array of text parts. " +
-      "A trailing assistant message is continued. `tool` and `function` messages and non-text parts are refused.",
+      "A trailing assistant message is continued. `tool` and `function` messages and assistant `tool_calls` need the `tools` capability; " +
+      "`image_url`, `input_audio` and `file` parts need `images`, `audio` and `files`.",
     max_completion_tokens: "Wins over `max_tokens` when both are set.",
     parallel_tool_calls: IGNORED,
     store: IGNORED,
-    modalities: "`[\"text\"]` only.",
-    audio: REFUSED,
-    prediction: REFUSED,
-    reasoning_effort: IGNORED,
+    modalities: needs("audio", "`[\"text\"]` always works."),
+    audio: needs("audio", "null always works."),
+    prediction: needs("prediction", "null always works."),
+    reasoning_effort: needs("reasoning", "null always works."),
     service_tier: IGNORED,
   },
   CompletionRequest: {
     ...GENERATION_FIELDS,
-    logprobs: "0 or null only.",
+    logprobs: needs("logprobs", "0 or null always works."),
     prompt: "A string, or up to 64 strings: one choice per prompt, `index` in order, usage summed.",
     echo: "Prepends the prompt to the text.",
-    suffix: REFUSED,
-    best_of: "1 only.",
+    suffix: needs("suffix", "An empty string or null always works."),
+    best_of: needs("multipleChoices", "1 always works."),
   },
   EmbeddingRequest: {
     model: GENERATION_FIELDS.model!,
     input: "A non-empty string or up to 2048 of them.",
     encoding_format: "`float` (default) or `base64` (little-endian float32).",
-    dimensions: REFUSED,
+    dimensions: needs("embeddingDimensions", "null always works."),
     user: IGNORED,
   },
 };
