@@ -5,7 +5,8 @@ import { z } from "zod";
 import { detectionSchema, type Detection } from "../core/detectionSchema.js";
 import { DetectionCache } from "../registry/DetectionCache.js";
 
-const fileSchema = z.object({ version: z.literal(1), entries: z.array(z.tuple([z.string(), z.array(detectionSchema)])).max(20_000) });
+const fileSchema = z.object({ version: z.literal(1), entries: z.array(z.unknown()).max(20_000) });
+const entrySchema = z.tuple([z.string(), z.array(detectionSchema)]);
 
 /**
  * Detections remembered between CLI runs (`tabagent models`, `ls`): keyed by path, size and mtime like the
@@ -27,7 +28,12 @@ export class PersistentDetectionCache extends DetectionCache {
       return cache;
     }
     const parsed = fileSchema.safeParse(await readFile(path, "utf8").then(JSON.parse).catch(() => null));
-    if (parsed.success) for (const [key, value] of parsed.data.entries) cache.remember(key, value);
+    for (const raw of parsed.success ? parsed.data.entries : []) {
+      // An entry that no longer fits the schema (details another version wrote) is a miss: its model is detected again.
+      const entry = entrySchema.safeParse(raw);
+      if (entry.success) cache.remember(entry.data[0], entry.data[1]);
+      else cache.dirty = true;
+    }
     return cache;
   }
 

@@ -1,4 +1,4 @@
-import type { Detection } from "../core/detectionSchema.js";
+import { onnxDetails, type Detection } from "../core/detectionSchema.js";
 import type { ModelFileEntry } from "../detection/ModelFileSystem.js";
 import { isProjectorFile } from "../detection/groupGgufFiles.js";
 import { ONNX_EXTERNAL_DATA } from "../detection/onnx/onnxFileNames.js";
@@ -86,10 +86,11 @@ export async function planPull(options: {
   const d = detections[0];
   if (!d || d.format === "unknown") throw new InvalidPullSourceError(`${repoLabel}: no model found (${d?.reason ?? "empty repo"})`);
   let files = d.files.filter((f) => byPath.has(f.path) && !(f.role === "other" && NOT_NEEDED.test(f.path)));
-  if (d.format === "onnx") {
+  const onnx = onnxDetails(d);
+  if (onnx) {
     // One precision: the primary graph and its own external data, not the other variants.
-    const variants = new Set(((d.details.variants as { path: string }[] | undefined) ?? []).map((v) => v.path));
-    const ownData = new Set(((d.details.externalData as { path: string | null }[] | undefined) ?? []).flatMap((e) => (e.path ? [e.path] : [])));
+    const variants = new Set((onnx.variants ?? []).map((v) => v.path));
+    const ownData = new Set((onnx.externalData ?? []).flatMap((e) => (e.path ? [e.path] : [])));
     files = files.filter((f) => !variants.has(f.path) && !(ONNX_EXTERNAL_DATA.test(f.path) && !ownData.has(f.path)) && !/\.gguf$/i.test(f.path));
   }
   if (files.length === 0) throw new InvalidPullSourceError(`${repoLabel}: detection found no files to fetch`);

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import type { Detection, ModelFile } from "../../src/core/detectionSchema.js";
+import { detectionSchema, type Detection, type ModelFile } from "../../src/core/detectionSchema.js";
 import { DownloadError, InvalidPullSourceError, UnsafePathError } from "../../src/store/errors.js";
 import { planPull, type HubListedFile } from "../../src/store/planPull.js";
 import { testDescriptor } from "../helpers/testDescriptor.js";
@@ -10,8 +10,9 @@ const sha1 = (n: number) => n.toString(16).padStart(40, "0");
 const lfs = (path: string, n: number, size = 1000): HubListedFile => ({ path, size: 130, oid: sha1(n), lfs: { oid: sha256(n), size } });
 const plain = (path: string, n: number, size = 10): HubListedFile => ({ path, size, oid: sha1(n) });
 
+/** A detection of any format: the details given (none by default) must fit the format's schema. */
 function detection(overrides: Partial<Detection>): Detection {
-  return { ...testDescriptor().detection, ...overrides };
+  return detectionSchema.parse({ ...testDescriptor().detection, details: {}, ...overrides });
 }
 const file = (path: string, role: ModelFile["role"]): ModelFile => ({ path, size: 1, role });
 
@@ -101,7 +102,13 @@ describe("planPull: repos that detection reads", () => {
       detection({
         format: "onnx",
         files: names.map((n) => file(n, n.endsWith("data") ? "external-data" : n.endsWith(".json") ? "config" : "weights")),
-        details: { variants: [{ path: "onnx/model_fp16.onnx" }], externalData: [{ path: "onnx/model.onnx_data" }, { path: null }] },
+        details: {
+          variants: [{ path: "onnx/model_fp16.onnx", component: "model", quantization: "fp16", size: 1 }],
+          externalData: [
+            { location: "model.onnx_data", tensors: 1, bytes: null, path: "onnx/model.onnx_data", exists: true, safe: true },
+            { location: "../outside.onnx_data", tensors: 1, bytes: null, path: null, exists: false, safe: false },
+          ],
+        },
       }),
     ];
     const plan = await planPull({ listing, wanted: null, repoLabel: "r", detect });

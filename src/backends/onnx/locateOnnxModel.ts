@@ -1,5 +1,6 @@
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
+import { onnxDetails } from "../../core/detectionSchema.js";
 import type { ModelDescriptor } from "../../core/types.js";
 import type { DecoderNames } from "./describeDecoderGraph.js";
 
@@ -36,20 +37,18 @@ async function exists(path: string): Promise<boolean> {
  * folder with its tokenizer (beside the graph, one level up from `onnx/`, or the root).
  */
 export async function locateOnnxModel(descriptor: ModelDescriptor): Promise<OnnxModelLocation> {
-  const details = descriptor.detection.details;
-  const layout = typeof details["layout"] === "string" ? details["layout"] : "single-file";
+  const details = onnxDetails(descriptor.detection);
+  const layout = details?.layout ?? "single-file";
   const st = await stat(descriptor.path);
   if (st.isFile()) {
     const root = dirname(descriptor.path);
     return { root, graph: basename(descriptor.path), configDir: root, names: {}, layout };
   }
   const root = descriptor.path;
-  const primary = details["primaryFile"];
-  if (typeof primary !== "string") throw new Error("detection found no ONNX graph in this folder");
-  const graph = primary;
+  const graph = details?.primaryFile;
+  if (graph === undefined) throw new Error("detection found no ONNX graph in this folder");
   const names: DecoderNames = {};
-  const genai = obj(details["genaiConfig"]);
-  const genaiPath = genai ? str(genai["path"]) : undefined;
+  const genaiPath = str(details?.genaiConfig?.path);
   if (genaiPath) {
     // Detection listed this file inside the folder; it names the decoder's cache inputs and outputs.
     const config = obj(JSON.parse(await readFile(join(root, ...genaiPath.split("/")), "utf8")));

@@ -1,3 +1,4 @@
+import { transformersDetails } from "../../core/detectionSchema.js";
 import { ModelNotServableError } from "../../core/errors.js";
 import type { ModelDescriptor } from "../../core/types.js";
 import { PythonSidecarBackend, type PythonSidecarBackendOptions } from "../python/PythonSidecarBackend.js";
@@ -15,7 +16,6 @@ export interface TransformersBackendOptions extends PythonSidecarBackendOptions 
  * llama-server (see PythonSidecarBackend for what every Python engine shares).
  */
 export class TransformersBackend extends PythonSidecarBackend {
-  readonly returnsTokenIds = true;
   protected readonly engine = "transformers";
   protected readonly module = "tabagent_sidecar";
 
@@ -32,8 +32,9 @@ export class TransformersBackend extends PythonSidecarBackend {
    */
   protected override checkServable(): void {
     const { detection, engineOptions, id } = this.descriptor;
-    if (detection.details.needsCustomCode === true && engineOptions?.trustRemoteCode !== true) {
-      const names = Array.isArray(detection.details.autoMap) ? detection.details.autoMap.filter((n) => typeof n === "string").slice(0, 4) : [];
+    const details = transformersDetails(detection);
+    if (details?.needsCustomCode === true && engineOptions?.trustRemoteCode !== true) {
+      const names = (details.autoMap ?? []).slice(0, 4);
       const what = names.length > 0 ? `auto_map names ${names.join(", ")}` : "its config has an auto_map";
       throw new ModelNotServableError(id, `it needs custom code (${what}); set trustRemoteCode: true in its config entry once you have read that code`);
     }

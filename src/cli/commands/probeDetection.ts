@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { readFolderChatTemplate } from "../../backends/generation/ChatTemplate.js";
 import { TemplateSandbox } from "../../backends/generation/TemplateSandbox.js";
 import { GgufProbe } from "../../backends/llamacpp/GgufProbe.js";
-import type { Detection } from "../../core/detectionSchema.js";
+import { withProbeDetails, type Detection, type ProbeDetails } from "../../core/detectionSchema.js";
 import { openFileByteSource } from "../../detection/gguf/ByteSource.js";
 import { readGgufHeader } from "../../detection/gguf/readGgufHeader.js";
 
@@ -28,7 +28,8 @@ export interface ProbeDetectionOptions {
 export async function probeDetection(d: Detection, options: ProbeDetectionOptions): Promise<Detection> {
   const local = await stat(d.source).catch(() => null);
   if (!local) return d; // a hub repo: headers only, nothing to run
-  const out: Detection = { ...d, warnings: [...d.warnings], details: { ...d.details } };
+  const out: Detection = { ...d, warnings: [...d.warnings] };
+  const probed: ProbeDetails = {};
   const isGguf = local.isFile() && (d.format === "gguf" || d.format === "bitnet-gguf");
 
   if (isGguf && d.engine?.name === "node-llama-cpp") {
@@ -37,7 +38,7 @@ export async function probeDetection(d: Detection, options: ProbeDetectionOption
       out.engine = null;
       out.alternatives = out.alternatives.filter((e) => e !== "node-llama-cpp");
       out.warnings.push(`not servable in process: ${verdict.reason}`);
-      out.details["loadProbe"] = verdict.reason;
+      probed.loadProbe = verdict.reason;
     }
   }
 
@@ -47,11 +48,11 @@ export async function probeDetection(d: Detection, options: ProbeDetectionOption
       const problem = await templateProblem(source);
       if (problem) {
         out.warnings.push(`chat template unusable: ${problem}; chat is refused, completions work`);
-        out.details["chatTemplateProblem"] = problem;
+        probed.chatTemplateProblem = problem;
       }
     }
   }
-  return out;
+  return withProbeDetails(out, probed);
 }
 
 async function templateProblem(source: string): Promise<string | null> {

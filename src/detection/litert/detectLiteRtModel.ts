@@ -1,4 +1,5 @@
 import { posix } from "node:path";
+import type { LiteRtDetails } from "../../core/detectionDetails.js";
 import type { DetectedTask, FileRole, FormatDetection } from "../../core/detectionSchema.js";
 import type { ByteSource } from "../gguf/ByteSource.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
@@ -239,7 +240,7 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
 
   let task: DetectedTask = "unknown";
   let reason: string;
-  const details: Record<string, unknown> = {
+  const details: LiteRtDetails = {
     primaryFile: main.file.path,
     container: main.kind,
     models: candidates.map((c) => ({ path: c.file.path, container: c.kind, size: c.file.size })),
@@ -251,7 +252,7 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
     reason = header
       ? `LiteRT-LM container v${header.version} (${header.sections.map((s) => s.dataType + (typeof s.items["model_type"] === "string" ? `:${s.items["model_type"]}` : "")).join(", ")})`
       : "LiteRT-LM container";
-    details["litertlm"] = header
+    details.litertlm = header
       ? { version: header.version, systemMetadata: header.systemMetadata, sections: header.sections, modelTypes }
       : null;
   } else if (main.kind === "task") {
@@ -259,13 +260,13 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
     reason = main.llm
       ? `MediaPipe task bundle with an LLM prefill/decode model (${main.models!.join(", ")})`
       : `MediaPipe task bundle with ${main.models!.length} TFLite model(s) and no LLM prefill/decode model`;
-    details["bundle"] = { entries: main.entries, models: main.models, tokenizer: main.tokenizer, llm: main.llm };
+    details.bundle = { entries: main.entries, models: main.models, tokenizer: main.tokenizer, llm: main.llm };
   } else {
     const summary = main.summary ?? null;
     const t = summary ? tfliteTask(summary) : { task: "unknown" as const, reason: "model not fully checked" };
     task = t.task;
     reason = `TFLite FlatBuffer (TFL3); ${t.reason}`;
-    details["tflite"] = summary;
+    details.tflite = summary;
   }
 
   const modelPaths = new Set(candidates.map((c) => c.file.path));

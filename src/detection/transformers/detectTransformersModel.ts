@@ -1,3 +1,4 @@
+import type { TransformersDetails } from "../../core/detectionDetails.js";
 import type { DetectedTask, FileRole, FormatDetection, ModelFile } from "../../core/detectionSchema.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { classifyTransformersTask } from "./classifyTransformersTask.js";
@@ -87,7 +88,7 @@ function contextLengthOf(config: JsonObject): number | null {
   return null;
 }
 
-function quantizationFromConfig(config: JsonObject, details: Record<string, unknown>): string | null {
+function quantizationFromConfig(config: JsonObject, details: TransformersDetails): string | null {
   const qc = config.quantization_config;
   if (!isJsonObject(qc)) return null;
   const method = str(qc.quant_method)?.toLowerCase() ?? null;
@@ -131,7 +132,7 @@ async function chooseSafetensors(
   root: string[],
   present: ReadonlySet<string>,
   warnings: string[],
-  details: Record<string, unknown>,
+  details: TransformersDetails,
   signal?: AbortSignal,
 ): Promise<WeightsChoice | null> {
   const indexes = root.filter((p) => p.endsWith(".safetensors.index.json"));
@@ -151,7 +152,7 @@ async function followIndex(
   index: string,
   present: ReadonlySet<string>,
   warnings: string[],
-  details: Record<string, unknown>,
+  details: TransformersDetails,
   signal?: AbortSignal,
 ): Promise<{ weights: string[]; missing: string[] } | null> {
   const json = await readJsonFile(fs, index, MAX_INDEX_BYTES, warnings, signal);
@@ -176,7 +177,7 @@ async function choosePickle(
   present: ReadonlySet<string>,
   singleFile: boolean,
   warnings: string[],
-  details: Record<string, unknown>,
+  details: TransformersDetails,
   signal?: AbortSignal,
 ): Promise<{ choice: WeightsChoice | null; foreign: string[] }> {
   const indexes = root.filter((p) => /\.(bin|pt|pth)\.index\.json$/.test(p));
@@ -188,7 +189,7 @@ async function choosePickle(
 
   const weights: string[] = [];
   const foreign: string[] = [];
-  const kinds: Record<string, WeightsMagic> = {};
+  const kinds: Record<string, Extract<WeightsMagic, "torch-zip" | "pickle">> = {};
   for (const path of candidates) {
     const magic = await readWeightsMagic(fs, path, signal);
     if (magic === "torch-zip" || magic === "pickle") {
@@ -269,7 +270,7 @@ export async function detectTransformersModel(
   const root = files.filter((f) => !f.path.includes("/")).map((f) => f.path);
   const singleFile = files.length === 1;
   const warnings: string[] = [];
-  const details: Record<string, unknown> = {};
+  const details: TransformersDetails = {};
 
   // A lone file with an unexpected name is judged by its bytes.
   let choice: WeightsChoice | null = null;

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ggufDetails } from "../../../src/core/detectionSchema.js";
 import { chooseEngine } from "../../../src/detection/chooseEngine.js";
 import { decideGgufFlavor } from "../../../src/detection/gguf/decideGgufFlavor.js";
 import { detectGgufModel } from "../../../src/detection/gguf/detectGgufModel.js";
@@ -83,7 +84,7 @@ describe("BitNet or standard llama.cpp, from the header", () => {
     }));
     expect(d).toMatchObject({ format: "gguf", task: "chat", quantization: "Q4_K_M", contextLength: 4096, hasChatTemplate: true, architecture: "qwen2" });
     expect(d.parameterCount).toBe(256 * 4 + 4);
-    expect(d.details.tensorTypes).toEqual({ Q4_K: 1, F32: 1 });
+    expect(ggufDetails(d)?.tensorTypes).toEqual({ Q4_K: 1, F32: 1 });
     expect(d.choice).toEqual({ engine: { name: "node-llama-cpp", reason: expect.any(String) }, alternatives: ["llama-server"] });
   });
 

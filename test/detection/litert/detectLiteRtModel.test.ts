@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { chooseEngine } from "../../../src/detection/chooseEngine.js";
-import { detectionSchema, type FormatDetection } from "../../../src/core/detectionSchema.js";
+import { formatDetectionSchema, liteRtDetails, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { detectLiteRtModel } from "../../../src/detection/litert/detectLiteRtModel.js";
 import { InvalidLiteRtError } from "../../../src/detection/litert/InvalidLiteRtError.js";
 import { readLitertlmHeader } from "../../../src/detection/litert/readLitertlmHeader.js";
@@ -9,12 +9,16 @@ import { MemoryModelFileSystem, memorySource, rng, type MemoryFile } from "../on
 import { writeLitertlm, writeTflite } from "./writeFlatBuffer.js";
 import { writeZip } from "./writeZip.js";
 
-const formatDetectionSchema = detectionSchema.omit({ source: true, engine: true, alternatives: true });
+/** Every result fits the shared schema, and parsing its JSON (as the detection cache does) gives the same JSON back. */
+function expectCacheRoundTrip(d: FormatDetection): void {
+  const json = JSON.stringify(d);
+  expect(JSON.stringify(formatDetectionSchema.parse(JSON.parse(json)))).toBe(json);
+}
 
 async function detect(files: Record<string, MemoryFile>): Promise<{ d: FormatDetection | null; fs: MemoryModelFileSystem }> {
   const fs = new MemoryModelFileSystem(files);
   const d = await detectLiteRtModel(fs, await fs.list());
-  if (d) formatDetectionSchema.parse(JSON.parse(JSON.stringify(d)));
+  if (d) expectCacheRoundTrip(d);
   return { d, fs };
 }
 
@@ -138,10 +142,10 @@ describe("detectLiteRtModel", () => {
   it("magic bytes win over the extension", async () => {
     expect((await detect({ "model.tflite": new Uint8Array(64) })).d).toBeNull();
     const { d } = await detect({ "weights.bin": writeTflite({ metadata: ["odml.infra.proto.LlmParameters"] }) });
-    expect(d!.details["primaryFile"]).toBe("weights.bin");
+    expect(liteRtDetails(d!)?.primaryFile).toBe("weights.bin");
     expect(d!.task).toBe("text-generation");
     const mixed = (await detect({ "a.tflite": "not a flatbuffer at all", "b.tflite": writeTflite({}) })).d!;
-    expect(mixed.details["primaryFile"]).toBe("b.tflite");
+    expect(liteRtDetails(mixed)?.primaryFile).toBe("b.tflite");
     expect(mixed.warnings).toEqual(["a.tflite is named like a LiteRT model but has no TFL3 identifier, ZIP or LITERTLM magic: ignored"]);
   });
 
@@ -162,7 +166,7 @@ describe("detectLiteRtModel", () => {
     expect(d!.reason).toBe("Gemma3-1B-IT_multi-prefill-seq_q4_ekv1280.task: MediaPipe task bundle with an LLM prefill/decode model (TF_LITE_PREFILL_DECODE)");
     expect(d!.quantization).toBe("int4");
     expect(d!.contextLength).toBe(1280);
-    expect(d!.details["bundle"]).toEqual({
+    expect(liteRtDetails(d!)?.bundle).toEqual({
       entries: [
         { name: "TF_LITE_PREFILL_DECODE", size: llmTflite.length, compressed: false, tflite: true },
         { name: "TOKENIZER_MODEL", size: 13, compressed: false, tflite: false },
@@ -182,7 +186,7 @@ describe("detectLiteRtModel", () => {
     ]);
     const { d } = await detect({ "hand_landmarker.task": vision });
     expect(d!.task).toBe("unknown");
-    expect((d!.details["bundle"] as { models: string[] }).models).toEqual(["hand_detector.tflite", "hand_landmarks_detector.tflite"]);
+    expect(liteRtDetails(d!)?.bundle?.models).toEqual(["hand_detector.tflite", "hand_landmarks_detector.tflite"]);
     // A PyTorch checkpoint is a ZIP too: given alone (magic sniffed by the caller), it is not claimed.
     expect((await detect({ "pytorch_model.bin": writeZip([{ name: "archive/data.pkl", data: new Uint8Array(10) }]) })).d).toBeNull();
   });
@@ -190,7 +194,7 @@ describe("detectLiteRtModel", () => {
   it("a corrupt .task is ignored with a warning when another model is present, and not servable alone", async () => {
     const task = writeZip([{ name: "model.tflite", data: writeTflite({}) }]);
     const { d } = await detect({ "broken.task": task.subarray(0, task.length - 10), "model.tflite": writeTflite({}) });
-    expect(d!.details["primaryFile"]).toBe("model.tflite");
+    expect(liteRtDetails(d!)?.primaryFile).toBe("model.tflite");
     expect(d!.warnings[0]).toMatch(/^broken\.task: no ZIP end-of-central-directory record/);
     const alone = (await detect({ "broken.task": task.subarray(0, task.length - 10) })).d!;
     expect(alone.format).toBe("litert");
@@ -209,7 +213,7 @@ describe("detectLiteRtModel", () => {
       "gemma-3n-E2B-it-int4.litertlm: LiteRT-LM container v1.5.0 (SP_Tokenizer, TFLiteModel:tf_lite_prefill_decode, TFLiteModel:tf_lite_embedder)",
     );
     expect(d!.quantization).toBe("int4");
-    expect(d!.details["litertlm"]).toMatchObject({ version: "1.5.0", modelTypes: ["tf_lite_prefill_decode", "tf_lite_embedder"] });
+    expect(liteRtDetails(d!)?.litertlm).toMatchObject({ version: "1.5.0", modelTypes: ["tf_lite_prefill_decode", "tf_lite_embedder"] });
     expect(d!.warnings).toEqual([]);
   });
 
@@ -224,7 +228,7 @@ describe("detectLiteRtModel", () => {
 
   it("prefers the LiteRT-LM container over loose .tflite files", async () => {
     const { d } = await detect({ "a.tflite": writeTflite({}), "model.litertlm": writeLitertlm({ sections: [{ dataType: 3 }] }) });
-    expect(d!.details["primaryFile"]).toBe("model.litertlm");
-    expect((d!.details["models"] as unknown[]).length).toBe(2);
+    expect(liteRtDetails(d!)?.primaryFile).toBe("model.litertlm");
+    expect(liteRtDetails(d!)?.models?.length).toBe(2);
   });
 });

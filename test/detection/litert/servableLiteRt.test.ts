@@ -1,7 +1,7 @@
 import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { detectSource } from "../../../src/detection/detectSource.js";
-import type { Detection } from "../../../src/core/detectionSchema.js";
+import { liteRtDetails, type Detection } from "../../../src/core/detectionSchema.js";
 import { readZipDirectory } from "../../../src/detection/litert/readZipDirectory.js";
 import { MemoryModelFileSystem, memorySource, rng, type MemoryFile } from "../onnx/memoryFs.js";
 import { writeLitertlm, writeTflite } from "./writeFlatBuffer.js";
@@ -146,7 +146,7 @@ describe("LiteRT-LM containers", () => {
     const base = writeLitertlm({ sections: [{ dataType: 3 }, { dataType: 4 }] });
     const fs = new MemoryModelFileSystem({ x: base });
     const d = (await detectSource("m", { openRemote: async () => ({ fs, file: "x" }) }))[0]!;
-    const [a] = (d.details["litertlm"] as { sections: { begin: number; end: number }[] }).sections;
+    const [a] = liteRtDetails(d)?.litertlm?.sections ?? [];
     const overlapping = writeLitertlm({ sections: [{ dataType: 3 }, { dataType: 4, begin: a!.begin + 8, end: a!.end + 8 }] });
     await notServable("m.litertlm", overlapping, /overlap/);
     await notServable("m.litertlm", writeLitertlm({ sections: [] }), /lists no sections/);

@@ -2,18 +2,22 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { detectionSchema, type FormatDetection } from "../../../src/core/detectionSchema.js";
+import { formatDetectionSchema, onnxDetails, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { LocalModelFileSystem, type ModelFileSystem } from "../../../src/detection/ModelFileSystem.js";
 import { detectOnnxModel } from "../../../src/detection/onnx/detectOnnxModel.js";
 import { MemoryModelFileSystem, type MemoryFile } from "./memoryFs.js";
 import { classifierSpec, decoderSpec, encoderSpec, writeOnnx } from "./writeOnnx.js";
 
-const formatDetectionSchema = detectionSchema.omit({ source: true, engine: true, alternatives: true });
+/** Every result fits the shared schema, and parsing its JSON (as the detection cache does) gives the same JSON back. */
+function expectCacheRoundTrip(d: FormatDetection): void {
+  const json = JSON.stringify(d);
+  expect(JSON.stringify(formatDetectionSchema.parse(JSON.parse(json)))).toBe(json);
+}
 
 async function detect(files: Record<string, MemoryFile>): Promise<{ d: FormatDetection | null; fs: MemoryModelFileSystem }> {
   const fs = new MemoryModelFileSystem(files);
   const d = await detectOnnxModel(fs, await fs.list());
-  if (d) formatDetectionSchema.parse(JSON.parse(JSON.stringify(d)));
+  if (d) expectCacheRoundTrip(d);
   return { d, fs };
 }
 
@@ -44,12 +48,12 @@ describe("detectOnnxModel", () => {
     expect(d!.reason).toContain("past_key_values.0.key");
     expect(d!.quantization).toBe("fp32");
     expect(d!.parameterCount).toBe(512);
-    expect(d!.details["layout"]).toBe("single-file");
-    expect(d!.details["primaryFile"]).toBe("model.onnx");
-    expect(d!.details["opset"]).toBe(17);
-    expect(d!.details["producer"]).toBe("pytorch");
-    expect(d!.details["genai"]).toBe(false);
-    expect((d!.details["inputs"] as { name: string }[]).map((i) => i.name)).toContain("past_key_values.1.value");
+    expect(onnxDetails(d!)?.layout).toBe("single-file");
+    expect(onnxDetails(d!)?.primaryFile).toBe("model.onnx");
+    expect(onnxDetails(d!)?.opset).toBe(17);
+    expect(onnxDetails(d!)?.producer).toBe("pytorch");
+    expect(onnxDetails(d!)?.genai).toBe(false);
+    expect((onnxDetails(d!)?.inputs ?? []).map((i) => i.name)).toContain("past_key_values.1.value");
   });
 
   it("classifies bare graphs: encoder → embeddings, rank-2 logits → classification, otherwise unknown", async () => {
@@ -95,10 +99,10 @@ describe("detectOnnxModel", () => {
       "tokenizer.json": "tokenizer",
       "tokenizer_config.json": "tokenizer",
     });
-    expect(d!.details["externalData"]).toEqual([
+    expect(onnxDetails(d!)?.externalData).toEqual([
       { location: "model.onnx_data", tensors: 2, bytes: 8192, path: "model.onnx_data", exists: true, safe: true },
     ]);
-    expect(d!.details["unsafeExternalData"]).toBe(false);
+    expect(onnxDetails(d!)?.unsafeExternalData).toBe(false);
   });
 
   it("flags external data that leaves the folder, is absolute, or is missing", async () => {
@@ -115,7 +119,7 @@ describe("detectOnnxModel", () => {
       }),
     );
     const { d } = await detect({ "onnx/model.onnx": model, "onnx/small.bin": new Uint8Array(10) });
-    expect(d!.details["unsafeExternalData"]).toBe(true);
+    expect(onnxDetails(d!)?.unsafeExternalData).toBe(true);
     const w = d!.warnings.join("\n");
     expect(w).toContain("'../../etc/passwd' outside the model folder ('..' leaves the model folder)");
     expect(w).toContain("'/etc/shadow' outside the model folder (absolute path)");
@@ -140,8 +144,8 @@ describe("detectOnnxModel", () => {
     expect(d!.task).toBe("embeddings");
     expect(d!.reason).toBe("ONNX transformers.js (onnx/model.onnx); config.json: BertModel (bare encoder)");
     expect(d!.contextLength).toBe(512);
-    expect(d!.details["layout"]).toBe("transformers.js");
-    expect(d!.details["variants"]).toEqual([
+    expect(onnxDetails(d!)?.layout).toBe("transformers.js");
+    expect(onnxDetails(d!)?.variants).toEqual([
       { path: "onnx/model_bnb4.onnx", component: "model", quantization: "bnb4", size: enc.length },
       { path: "onnx/model_fp16.onnx", component: "model", quantization: "fp16", size: enc.length },
       { path: "onnx/model_q4f16.onnx", component: "model", quantization: "q4f16", size: enc.length },
@@ -158,7 +162,7 @@ describe("detectOnnxModel", () => {
       "onnx/model_q4.onnx": enc,
       "onnx/model_quantized.onnx": enc,
     });
-    expect(d!.details["primaryFile"]).toBe("onnx/model_quantized.onnx");
+    expect(onnxDetails(d!)?.primaryFile).toBe("onnx/model_quantized.onnx");
     expect(d!.quantization).toBe("int8");
   });
 
@@ -183,8 +187,8 @@ describe("detectOnnxModel", () => {
       "decoder_model_merged.onnx": dec,
     });
     expect(t5.d!.task).toBe("text2text");
-    expect(t5.d!.details["primaryFile"]).toBe("decoder_model_merged.onnx");
-    expect(t5.d!.details["components"]).toEqual(["decoder_model", "decoder_model_merged", "encoder_model"]);
+    expect(onnxDetails(t5.d!)?.primaryFile).toBe("decoder_model_merged.onnx");
+    expect(onnxDetails(t5.d!)?.components).toEqual(["decoder_model", "decoder_model_merged", "encoder_model"]);
 
     const whisper = await detect({
       "config.json": json({ architectures: ["WhisperForConditionalGeneration"], model_type: "whisper", max_target_positions: 448 }),
@@ -235,8 +239,8 @@ describe("detectOnnxModel", () => {
     expect(d!.quantization).toBe("int4");
     expect(d!.parameterCount).toBeNull(); // packed int4 weights do not count parameters
     expect(d!.architecture).toBe("phi3");
-    expect(d!.details["genai"]).toBe(true);
-    expect(d!.details["genaiConfig"]).toMatchObject({ modelType: "phi3", decoder: "model.onnx", otherConfigs: ["cuda-fp16/genai_config.json"] });
+    expect(onnxDetails(d!)?.genai).toBe(true);
+    expect(onnxDetails(d!)?.genaiConfig).toMatchObject({ modelType: "phi3", decoder: "model.onnx", otherConfigs: ["cuda-fp16/genai_config.json"] });
     expect(roles(d!)["cpu-int4-rtn-block-32/model.onnx.data"]).toBe("external-data");
     expect(d!.warnings).toEqual([]);
   });
@@ -247,7 +251,7 @@ describe("detectOnnxModel", () => {
       "model.onnx": writeOnnx(decoderSpec(1)),
     });
     expect(d!.warnings[0]).toContain("unsafe ('..' leaves the model folder)");
-    expect(d!.details["primaryFile"]).toBe("model.onnx");
+    expect(onnxDetails(d!)?.primaryFile).toBe("model.onnx");
   });
 
   it("quantization from operators when the name says nothing", async () => {
@@ -263,7 +267,7 @@ describe("detectOnnxModel", () => {
     expect(d!.task).toBe("unknown");
     expect(d!.warnings.some((w) => w.startsWith("config.json is not valid JSON"))).toBe(true);
     expect(d!.warnings.some((w) => w.startsWith("model.onnx: the graph could not be read"))).toBe(true);
-    expect(d!.details["graphError"]).toBeTypeOf("string");
+    expect(onnxDetails(d!)?.graphError).toBeTypeOf("string");
   });
 
   describe("on a local folder", () => {
@@ -309,9 +313,9 @@ describe("detectOnnxModel", () => {
       const ms = performance.now() - t0;
       expect(d!.task).toBe("chat");
       expect(d!.contextLength).toBe(32768);
-      expect((d!.details["inputs"] as unknown[]).length).toBe(2 + 48);
+      expect(onnxDetails(d!)?.inputs?.length).toBe(2 + 48);
       expect(bytesRead).toBeLessThan(32 << 10);
-      expect(d!.details["bytesRead"]).toBe(bytesRead);
+      expect(onnxDetails(d!)?.bytesRead).toBe(bytesRead);
       expect(ms).toBeLessThan(1000);
     });
   });

@@ -2,13 +2,12 @@ import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { detectionSchema, type FormatDetection } from "../../../src/core/detectionSchema.js";
+import { formatDetectionSchema, transformersDetails, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { LocalModelFileSystem } from "../../../src/detection/ModelFileSystem.js";
 import { detectTransformersModel } from "../../../src/detection/transformers/detectTransformersModel.js";
 import { buildSafetensors, encodeSafetensors } from "../safetensors/writeSafetensors.js";
 import { GGUF_BYTES, makeFolder, RAW_PICKLE, recordingFs, TORCH_ZIP, type FolderSpec, type RecordingFs } from "./hfFolder.js";
 
-const formatDetectionSchema = detectionSchema.omit({ source: true, engine: true, alternatives: true });
 const LLAMA = { architectures: ["LlamaForCausalLM"], model_type: "llama", torch_dtype: "float16" };
 const TOKENIZER = { "tokenizer.json": {} };
 
@@ -20,10 +19,16 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+/** Every result fits the shared schema, and parsing its JSON (as the detection cache does) gives the same JSON back. */
+function expectCacheRoundTrip(d: FormatDetection): void {
+  const json = JSON.stringify(d);
+  expect(JSON.stringify(formatDetectionSchema.parse(JSON.parse(json)))).toBe(json);
+}
+
 async function detectIn(dir: string): Promise<{ d: FormatDetection | null; fs: RecordingFs }> {
   const fs = recordingFs(await LocalModelFileSystem.create(dir));
   const d = await detectTransformersModel(fs, await fs.list());
-  if (d) formatDetectionSchema.parse(d);
+  if (d) expectCacheRoundTrip(d);
   return { d, fs };
 }
 
@@ -96,7 +101,7 @@ describe("sharded safetensors", () => {
     );
     const { d, fs } = await detectIn(dir);
     expect(d).toMatchObject({ format: "safetensors", parameterCount: null, details: { shards: 1, missingShards: ["model-00002-of-00003.safetensors"] } });
-    expect(d!.details.unsafeShardNames).toEqual([
+    expect(transformersDetails(d!)?.unsafeShardNames).toEqual([
       "../../etc/passwd",
       "../secret.safetensors",
       "/etc/passwd",
@@ -154,13 +159,13 @@ describe("invalid safetensors", () => {
     expect(d!.warnings).toEqual([
       'model.safetensors is not a valid safetensors file: tensor "w": F32 [4] needs 16 bytes but data_offsets span 8 bytes',
     ]);
-    expect(d!.details.invalidWeights).toEqual([{ path: "model.safetensors", message: expect.any(String), actualFormat: null }]);
+    expect(transformersDetails(d!)?.invalidWeights).toEqual([{ path: "model.safetensors", message: expect.any(String), actualFormat: null }]);
   });
 
   it("says what a renamed file really is", async () => {
     const pickle = await detect({ "config.json": LLAMA, ...TOKENIZER, "model.safetensors": TORCH_ZIP });
     expect(pickle!.warnings[0]).toMatch(/^model\.safetensors is not a valid safetensors file \(its bytes say torch-zip\)/);
-    expect(pickle!.details.unsafePickle).toBeUndefined();
+    expect(pickle!.details).not.toHaveProperty("unsafePickle");
     const gguf = await detect({ "config.json": LLAMA, ...TOKENIZER, "model.safetensors": GGUF_BYTES });
     expect(gguf!.warnings[0]).toMatch(/its bytes say gguf/);
     const tiny = await detect({ "config.json": LLAMA, ...TOKENIZER, "model.safetensors": "abc" });
@@ -198,7 +203,7 @@ describe("PyTorch pickle weights", () => {
     expect(inFile!.files.find((f) => f.path === "tabagent.json")?.role).toBe("config");
     for (const optIn of [{ tabagent: { allow_pickle: "true" } }, { tabagent: { allow_pickle: 1 } }, { allow_pickle: true }]) {
       const d = await detect({ "config.json": { ...LLAMA, ...optIn }, ...TOKENIZER, "pytorch_model.bin": TORCH_ZIP });
-      expect(d!.details.pickleAllowed).toBe(false);
+      expect(transformersDetails(d!)?.pickleAllowed).toBe(false);
     }
   });
 
@@ -219,7 +224,7 @@ describe("PyTorch pickle weights", () => {
   it("prefers safetensors over pickle", async () => {
     const d = await detect({ "config.json": LLAMA, ...TOKENIZER, "model.safetensors": shard("w", 1), "pytorch_model.bin": TORCH_ZIP });
     expect(d).toMatchObject({ format: "safetensors", warnings: [] });
-    expect(d!.details.unsafePickle).toBeUndefined();
+    expect(d!.details).not.toHaveProperty("unsafePickle");
   });
 
   it("trusts magic bytes over the extension: a GGUF .bin is not pickle", async () => {
