@@ -2,8 +2,8 @@ import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { engineNameSchema } from "../core/detectionSchema.js";
 import { parseHubSource } from "../detection/hub/parseHubSource.js";
-import { securityConfigShape } from "../server/security/securitySchema.js";
-import { ONNX_PROVIDERS } from "../backends/onnx/chooseExecutionProviders.js";
+import { ONNX_PROVIDERS } from "./onnxProviders.js";
+import { securityConfigShape } from "./securityConfigShape.js";
 
 export const DEFAULT_PORT = 8471;
 

@@ -5,7 +5,7 @@ import { configSchema, MODEL_ID_PATTERN, type Config, type ModelEntry } from "./
 import { copyConfigTree } from "./copyConfigTree.js";
 import { formatKeyPath } from "./formatKeyPath.js";
 import { isYamlConfigPath, parseConfigText } from "./parseConfigText.js";
-import { parseBooleanSetting, SECURITY_SETTINGS } from "../server/security/securitySchema.js";
+import { parseBooleanSetting, SECURITY_SETTINGS } from "./securityConfigShape.js";
 
 /** Where each setting can come from, for error messages that say what to fix. */
 interface SettingSpec {

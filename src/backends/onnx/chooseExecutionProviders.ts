@@ -1,5 +1,6 @@
-/** Execution providers onnxruntime-node can be asked for, by the names its session options take. */
-export const ONNX_PROVIDERS = ["cpu", "cuda", "tensorrt", "webgpu", "dml", "coreml"] as const;
+import type { ONNX_PROVIDERS } from "../../config/onnxProviders.js";
+
+/** A provider name as config lists it (`onnxProviders`) and session options take it. */
 export type OnnxProviderName = (typeof ONNX_PROVIDERS)[number];
 
 export interface AvailableProvider {

@@ -1,24 +1,8 @@
 import { isIPv4, isIPv6 } from "node:net";
+import { normalizeHostEntry } from "../../config/normalizeSecurityEntries.js";
 
 /** The names a local server answers to by default, in the form a `Host` header carries them (without the port). */
 export const LOOPBACK_HOST_NAMES: readonly string[] = ["localhost", "127.0.0.1", "[::1]"];
-
-/**
- * Canonical form of a host name or IP literal, as browsers put it in a `Host` header (lower case, IPv6 in brackets
- * and compressed, IDN as punycode); a port is dropped (entries match any port). `*` stays `*`. Null: not a host.
- */
-export function normalizeHostEntry(value: string): string | null {
-  let v = value.trim();
-  if (v === "*") return "*";
-  if (v === "" || /[\s/?#@\\]/.test(v)) return null;
-  if (isIPv6(v)) v = `[${v}]`;
-  try {
-    const url = new URL(`http://${v}`);
-    return url.hostname === "" ? null : url.hostname;
-  } catch {
-    return null;
-  }
-}
 
 /** Strips brackets and lower-cases: `[::1]` → `::1`. */
 function bare(host: string): string {

@@ -1,24 +1,4 @@
-/**
- * Canonical form of a configured CORS origin: `scheme://host[:port]`, lower case, no path, default ports dropped for
- * http(s) (as browsers serialize the `Origin` header). `*` stays `*`. Null: not an origin.
- */
-export function normalizeOrigin(value: string): string | null {
-  const v = value.trim();
-  if (v === "*") return "*";
-  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#@\s\\]+)\/?$/i.exec(v);
-  if (!m || m[1] === undefined || m[2] === undefined) return null;
-  const scheme = m[1].toLowerCase();
-  if (scheme === "http" || scheme === "https") {
-    try {
-      const origin = new URL(v).origin;
-      return origin === "null" ? null : origin;
-    } catch {
-      return null;
-    }
-  }
-  if (scheme === "file") return null;
-  return `${scheme}://${m[2].toLowerCase()}`;
-}
+import { normalizeOrigin } from "../../config/normalizeSecurityEntries.js";
 
 export interface OriginPolicy {
   /** False when no origin is configured: CORS is off and responses carry no CORS headers. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createHostPolicy, isLoopbackHost, isWildcardHost, normalizeHostEntry } from "../../../src/server/security/createHostPolicy.js";
-import { createOriginPolicy, normalizeOrigin } from "../../../src/server/security/createOriginPolicy.js";
+import { normalizeHostEntry, normalizeOrigin } from "../../../src/config/normalizeSecurityEntries.js";
+import { createHostPolicy, isLoopbackHost, isWildcardHost } from "../../../src/server/security/createHostPolicy.js";
+import { createOriginPolicy } from "../../../src/server/security/createOriginPolicy.js";
 
 describe("host names", () => {
   it("normalizes allowed-host entries the way browsers write Host", () => {

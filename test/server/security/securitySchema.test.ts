@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { parseBooleanSetting, securityConfigShape } from "../../../src/config/securityConfigShape.js";
 import { ConfigError } from "../../../src/core/errors.js";
-import { parseApiKeyFile, parseBooleanSetting, resolveApiKeys, securityConfigShape, type KeyFileAccess } from "../../../src/server/security/securitySchema.js";
+import { parseApiKeyFile, resolveApiKeys, type KeyFileAccess } from "../../../src/server/security/securitySchema.js";
 
 const KEY_A = "sk-tabagent-aaaaaaaaaaaaaaaaaaaa";
 const KEY_B = "sk-tabagent-bbbbbbbbbbbbbbbbbbbb";
