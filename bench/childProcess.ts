@@ -56,8 +56,8 @@ export function spawnTracked(file: string, args: string[], env: NodeJS.ProcessEn
     while (lines.length > 60) lines.shift();
   };
   // Always drained: a full pipe would stall the child's logging and, with it, its work.
-  child.stdout!.setEncoding("utf8").on("data", keep);
-  child.stderr!.setEncoding("utf8").on("data", keep);
+  child.stdout.setEncoding("utf8").on("data", keep);
+  child.stderr.setEncoding("utf8").on("data", keep);
   let exited = false;
   const exitPromise = new Promise<number | null>((resolve) => {
     child.once("exit", (code) => {

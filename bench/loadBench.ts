@@ -313,7 +313,8 @@ export async function runLoadSuite(argv: string[]): Promise<number> {
       requests: options.chatRequests,
     },
   ];
-  const cases = endpoints.flatMap((endpoint) => options.concurrency.map((concurrency) => ({ endpoint, concurrency, results: { on: [], off: [] } as Rounds })));
+  const noRounds = (): Rounds => ({ on: [], off: [] });
+  const cases = endpoints.flatMap((endpoint) => options.concurrency.map((concurrency) => ({ endpoint, concurrency, results: noRounds() })));
   let checks: LoadReport["checks"] | null = null;
   // Two halves, fresh daemons each, started in opposite orders.
   for (const [half, order] of [MODES, [...MODES].reverse()].entries()) {

@@ -83,7 +83,7 @@ export async function startDaemon(options: DaemonOptions | DaemonArgsOptions): P
     url = await waitForListening(child, exited, keep);
   } catch (err) {
     await terminate(child, exited);
-    throw new Error(`${(err as Error).message}\n--- daemon output ---\n${logs.join("\n")}`);
+    throw new Error(`${(err as Error).message}\n--- daemon output ---\n${logs.join("\n")}`, { cause: err });
   }
   // Read before anything else talks to it: this is the footprint of a daemon that has loaded nothing.
   const idleRssBytes = readRssBytes(child.pid!);

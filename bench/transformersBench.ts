@@ -56,9 +56,9 @@ class DirectGenerate {
   }
 
   private async next(): Promise<string> {
-    const { value, done } = await this.lines.next();
-    if (done) throw new Error("the direct generate() process ended early");
-    return value;
+    const line = await this.lines.next();
+    if (line.done) throw new Error("the direct generate() process ended early");
+    return line.value;
   }
 
   async run(): Promise<StreamSample> {

@@ -67,7 +67,7 @@ export async function findPythonEnv(options: { configPath?: string; env: NodeJS.
   }
   const base = join(options.dataDir ?? defaultDataDir(options.env), "python");
   const wanted = await runtimeRequirementsHash();
-  let names: string[] = [];
+  let names: string[];
   try {
     names = await readdir(base);
   } catch {

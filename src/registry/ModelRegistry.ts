@@ -54,7 +54,7 @@ const MODEL_FILE = /\.(gguf|onnx|tflite|task|litertlm|safetensors)$/i;
 export function engineOptionsOf(entry: ModelEntry): ModelDescriptor["engineOptions"] {
   const { llamaServerPath, args, device, dtype, trustRemoteCode } = entry;
   const set = Object.entries({ llamaServerPath, args, device, dtype, trustRemoteCode }).filter(([, v]) => v !== undefined);
-  return set.length > 0 ? (Object.fromEntries(set) as ModelDescriptor["engineOptions"]) : undefined;
+  return set.length > 0 ? Object.fromEntries(set) : undefined;
 }
 
 export function defaultModelId(path: string): string {
@@ -195,7 +195,7 @@ export async function buildModelRegistry(config: Config, logger?: Logger, option
     const linkRoots = allowedLinkRoots(await realpath(resolve(dir)));
     // Detection is mostly waiting on file system round trips: several entries at once overlap them. Results are
     // added in name order below, so ids and warnings do not depend on which detection finished first.
-    const results: (Awaited<ReturnType<typeof describeLocalModels>> | Error)[] = new Array(candidates.length);
+    const results = new Array<Awaited<ReturnType<typeof describeLocalModels>> | Error>(candidates.length);
     let next = 0;
     const worker = async () => {
       while (next < candidates.length) {

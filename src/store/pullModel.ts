@@ -139,6 +139,7 @@ export async function pullModel(options: PullModelOptions): Promise<PullResult> 
   }).catch((err: unknown) => {
     throw toPullError(err, ctx, signal);
   });
+  // eslint-disable-next-line no-useless-assignment -- drops the (possibly large) listing before the download, which can take hours
   listing = [];
 
   const layout = await HubCacheLayout.open(options.storeDir);

@@ -1,5 +1,7 @@
 import type { ProcessRegistry } from "./ProcessRegistry.js";
 
+/** Node's EventEmitter listener type, which `process` and the tests' fake both declare. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- must match EventEmitter's signature for `process` to fit
 type Listener = (...args: any[]) => void;
 
 /** The part of `process` the handlers use (tests pass a fake). */

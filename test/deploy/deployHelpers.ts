@@ -157,7 +157,7 @@ export function execForm(args: string): string[] | null {
   if (!args.trim().startsWith("[")) return null;
   const parsed: unknown = JSON.parse(args);
   if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === "string")) throw new Error(`not an exec form: ${args}`);
-  return parsed as string[];
+  return parsed;
 }
 
 /** Splits a shell command of plain words and "double-quoted" words (what the Dockerfile's RUN lines use). */

@@ -77,7 +77,7 @@ function render(text: string): string {
 
 /** Runs `systemd-analyze verify` and returns the problems it reports about the given unit. */
 async function verifyProblems(path: string): Promise<{ code: number; problems: string[]; output: string }> {
-  const r = await run("systemd-analyze", ["verify", "--man=no", path], { env: { ...process.env, SYSTEMD_LOG_COLOR: "0" } as Record<string, string> });
+  const r = await run("systemd-analyze", ["verify", "--man=no", path], { env: { ...process.env, SYSTEMD_LOG_COLOR: "0" } });
   const name = path.split("/").at(-1)!;
   const problems = r.all.split("\n").filter((l) => l.trim() !== "" && (l.includes(path) || l.includes(name)));
   return { code: r.code, problems, output: r.all };

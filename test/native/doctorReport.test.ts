@@ -48,7 +48,7 @@ describe("doctorReport", () => {
     expect(engine("onnxruntime")?.available).toBe(true);
     expect(engine("litert")).toMatchObject({ available: false, help: expect.stringMatching(/not served by this version/) });
     expect(engine("upstream")?.available).toBeNull();
-    expect(text).toMatch(/engines\n(.*\n)*  llama-server-bitnet +NOT AVAILABLE; bitnet-gguf\n +this daemon was started without the BitNet/);
+    expect(text).toMatch(/engines\n(.*\n)* {2}llama-server-bitnet +NOT AVAILABLE; bitnet-gguf\n +this daemon was started without the BitNet/);
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
   });
 

@@ -20,7 +20,7 @@ const exists = (path: string) => readFile(path).then(() => true, () => false);
 /** The pid of a process that has exited. */
 function deadPid(): number {
   const child = spawnSync(process.execPath, ["-e", ""]);
-  return child.pid!;
+  return child.pid;
 }
 
 describe("FileLock", () => {

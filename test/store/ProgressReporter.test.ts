@@ -13,7 +13,7 @@ describe("ProgressReporter", () => {
     expect(renderProgressLine({ name: "x.gguf", done: 5 << 20, total: 10 << 20, bytesPerSecond: 1 << 20, width: 100 })).toBe(
       "x.gguf [###############               ]  50% 5.0 MiB/10.0 MiB  1.0 MiB/s  ETA 0:05",
     );
-    expect(renderProgressLine({ name: "x.gguf", done: 0, total: 10, bytesPerSecond: null, width: 100 })).toMatch(/0% 0 B\/10 B  --  ETA --:--$/);
+    expect(renderProgressLine({ name: "x.gguf", done: 0, total: 10, bytesPerSecond: null, width: 100 })).toMatch(/0% 0 B\/10 B {2}-- {2}ETA --:--$/);
     const narrow = renderProgressLine({ name: "a-very-long-model-file-name-Q4_K_M.gguf", done: 1, total: 2, bytesPerSecond: 1, width: 50 });
     expect(narrow.length).toBeLessThanOrEqual(50);
     expect(narrow).toMatch(/^….*50%/);
@@ -32,7 +32,7 @@ describe("ProgressReporter", () => {
     const frames = writes.filter((w) => w.startsWith("\r\x1b[2K"));
     expect(frames.length).toBeGreaterThan(5);
     expect(frames.length).toBeLessThanOrEqual(12);
-    expect(frames.at(-1)).toMatch(/ 62% 6\.3 MiB\/10\.0 MiB  6\.\d MiB\/s  ETA 0:01$/);
+    expect(frames.at(-1)).toMatch(/ 62% 6\.3 MiB\/10\.0 MiB {2}6\.\d MiB\/s {2}ETA 0:01$/);
     r.handle({ type: "file-done", path: "x.gguf", reused: false });
     expect(writes.at(-1)).toMatch(/100% 10\.0 MiB\/10\.0 MiB .*\n$/);
   });

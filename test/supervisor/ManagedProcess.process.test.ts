@@ -253,9 +253,9 @@ describe("children never outlive the daemon", () => {
     extraPids.push(parent.pid!);
     const exited = new Promise((r) => parent.once("exit", r));
     let stderr = "";
-    parent.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    parent.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: parent.stdout! }).once("line", resolve);
+      createInterface({ input: parent.stdout }).once("line", resolve);
       parent.once("exit", (code) => reject(new Error(`parent exited (${code}) before reporting its child: ${stderr}`)));
     });
     const childPid = (JSON.parse(line) as { pid: number }).pid;

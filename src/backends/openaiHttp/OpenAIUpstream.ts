@@ -235,7 +235,7 @@ export class OpenAIUpstream {
         if (!chunk.success) throw new UpstreamError(`Upstream '${name}' sent an unexpected event: ${payload.slice(0, 200)}`);
         if (chunk.data.error !== undefined) {
           const e = chunk.data.error as { message?: unknown } | string;
-          throw new UpstreamError(`Upstream '${name}' failed mid-stream: ${typeof e === "string" ? e : String(e.message ?? JSON.stringify(e))}`);
+          throw new UpstreamError(`Upstream '${name}' failed mid-stream: ${typeof e === "string" ? e : typeof e.message === "string" ? e.message : JSON.stringify(e)}`);
         }
         if (chunk.data.prompt_token_ids) yield { type: "token_ids", index: 0, ids: chunk.data.prompt_token_ids, prompt: true };
         for (const choice of chunk.data.choices ?? []) {
@@ -296,7 +296,7 @@ export class OpenAIUpstream {
             ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
           },
         }, resolve);
-        const onAbort = () => req.destroy(signal.aborted ? signal.reason : timeout.signal.reason);
+        const onAbort = () => req.destroy((signal.aborted ? signal.reason : timeout.signal.reason) as Error);
         const both = AbortSignal.any([signal, timeout.signal]);
         if (both.aborted) onAbort();
         both.addEventListener("abort", onAbort, { once: true });
@@ -304,7 +304,7 @@ export class OpenAIUpstream {
         // After the headers only the caller's signal applies (a stream may last longer than the connect timeout).
         req.once("response", (r: IncomingMessage) => {
           both.removeEventListener("abort", onAbort);
-          const onCallerAbort = () => r.destroy(signal.reason);
+          const onCallerAbort = () => r.destroy(signal.reason as Error);
           signal.addEventListener("abort", onCallerAbort, { once: true });
           r.once("close", () => signal.removeEventListener("abort", onCallerAbort));
         });
@@ -376,7 +376,7 @@ async function readBounded(res: Response, max: number): Promise<string> {
   const decoder = new TextDecoder();
   let out = "";
   for await (const chunk of res.body) {
-    out += decoder.decode(chunk, { stream: true });
+    out += decoder.decode(chunk as Uint8Array, { stream: true });
     if (out.length >= max) break;
   }
   return out.slice(0, max);

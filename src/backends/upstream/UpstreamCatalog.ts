@@ -67,14 +67,14 @@ export class UpstreamCatalog {
   async refresh(signal?: AbortSignal): Promise<void> {
     const ttl = this.options.ttlMs ?? 10_000;
     const now = this.options.clock.now();
-    await Promise.all(
-      this.entries.map((e) => {
-        if (e.config.models) return undefined; // a fixed list needs no discovery
-        if (e.checkedAt !== null && now - e.checkedAt < ttl) return undefined;
-        e.refreshing ??= this.fetchList(e, signal).finally(() => (e.refreshing = null));
-        return e.refreshing;
-      }),
-    );
+    const pending: Promise<void>[] = [];
+    for (const e of this.entries) {
+      if (e.config.models) continue; // a fixed list needs no discovery
+      if (e.checkedAt !== null && now - e.checkedAt < ttl) continue;
+      e.refreshing ??= this.fetchList(e, signal).finally(() => (e.refreshing = null));
+      pending.push(e.refreshing);
+    }
+    await Promise.all(pending);
   }
 
   private async fetchList(e: Entry, signal?: AbortSignal): Promise<void> {
