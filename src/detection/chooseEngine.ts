@@ -1,4 +1,4 @@
-import type { EngineName, FormatDetection } from "../core/detectionSchema.js";
+import { bitnetFlavorReason, hasInvalidWeights, pickleAllowed, type EngineName, type FormatDetection } from "../core/detectionSchema.js";
 import { ENGINES, enginesForFormat } from "../engines/engineTable.js";
 
 export interface EngineChoice {
@@ -17,14 +17,14 @@ export interface ChooseEngineOptions {
 export function chooseEngine(d: FormatDetection, options: ChooseEngineOptions = {}): EngineChoice {
   const candidates = enginesForFormat(d.format);
   // Mainline llama.cpp also knows the plain `bitnet` architecture when its tensors are not BitNet-only.
-  if (d.format === "bitnet-gguf" && d.architecture === "bitnet" && !String(d.details.flavorReason ?? "").includes("tensor")) {
+  if (d.format === "bitnet-gguf" && d.architecture === "bitnet" && !(bitnetFlavorReason(d) ?? "").includes("tensor")) {
     candidates.push("node-llama-cpp", "llama-server");
   }
   for (const extra of options.extraAlternatives ?? []) if (!candidates.includes(extra)) candidates.push(extra);
 
   // Weights whose header is broken would only fail at load time: serve nothing, the warning says why.
-  if (d.details.invalidWeights) return { engine: null, alternatives: [] };
-  if (d.format === "pytorch" && d.details.pickleAllowed !== true) {
+  if (hasInvalidWeights(d)) return { engine: null, alternatives: [] };
+  if (d.format === "pytorch" && !pickleAllowed(d)) {
     return { engine: null, alternatives: candidates };
   }
   if (d.format === "unknown" || candidates.length === 0) return { engine: null, alternatives: [] };
@@ -36,6 +36,6 @@ export function chooseEngine(d: FormatDetection, options: ChooseEngineOptions = 
     throw new Error(`engine '${options.override}' cannot serve a ${d.format} model (possible: ${candidates.join(", ") || "none"})`);
   }
   const [first, ...rest] = candidates;
-  const reason = d.format === "bitnet-gguf" ? String(d.details.flavorReason ?? ENGINES[first!].why) : ENGINES[first!].why;
+  const reason = d.format === "bitnet-gguf" ? (bitnetFlavorReason(d) ?? ENGINES[first!].why) : ENGINES[first!].why;
   return { engine: { name: first!, reason }, alternatives: rest };
 }

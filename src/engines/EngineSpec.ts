@@ -31,6 +31,8 @@ export interface EngineDeps {
   services: EngineServices;
 }
 
+export type EngineFactory = (descriptor: ModelDescriptor, deps: EngineDeps) => Backend;
+
 /** One engine, described once: detection, routing, `/v1/models`, `doctor`, config and the API all read this. */
 export interface EngineSpec {
   name: EngineName;
@@ -43,6 +45,10 @@ export interface EngineSpec {
   /** What to do when a model needs it and this daemon cannot run it (the 503 engine_unavailable message). */
   install: string;
   capabilities: Capabilities;
-  /** Builds the model's backend; null for an engine detected but not runnable in this version. */
-  create: ((descriptor: ModelDescriptor, deps: EngineDeps) => Backend) | null;
+  /**
+   * Loads the engine's code (its backend module, and with it any native binding) and returns the factory that builds
+   * a model's backend; null for an engine detected but not runnable in this version. Loaded by the daemon at start,
+   * so detection and the CLI read this table without loading any engine.
+   */
+  load: (() => Promise<EngineFactory>) | null;
 }

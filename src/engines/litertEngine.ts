@@ -9,5 +9,5 @@ export const litertEngine: EngineSpec = {
   why: "LiteRT models run on the LiteRT runtime",
   install: "LiteRT models are not served by this version yet",
   capabilities: capabilities(),
-  create: null,
+  load: null,
 };

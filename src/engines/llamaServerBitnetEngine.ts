@@ -1,6 +1,6 @@
 import { capabilities } from "./capabilities.js";
 import type { EngineSpec } from "./EngineSpec.js";
-import { createLlamaServer } from "./llamaServerEngine.js";
+import { loadLlamaServer } from "./llamaServerEngine.js";
 
 export const llamaServerBitnetEngine: EngineSpec = {
   name: "llama-server-bitnet",
@@ -9,5 +9,5 @@ export const llamaServerBitnetEngine: EngineSpec = {
   why: "BitNet 1.58 kernels need the BitNet build of llama-server",
   install: "this daemon was started without the BitNet llama-server engine; see docs/native.md",
   capabilities: capabilities("chat", "completions", "embeddings"),
-  create: createLlamaServer("bitnet"),
+  load: () => loadLlamaServer("bitnet"),
 };

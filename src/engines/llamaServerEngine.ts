@@ -1,12 +1,11 @@
-import { LlamaServerBackend } from "../backends/llamaServer/LlamaServerBackend.js";
 import type { LlamaServerVariant } from "../native/findLlamaServer.js";
-import type { ModelDescriptor } from "../core/types.js";
 import { capabilities } from "./capabilities.js";
-import type { EngineDeps, EngineSpec } from "./EngineSpec.js";
+import type { EngineFactory, EngineSpec } from "./EngineSpec.js";
 
 /** Both llama-server builds start the same way; only the binary they look up differs. */
-export function createLlamaServer(variant: LlamaServerVariant) {
-  return (descriptor: ModelDescriptor, { settings, config, logger, clock, processes, env }: EngineDeps) =>
+export async function loadLlamaServer(variant: LlamaServerVariant): Promise<EngineFactory> {
+  const { LlamaServerBackend } = await import("../backends/llamaServer/LlamaServerBackend.js");
+  return (descriptor, { settings, config, logger, clock, processes, env }) =>
     new LlamaServerBackend(descriptor, {
       variant,
       logger,
@@ -30,5 +29,5 @@ export const llamaServerEngine: EngineSpec = {
   why: "GGUF runs on a supervised llama-server",
   install: "this daemon was started without the llama-server engine; see docs/native.md",
   capabilities: capabilities("chat", "completions", "embeddings"),
-  create: createLlamaServer("standard"),
+  load: () => loadLlamaServer("standard"),
 };

@@ -1,4 +1,3 @@
-import { NodeLlamaCppBackend } from "../backends/llamacpp/NodeLlamaCppBackend.js";
 import { capabilities } from "./capabilities.js";
 import type { EngineSpec } from "./EngineSpec.js";
 
@@ -9,8 +8,10 @@ export const nodeLlamaCppEngine: EngineSpec = {
   why: "GGUF runs in process on node-llama-cpp",
   install: "node-llama-cpp failed to install; run `npm ci` again",
   capabilities: capabilities("chat", "completions", "embeddings", "tokenIds"),
-  create: (descriptor, { settings, logger, services }) =>
-    new NodeLlamaCppBackend(descriptor, {
+  load: async () => {
+    const { NodeLlamaCppBackend } = await import("../backends/llamacpp/NodeLlamaCppBackend.js");
+    return (descriptor, { settings, logger, services }) =>
+      new NodeLlamaCppBackend(descriptor, {
       provider: services.llama,
       logger,
       threads: settings.threads,
@@ -18,6 +19,7 @@ export const nodeLlamaCppEngine: EngineSpec = {
       parallel: settings.parallel,
       gpuLayers: settings.gpuLayers,
       chatTemplate: settings.chatTemplate,
-      probe: services.ggufProbe,
-    }),
+        probe: services.ggufProbe,
+      });
+  },
 };

@@ -1,4 +1,3 @@
-import { OnnxBackend } from "../backends/onnx/OnnxBackend.js";
 import { capabilities } from "./capabilities.js";
 import type { EngineSpec } from "./EngineSpec.js";
 
@@ -9,13 +8,16 @@ export const onnxruntimeEngine: EngineSpec = {
   why: "ONNX graphs run on ONNX Runtime",
   install: "onnxruntime-node failed to install; run `npm ci` again (docs/backends.md, ONNX Runtime)",
   capabilities: capabilities("chat", "completions", "embeddings", "tokenIds"),
-  create: (descriptor, { settings, config, logger }) =>
-    new OnnxBackend(descriptor, {
+  load: async () => {
+    const { OnnxBackend } = await import("../backends/onnx/OnnxBackend.js");
+    return (descriptor, { settings, config, logger }) =>
+      new OnnxBackend(descriptor, {
       logger,
       threads: settings.threads,
       contextSize: settings.contextSize,
       parallel: settings.parallel,
       providers: config.onnxProviders,
-      chatTemplate: settings.chatTemplate,
-    }),
+        chatTemplate: settings.chatTemplate,
+      });
+  },
 };

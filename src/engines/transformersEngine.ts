@@ -1,4 +1,3 @@
-import { TransformersBackend } from "../backends/transformers/TransformersBackend.js";
 import { capabilities } from "./capabilities.js";
 import type { EngineSpec } from "./EngineSpec.js";
 
@@ -9,8 +8,10 @@ export const transformersEngine: EngineSpec = {
   why: "Transformers weights run in the Python transformers sidecar",
   install: "the Python transformers sidecar is not available; run `tabagent setup python` (docs/backends.md)",
   capabilities: capabilities("chat", "completions", "embeddings", "tokenIds"),
-  create: (descriptor, { settings, config, logger, clock, processes, env, services }) =>
-    new TransformersBackend(descriptor, {
+  load: async () => {
+    const { TransformersBackend } = await import("../backends/transformers/TransformersBackend.js");
+    return (descriptor, { settings, config, logger, clock, processes, env, services }) =>
+      new TransformersBackend(descriptor, {
       logger,
       clock,
       processes,
@@ -21,6 +22,7 @@ export const transformersEngine: EngineSpec = {
       dataDir: config.dataDir,
       setup: services.pythonSetup,
       stallTimeoutMs: config.stallTimeoutSeconds * 1000,
-      chatTemplate: settings.chatTemplate,
-    }),
+        chatTemplate: settings.chatTemplate,
+      });
+  },
 };

@@ -1,4 +1,3 @@
-import { UpstreamBackend } from "../backends/upstream/UpstreamBackend.js";
 import { ModelNotFoundError } from "../core/errors.js";
 import { capabilities } from "./capabilities.js";
 import type { EngineSpec } from "./EngineSpec.js";
@@ -11,11 +10,14 @@ export const upstreamEngine: EngineSpec = {
   why: "served by an upstream OpenAI-compatible server",
   install: "no upstream server is configured for this model",
   capabilities: capabilities("chat", "completions", "embeddings"),
-  create: (descriptor, { services }) => {
-    const name = descriptor.upstream?.name;
-    const client = name === undefined ? undefined : services.upstreams.client(name);
-    // The catalog lists only models of configured upstreams, so this is a model that vanished from the config.
-    if (!name || !client) throw new ModelNotFoundError(descriptor.id);
-    return new UpstreamBackend(descriptor, client, services.upstreams.parallel(name));
+  load: async () => {
+    const { UpstreamBackend } = await import("../backends/upstream/UpstreamBackend.js");
+    return (descriptor, { services }) => {
+      const name = descriptor.upstream?.name;
+      const client = name === undefined ? undefined : services.upstreams.client(name);
+      // The catalog lists only models of configured upstreams, so this is a model that vanished from the config.
+      if (!name || !client) throw new ModelNotFoundError(descriptor.id);
+      return new UpstreamBackend(descriptor, client, services.upstreams.parallel(name));
+    };
   },
 };

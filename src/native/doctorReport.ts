@@ -119,7 +119,7 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
     litert: false,
   };
   const engines = Object.values(ENGINES).map((e): EngineReport => {
-    const ok = e.create === null ? false : (available[e.name] ?? null);
+    const ok = e.load === null ? false : (available[e.name] ?? null);
     return { name: e.name, summary: e.summary, formats: e.formats, available: ok, help: ok === true ? null : e.install };
   });
 

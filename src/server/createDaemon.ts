@@ -76,10 +76,12 @@ export async function createDaemon({ config, logger, clock = systemClock, regist
   const pythonSetup = config.pythonAutoSetup ? new PythonSetup({ env, dataDir: config.dataDir, logger, processes }) : null;
   const services: EngineServices = { llama: provider, ggufProbe, upstreams, pythonSetup };
   const depsFor = (d: ModelDescriptor): EngineDeps => ({ settings: settingsOf(d.id), config, logger: logger.child({ model: d.id }), clock, processes, env, services });
+  // Each engine's code (and native binding) loads here, once, so requests never wait on an import.
   const engineFactories: Partial<Record<EngineName, BackendFactory>> = {};
   for (const spec of Object.values(ENGINES)) {
-    const create = spec.create;
-    if (create) engineFactories[spec.name] = (d) => create(d, depsFor(d));
+    if (!spec.load || backends?.[spec.name]) continue;
+    const create = await spec.load();
+    engineFactories[spec.name] = (d) => create(d, depsFor(d));
   }
   // The callbacks run only when /metrics is scraped, after the router exists. Metrics off: none at all (null).
   const metrics = config.metrics

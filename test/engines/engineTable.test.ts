@@ -28,7 +28,13 @@ describe("engine table", () => {
   it("keeps engines that cannot run without capabilities, and every runnable engine serves some endpoint", () => {
     for (const spec of Object.values(ENGINES)) {
       const any = spec.capabilities.chat || spec.capabilities.completions || spec.capabilities.embeddings;
-      expect(any).toBe(spec.create !== null);
+      expect(any).toBe(spec.load !== null);
+    }
+  });
+
+  it("loads each runnable engine's factory on demand", async () => {
+    for (const spec of Object.values(ENGINES)) {
+      if (spec.load) expect(typeof (await spec.load())).toBe("function");
     }
   });
 
