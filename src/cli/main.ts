@@ -355,13 +355,13 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
 
 /** Tries local models for real (see probeDetection), sharing the daemon's GGUF probe verdicts. */
 async function detectionProbe(dataDir: string | undefined, env: NodeJS.ProcessEnv): Promise<(d: Detection) => Promise<Detection>> {
-  const [{ probeDetection }, { defaultDataDir }, { join }, { pino }] = await Promise.all([
+  const [{ probeDetection }, { defaultDataDir }, path, { pino }] = await Promise.all([
     import("./commands/probeDetection.js"),
     import("../native/findPythonEnv.js"),
     import("node:path"),
     import("pino"),
   ]);
-  const options = { logger: pino({ level: "silent" }), probeCacheFile: join(dataDir ?? defaultDataDir(env), "gguf-probes.json") };
+  const options = { logger: pino({ level: "silent" }), probeCacheFile: path.join(dataDir ?? defaultDataDir(env), "gguf-probes.json") };
   return (d) => probeDetection(d, options);
 }
 

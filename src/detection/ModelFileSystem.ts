@@ -1,5 +1,5 @@
 import { lstat, open, readdir, readlink, realpath } from "node:fs/promises";
-import { basename, join, relative, resolve, sep } from "node:path";
+import { basename, join, resolve, sep } from "node:path";
 import { openFileByteSource, type ByteSource } from "./gguf/ByteSource.js";
 
 export interface ModelFileEntry {

@@ -2,7 +2,7 @@ import type { GgufModelFiles } from "./gguf/detectGgufModel.js";
 import type { ModelFileEntry } from "./ModelFileSystem.js";
 
 const SHARD = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
-const PROJECTOR = /(^|[-_.\/])mmproj([-_.]|$)/i;
+const PROJECTOR = /(^|[-_./])mmproj([-_.]|$)/i;
 
 export function isProjectorFile(path: string): boolean {
   return PROJECTOR.test(path.split("/").pop() ?? path);

@@ -75,7 +75,7 @@ describe("__proto__, constructor and prototype keys", () => {
 
   it("refuses them in programmatic settings too", () => {
     const base = JSON.parse(`{"models": [{"path": "/m.gguf", "__proto__": {"id": "x"}}]}`) as Record<string, unknown>;
-    expect(refusal({ base: base as never }).setting).toMatch(/^models\[0\]\.__proto__/);
+    expect(refusal({ base }).setting).toMatch(/^models\[0\]\.__proto__/);
     expect(refusal({ base: JSON.parse(POLLUTED_JSON) as never }).setting).toMatch(/^__proto__/);
   });
 

@@ -91,7 +91,7 @@ function ggufBroken(file: Uint8Array, spm: boolean): ((r: Rand, b: Buffer) => Bu
     },
     (r, b) => {
       const t = tensor(r);
-      b.writeBigUInt64LE(b.readBigUInt64LE(t.dimOffsets[0]!) * 2n, t.dimOffsets[0]!);
+      b.writeBigUInt64LE(b.readBigUInt64LE(t.dimOffsets[0]) * 2n, t.dimOffsets[0]);
       return b;
     },
     (_r, b) => (b.writeBigUInt64LE(0n, layout.tensorCountOffset), b),
@@ -156,7 +156,7 @@ function fixtures(): Fixture[] {
       others: { "config.json": JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama" }) },
       bytes: onnx,
       broken: [
-        (r, b) => randomBytes(r, 16 + int(r, 4096)),
+        (r) => randomBytes(r, 16 + int(r, 4096)),
         truncate(1, 1),
         // ir_version (the first field, a varint after tag 0x08) set to 0; the opset_import (last, tag 0x42) renamed away.
         (_r, b) => (b[1] = 0, b),
@@ -178,7 +178,7 @@ function fixtures(): Fixture[] {
       file: "model.tflite",
       bytes: tflite,
       broken: [
-        (r, b) => {
+        (r) => {
           const g = randomBytes(r, 64 + int(r, 4096));
           g.write("TFL3", 4, "latin1");
           return g;
@@ -221,7 +221,7 @@ function fixtures(): Fixture[] {
       broken: [
         truncate(8, 1),
         (r, b) => (b.writeBigUInt64LE(BigInt(b.length + 1 + int(r, 1 << 20)), 24), b),
-        (r, b) => {
+        (r) => {
           const g = randomBytes(r, 64 + int(r, 2048));
           g.write("LITERTLM", 0, "latin1");
           return g;

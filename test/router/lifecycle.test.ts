@@ -1,7 +1,8 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Backend } from "../../src/backends/Backend.js";
-import { ServiceUnavailableError, TabAgentError } from "../../src/core/errors.js";
+import type { TabAgentError } from "../../src/core/errors.js";
+import { ServiceUnavailableError } from "../../src/core/errors.js";
 import type { ModelDescriptor } from "../../src/core/types.js";
 import { ModelRegistry } from "../../src/registry/ModelRegistry.js";
 import { ModelRouter, type ModelRouterOptions } from "../../src/router/ModelRouter.js";
@@ -135,7 +136,7 @@ describe("ModelRouter lifecycle", () => {
     expect(la.status).toBe("fulfilled");
     expect(lb).toMatchObject({ status: "rejected", reason: { code: "models_busy" } });
     (la as PromiseFulfilledResult<{ release(): void }>).value.release();
-    await (await router.acquire("b", "chat", signal)).release();
+    (await router.acquire("b", "chat", signal)).release();
     expect(loaded()).toEqual(["b"]);
   });
 

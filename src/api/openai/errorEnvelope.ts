@@ -72,7 +72,7 @@ export function toErrorEnvelope(err: unknown): MappedError {
     };
   }
   if (err instanceof Error) {
-    const mapped = fastifyError(err as Error & { code?: unknown; statusCode?: unknown });
+    const mapped = fastifyError(err);
     if (mapped) return mapped;
     // JSON.parse failures from the body parser surface as SyntaxError with statusCode 400.
     if (err instanceof SyntaxError && (err as { statusCode?: number }).statusCode === 400) {

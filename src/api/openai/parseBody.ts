@@ -19,7 +19,7 @@ function deepestIssue(issue: Issue): Issue {
   let best: Issue | null = null;
   for (const branch of issue.errors) {
     for (const inner of branch) {
-      const candidate = deepestIssue({ ...inner, path: [...issue.path, ...inner.path] } as Issue);
+      const candidate = deepestIssue({ ...inner, path: [...issue.path, ...inner.path] });
       if (!best || candidate.path.length > best.path.length) best = candidate;
     }
   }

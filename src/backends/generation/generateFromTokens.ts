@@ -30,7 +30,7 @@ export async function* generateFromTokens<Token>(tokens: AsyncIterable<Token>, o
   const text = new TokenTextStream<Token>(o.detokenize, o.stop);
   let completionTokens = 0;
   let finish: "stop" | "length" = "length";
-  if (o.returnTokenIds) yield { type: "token_ids", index, ids: o.promptTokens.map(o.toId), prompt: true };
+  if (o.returnTokenIds) yield { type: "token_ids", index, ids: o.promptTokens.map((token) => o.toId(token)), prompt: true };
   if (o.maxTokens > 0) {
     for await (const token of tokens) {
       if (signal.aborted) break; // leaving the loop ends the engine's iterator: the slot is free within one token

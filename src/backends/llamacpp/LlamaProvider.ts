@@ -1,4 +1,4 @@
-import type { Llama, LlamaLogLevel } from "node-llama-cpp";
+import type { Llama } from "node-llama-cpp";
 import type { Logger } from "pino";
 
 export interface LlamaProviderOptions {
@@ -25,7 +25,7 @@ export class LlamaProvider {
   }
 
   private async create(): Promise<Llama> {
-    const { getLlama } = await import("node-llama-cpp");
+    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
     const log = this.options.logger.child({ engine: "llama.cpp" });
     return getLlama({
       gpu: this.options.gpu === "off" ? false : "auto",
@@ -35,12 +35,12 @@ export class LlamaProvider {
       progressLogs: false,
       // node-llama-cpp would start as many threads as logical CPUs; on small machines that is far slower.
       maxThreads: this.options.threads,
-      logLevel: "warn" as LlamaLogLevel,
+      logLevel: LlamaLogLevel.warn,
       logger: (level, message) => {
         const text = message.trim();
         if (!text) return;
-        if (level === "fatal" || level === "error") log.error(text);
-        else if (level === "warn") log.warn(text);
+        if (level === LlamaLogLevel.fatal || level === LlamaLogLevel.error) log.error(text);
+        else if (level === LlamaLogLevel.warn) log.warn(text);
         else log.debug(text);
       },
     });

@@ -230,7 +230,7 @@ export class NodeLlamaCppBackend implements Backend {
           yield token;
         }
       }
-      yield* generateFromTokens(tokens(), {
+      yield* generateFromTokens<Token>(tokens(), {
         index,
         promptTokens,
         maxTokens,

@@ -1,6 +1,18 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Tokenizer } from "@huggingface/tokenizers";
+
+/**
+ * The methods of @huggingface/tokenizers' Tokenizer that OnnxTokenizer calls. The package's .d.ts files import each
+ * other without file extensions, which NodeNext resolution does not follow, so its `Tokenizer` type resolves to
+ * `any` here; the constructed tokenizer is cast to this interface once, where it is created, to keep every call typed.
+ */
+interface HfTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
+  decode(tokenIds: number[], options: { skip_special_tokens: boolean }): string;
+  token_to_id(token: string): number | undefined;
+}
+
+type HfTokenizerConstructor = new (tokenizerJson: object, config: object) => HfTokenizer;
 
 /** tokenizer_config.json names special tokens as a string or as a serialized AddedToken (`{content: ...}`). */
 export function specialTokenText(value: unknown): string | null {
@@ -21,7 +33,7 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
     return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new Error(`${path}: ${(err as Error).message}`);
+    throw new Error(`${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -31,7 +43,7 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
  */
 export class OnnxTokenizer {
   private constructor(
-    private readonly tokenizer: Tokenizer,
+    private readonly tokenizer: HfTokenizer,
     /** tokenizer_config.json (empty when the folder has none). */
     readonly config: Record<string, unknown>,
     /** Token ids that end generation. */
@@ -42,7 +54,7 @@ export class OnnxTokenizer {
     const tokenizerJson = await readJson(join(dir, "tokenizer.json"));
     if (!tokenizerJson) throw new Error(`no tokenizer.json in ${dir} (the ONNX engine reads Hugging Face tokenizer.json files)`);
     const config = (await readJson(join(dir, "tokenizer_config.json"))) ?? {};
-    const { Tokenizer } = await import("@huggingface/tokenizers");
+    const Tokenizer = (await import("@huggingface/tokenizers")).Tokenizer as unknown as HfTokenizerConstructor; // see HfTokenizer
     const tokenizer = new Tokenizer(tokenizerJson, config);
     const eos = new Set<number>();
     const generation = await readJson(join(dir, "generation_config.json"));

@@ -8,7 +8,7 @@ export function parseCommandArgs<T extends ParseArgsConfig["options"]>(
 ): { values: Record<string, unknown>; positionals: string[] } | number {
   try {
     const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
-    return { values: values as Record<string, unknown>, positionals };
+    return { values, positionals };
   } catch (err) {
     process.stderr.write(`tabagent ${command}: ${(err as Error).message}\n`);
     return 2;

@@ -321,7 +321,8 @@ async function readExactly(res: Response, want: number, what: string): Promise<U
   const out = new Uint8Array(want);
   let got = 0;
   if (res.body) {
-    const reader = res.body.getReader();
+    // A fetch body streams Uint8Array chunks; Node's fetch types declare it as an untyped ReadableStream (`any` chunks).
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;

@@ -238,7 +238,7 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
   candidates.sort((a, b) => rank(a) - rank(b) || b.file.size - a.file.size || a.file.path.localeCompare(b.file.path));
   const main = candidates[0]!;
 
-  let task: DetectedTask = "unknown";
+  let task: DetectedTask;
   let reason: string;
   const details: LiteRtDetails = {
     primaryFile: main.file.path,

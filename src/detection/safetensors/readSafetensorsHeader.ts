@@ -205,10 +205,9 @@ export async function readSafetensorsHeader(
   let metadata: Record<string, string> = {};
   const raws: RawTensor[] = [];
   // Object.keys + lookup: Object.entries allocates a pair per key, which dominates on 100k-tensor headers.
-  const record = json as Record<string, unknown>;
-  for (const name of Object.keys(record)) {
-    if (name === METADATA_KEY) metadata = parseMetadata(record[name]);
-    else raws.push(parseTensor(name, record[name], dataLength));
+  for (const name of Object.keys(json)) {
+    if (name === METADATA_KEY) metadata = parseMetadata(json[name]);
+    else raws.push(parseTensor(name, json[name], dataLength));
   }
 
   // Same rule as the reference loader: sorted by offset, each tensor starts where the previous one ended and the

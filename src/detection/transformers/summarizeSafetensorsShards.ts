@@ -36,7 +36,7 @@ export async function summarizeSafetensorsShards(
   paths: readonly string[],
   signal?: AbortSignal,
 ): Promise<SafetensorsShardsSummary> {
-  const results: ShardResult[] = new Array(paths.length);
+  const results = new Array<ShardResult>(paths.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < paths.length) {

@@ -239,7 +239,7 @@ export class DaemonMetrics implements GenerationMetrics {
     r.count++;
     const label = this.modelLabel(model);
     let statuses = r.byModel.get(label);
-    if (!statuses) r.byModel.set(label, (statuses = new Map()));
+    if (!statuses) r.byModel.set(label, (statuses = new Map<number | string, number>()));
     statuses.set(status, (statuses.get(status) ?? 0) + 1);
   }
 

@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { UNMATCHED_ROUTE, type DaemonMetrics } from "./DaemonMetrics.js";
 import { getRequestModel } from "./requestModel.js";
 import { getStreamFailure } from "../../api/streamFailure.js";

@@ -93,7 +93,7 @@ describe("real responses match the documented schemas", () => {
     const list = await app.inject({ method: "GET", url: "/v1/models" });
     expect(list.statusCode).toBe(200);
     expectShape(list.json(), modelListSchema, "ModelList");
-    expect((list.json() as { data: unknown[] }).data).toHaveLength(2);
+    expect(list.json<{ data: unknown[] }>().data).toHaveLength(2);
     expectShape((await app.inject({ method: "GET", url: "/v1/models/chat" })).json(), modelSchema, "Model");
     expectShape((await app.inject({ method: "GET", url: "/health" })).json(), healthSchema, "Health");
     expectShape((await app.inject({ method: "GET", url: "/ready" })).json(), readySchema, "Ready");

@@ -202,6 +202,7 @@ describe("float16ToFloat32", () => {
   });
 
   it("works from its own source alone, as the ONNX worker thread splices it in", () => {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- rebuilds the function from its source text, as the worker thread does
     const spliced = new Function(`return ${float16ToFloat32.toString()};`)() as typeof float16ToFloat32;
     const bits = [0x3c00, 0xc000, 0x0000, 0x0001, 0x7c00, 0x3555, 0xfc00];
     expect(Array.from(spliced(Uint16Array.from(bits)))).toEqual(Array.from(float16ToFloat32(bits)));

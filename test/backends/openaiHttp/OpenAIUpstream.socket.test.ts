@@ -84,7 +84,7 @@ describe("OpenAIUpstream on a Unix socket with its own agent (a supervised child
       expect(chunks.at(-1)).toEqual({ type: "usage", usage: { promptTokens: 1, completionTokens: 2 } });
     }
     expect(await client().listModels(AbortSignal.timeout(5_000))).toEqual(["m"]);
-    expect(await client().embed({ model: "m", input: ["x"] } as never, "m", AbortSignal.timeout(5_000))).toEqual({ vectors: [[1, 0]], promptTokens: 1 });
+    expect(await client().embed({ model: "m", input: ["x"] }, "m", AbortSignal.timeout(5_000))).toEqual({ vectors: [[1, 0]], promptTokens: 1 });
     expect(connections()).toBe(1);
     expect(seen.every((h) => h.authorization === "Bearer secret" && h.host === "localhost")).toBe(true);
     const idle = Object.values(agent.freeSockets).flat();

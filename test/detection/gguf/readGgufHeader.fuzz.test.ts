@@ -72,7 +72,7 @@ describe("readGgufHeader fuzz", () => {
     let slowest = 0;
     const started = performance.now();
     for (let i = 0; i < CASES; i++) {
-      const buf = mutate(valid, rng.next);
+      const buf = mutate(valid, () => rng.next());
       const reads: { offset: number; length: number }[] = [];
       const t0 = performance.now();
       try {

@@ -1,5 +1,6 @@
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
+import { inspect } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FileTooLargeError } from "../../../src/detection/ModelFileSystem.js";
 import { HubError } from "../../../src/detection/hub/HubError.js";
@@ -198,7 +199,8 @@ describe("HubModelFileSystem reads", () => {
 });
 
 describe("HubModelFileSystem gated and private repos", () => {
-  const allMessages = (e: HubError): string => [e.message, e.stack, String(e.cause ?? "")].join("\n");
+  // inspect: the cause's message, stack, own properties and nested causes (String() of a non-Error is "[object Object]").
+  const allMessages = (e: HubError): string => [e.message, e.stack, inspect(e.cause, { depth: 8 })].join("\n");
 
   it("lists a gated repo anonymously but needs HF_TOKEN to read it", async () => {
     const anonymous = hubFs("acme/gated");

@@ -60,7 +60,7 @@ describe("readZipDirectory", () => {
       ["TOKENIZER_MODEL", 0, 3],
     ]);
     const head = await readStoredEntryHead(src, dir.entries[0]!, 8);
-    expect(new TextDecoder().decode(head!)).toBe("....TFL3");
+    expect(new TextDecoder().decode(head)).toBe("....TFL3");
     expect(await readStoredEntryHead(src, { ...dir.entries[0]!, method: 8 }, 8)).toBeNull();
   });
 

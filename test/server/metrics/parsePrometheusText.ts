@@ -101,7 +101,7 @@ export function parsePrometheusText(text: string): Map<string, MetricFamily> {
         if (family?.samples.length) throw new Error(`line ${line}: TYPE for '${name}' after its samples`);
         if (family && family.type !== "untyped") throw new Error(`line ${line}: second TYPE for '${name}'`);
         if (family) family.type = rest as MetricType;
-        else families.set(name, (family = { name, type: rest as MetricType, help: null, samples: [] }));
+        else families.set(name, { name, type: rest as MetricType, help: null, samples: [] });
       } else {
         if (!family) families.set(name, (family = { name, type: "untyped", help: null, samples: [] }));
         if (family.help !== null) throw new Error(`line ${line}: second HELP for '${name}'`);
@@ -170,5 +170,5 @@ export function sampleValue(families: Map<string, MetricFamily>, name: string, l
 /** Every value a label takes across a sample name's series. */
 export function labelValues(families: Map<string, MetricFamily>, name: string, label: string): Set<string> {
   const family = familyOf(name, families);
-  return new Set((family?.samples ?? []).filter((s) => s.name === name).flatMap((s) => (s.labels[label] === undefined ? [] : [s.labels[label]!])));
+  return new Set((family?.samples ?? []).filter((s) => s.name === name).flatMap((s) => (s.labels[label] === undefined ? [] : [s.labels[label]])));
 }
