@@ -48,7 +48,9 @@ export function spawnTracked(file: string, args: string[], env: NodeJS.ProcessEn
   installHandlers();
   const viaSetpriv = process.platform === "linux" && existsSync(SETPRIV);
   // setpriv execs the command: the pid stays the same, and the kernel SIGKILLs it if this process dies.
-  const child = viaSetpriv ? spawn(SETPRIV, ["--pdeathsig", "KILL", "--", file, ...args], { env, stdio: ["ignore", "pipe", "pipe"] }) : spawn(file, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = viaSetpriv
+    ? spawn(SETPRIV, ["--pdeathsig", "KILL", "--", file, ...args], { env, stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(file, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   const lines: string[] = [];
   const keep = (data: string) => {

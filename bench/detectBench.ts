@@ -45,7 +45,6 @@ interface Options {
   json: boolean;
 }
 
-
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
@@ -140,7 +139,9 @@ export async function runDetectSuite(argv: string[]): Promise<number> {
       progress(`writing the models folder in ${dir}`);
       const t = performance.now();
       summary = await buildDetectFolder(dir);
-      progress(`${summary.entries} entries, ${(summary.writtenBytes / 1e6).toFixed(0)} MB written (${(summary.apparentBytes / 2 ** 30).toFixed(0)} GiB apparent, sparse) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      progress(
+        `${summary.entries} entries, ${(summary.writtenBytes / 1e6).toFixed(0)} MB written (${(summary.apparentBytes / 2 ** 30).toFixed(0)} GiB apparent, sparse) in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+      );
     }
     const names = (await readdir(dir)).filter((n) => !n.startsWith(".")).sort();
 
@@ -258,7 +259,13 @@ export async function runDetectSuite(argv: string[]): Promise<number> {
     const httpDist = dist(clients[1]!.ms);
     const cpuList = cpus();
     const report: DetectReport = {
-      machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model.trim() ?? "unknown", node: process.version, loadAvg1mStart: loadAvgStart, loadAvg1mEnd: loadavg()[0] ?? 0 },
+      machine: {
+        cpus: cpuList.length,
+        cpuModel: cpuList[0]?.model.trim() ?? "unknown",
+        node: process.version,
+        loadAvg1mStart: loadAvgStart,
+        loadAvg1mEnd: loadavg()[0] ?? 0,
+      },
       folder: {
         dir,
         generated: summary !== null,
@@ -280,9 +287,24 @@ export async function runDetectSuite(argv: string[]): Promise<number> {
       registry: { models, cold: dist(coldMs), cached: dist(cachedMs), cacheEntries: cache.size },
       daemon: { startupMs, models: listed, responseBytes: Buffer.byteLength(sample), fetch: fetchDist, http: httpDist, inject: dist(clients[2]!.ms) },
       targets: [
-        { name: "detectSource() mean per entry, not parsed before (ms)", value: detectMean, target: `<= ${DETECT_TARGETS.coldMeanPerEntryMs}`, pass: detectMean <= DETECT_TARGETS.coldMeanPerEntryMs },
-        { name: `GET /v1/models p50, ${listed} models, fetch (ms)`, value: fetchDist.p50, target: `<= ${DETECT_TARGETS.cachedModelsP50Ms}`, pass: fetchDist.p50 <= DETECT_TARGETS.cachedModelsP50Ms },
-        { name: `GET /v1/models p50, ${listed} models, node:http (ms)`, value: httpDist.p50, target: `<= ${DETECT_TARGETS.cachedModelsP50Ms}`, pass: httpDist.p50 <= DETECT_TARGETS.cachedModelsP50Ms },
+        {
+          name: "detectSource() mean per entry, not parsed before (ms)",
+          value: detectMean,
+          target: `<= ${DETECT_TARGETS.coldMeanPerEntryMs}`,
+          pass: detectMean <= DETECT_TARGETS.coldMeanPerEntryMs,
+        },
+        {
+          name: `GET /v1/models p50, ${listed} models, fetch (ms)`,
+          value: fetchDist.p50,
+          target: `<= ${DETECT_TARGETS.cachedModelsP50Ms}`,
+          pass: fetchDist.p50 <= DETECT_TARGETS.cachedModelsP50Ms,
+        },
+        {
+          name: `GET /v1/models p50, ${listed} models, node:http (ms)`,
+          value: httpDist.p50,
+          target: `<= ${DETECT_TARGETS.cachedModelsP50Ms}`,
+          pass: httpDist.p50 <= DETECT_TARGETS.cachedModelsP50Ms,
+        },
       ],
     };
     process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDetectReport(report)}\n`);
@@ -304,7 +326,9 @@ export function formatDetectReport(r: DetectReport): string {
   const lines: string[] = [];
   const written = folder.writtenMB === null ? "" : `, ${folder.writtenMB.toFixed(0)} MB written (${folder.apparentGB!.toFixed(0)} GiB apparent: weights are sparse)`;
   lines.push(`tabagent bench detect: ${folder.entries} entries${folder.expectedModels === null ? "" : `, ${folder.expectedModels} models`}${written}`);
-  lines.push(`machine: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}, 1-min load average ${machine.loadAvg1mStart.toFixed(2)} at the start, ${machine.loadAvg1mEnd.toFixed(2)} at the end`);
+  lines.push(
+    `machine: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}, 1-min load average ${machine.loadAvg1mStart.toFixed(2)} at the start, ${machine.loadAvg1mEnd.toFixed(2)} at the end`,
+  );
   lines.push("");
   const row = (label: string, d: Dist, extra = "") => [label, String(d.n), ms(d.mean), ms(d.p50), ms(d.p99), ms(d.max), extra];
   const ds = r.detectSource;

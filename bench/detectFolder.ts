@@ -74,9 +74,23 @@ function headerOnlyGguf(s: HeaderSpec): Buffer {
   w.addString("tokenizer.ggml.pre", s.tokenizerModel === "gpt2" ? "qwen2" : "default");
   const tokens = Array.from({ length: s.vocab }, (_, i) => tokenText(i));
   w.addArray("tokenizer.ggml.tokens", GgufValueType.STRING, tokens);
-  if (s.tokenizerModel === "llama") w.addArray("tokenizer.ggml.scores", GgufValueType.FLOAT32, Array.from({ length: s.vocab }, (_, i) => -i));
-  w.addArray("tokenizer.ggml.token_type", GgufValueType.INT32, Array.from({ length: s.vocab }, (_, i) => (i < 3 ? 3 : 1)));
-  if (s.merges > 0) w.addArray("tokenizer.ggml.merges", GgufValueType.STRING, Array.from({ length: s.merges }, (_, i) => `${tokenText(i)} ${tokenText(i + 7)}`));
+  if (s.tokenizerModel === "llama")
+    w.addArray(
+      "tokenizer.ggml.scores",
+      GgufValueType.FLOAT32,
+      Array.from({ length: s.vocab }, (_, i) => -i),
+    );
+  w.addArray(
+    "tokenizer.ggml.token_type",
+    GgufValueType.INT32,
+    Array.from({ length: s.vocab }, (_, i) => (i < 3 ? 3 : 1)),
+  );
+  if (s.merges > 0)
+    w.addArray(
+      "tokenizer.ggml.merges",
+      GgufValueType.STRING,
+      Array.from({ length: s.merges }, (_, i) => `${tokenText(i)} ${tokenText(i + 7)}`),
+    );
   w.addUint32("tokenizer.ggml.bos_token_id", 1);
   w.addUint32("tokenizer.ggml.eos_token_id", 2);
   if (s.chatTemplate) w.addString("tokenizer.chat_template", s.chatTemplate);
@@ -104,18 +118,84 @@ function headerOnlyGguf(s: HeaderSpec): Buffer {
   return w.toBuffer();
 }
 
-const LLAMA2_TEMPLATE = "{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}";
+const LLAMA2_TEMPLATE =
+  "{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}";
 
 /** Llama-2-7B-like: 291 tensors, 32k SentencePiece vocabulary with scores. */
-const LLAMA2: HeaderSpec = { arch: "llama", name: "Llama 2 7B Chat", fileType: 15, layers: 32, embd: 4096, ff: 11008, vocab: 32000, merges: 0, tokenizerModel: "llama", contextLength: 4096, weightType: Q4_K, chatTemplate: LLAMA2_TEMPLATE };
+const LLAMA2: HeaderSpec = {
+  arch: "llama",
+  name: "Llama 2 7B Chat",
+  fileType: 15,
+  layers: 32,
+  embd: 4096,
+  ff: 11008,
+  vocab: 32000,
+  merges: 0,
+  tokenizerModel: "llama",
+  contextLength: 4096,
+  weightType: Q4_K,
+  chatTemplate: LLAMA2_TEMPLATE,
+};
 /** Qwen2.5-7B-like: 339 tensors, 152k tokens and 151k merges (a ~5 MB header). */
-const QWEN25: HeaderSpec = { arch: "qwen2", name: "Qwen2.5 7B Instruct", fileType: 15, layers: 28, embd: 3584, ff: 18944, vocab: 152064, merges: 151387, tokenizerModel: "gpt2", contextLength: 32768, weightType: Q4_K, qkvBias: true, chatTemplate: TINY_CHAT_TEMPLATE };
+const QWEN25: HeaderSpec = {
+  arch: "qwen2",
+  name: "Qwen2.5 7B Instruct",
+  fileType: 15,
+  layers: 28,
+  embd: 3584,
+  ff: 18944,
+  vocab: 152064,
+  merges: 151387,
+  tokenizerModel: "gpt2",
+  contextLength: 32768,
+  weightType: Q4_K,
+  qkvBias: true,
+  chatTemplate: TINY_CHAT_TEMPLATE,
+};
 /** Llama-3-8B-like: 128k tokens, 280k merges (a ~7 MB header). */
-const LLAMA3: HeaderSpec = { arch: "llama", name: "Meta Llama 3.1 8B Instruct", fileType: 15, layers: 32, embd: 4096, ff: 14336, vocab: 128256, merges: 280147, tokenizerModel: "gpt2", contextLength: 131072, weightType: Q4_K, chatTemplate: TINY_CHAT_TEMPLATE };
+const LLAMA3: HeaderSpec = {
+  arch: "llama",
+  name: "Meta Llama 3.1 8B Instruct",
+  fileType: 15,
+  layers: 32,
+  embd: 4096,
+  ff: 14336,
+  vocab: 128256,
+  merges: 280147,
+  tokenizerModel: "gpt2",
+  contextLength: 131072,
+  weightType: Q4_K,
+  chatTemplate: TINY_CHAT_TEMPLATE,
+};
 /** BitNet b1.58 2B4T-like: I2_S (ggml type 36) layer weights, the llama-3 vocabulary. */
-const BITNET: HeaderSpec = { arch: "bitnet-b1.58", name: "BitNet b1.58 2B4T", fileType: 40, layers: 30, embd: 2560, ff: 6912, vocab: 128256, merges: 280147, tokenizerModel: "gpt2", contextLength: 4096, weightType: I2_S, chatTemplate: TINY_CHAT_TEMPLATE };
+const BITNET: HeaderSpec = {
+  arch: "bitnet-b1.58",
+  name: "BitNet b1.58 2B4T",
+  fileType: 40,
+  layers: 30,
+  embd: 2560,
+  ff: 6912,
+  vocab: 128256,
+  merges: 280147,
+  tokenizerModel: "gpt2",
+  contextLength: 4096,
+  weightType: I2_S,
+  chatTemplate: TINY_CHAT_TEMPLATE,
+};
 /** A small BitNet with a 32k vocabulary. */
-const BITNET_SMALL: HeaderSpec = { arch: "bitnet", name: "bitnet_b1_58-large", fileType: 40, layers: 24, embd: 1536, ff: 4096, vocab: 32002, merges: 0, tokenizerModel: "llama", contextLength: 2048, weightType: I2_S };
+const BITNET_SMALL: HeaderSpec = {
+  arch: "bitnet",
+  name: "bitnet_b1_58-large",
+  fileType: 40,
+  layers: 24,
+  embd: 1536,
+  ff: 4096,
+  vocab: 32002,
+  merges: 0,
+  tokenizerModel: "llama",
+  contextLength: 2048,
+  weightType: I2_S,
+};
 
 /** A safetensors header for a llama-like model of `layers` layers (real tensor names and shapes). */
 function llamaSafetensorsTensors(layers: number, embd: number, ff: number, vocab: number): TensorSpec[] {
@@ -140,7 +220,10 @@ function bertTensors(layers: number, embd: number): TensorSpec[] {
     for (const n of ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"]) {
       t.push({ name: `${p}.${n}.weight`, dtype: "F32", shape: [embd, embd] }, { name: `${p}.${n}.bias`, dtype: "F32", shape: [embd] });
     }
-    t.push({ name: `${p}.intermediate.dense.weight`, dtype: "F32", shape: [embd * 4, embd] }, { name: `${p}.output.dense.weight`, dtype: "F32", shape: [embd, embd * 4] });
+    t.push(
+      { name: `${p}.intermediate.dense.weight`, dtype: "F32", shape: [embd * 4, embd] },
+      { name: `${p}.output.dense.weight`, dtype: "F32", shape: [embd, embd * 4] },
+    );
   }
   return t;
 }
@@ -157,9 +240,14 @@ function bigDecoderOnnx(layers: number, nodesPerLayer: number): Uint8Array {
   const nodes: NodeSpec[] = [];
   const ops = ["MatMul", "Add", "Mul", "Reshape", "Transpose", "Softmax", "SimplifiedLayerNormalization", "Gather", "Concat", "Unsqueeze"];
   for (let l = 0; l < layers; l++) {
-    for (let n = 0; n < nodesPerLayer; n++) nodes.push({ op: ops[n % ops.length]!, inputs: [`/model/layers.${l}/in_${n}`, `w${l}_${n}`], outputs: [`/model/layers.${l}/out_${n}`] });
+    for (let n = 0; n < nodesPerLayer; n++)
+      nodes.push({ op: ops[n % ops.length]!, inputs: [`/model/layers.${l}/in_${n}`, `w${l}_${n}`], outputs: [`/model/layers.${l}/out_${n}`] });
   }
-  const initializers = Array.from({ length: layers * 9 }, (_, i) => ({ name: `model.layers.${Math.floor(i / 9)}.w${i % 9}`, dims: [2048, 2048], external: { location: "model.onnx_data", offset: i * 2048 * 2048 * 4, length: 2048 * 2048 * 4 } }));
+  const initializers = Array.from({ length: layers * 9 }, (_, i) => ({
+    name: `model.layers.${Math.floor(i / 9)}.w${i % 9}`,
+    dims: [2048, 2048],
+    external: { location: "model.onnx_data", offset: i * 2048 * 2048 * 4, length: 2048 * 2048 * 4 },
+  }));
   return writeOnnx(decoderSpec(layers, { nodes, initializers }));
 }
 
@@ -218,7 +306,8 @@ export async function buildDetectFolder(dir: string): Promise<DetectFolderSummar
   const qwen = headerOnlyGguf(QWEN25);
   for (let i = 0; i < 20; i++) await entry("gguf: qwen2.5-7b header, 152k vocab + 151k merges", 1, () => w.file(`qwen2.5-7b-instruct-${i}-q4_k_m.gguf`, qwen, 4.68 * GB));
   const llama3 = headerOnlyGguf(LLAMA3);
-  for (let i = 0; i < 12; i++) await entry("gguf: llama-3.1-8b header, 128k vocab + 280k merges", 1, () => w.file(`Meta-Llama-3.1-8B-Instruct-${i}-Q4_K_M.gguf`, llama3, 4.92 * GB));
+  for (let i = 0; i < 12; i++)
+    await entry("gguf: llama-3.1-8b header, 128k vocab + 280k merges", 1, () => w.file(`Meta-Llama-3.1-8B-Instruct-${i}-Q4_K_M.gguf`, llama3, 4.92 * GB));
   const bitnet = headerOnlyGguf(BITNET);
   for (let i = 0; i < 6; i++) await entry("gguf: BitNet I2_S (type 36), 128k vocab", 1, () => w.file(`bitnet-b1.58-2B-4T-${i}-i2_s.gguf`, bitnet, 1.19 * GB));
   const bitnetSmall = headerOnlyGguf(BITNET_SMALL);
@@ -238,12 +327,24 @@ export async function buildDetectFolder(dir: string): Promise<DetectFolderSummar
   }
 
   // --- safetensors (transformers) folders: 40 ---
-  const chatTemplate = { chat_template: TINY_CHAT_TEMPLATE, bos_token: "<s>", eos_token: "</s>", added_tokens_decoder: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [String(128000 + i), { content: `<|reserved_special_token_${i}|>`, special: true }])) };
+  const chatTemplate = {
+    chat_template: TINY_CHAT_TEMPLATE,
+    bos_token: "<s>",
+    eos_token: "</s>",
+    added_tokens_decoder: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [String(128000 + i), { content: `<|reserved_special_token_${i}|>`, special: true }])),
+  };
   const llamaSt = safetensorsHeader(llamaSafetensorsTensors(16, 2048, 8192, 128256));
   for (let i = 0; i < 16; i++) {
     await entry("safetensors: causal LM (147 tensors), chat template", 1, async () => {
       const d = `Llama-3.2-1B-Instruct-${i}`;
-      await w.file(`${d}/config.json`, { architectures: ["LlamaForCausalLM"], model_type: "llama", max_position_embeddings: 131072, torch_dtype: "bfloat16", hidden_size: 2048, num_hidden_layers: 16 });
+      await w.file(`${d}/config.json`, {
+        architectures: ["LlamaForCausalLM"],
+        model_type: "llama",
+        max_position_embeddings: 131072,
+        torch_dtype: "bfloat16",
+        hidden_size: 2048,
+        num_hidden_layers: 16,
+      });
       await w.file(`${d}/generation_config.json`, { bos_token_id: 128000, eos_token_id: [128001, 128009] });
       await w.file(`${d}/model.safetensors`, llamaSt.head, llamaSt.apparent);
       await w.file(`${d}/tokenizer.json`, { version: "1.0", model: { type: "BPE" } });
@@ -274,7 +375,10 @@ export async function buildDetectFolder(dir: string): Promise<DetectFolderSummar
       const d = `all-MiniLM-L6-v2-${i}`;
       await w.file(`${d}/config.json`, { architectures: ["BertModel"], model_type: "bert", max_position_embeddings: 512, hidden_size: 384 });
       await w.file(`${d}/model.safetensors`, bertSt.head, bertSt.apparent);
-      await w.file(`${d}/modules.json`, [{ idx: 0, name: "0", path: "", type: "sentence_transformers.models.Transformer" }, { idx: 1, name: "1", path: "1_Pooling", type: "sentence_transformers.models.Pooling" }]);
+      await w.file(`${d}/modules.json`, [
+        { idx: 0, name: "0", path: "", type: "sentence_transformers.models.Transformer" },
+        { idx: 1, name: "1", path: "1_Pooling", type: "sentence_transformers.models.Pooling" },
+      ]);
       await w.file(`${d}/1_Pooling/config.json`, { word_embedding_dimension: 384, pooling_mode_mean_tokens: true });
       await w.file(`${d}/sentence_bert_config.json`, { max_seq_length: 256 });
       await w.file(`${d}/vocab.txt`, "[PAD]\n[UNK]\n");
@@ -284,7 +388,12 @@ export async function buildDetectFolder(dir: string): Promise<DetectFolderSummar
   for (let i = 0; i < 6; i++) {
     await entry("safetensors: sequence classifier", 1, async () => {
       const d = `distilbert-sst2-${i}`;
-      await w.file(`${d}/config.json`, { architectures: ["DistilBertForSequenceClassification"], model_type: "distilbert", max_position_embeddings: 512, id2label: { 0: "NEGATIVE", 1: "POSITIVE" } });
+      await w.file(`${d}/config.json`, {
+        architectures: ["DistilBertForSequenceClassification"],
+        model_type: "distilbert",
+        max_position_embeddings: 512,
+        id2label: { 0: "NEGATIVE", 1: "POSITIVE" },
+      });
       await w.file(`${d}/model.safetensors`, bertSt.head, bertSt.apparent);
       await w.file(`${d}/tokenizer.json`, { model: { type: "WordPiece" } });
     });
@@ -331,9 +440,15 @@ export async function buildDetectFolder(dir: string): Promise<DetectFolderSummar
       { key: "decode", inputs: ["tokens", "input_pos"], outputs: ["logits"] },
     ],
   });
-  const classifierTflite = writeTflite({ description: "TOCO Converted.", metadata: ["min_runtime_version"], signatures: [{ key: "serving_default", inputs: ["image"], outputs: ["probs"] }] });
+  const classifierTflite = writeTflite({
+    description: "TOCO Converted.",
+    metadata: ["min_runtime_version"],
+    signatures: [{ key: "serving_default", inputs: ["image"], outputs: ["probs"] }],
+  });
   for (let i = 0; i < 8; i++) {
-    await entry("tflite (TFL3)", 1, () => w.file(i % 2 === 0 ? `gemma-2b-it-cpu-int4-${i}.tflite` : `mobilenet_v2-${i}.tflite`, i % 2 === 0 ? tflite : classifierTflite, i % 2 === 0 ? 1.3 * GB : 14e6));
+    await entry("tflite (TFL3)", 1, () =>
+      w.file(i % 2 === 0 ? `gemma-2b-it-cpu-int4-${i}.tflite` : `mobilenet_v2-${i}.tflite`, i % 2 === 0 ? tflite : classifierTflite, i % 2 === 0 ? 1.3 * GB : 14e6),
+    );
   }
 
   // --- not models: skipped without parsing (by name) or after a look ---

@@ -69,11 +69,28 @@ export async function runEnginesSuite(argv: string[]): Promise<number> {
   try {
     daemon = await startDaemon({
       serveArgs: [
-        "--model", `eng-transformers=${st}`,
-        "--model", `eng-llamacpp=${gguf}`,
-        "--model", `eng-onnx=${onnx.dir}`,
-        "--host", "127.0.0.1", "--port", "0", "--gpu", "off",
-        "--threads", String(o.threads), "--parallel", "1", "--context-size", "2048", "--idle-ttl", "0", "--log-level", "info",
+        "--model",
+        `eng-transformers=${st}`,
+        "--model",
+        `eng-llamacpp=${gguf}`,
+        "--model",
+        `eng-onnx=${onnx.dir}`,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--gpu",
+        "off",
+        "--threads",
+        String(o.threads),
+        "--parallel",
+        "1",
+        "--context-size",
+        "2048",
+        "--idle-ttl",
+        "0",
+        "--log-level",
+        "info",
       ],
       modelId: "eng-transformers",
     });
@@ -105,7 +122,9 @@ export async function runEnginesSuite(argv: string[]): Promise<number> {
     const agreement = results.map((r) => ({ engine: r.engine, sameAsFirstChars: common(r.text, results[0]!.text), chars: r.text.length }));
     const sameText = results.every((r) => r.text === results[0]!.text);
     if (o.json) {
-      process.stdout.write(`${JSON.stringify({ setup: { ...o, model: st }, results: results.map(({ engine, summary }) => ({ engine, summary })), sameText, agreement }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ setup: { ...o, model: st }, results: results.map(({ engine, summary }) => ({ engine, summary })), sameText, agreement }, null, 2)}\n`,
+      );
     } else {
       process.stdout.write(
         [

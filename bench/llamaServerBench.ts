@@ -58,7 +58,6 @@ interface Options {
   json: boolean;
 }
 
-
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
@@ -113,7 +112,16 @@ interface ModeRuns {
 
 export interface LlamaServerReport {
   machine: { cpus: number; cpuModel: string; node: string; loadAvg1mStart: number; loadAvg1mEnd: number };
-  setup: { model: string; binary: string; threads: number; contextPerSlot: number; slots: number; maxTokens: number; promptTokens: number | null; llamaServerArgs: string[] };
+  setup: {
+    model: string;
+    binary: string;
+    threads: number;
+    contextPerSlot: number;
+    slots: number;
+    maxTokens: number;
+    promptTokens: number | null;
+    llamaServerArgs: string[];
+  };
   results: { concurrency: number; mode: ModeName; summary: ConfigSummary; engineTokPerSec: number | null; cpu: { label: string; perToken: CpuPerToken }[] }[];
   comparisons: {
     concurrency: number;
@@ -130,7 +138,13 @@ export interface LlamaServerReport {
   floors: { label: string; p50: number; p99: number }[];
   firstRequestMs: { daemonLlamaServer: number };
   /** textsMatchAcrossEngines: null when the node-llama-cpp modes were skipped. */
-  checks: { allStreamsComplete: boolean; concurrentStreamsEndedEarly: number; sameTextC1: string; textsMatchAcrossEngines: boolean | null; connectionRetries: Partial<Record<ModeName, number>> };
+  checks: {
+    allStreamsComplete: boolean;
+    concurrentStreamsEndedEarly: number;
+    sameTextC1: string;
+    textsMatchAcrossEngines: boolean | null;
+    connectionRetries: Partial<Record<ModeName, number>>;
+  };
   targets: { name: string; value: number; target: string; pass: boolean }[];
 }
 
@@ -138,7 +152,21 @@ export const LLAMA_SERVER_TARGETS = { decodeRatio: 0.98, ttftAddedP50Ms: 2, itlA
 
 /** llama-server's flags, as LlamaServerBackend builds them for this config (src/backends/llamaServer/LlamaServerBackend.ts). */
 function llamaServerArgs(modelPath: string, port: number, o: Options, ctxPerSlot: number): string[] {
-  return ["--model", modelPath, "--host", "127.0.0.1", "--port", String(port), "--ctx-size", String(ctxPerSlot * o.concurrency), "--parallel", String(o.concurrency), "--threads", String(o.threads), "--jinja"];
+  return [
+    "--model",
+    modelPath,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--ctx-size",
+    String(ctxPerSlot * o.concurrency),
+    "--parallel",
+    String(o.concurrency),
+    "--threads",
+    String(o.threads),
+    "--jinja",
+  ];
 }
 
 export async function runLlamaServerSuite(argv: string[]): Promise<number> {
@@ -221,18 +249,32 @@ export async function runLlamaServerSuite(argv: string[]): Promise<number> {
       {
         name: "llama-server direct",
         streamer: { stream: (p, n, s) => streamChat(directClient, "bench", p, n, s) },
-        pids: () => [{ label: "llama-server", pid: directPid }, { label: "bench (openai client)", pid: process.pid }],
+        pids: () => [
+          { label: "llama-server", pid: directPid },
+          { label: "bench (openai client)", pid: process.pid },
+        ],
       },
       {
         name: "llama-server via daemon",
         streamer: d,
-        pids: () => [{ label: "llama-server (daemon's child)", pid: daemonLlamaPid() }, { label: "tabagent daemon", pid: d.pid }, { label: "bench (openai client)", pid: process.pid }],
+        pids: () => [
+          { label: "llama-server (daemon's child)", pid: daemonLlamaPid() },
+          { label: "tabagent daemon", pid: d.pid },
+          { label: "bench (openai client)", pid: process.pid },
+        ],
       },
     ];
     if (inProcess) {
       modes.push(
         { name: "node-llama-cpp in-process", streamer: inProcess, pids: () => [{ label: "bench (engine)", pid: process.pid }] },
-        { name: "node-llama-cpp via daemon", streamer: d.streamerFor("bench-nlc"), pids: () => [{ label: "tabagent daemon", pid: d.pid }, { label: "bench (openai client)", pid: process.pid }] },
+        {
+          name: "node-llama-cpp via daemon",
+          streamer: d.streamerFor("bench-nlc"),
+          pids: () => [
+            { label: "tabagent daemon", pid: d.pid },
+            { label: "bench (openai client)", pid: process.pid },
+          ],
+        },
       );
     }
 
@@ -318,7 +360,12 @@ export async function runLlamaServerSuite(argv: string[]): Promise<number> {
     const find = (c: number, mode: ModeName) => results.find((r) => r.concurrency === c && r.mode === mode)?.summary;
     const comparisons: LlamaServerReport["comparisons"] = [];
     const pairs: [ModeName, ModeName][] = [["llama-server via daemon", "llama-server direct"]];
-    if (inProcess) pairs.push(["llama-server via daemon", "node-llama-cpp in-process"], ["node-llama-cpp via daemon", "node-llama-cpp in-process"], ["llama-server direct", "node-llama-cpp in-process"]);
+    if (inProcess)
+      pairs.push(
+        ["llama-server via daemon", "node-llama-cpp in-process"],
+        ["node-llama-cpp via daemon", "node-llama-cpp in-process"],
+        ["llama-server direct", "node-llama-cpp in-process"],
+      );
     for (const c of levels) {
       for (const [of, against] of pairs) {
         const a = find(c, of)!;
@@ -340,8 +387,18 @@ export async function runLlamaServerSuite(argv: string[]): Promise<number> {
     const T = LLAMA_SERVER_TARGETS;
     for (const k of comparisons.filter((x) => x.of === "llama-server via daemon" && x.against === "llama-server direct")) {
       targets.push({ name: `decode tok/s daemon/direct, c=${k.concurrency}`, value: k.decodeRatio, target: `>= ${T.decodeRatio}`, pass: k.decodeRatio >= T.decodeRatio });
-      targets.push({ name: `TTFT added p50 (ms), c=${k.concurrency}`, value: k.ttftAddedP50Ms, target: `<= ${T.ttftAddedP50Ms}`, pass: k.ttftAddedP50Ms <= T.ttftAddedP50Ms });
-      targets.push({ name: `inter-token latency added p99 (ms), c=${k.concurrency}`, value: k.itlAddedP99Ms, target: `<= ${T.itlAddedP99Ms}`, pass: k.itlAddedP99Ms <= T.itlAddedP99Ms });
+      targets.push({
+        name: `TTFT added p50 (ms), c=${k.concurrency}`,
+        value: k.ttftAddedP50Ms,
+        target: `<= ${T.ttftAddedP50Ms}`,
+        pass: k.ttftAddedP50Ms <= T.ttftAddedP50Ms,
+      });
+      targets.push({
+        name: `inter-token latency added p99 (ms), c=${k.concurrency}`,
+        value: k.itlAddedP99Ms,
+        target: `<= ${T.itlAddedP99Ms}`,
+        pass: k.itlAddedP99Ms <= T.itlAddedP99Ms,
+      });
     }
 
     const c1 = (mode: ModeName) => collected.get(`1|${mode}`)?.runs.flat() ?? [];
@@ -350,7 +407,13 @@ export async function runLlamaServerSuite(argv: string[]): Promise<number> {
     const nlcStreams = [...c1("node-llama-cpp in-process"), ...c1("node-llama-cpp via daemon")];
     const cpuList = cpus();
     const report: LlamaServerReport = {
-      machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model.trim() ?? "unknown", node: process.version, loadAvg1mStart: loadAvgStart, loadAvg1mEnd: loadavg()[0] ?? 0 },
+      machine: {
+        cpus: cpuList.length,
+        cpuModel: cpuList[0]?.model.trim() ?? "unknown",
+        node: process.version,
+        loadAvg1mStart: loadAvgStart,
+        loadAvg1mEnd: loadavg()[0] ?? 0,
+      },
       setup: {
         model: basename(modelPath),
         binary,
@@ -404,7 +467,10 @@ async function runSettled(streamer: Streamer, concurrency: number, prompt: strin
  */
 function checkComplete(runs: RunSample[], maxTokens: number): number {
   const short = runs.flat().filter((s) => s.completionTokens !== maxTokens);
-  const tolerated = runs.filter((r) => r.length > 1).flat().filter((s) => s.completionTokens !== maxTokens && s.completionTokens >= 0.9 * maxTokens);
+  const tolerated = runs
+    .filter((r) => r.length > 1)
+    .flat()
+    .filter((s) => s.completionTokens !== maxTokens && s.completionTokens >= 0.9 * maxTokens);
   if (short.length > tolerated.length) {
     const got = [...new Set(short.map((s) => s.completionTokens))].join(", ");
     throw new Error(`${short.length} streams ended early (got ${got} of ${maxTokens} tokens): the model ended its turn; try another --prompt or a lower --max-tokens`);
@@ -421,7 +487,9 @@ export function formatLlamaServerReport(r: LlamaServerReport): string {
   );
   lines.push(`llama-server ${setup.binary}`);
   lines.push(`  args (direct, and what the daemon passes its child): ${setup.llamaServerArgs.join(" ")}`);
-  lines.push(`machine: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}, 1-min load average ${machine.loadAvg1mStart.toFixed(2)} at the start, ${machine.loadAvg1mEnd.toFixed(2)} at the end`);
+  lines.push(
+    `machine: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}, 1-min load average ${machine.loadAvg1mStart.toFixed(2)} at the start, ${machine.loadAvg1mEnd.toFixed(2)} at the end`,
+  );
   lines.push("");
   const rows: string[][] = [["mode", "conc", "runs", "decode tok/s", "(min..max)", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "whole p50", "engine tok/s"]];
   for (const x of r.results) {
@@ -476,7 +544,8 @@ export function formatLlamaServerReport(r: LlamaServerReport): string {
       `node-llama-cpp text == llama-server text: ${r.checks.textsMatchAcrossEngines === null ? "n/a" : r.checks.textsMatchAcrossEngines ? "yes" : "no (different builds of llama.cpp; near-ties of a random model)"}`,
   );
   const retries = Object.entries(r.checks.connectionRetries);
-  if (retries.length > 0) lines.push(`runs run again after a connection error (a kept-alive connection closed by the server): ${retries.map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  if (retries.length > 0)
+    lines.push(`runs run again after a connection error (a kept-alive connection closed by the server): ${retries.map(([k, v]) => `${k} ${v}`).join(", ")}`);
   lines.push("");
   lines.push("targets (llama-server via daemon vs llama-server direct):");
   lines.push(table(r.targets.map((t) => ["  " + t.name, t.value.toFixed(3), t.target, t.pass ? "PASS" : "MISS"])));

@@ -201,7 +201,14 @@ function summarize(rounds: RoundResult[]): ModeSummary {
 type Rounds = Record<Mode, RoundResult[]>;
 
 /** `rounds` rounds of one case on these daemons, appended to `results`; within a round the two run back to back. */
-async function measureRounds(daemons: Record<Mode, DaemonRunner>, agents: Record<Mode, Agent>, endpoint: Endpoint, concurrency: number, rounds: number, results: Rounds): Promise<void> {
+async function measureRounds(
+  daemons: Record<Mode, DaemonRunner>,
+  agents: Record<Mode, Agent>,
+  endpoint: Endpoint,
+  concurrency: number,
+  rounds: number,
+  results: Rounds,
+): Promise<void> {
   progress(`${endpoint.name}, concurrency ${concurrency}: ${rounds} rounds of ${endpoint.requests} requests per daemon`);
   // Warm-up: JIT, the connections, and (for chat) the model load and its first evaluation.
   for (const mode of MODES) await runRound(daemons[mode], agents[mode], endpoint, concurrency, Math.min(endpoint.requests, Math.max(50, concurrency * 4)));
@@ -269,7 +276,9 @@ function formatLoadReport(r: LoadReport): string {
   lines.push(
     `Target: auth + metrics cost ≤ ${(LOAD_TARGET.maxCostFraction * 100).toFixed(0)}% of requests/s (median over cases ${pct(r.overall.medianCost)}, worst ${pct(r.overall.worstCost)}): ${r.overall.pass ? "PASS" : "MISS"}`,
   );
-  lines.push(`checks: "on" refuses a request without the key: ${r.checks.onRefusesWithoutKey ? "yes" : "NO"}; "on" counted every request in /metrics: ${r.checks.onCountsRequests ? "yes" : "NO"}; "off" has no /metrics (404): ${r.checks.offHasNoMetricsRoute ? "yes" : "NO"}`);
+  lines.push(
+    `checks: "on" refuses a request without the key: ${r.checks.onRefusesWithoutKey ? "yes" : "NO"}; "on" counted every request in /metrics: ${r.checks.onCountsRequests ? "yes" : "NO"}; "off" has no /metrics (404): ${r.checks.offHasNoMetricsRoute ? "yes" : "NO"}`,
+  );
   return lines.join("\n");
 }
 
@@ -288,17 +297,28 @@ export async function runLoadSuite(argv: string[]): Promise<number> {
   const loadAvgStart = loadavg()[0] ?? 0;
   const modelPath = (await ensureFixtures(FIXTURES_DIR)).chatModelPath;
   const common = [
-    "--model", `${MODEL_ID}=${modelPath}`,
-    "--host", "127.0.0.1",
-    "--port", "0",
-    "--gpu", "off",
-    "--threads", "1",
-    "--context-size", "256",
-    "--parallel", String(options.parallel),
-    "--queue-size", "1024",
-    "--idle-ttl", "0",
-    "--log-level", options.logLevel,
-    "--discover", "none",
+    "--model",
+    `${MODEL_ID}=${modelPath}`,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--gpu",
+    "off",
+    "--threads",
+    "1",
+    "--context-size",
+    "256",
+    "--parallel",
+    String(options.parallel),
+    "--queue-size",
+    "1024",
+    "--idle-ttl",
+    "0",
+    "--log-level",
+    options.logLevel,
+    "--discover",
+    "none",
   ];
   const nodeArgs = (mode: Mode, half: number) =>
     options.profileDir === null ? [] : ["--cpu-prof", `--cpu-prof-dir=${resolve(options.profileDir)}`, `--cpu-prof-name=load-${mode}-${half + 1}.cpuprofile`];
@@ -328,7 +348,14 @@ export async function runLoadSuite(argv: string[]): Promise<number> {
       for (const c of cases) await measureRounds(both, agents, c.endpoint, c.concurrency, rounds, c.results);
       const sentToOn = cases.reduce((n, c) => n + c.endpoint.requests * rounds, 0);
       const found = await checkConfigs(both, sentToOn);
-      checks = checks === null ? found : { onRefusesWithoutKey: checks.onRefusesWithoutKey && found.onRefusesWithoutKey, onCountsRequests: checks.onCountsRequests && found.onCountsRequests, offHasNoMetricsRoute: checks.offHasNoMetricsRoute && found.offHasNoMetricsRoute };
+      checks =
+        checks === null
+          ? found
+          : {
+              onRefusesWithoutKey: checks.onRefusesWithoutKey && found.onRefusesWithoutKey,
+              onCountsRequests: checks.onCountsRequests && found.onCountsRequests,
+              offHasNoMetricsRoute: checks.offHasNoMetricsRoute && found.offHasNoMetricsRoute,
+            };
     } finally {
       agents.on.destroy();
       agents.off.destroy();
@@ -343,7 +370,13 @@ export async function runLoadSuite(argv: string[]): Promise<number> {
   const costs = results.map((c) => c.cost);
   const cpuList = cpus();
   const report: LoadReport = {
-    machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model.trim() ?? "unknown", node: process.version, loadAvg1mStart: loadAvgStart, loadAvg1mEnd: loadavg()[0] ?? 0 },
+    machine: {
+      cpus: cpuList.length,
+      cpuModel: cpuList[0]?.model.trim() ?? "unknown",
+      node: process.version,
+      loadAvg1mStart: loadAvgStart,
+      loadAvg1mEnd: loadavg()[0] ?? 0,
+    },
     setup: { rounds: options.rounds, maxTokens: options.maxTokens, parallel: options.parallel, logLevel: options.logLevel, model: "tiny-chat.gguf (generated)" },
     cases: results,
     overall: { medianCost: median(costs), worstCost: Math.max(...costs), pass: median(costs) <= LOAD_TARGET.maxCostFraction },

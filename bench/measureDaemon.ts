@@ -61,15 +61,24 @@ export async function startDaemon(options: DaemonOptions | DaemonArgsOptions): P
     "serveArgs" in options
       ? options.serveArgs
       : [
-          "--model", `${MODEL_ID}=${options.modelPath}`,
-          "--host", "127.0.0.1",
-          "--port", "0",
-          "--gpu", "off",
-          "--threads", String(options.threads),
-          "--context-size", String(options.contextSize),
-          "--parallel", String(options.parallel),
-          "--idle-ttl", "0",
-          "--log-level", "info",
+          "--model",
+          `${MODEL_ID}=${options.modelPath}`,
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--gpu",
+          "off",
+          "--threads",
+          String(options.threads),
+          "--context-size",
+          String(options.contextSize),
+          "--parallel",
+          String(options.parallel),
+          "--idle-ttl",
+          "0",
+          "--log-level",
+          "info",
         ];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), TABAGENT_BIN, "serve", ...serveArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -116,7 +116,8 @@ class DirectLoop implements Streamer {
     const arrivalsMs: number[] = [];
     const past: Record<string, Tensor> = {};
     for (const m of session.inputMetadata) {
-      if (m.isTensor && m.name.startsWith("past_key_values.")) past[m.name] = new ort.Tensor("float32", new Float32Array(0), [1, m.shape[1] as number, 0, m.shape[3] as number]);
+      if (m.isTensor && m.name.startsWith("past_key_values."))
+        past[m.name] = new ort.Tensor("float32", new Float32Array(0), [1, m.shape[1] as number, 0, m.shape[3] as number]);
     }
     let ids = this.encode();
     let length = 0;
@@ -126,7 +127,11 @@ class DirectLoop implements Streamer {
       const feeds: Record<string, Tensor> = {
         input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
         attention_mask: new ort.Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]),
-        position_ids: new ort.Tensor("int64", BigInt64Array.from(ids, (_, i) => BigInt(length + i)), [1, ids.length]),
+        position_ids: new ort.Tensor(
+          "int64",
+          BigInt64Array.from(ids, (_, i) => BigInt(length + i)),
+          [1, ids.length],
+        ),
         ...past,
       };
       const out = await session.run(feeds);
@@ -189,7 +194,11 @@ export async function runOnnxSuite(argv: string[]): Promise<number> {
   if (dir === null) {
     const heads = Math.max(1, Math.round(o.hidden / 64));
     progress(`exporting the generated llama (hidden ${o.hidden}, ${o.layers} layers) to ONNX (cached after the first run)`);
-    dir = (await ensureTinyLlmOnnx({ args: ["--hidden", String(o.hidden), "--layers", String(o.layers), "--heads", String(heads), "--kv-heads", String(Math.max(1, heads / 2))] })).dir;
+    dir = (
+      await ensureTinyLlmOnnx({
+        args: ["--hidden", String(o.hidden), "--layers", String(o.layers), "--heads", String(heads), "--kv-heads", String(Math.max(1, heads / 2))],
+      })
+    ).dir;
   }
   let daemon: DaemonRunner | null = null;
   try {
@@ -199,7 +208,8 @@ export async function runOnnxSuite(argv: string[]): Promise<number> {
     const direct = await DirectLoop.open(dir, o.prompt, o.threads);
 
     const check = (s: StreamSample, side: string) => {
-      if (s.completionTokens !== o.maxTokens) throw new Error(`${side} produced ${s.completionTokens}/${o.maxTokens} tokens: the model ended its turn; try another --prompt or fewer --max-tokens`);
+      if (s.completionTokens !== o.maxTokens)
+        throw new Error(`${side} produced ${s.completionTokens}/${o.maxTokens} tokens: the model ended its turn; try another --prompt or fewer --max-tokens`);
     };
     progress("warm-up (the daemon loads the model now)");
     for (let i = 0; i < 2; i++) {
@@ -222,8 +232,20 @@ export async function runOnnxSuite(argv: string[]): Promise<number> {
     const decodeRatio = m.decodeTokPerSec / d.decodeTokPerSec;
     const cpuList = cpus();
     const report: OnnxReport = {
-      machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model.trim() ?? "unknown", node: process.version, loadAvg1mStart: loadStart, loadAvg1mEnd: loadavg()[0] ?? 0 },
-      setup: { model: o.model ?? `generated llama, hidden ${o.hidden}, ${o.layers} layers`, threads: o.threads, maxTokens: o.maxTokens, promptTokens: direct.promptTokens, reps: o.reps },
+      machine: {
+        cpus: cpuList.length,
+        cpuModel: cpuList[0]?.model.trim() ?? "unknown",
+        node: process.version,
+        loadAvg1mStart: loadStart,
+        loadAvg1mEnd: loadavg()[0] ?? 0,
+      },
+      setup: {
+        model: o.model ?? `generated llama, hidden ${o.hidden}, ${o.layers} layers`,
+        threads: o.threads,
+        maxTokens: o.maxTokens,
+        promptTokens: direct.promptTokens,
+        reps: o.reps,
+      },
       direct: d,
       daemon: m,
       decodeRatio,

@@ -89,10 +89,20 @@ export function perToken(cpu: CpuTime, tokens: number): CpuPerToken {
 export function checkTargets(comparisons: Comparison[], idleRssBytes: number | null): TargetCheck[] {
   const checks: TargetCheck[] = [];
   for (const c of comparisons) {
-    checks.push({ name: `decode tok/s daemon/direct, c=${c.concurrency}`, value: c.decodeRatio, target: `>= ${TARGETS.decodeRatio}`, pass: c.decodeRatio >= TARGETS.decodeRatio });
+    checks.push({
+      name: `decode tok/s daemon/direct, c=${c.concurrency}`,
+      value: c.decodeRatio,
+      target: `>= ${TARGETS.decodeRatio}`,
+      pass: c.decodeRatio >= TARGETS.decodeRatio,
+    });
   }
   for (const c of comparisons) {
-    checks.push({ name: `TTFT added p50 (ms), c=${c.concurrency}`, value: c.ttftAddedP50Ms, target: `<= ${TARGETS.ttftAddedP50Ms}`, pass: c.ttftAddedP50Ms <= TARGETS.ttftAddedP50Ms });
+    checks.push({
+      name: `TTFT added p50 (ms), c=${c.concurrency}`,
+      value: c.ttftAddedP50Ms,
+      target: `<= ${TARGETS.ttftAddedP50Ms}`,
+      pass: c.ttftAddedP50Ms <= TARGETS.ttftAddedP50Ms,
+    });
   }
   checks.push({
     name: "daemon idle RSS (MB)",
@@ -111,7 +121,14 @@ export const yesNo = (v: boolean) => (v ? "yes" : "NO");
 /** Left-aligned first column, right-aligned others. */
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 export function formatReport(report: BenchReport): string {
@@ -121,7 +138,9 @@ export function formatReport(report: BenchReport): string {
     `tabagent bench: ${setup.model} (${(setup.modelBytes / 2 ** 20).toFixed(1)} MiB), threads ${setup.threads}, context ${setup.contextSize}, ` +
       `max_tokens ${setup.maxTokens}, prompt ${setup.promptTokens} tokens, temperature 0, no stop`,
   );
-  lines.push(`machine: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}, 1-min load average ${machine.loadAvg1mStart.toFixed(2)} at the start, ${machine.loadAvg1mEnd.toFixed(2)} at the end`);
+  lines.push(
+    `machine: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}, 1-min load average ${machine.loadAvg1mStart.toFixed(2)} at the start, ${machine.loadAvg1mEnd.toFixed(2)} at the end`,
+  );
   lines.push("");
 
   const rows: string[][] = [["mode", "conc", "runs", "decode tok/s", "(min..max)", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99"]];
@@ -161,7 +180,13 @@ export function formatReport(report: BenchReport): string {
     lines.push("libuv pool threads + V8 helpers; waiting = runnable but no free core):");
     const cpuRows: string[][] = [["  process, during that mode's runs", "main JS thread", "other threads", "total", "waiting"]];
     for (const b of report.cpu) {
-      const row = (label: string, c: CpuPerToken) => [`  ${label}, c=${b.concurrency}`, c.mainUs.toFixed(0), c.otherUs.toFixed(0), (c.mainUs + c.otherUs).toFixed(0), c.waitUs.toFixed(0)];
+      const row = (label: string, c: CpuPerToken) => [
+        `  ${label}, c=${b.concurrency}`,
+        c.mainUs.toFixed(0),
+        c.otherUs.toFixed(0),
+        (c.mainUs + c.otherUs).toFixed(0),
+        c.waitUs.toFixed(0),
+      ];
       cpuRows.push(row("direct: bench process", b.direct), row("daemon: tabagent process", b.daemon), row("daemon: openai client (bench)", b.client));
     }
     lines.push(table(cpuRows));

@@ -76,7 +76,9 @@ function checkLengths(streams: { sample: StreamSample; expected: number }[]): vo
   const short = streams.filter((s) => s.sample.completionTokens !== s.expected);
   if (short.length === 0) return;
   const got = [...new Set(short.map((s) => `${s.sample.completionTokens}/${s.expected}`))].join(", ");
-  throw new Error(`${short.length} of ${streams.length} streams ended early (tokens/asked: ${got}): the model ended its turn; try another --prompt or a lower --max-tokens`);
+  throw new Error(
+    `${short.length} of ${streams.length} streams ended early (tokens/asked: ${got}): the model ended its turn; try another --prompt or a lower --max-tokens`,
+  );
 }
 
 /** One request arriving while concurrency-1 streams decode, in both modes; returns the finished (not aborted) streams too. */
@@ -87,7 +89,10 @@ async function measureLateArrival(options: BenchOptions, direct: DirectRunner, d
   const ttfts = { direct: [] as number[], daemon: [] as number[] };
   const streams: StreamSample[] = [];
   for (let i = 0; i < options.lateTrials; i++) {
-    for (const [mode, streamer] of [["direct", direct], ["daemon", daemon]] as const) {
+    for (const [mode, streamer] of [
+      ["direct", direct],
+      ["daemon", daemon],
+    ] as const) {
       // The late request arrives ~10 ms into the others; max_tokens of them is plenty and bounds a trial's length.
       const r = await lateArrival(streamer, background, prompt, maxTokens, maxTokens);
       ttfts[mode].push(r.lateTtftMs);
@@ -156,7 +161,15 @@ async function measure(options: BenchOptions, loadAvgAtStart: number, modelPath:
       loadAvg1mStart: loadAvgAtStart,
       loadAvg1mEnd: loadavg()[0] ?? 0,
     },
-    setup: { model: basename(modelPath), modelBytes: statSync(modelPath).size, threads: options.threads, contextSize: options.contextSize, maxTokens, promptTokens, prompt },
+    setup: {
+      model: basename(modelPath),
+      modelBytes: statSync(modelPath).size,
+      threads: options.threads,
+      contextSize: options.contextSize,
+      maxTokens,
+      promptTokens,
+      prompt,
+    },
     results,
     comparisons,
     roundTripMs: { p50: median(roundTrips), p99: percentile(roundTrips, 99) },
@@ -193,7 +206,15 @@ async function main(): Promise<number> {
     }
     // Each suite runs once; a suite that could not measure makes the whole run exit non-zero, the others still run.
     let code = 0;
-    for (const [name, run] of [["default", runDaemonSuite], ["detect", runDetectSuite], ["llama-server", runLlamaServerSuite], ["transformers", runTransformersSuite], ["onnx", runOnnxSuite], ["engines", runEnginesSuite], ["load", runLoadSuite]] as const) {
+    for (const [name, run] of [
+      ["default", runDaemonSuite],
+      ["detect", runDetectSuite],
+      ["llama-server", runLlamaServerSuite],
+      ["transformers", runTransformersSuite],
+      ["onnx", runOnnxSuite],
+      ["engines", runEnginesSuite],
+      ["load", runLoadSuite],
+    ] as const) {
       process.stderr.write(`[bench] ===== suite: ${name} =====\n`);
       if (!rest.includes("--json")) process.stdout.write(`\n===== ${name} =====\n`);
       try {

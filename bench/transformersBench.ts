@@ -120,7 +120,22 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
     const started = await DirectGenerate.start(python, model, o);
     direct = started.direct;
     daemon = await startDaemon({
-      serveArgs: ["--model", `bench-hf=${model}`, "--host", "127.0.0.1", "--port", "0", "--threads", String(o.threads), "--parallel", "1", "--idle-ttl", "0", "--log-level", "info"],
+      serveArgs: [
+        "--model",
+        `bench-hf=${model}`,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--threads",
+        String(o.threads),
+        "--parallel",
+        "1",
+        "--idle-ttl",
+        "0",
+        "--log-level",
+        "info",
+      ],
       modelId: "bench-hf",
     });
     const loadStart = performance.now();
@@ -146,10 +161,22 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
     const decodeRatio = s.decodeTokPerSec / d.decodeTokPerSec;
     const ttftAdded = s.ttftMs.p50 - d.ttftMs.p50;
     const targets = [
-      { name: "decode tok/s, daemon / direct generate()", value: decodeRatio, target: `>= ${TRANSFORMERS_TARGETS.decodeRatio}`, pass: decodeRatio >= TRANSFORMERS_TARGETS.decodeRatio },
+      {
+        name: "decode tok/s, daemon / direct generate()",
+        value: decodeRatio,
+        target: `>= ${TRANSFORMERS_TARGETS.decodeRatio}`,
+        pass: decodeRatio >= TRANSFORMERS_TARGETS.decodeRatio,
+      },
       { name: "TTFT added p50", value: ttftAdded, target: `<= ${TRANSFORMERS_TARGETS.ttftAddedP50Ms} ms`, pass: ttftAdded <= TRANSFORMERS_TARGETS.ttftAddedP50Ms },
     ];
-    const report = { setup: { model, threads: o.threads, maxTokens: o.maxTokens, promptTokens: started.promptTokens, reps: o.reps }, direct: d, daemon: s, sameText, firstRequestMs, targets };
+    const report = {
+      setup: { model, threads: o.threads, maxTokens: o.maxTokens, promptTokens: started.promptTokens, reps: o.reps },
+      direct: d,
+      daemon: s,
+      sameText,
+      firstRequestMs,
+      targets,
+    };
     if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else process.stdout.write(formatTransformers(report));
     return 0;
@@ -162,7 +189,14 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
   }
 }
 
-function formatTransformers(r: { setup: { model: string; threads: number; maxTokens: number; promptTokens: number; reps: number }; direct: ConfigSummary; daemon: ConfigSummary; sameText: boolean; firstRequestMs: number; targets: { name: string; value: number; target: string; pass: boolean }[] }): string {
+function formatTransformers(r: {
+  setup: { model: string; threads: number; maxTokens: number; promptTokens: number; reps: number };
+  direct: ConfigSummary;
+  daemon: ConfigSummary;
+  sameText: boolean;
+  firstRequestMs: number;
+  targets: { name: string; value: number; target: string; pass: boolean }[];
+}): string {
   const row = (name: string, x: ConfigSummary) => [name, x.decodeTokPerSec.toFixed(1), ms(x.ttftMs.p50), ms(x.ttftMs.p99), ms(x.itlMs.p50), ms(x.itlMs.p99)];
   return [
     `transformers: ${r.setup.model}`,

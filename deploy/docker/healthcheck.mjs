@@ -15,7 +15,10 @@ const url = process.argv[2] || env.TABAGENT_HEALTHCHECK_URL || `http://127.0.0.1
 const timeoutMs = Number(env.TABAGENT_HEALTHCHECK_TIMEOUT_MS) > 0 ? Number(env.TABAGENT_HEALTHCHECK_TIMEOUT_MS) : 4000;
 
 const headers = { accept: "application/json" };
-const key = (env.TABAGENT_API_KEYS ?? "").split(",").map((k) => k.trim()).find((k) => k.length > 0);
+const key = (env.TABAGENT_API_KEYS ?? "")
+  .split(",")
+  .map((k) => k.trim())
+  .find((k) => k.length > 0);
 if (key) headers.authorization = `Bearer ${key}`;
 
 function fail(message) {

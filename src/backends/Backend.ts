@@ -1,12 +1,5 @@
 import { TabAgentError } from "../core/errors.js";
-import type {
-  ChatRequest,
-  CompletionRequest,
-  EmbedRequest,
-  EmbedResult,
-  GenerationChunk,
-  ModelDescriptor,
-} from "../core/types.js";
+import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../core/types.js";
 
 /**
  * One contract for every engine. The router owns the lifecycle: it calls `load` once (shared by concurrent

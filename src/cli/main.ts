@@ -185,7 +185,6 @@ Config file only: onnxProviders, aliases, lmstudioDir, ollamaDir, upstreams' oth
 (docs/configuration.md).
 `;
 
-
 function toRawSettings(values: Record<string, unknown>): RawSettings {
   const raw: RawSettings = {};
   for (const [flag, key] of Object.entries(FLAG_TO_KEY)) {
@@ -230,7 +229,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   try {
-    const config = loadConfig({ env, flags: toRawSettings(values), file: typeof values.config === "string" ? values.config : undefined, base: { discover: [...DEFAULT_DISCOVERY] } });
+    const config = loadConfig({
+      env,
+      flags: toRawSettings(values),
+      file: typeof values.config === "string" ? values.config : undefined,
+      base: { discover: [...DEFAULT_DISCOVERY] },
+    });
     if (command === "models") return await listModels(config, values.json === true, values.refresh === true, env);
     return await serve(config);
   } catch (err) {
@@ -377,10 +381,27 @@ function formatCount(n: number | null): string {
 export function formatDetection(d: Detection): string {
   const rows = [
     ["FORMAT", "TASK", "ARCHITECTURE", "PARAMS", "QUANT", "CONTEXT", "ENGINE"],
-    [d.format, d.task, d.architecture ?? "?", formatCount(d.parameterCount), d.quantization ?? "?", d.contextLength === null ? "?" : String(d.contextLength), d.engine?.name ?? "none"],
+    [
+      d.format,
+      d.task,
+      d.architecture ?? "?",
+      formatCount(d.parameterCount),
+      d.quantization ?? "?",
+      d.contextLength === null ? "?" : String(d.contextLength),
+      d.engine?.name ?? "none",
+    ],
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = [`${d.source}`, ...rows.map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()}`)];
+  const lines = [
+    `${d.source}`,
+    ...rows.map(
+      (r) =>
+        `  ${r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join("  ")
+          .trimEnd()}`,
+    ),
+  ];
   lines.push(`  why:     ${d.reason}`);
   if (d.engine) lines.push(`  engine:  ${d.engine.name}: ${d.engine.reason}`);
   if (d.alternatives.length > 0) lines.push(`  also:    ${d.alternatives.join(", ")}`);

@@ -15,38 +15,55 @@ export const HUB_SOURCE_PATH_PREFIX = "hf://";
 
 export const modelEntrySchema = z
   .strictObject({
-  id: z.string().regex(MODEL_ID_PATTERN, "model ids use letters, digits and . _ : @ - (max 128)").optional(),
-  path: z.string().min(1).optional(),
-  /** Instead of `path`: a Hugging Face model pulled into the store on start (`owner/name[@revision][:file-or-quant]`). */
-  source: z
-    .string()
-    .refine((s) => parseHubSource(s) !== null, "source must be owner/name[@revision][:file-or-quant]")
-    .optional(),
-  /** Per-model overrides of the daemon-wide settings of the same name. */
-  contextSize: z.number().int().min(64).max(1 << 20).optional(),
-  threads: z.number().int().min(1).max(1024).optional(),
-  parallel: z.number().int().min(1).max(64).optional(),
-  gpuLayers: z.union([z.literal("auto"), z.literal("max"), z.number().int().min(0).max(100_000)]).optional(),
-  /** Idle seconds before this model is unloaded; 0 = never. */
-  ttlSeconds: z.number().int().min(0).max(7 * 24 * 3600).optional(),
-  /** A Jinja chat template used instead of the model's own (every engine that renders chat prompts). */
-  // Passed on a command line to llama-server and the Python sidecar, where one argument is capped at 128 KiB.
-  chatTemplate: z.string().min(1).max(64 * 1024, "chat templates longer than 64 KiB are not supported").optional(),
-  /** Load this model when the daemon starts. */
-  preload: z.boolean().optional(),
-  /** Serve with this engine instead of the one detection chooses. */
-  engine: engineNameSchema.optional(),
-  /** llama-server engines: this binary, before the lookup order (see docs/native.md). */
-  llamaServerPath: z.string().min(1).optional(),
-  /** llama-server engines: extra command-line arguments. */
-  args: z.array(z.string()).max(256).optional(),
-  /** transformers engine: "auto" picks CUDA, then Apple MPS, then CPU. */
-  device: z.enum(["auto", "cpu", "cuda", "mps"]).or(z.string().regex(/^cuda:\d{1,2}$/, "device is auto, cpu, cuda, cuda:N or mps")).optional(),
-  /** transformers engine: "auto" is bf16 (or fp16) on a GPU, fp32 on the CPU. */
-  dtype: z.enum(["auto", "float32", "float16", "bfloat16"]).optional(),
-  /** transformers engine: run the Python code shipped with this model (off unless set here). */
-  trustRemoteCode: z.boolean().optional(),
-})
+    id: z.string().regex(MODEL_ID_PATTERN, "model ids use letters, digits and . _ : @ - (max 128)").optional(),
+    path: z.string().min(1).optional(),
+    /** Instead of `path`: a Hugging Face model pulled into the store on start (`owner/name[@revision][:file-or-quant]`). */
+    source: z
+      .string()
+      .refine((s) => parseHubSource(s) !== null, "source must be owner/name[@revision][:file-or-quant]")
+      .optional(),
+    /** Per-model overrides of the daemon-wide settings of the same name. */
+    contextSize: z
+      .number()
+      .int()
+      .min(64)
+      .max(1 << 20)
+      .optional(),
+    threads: z.number().int().min(1).max(1024).optional(),
+    parallel: z.number().int().min(1).max(64).optional(),
+    gpuLayers: z.union([z.literal("auto"), z.literal("max"), z.number().int().min(0).max(100_000)]).optional(),
+    /** Idle seconds before this model is unloaded; 0 = never. */
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .optional(),
+    /** A Jinja chat template used instead of the model's own (every engine that renders chat prompts). */
+    // Passed on a command line to llama-server and the Python sidecar, where one argument is capped at 128 KiB.
+    chatTemplate: z
+      .string()
+      .min(1)
+      .max(64 * 1024, "chat templates longer than 64 KiB are not supported")
+      .optional(),
+    /** Load this model when the daemon starts. */
+    preload: z.boolean().optional(),
+    /** Serve with this engine instead of the one detection chooses. */
+    engine: engineNameSchema.optional(),
+    /** llama-server engines: this binary, before the lookup order (see docs/native.md). */
+    llamaServerPath: z.string().min(1).optional(),
+    /** llama-server engines: extra command-line arguments. */
+    args: z.array(z.string()).max(256).optional(),
+    /** transformers engine: "auto" picks CUDA, then Apple MPS, then CPU. */
+    device: z
+      .enum(["auto", "cpu", "cuda", "mps"])
+      .or(z.string().regex(/^cuda:\d{1,2}$/, "device is auto, cpu, cuda, cuda:N or mps"))
+      .optional(),
+    /** transformers engine: "auto" is bf16 (or fp16) on a GPU, fp32 on the CPU. */
+    dtype: z.enum(["auto", "float32", "float16", "bfloat16"]).optional(),
+    /** transformers engine: run the Python code shipped with this model (off unless set here). */
+    trustRemoteCode: z.boolean().optional(),
+  })
   .superRefine((e, ctx) => {
     if ((e.path === undefined) === (e.source === undefined)) ctx.addIssue({ code: "custom", path: ["path"], message: "give either path or source" });
     if (e.source !== undefined && e.id === undefined) ctx.addIssue({ code: "custom", path: ["id"], message: "a model given by source needs an id" });

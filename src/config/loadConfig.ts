@@ -94,7 +94,10 @@ function convert(spec: SettingSpec, value: string | string[], source: string): u
 /** Env lists are comma separated; repeated flags are already a list. */
 function splitList(values: string[], source: string): string[] {
   if (source === "flag") return values;
-  return values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v.length > 0);
+  return values
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
 }
 
 export interface LoadConfigInput {

@@ -94,7 +94,10 @@ export const onnxDetailsSchema = z.strictObject({
   outputs: z.array(onnxValueSchema).nullable().optional(),
   /** The default domain's opset. */
   opset: z.number().int().nullable().optional(),
-  opsets: z.array(z.strictObject({ domain: z.string(), version: z.number().int() })).nullable().optional(),
+  opsets: z
+    .array(z.strictObject({ domain: z.string(), version: z.number().int() }))
+    .nullable()
+    .optional(),
   producer: z.string().nullable().optional(),
   graphError: z.string().nullable().optional(),
   irVersion: z.number().int().nullable().optional(),
@@ -176,9 +179,7 @@ const litertlmValue = z.union([z.string(), z.number(), z.boolean()]);
 export const litertlmDetailsSchema = z.strictObject({
   version: z.string(),
   systemMetadata: z.record(z.string(), litertlmValue),
-  sections: z.array(
-    z.strictObject({ dataType: z.string(), begin: z.number().nonnegative(), end: z.number().nonnegative(), items: z.record(z.string(), litertlmValue) }),
-  ),
+  sections: z.array(z.strictObject({ dataType: z.string(), begin: z.number().nonnegative(), end: z.number().nonnegative(), items: z.record(z.string(), litertlmValue) })),
   modelTypes: z.array(z.string()),
 });
 

@@ -31,15 +31,7 @@ export const detectedTaskSchema = z.enum([
 ]);
 export type DetectedTask = z.infer<typeof detectedTaskSchema>;
 
-export const engineNameSchema = z.enum([
-  "node-llama-cpp",
-  "llama-server",
-  "llama-server-bitnet",
-  "onnxruntime",
-  "transformers",
-  "litert",
-  "upstream",
-]);
+export const engineNameSchema = z.enum(["node-llama-cpp", "llama-server", "llama-server-bitnet", "onnxruntime", "transformers", "litert", "upstream"]);
 export type EngineName = z.infer<typeof engineNameSchema>;
 
 export const fileRoleSchema = z.enum(["weights", "config", "tokenizer", "projector", "external-data", "index", "other"]);

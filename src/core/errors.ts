@@ -3,13 +3,7 @@
  * `toErrorEnvelope` (api/openai/errorEnvelope.ts) is the one place that turns any error into the wire shape.
  */
 export type OpenAIErrorType =
-  | "invalid_request_error"
-  | "not_found_error"
-  | "rate_limit_error"
-  | "server_error"
-  | "service_unavailable_error"
-  | "authentication_error"
-  | "permission_error";
+  "invalid_request_error" | "not_found_error" | "rate_limit_error" | "server_error" | "service_unavailable_error" | "authentication_error" | "permission_error";
 
 export interface TabAgentErrorOptions {
   param?: string | null;
@@ -84,10 +78,10 @@ export class WrongTaskError extends InvalidRequestError {
 
 export class ContextLengthExceededError extends InvalidRequestError {
   constructor(promptTokens: number, contextSize: number, param = "messages") {
-    super(
-      `This model's context is ${contextSize} tokens, but the prompt is ${promptTokens} tokens (at least one token must remain for the answer).`,
-      { param, code: "context_length_exceeded" },
-    );
+    super(`This model's context is ${contextSize} tokens, but the prompt is ${promptTokens} tokens (at least one token must remain for the answer).`, {
+      param,
+      code: "context_length_exceeded",
+    });
   }
 }
 

@@ -67,7 +67,11 @@ export interface SkippedLink {
 export function describeSkippedLink(l: SkippedLink): string {
   const to = l.target === null ? "" : ` -> ${l.target}`;
   const why =
-    l.reason === "dangling" ? "its target does not exist" : l.reason === "outside" ? "it points outside the allowed folders" : "it leads back into a folder already listed";
+    l.reason === "dangling"
+      ? "its target does not exist"
+      : l.reason === "outside"
+        ? "it points outside the allowed folders"
+        : "it leads back into a folder already listed";
   return `symlink ${l.path}${to} skipped: ${why}`;
 }
 

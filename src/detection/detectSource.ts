@@ -5,13 +5,7 @@ import { detectGgufModel, type GgufModelFiles } from "./gguf/detectGgufModel.js"
 import { InvalidGgufError } from "./gguf/readGgufHeader.js";
 import { groupGgufFiles, isProjectorFile } from "./groupGgufFiles.js";
 import { detectLiteRtModel } from "./litert/detectLiteRtModel.js";
-import {
-  LocalModelFileSystem,
-  describeSkippedLink,
-  type ModelFileEntry,
-  type ModelFileSystem,
-  type SkippedLink,
-} from "./ModelFileSystem.js";
+import { LocalModelFileSystem, describeSkippedLink, type ModelFileEntry, type ModelFileSystem, type SkippedLink } from "./ModelFileSystem.js";
 import { detectOnnxModel } from "./onnx/detectOnnxModel.js";
 import { sniffMagic } from "./sniffMagic.js";
 import { detectTransformersModel } from "./transformers/detectTransformersModel.js";
@@ -170,9 +164,7 @@ async function detectFolder(fs: ModelFileSystem, files: ModelFileEntry[], source
     return out;
   }
   // One model in several formats: the richest format serves it, the others are alternatives.
-  const ranked = [...new Set([transformers?.format === "safetensors" ? transformers : null, onnx, transformers, litert])].filter(
-    (d): d is FormatDetection => d !== null,
-  );
+  const ranked = [...new Set([transformers?.format === "safetensors" ? transformers : null, onnx, transformers, litert])].filter((d): d is FormatDetection => d !== null);
   const primary = ranked[0];
   if (!primary) {
     const projectorsOnly = ggufCandidates.length > 0 && ggufCandidates.every((f) => isProjectorFile(f.path));

@@ -43,7 +43,11 @@ export function groupGgufFiles(entries: readonly ModelFileEntry[]): GgufModelFil
       siblings.length === 1
         ? siblings[0]
         : siblings.find((m) => {
-            const base = m.main.path.split("/").pop()!.replace(/(-\d{5}-of-\d{5})?\.gguf$/i, "").toLowerCase();
+            const base = m.main.path
+              .split("/")
+              .pop()!
+              .replace(/(-\d{5}-of-\d{5})?\.gguf$/i, "")
+              .toLowerCase();
             const proj = p.path.split("/").pop()!.toLowerCase();
             return proj.includes(base.split(/[-_.]/)[0] ?? base);
           });

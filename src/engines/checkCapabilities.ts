@@ -16,7 +16,10 @@ export function checkCapabilities(descriptor: ModelDescriptor, endpoint: Endpoin
   if (engine === null) return; // the catalog refuses unservable models before this
   const { capabilities } = ENGINES[engine];
   if (!capabilities[endpoint]) {
-    throw new InvalidRequestError(`The ${engine} engine that serves '${descriptor.id}' cannot serve ${PATHS[endpoint]}.`, { param: "model", code: "model_task_mismatch" });
+    throw new InvalidRequestError(`The ${engine} engine that serves '${descriptor.id}' cannot serve ${PATHS[endpoint]}.`, {
+      param: "model",
+      code: "model_task_mismatch",
+    });
   }
   for (const { capability, param } of features) {
     if (capabilities[capability]) continue;

@@ -12,13 +12,13 @@ export const nodeLlamaCppEngine: EngineSpec = {
     const { NodeLlamaCppBackend } = await import("../backends/llamacpp/NodeLlamaCppBackend.js");
     return (descriptor, { settings, logger, services }) =>
       new NodeLlamaCppBackend(descriptor, {
-      provider: services.llama,
-      logger,
-      threads: settings.threads,
-      contextSize: settings.contextSize,
-      parallel: settings.parallel,
-      gpuLayers: settings.gpuLayers,
-      chatTemplate: settings.chatTemplate,
+        provider: services.llama,
+        logger,
+        threads: settings.threads,
+        contextSize: settings.contextSize,
+        parallel: settings.parallel,
+        gpuLayers: settings.gpuLayers,
+        chatTemplate: settings.chatTemplate,
         probe: services.ggufProbe,
       });
   },

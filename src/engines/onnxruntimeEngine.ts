@@ -12,11 +12,11 @@ export const onnxruntimeEngine: EngineSpec = {
     const { OnnxBackend } = await import("../backends/onnx/OnnxBackend.js");
     return (descriptor, { settings, config, logger }) =>
       new OnnxBackend(descriptor, {
-      logger,
-      threads: settings.threads,
-      contextSize: settings.contextSize,
-      parallel: settings.parallel,
-      providers: config.onnxProviders,
+        logger,
+        threads: settings.threads,
+        contextSize: settings.contextSize,
+        parallel: settings.parallel,
+        providers: config.onnxProviders,
         chatTemplate: settings.chatTemplate,
       });
   },

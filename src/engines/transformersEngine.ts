@@ -12,16 +12,16 @@ export const transformersEngine: EngineSpec = {
     const { TransformersBackend } = await import("../backends/transformers/TransformersBackend.js");
     return (descriptor, { settings, config, logger, clock, processes, env, services }) =>
       new TransformersBackend(descriptor, {
-      logger,
-      clock,
-      processes,
-      env,
-      threads: settings.threads,
-      parallel: settings.parallel,
-      pythonPath: config.python,
-      dataDir: config.dataDir,
-      setup: services.pythonSetup,
-      stallTimeoutMs: config.stallTimeoutSeconds * 1000,
+        logger,
+        clock,
+        processes,
+        env,
+        threads: settings.threads,
+        parallel: settings.parallel,
+        pythonPath: config.python,
+        dataDir: config.dataDir,
+        setup: services.pythonSetup,
+        stallTimeoutMs: config.stallTimeoutSeconds * 1000,
         chatTemplate: settings.chatTemplate,
       });
   },

@@ -144,18 +144,15 @@ async function pythonReport(options: DoctorOptions, timeoutMs: number): Promise<
   if (found.python === null) return { path: null, source: null, tried: found.tried, probe: null, help: missingPythonHelp(found) };
   const python = found.python;
   const probe = await timed(async () => {
-    const code = "import json, torch, transformers; print(json.dumps({'torch': torch.__version__, 'transformers': transformers.__version__, 'cuda': torch.cuda.is_available()}))";
+    const code =
+      "import json, torch, transformers; print(json.dumps({'torch': torch.__version__, 'transformers': transformers.__version__, 'cuda': torch.cuda.is_available()}))";
     const { stdout } = await execa(python, ["-c", code], { timeout: timeoutMs, env: { ...options.env, HF_HUB_OFFLINE: "1" } });
     return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as { torch: string; transformers: string; cuda: boolean };
   });
   return { path: python, source: found.source, tried: found.tried, probe, help: null };
 }
 
-async function llamaServerReport(
-  variant: LlamaServerVariant,
-  options: DoctorOptions,
-  timeoutMs: number,
-): Promise<LlamaServerReport> {
+async function llamaServerReport(variant: LlamaServerVariant, options: DoctorOptions, timeoutMs: number): Promise<LlamaServerReport> {
   const lookup: FindLlamaServerOptions = { env: options.env };
   const configPath = options.configPaths?.[variant];
   if (configPath !== undefined) lookup.configPath = configPath;
@@ -288,12 +285,7 @@ export function formatDoctorReport(report: DoctorReport): string {
   row("node-llama-cpp", nodeLlamaCpp.version ?? "not installed");
   if (nodeLlamaCpp.cpu) {
     const p = nodeLlamaCpp.cpu;
-    row(
-      "  cpu binary",
-      p.ok && p.value
-        ? `loads (${p.value.buildType}, llama.cpp ${p.value.llamaCppRelease}, ${p.ms} ms)`
-        : `FAILED: ${p.error ?? "unknown error"}`,
-    );
+    row("  cpu binary", p.ok && p.value ? `loads (${p.value.buildType}, llama.cpp ${p.value.llamaCppRelease}, ${p.ms} ms)` : `FAILED: ${p.error ?? "unknown error"}`);
   }
   if (nodeLlamaCpp.gpu) {
     const p = nodeLlamaCpp.gpu;
@@ -326,7 +318,12 @@ export function formatDoctorReport(report: DoctorReport): string {
   const py = report.python;
   row("python (sidecar)", py.path === null ? "NOT FOUND" : `${py.path} (from ${py.source})`);
   if (py.probe) {
-    row("  packages", py.probe.ok && py.probe.value ? `torch ${py.probe.value.torch}, transformers ${py.probe.value.transformers}; CUDA ${py.probe.value.cuda ? "available" : "not available"} (${py.probe.ms} ms)` : `FAILED: ${py.probe.error ?? "unknown error"}`);
+    row(
+      "  packages",
+      py.probe.ok && py.probe.value
+        ? `torch ${py.probe.value.torch}, transformers ${py.probe.value.transformers}; CUDA ${py.probe.value.cuda ? "available" : "not available"} (${py.probe.ms} ms)`
+        : `FAILED: ${py.probe.error ?? "unknown error"}`,
+    );
   }
   if (py.path === null) for (const t of py.tried) row("  skipped", `${t.source}: ${t.path} ${t.problem}`);
   if (py.help) row("  help", `run \`tabagent setup python\` (--cuda or --cpu picks the torch build)`);

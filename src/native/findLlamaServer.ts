@@ -13,9 +13,7 @@ export interface LlamaServerCandidate {
   problem: string;
 }
 
-export type FindLlamaServerResult =
-  | { path: string; source: LlamaServerSource; tried: LlamaServerCandidate[] }
-  | { path: null; tried: LlamaServerCandidate[] };
+export type FindLlamaServerResult = { path: string; source: LlamaServerSource; tried: LlamaServerCandidate[] } | { path: null; tried: LlamaServerCandidate[] };
 
 export interface FindLlamaServerOptions {
   /** The model's own `llamaServerPath` from the config file (relative paths resolve against the cwd). */
@@ -60,10 +58,7 @@ export function releasePlatformName(platform: NodeJS.Platform): string {
  *     the standard build and cannot run BitNet I2_S/TL models).
  * A candidate must be an executable file; every rejected one is reported in `tried` with the reason.
  */
-export async function findLlamaServer(
-  variant: LlamaServerVariant,
-  options: FindLlamaServerOptions,
-): Promise<FindLlamaServerResult> {
+export async function findLlamaServer(variant: LlamaServerVariant, options: FindLlamaServerOptions): Promise<FindLlamaServerResult> {
   const { env } = options;
   const platform = options.platform ?? process.platform;
   const exe = platform === "win32" ? ".exe" : "";
@@ -155,11 +150,7 @@ interface CachedBuild {
 }
 
 /** Complete builds of a variant, newest first. A folder without build-info.json is not a finished build. */
-async function listCachedBuilds(
-  cacheDir: string,
-  variant: LlamaServerVariant,
-  tried: LlamaServerCandidate[],
-): Promise<CachedBuild[]> {
+async function listCachedBuilds(cacheDir: string, variant: LlamaServerVariant, tried: LlamaServerCandidate[]): Promise<CachedBuild[]> {
   let entries: string[];
   try {
     entries = await readdir(cacheDir);

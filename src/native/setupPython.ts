@@ -31,7 +31,10 @@ export interface SetupPythonOptions {
 export class PythonSetupError extends TabAgentError {
   override readonly status = 503;
   override readonly type = "service_unavailable_error" as const;
-  constructor(reason: string, readonly lastLines: string[]) {
+  constructor(
+    reason: string,
+    readonly lastLines: string[],
+  ) {
     super(`${reason}. Fix the cause (the setup's output says what it is) and run \`${SETUP_COMMAND}\` again.`, { code: "python_setup_failed" });
   }
 }

@@ -25,7 +25,10 @@ export class ModelRegistry {
   add(descriptor: ModelDescriptor): void {
     const existing = this.byId.get(descriptor.id);
     if (existing) {
-      throw new ConfigError("models", `two models have the id '${descriptor.id}' (${existing.path} and ${descriptor.path}); give one an explicit id with --model ID=PATH`);
+      throw new ConfigError(
+        "models",
+        `two models have the id '${descriptor.id}' (${existing.path} and ${descriptor.path}); give one an explicit id with --model ID=PATH`,
+      );
     }
     this.byId.set(descriptor.id, descriptor);
   }

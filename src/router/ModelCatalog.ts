@@ -1,13 +1,6 @@
 import type { RuntimeInfo } from "../backends/Backend.js";
 import type { UpstreamCatalog } from "../backends/upstream/UpstreamCatalog.js";
-import {
-  ChatTemplateError,
-  EngineUnavailableError,
-  InvalidRequestError,
-  ModelNotFoundError,
-  ModelNotServableError,
-  WrongTaskError,
-} from "../core/errors.js";
+import { ChatTemplateError, EngineUnavailableError, InvalidRequestError, ModelNotFoundError, ModelNotServableError, WrongTaskError } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { EngineName } from "../core/detectionSchema.js";
 import { ENGINES } from "../engines/engineTable.js";
@@ -139,7 +132,11 @@ export class ModelCatalog {
     }
     const path = ENDPOINT_PATH[endpoint];
     const fits =
-      endpoint === "embeddings" ? task === "embeddings" : endpoint === "chat" ? task === "chat" || task === "text-generation" : ["chat", "text-generation", "text2text"].includes(task);
+      endpoint === "embeddings"
+        ? task === "embeddings"
+        : endpoint === "chat"
+          ? task === "chat" || task === "text-generation"
+          : ["chat", "text-generation", "text2text"].includes(task);
     if (!fits) throw new WrongTaskError(modelId, task, path);
     if (endpoint === "chat" && task === "text-generation") {
       throw new InvalidRequestError(`The model '${modelId}' has no chat template, so it cannot serve ${path}; use /v1/completions.`, {

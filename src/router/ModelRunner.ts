@@ -54,7 +54,12 @@ export class ModelRunner {
   }
 
   get status(): { state: RunnerState; running: number; queued: number; runtime: RuntimeInfo | null } {
-    return { state: this.state, running: this.slots.running, queued: this.slots.queued, runtime: this.state === "loaded" ? (this.backend.runtimeInfo?.() ?? null) : null };
+    return {
+      state: this.state,
+      running: this.slots.running,
+      queued: this.slots.queued,
+      runtime: this.state === "loaded" ? (this.backend.runtimeInfo?.() ?? null) : null,
+    };
   }
 
   get busy(): boolean {

@@ -155,10 +155,7 @@ export function buildApp({
   registerReadyRoute(app, isReady);
   registerDocsRoutes(app, { version });
   app.addHook("onResponse", async (request, reply) => {
-    request.log.info(
-      { method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
-      "request completed",
-    );
+    request.log.info({ method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request completed");
   });
 
   app.setErrorHandler(async (err, request, reply) => sendError(err, request, reply));
@@ -175,9 +172,7 @@ export function buildApp({
       status: "ok",
       models: models.map((m) => ({ id: m.descriptor.id, state: m.state, running: m.running, queued: m.queued })),
       loaded: models.filter((m) => m.state === "loaded").map((m) => m.descriptor.id),
-      upstreams: router
-        .upstreamStatus()
-        .map(({ name, baseUrl, state, error }) => (trusted ? { name, base_url: baseUrl, state, error } : { name, state })),
+      upstreams: router.upstreamStatus().map(({ name, baseUrl, state, error }) => (trusted ? { name, base_url: baseUrl, state, error } : { name, state })),
     };
   });
 

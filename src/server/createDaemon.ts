@@ -59,7 +59,15 @@ export interface CreateDaemonOptions {
 }
 
 /** Wires config → registry → router → backends → HTTP app. Everything is passed in; nothing is global. */
-export async function createDaemon({ config, logger, clock = systemClock, registry, backends, processes = new ProcessRegistry(), env = process.env }: CreateDaemonOptions): Promise<Daemon> {
+export async function createDaemon({
+  config,
+  logger,
+  clock = systemClock,
+  registry,
+  backends,
+  processes = new ProcessRegistry(),
+  env = process.env,
+}: CreateDaemonOptions): Promise<Daemon> {
   // Exposure first: a daemon that would listen unprotected refuses before it reads a single model.
   const { keys: apiKeys, warnings: keyWarnings } = resolveApiKeys(config);
   for (const warning of keyWarnings) logger.warn(warning);

@@ -27,7 +27,11 @@ export class PersistentDetectionCache extends DetectionCache {
       cache.dirty = true;
       return cache;
     }
-    const parsed = fileSchema.safeParse(await readFile(path, "utf8").then(JSON.parse).catch(() => null));
+    const parsed = fileSchema.safeParse(
+      await readFile(path, "utf8")
+        .then(JSON.parse)
+        .catch(() => null),
+    );
     for (const raw of parsed.success ? parsed.data.entries : []) {
       // An entry that no longer fits the schema (details another version wrote) is a miss: its model is detected again.
       const entry = entrySchema.safeParse(raw);

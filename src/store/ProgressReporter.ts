@@ -107,7 +107,8 @@ export class ProgressReporter {
     const t = this.now();
     switch (e.type) {
       case "resolved": {
-        if (mode === "json") return this.json({ type: "resolved", repo: e.repo, commit: e.commit, format: e.format, quant: e.quant, files: e.files, total_bytes: e.totalBytes });
+        if (mode === "json")
+          return this.json({ type: "resolved", repo: e.repo, commit: e.commit, format: e.format, quant: e.quant, files: e.files, total_bytes: e.totalBytes });
         const missing = e.files.filter((f) => !f.present);
         this.write(
           `pulling ${e.repo}@${e.commit.slice(0, 12)} (${e.format}${e.quant ? ` ${e.quant}` : ""}): ${e.files.length} file${e.files.length === 1 ? "" : "s"}, ${formatBytes(e.totalBytes)}` +
@@ -117,7 +118,14 @@ export class ProgressReporter {
       }
       case "file-start": {
         const prev = this.files.get(e.path);
-        const f: FileState = { size: e.size, done: e.resumeFrom, startedAt: prev?.startedAt ?? t, startBytes: prev?.startBytes ?? e.resumeFrom, samples: [{ t, done: e.resumeFrom }], lastDraw: 0 };
+        const f: FileState = {
+          size: e.size,
+          done: e.resumeFrom,
+          startedAt: prev?.startedAt ?? t,
+          startBytes: prev?.startBytes ?? e.resumeFrom,
+          samples: [{ t, done: e.resumeFrom }],
+          lastDraw: 0,
+        };
         this.files.set(e.path, f);
         if (mode === "json") return this.json({ type: "file", path: e.path, size: e.size, resume_from: e.resumeFrom });
         if (mode === "lines") {
@@ -135,7 +143,8 @@ export class ProgressReporter {
         f.lastDraw = t;
         f.samples.push({ t, done: f.done });
         while (f.samples.length > 2 && t - f.samples[0]!.t > SPEED_WINDOW_MS) f.samples.shift();
-        if (mode === "json") return this.json({ type: "progress", path: e.path, done: f.done, total: f.size, bytes_per_second: this.speed(f) === null ? null : Math.round(this.speed(f)!) });
+        if (mode === "json")
+          return this.json({ type: "progress", path: e.path, done: f.done, total: f.size, bytes_per_second: this.speed(f) === null ? null : Math.round(this.speed(f)!) });
         if (mode === "tty") this.draw(e.path, f);
         return;
       }
@@ -170,7 +179,16 @@ export class ProgressReporter {
       case "done":
         if (mode === "json") {
           const r = e.result;
-          return this.json({ type: "done", id: r.id, repo: r.repo, commit: r.commit, path: r.modelPath, fetched_bytes: r.fetchedBytes, resumed_bytes: r.resumedBytes, seconds: r.seconds });
+          return this.json({
+            type: "done",
+            id: r.id,
+            repo: r.repo,
+            commit: r.commit,
+            path: r.modelPath,
+            fetched_bytes: r.fetchedBytes,
+            resumed_bytes: r.resumedBytes,
+            seconds: r.seconds,
+          });
         }
         this.endLine();
         return;

@@ -47,7 +47,13 @@ export async function discoverModels(
  * discovery finds in the store, LM Studio's folder and Ollama's store. A discovered model whose id or weights
  * are already listed is skipped, so a file reachable from two places appears once with one stable id.
  */
-export async function buildServedRegistry(options: { config: Config; env: NodeJS.ProcessEnv; logger?: Logger; cache?: DetectionCache; signal?: AbortSignal }): Promise<ServedModels> {
+export async function buildServedRegistry(options: {
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  logger?: Logger;
+  cache?: DetectionCache;
+  signal?: AbortSignal;
+}): Promise<ServedModels> {
   const { config, env, logger, signal } = options;
   const cache = options.cache ?? new DetectionCache();
   const registry = await buildModelRegistry(localConfig(config), logger, { cache, signal });

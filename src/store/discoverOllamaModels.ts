@@ -38,7 +38,8 @@ export function ollamaModelId(host: string, namespace: string, model: string, ta
 export async function discoverOllamaModels(root: string, options: { cache?: DetectionCache; logger?: Logger; signal?: AbortSignal } = {}): Promise<DiscoveredModel[]> {
   const out: DiscoveredModel[] = [];
   const manifests = join(root, "manifests");
-  const list = async (dir: string) => (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => !e.name.startsWith(".")).sort((a, b) => a.name.localeCompare(b.name));
+  const list = async (dir: string) =>
+    (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => !e.name.startsWith(".")).sort((a, b) => a.name.localeCompare(b.name));
   for (const host of (await list(manifests)).filter((e) => e.isDirectory())) {
     for (const ns of (await list(join(manifests, host.name))).filter((e) => e.isDirectory())) {
       for (const model of (await list(join(manifests, host.name, ns.name))).filter((e) => e.isDirectory())) {
@@ -66,7 +67,13 @@ export async function discoverOllamaModels(root: string, options: { cache?: Dete
           }
           const first = found[0];
           if (!first || first.detection.format === "unknown") continue;
-          out.push({ id, origin: "ollama", label: where.replace(/^registry\.ollama\.ai\/library\//, ""), descriptor: first.descriptor, contentKey: `sha256:${digest[1]}` });
+          out.push({
+            id,
+            origin: "ollama",
+            label: where.replace(/^registry\.ollama\.ai\/library\//, ""),
+            descriptor: first.descriptor,
+            contentKey: `sha256:${digest[1]}`,
+          });
         }
       }
     }

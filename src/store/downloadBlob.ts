@@ -29,7 +29,9 @@ export interface DownloadBlobOptions {
   /** For messages about a failed response. */
   context: HubRequestContext;
   /** Bytes already present when the download (re)starts, then each chunk as it is written. */
-  onProgress?: (event: { kind: "start"; resumeFrom: number } | { kind: "data"; bytes: number } | { kind: "retry"; attempt: number; error: string } | { kind: "wait" }) => void;
+  onProgress?: (
+    event: { kind: "start"; resumeFrom: number } | { kind: "data"; bytes: number } | { kind: "retry"; attempt: number; error: string } | { kind: "wait" },
+  ) => void;
 }
 
 export interface DownloadBlobResult {
@@ -182,13 +184,18 @@ async function attemptDownload(options: DownloadBlobOptions, partial: string): P
       } catch (err) {
         if (signal?.aborted) throw abortReason(signal);
         if (err instanceof DownloadError) throw err;
-        throw new DownloadError(`connection to ${options.context.hubUrl} lost after ${offset + fetched} of ${size} bytes of ${options.context.path}: ${describeNetworkError(err)}`, {
-          retryable: true,
-          cause: err,
-        });
+        throw new DownloadError(
+          `connection to ${options.context.hubUrl} lost after ${offset + fetched} of ${size} bytes of ${options.context.path}: ${describeNetworkError(err)}`,
+          {
+            retryable: true,
+            cause: err,
+          },
+        );
       }
       if (offset + fetched < size) {
-        throw new DownloadError(`connection to ${options.context.hubUrl} closed after ${offset + fetched} of ${size} bytes of ${options.context.path}`, { retryable: true });
+        throw new DownloadError(`connection to ${options.context.hubUrl} closed after ${offset + fetched} of ${size} bytes of ${options.context.path}`, {
+          retryable: true,
+        });
       }
     }
     const got = hasher.digest("hex");

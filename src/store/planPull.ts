@@ -38,11 +38,13 @@ const HF_WEIGHTS = /\.(safetensors|onnx)$|(^|\/)pytorch_model[^/]*\.bin$/i;
 
 function toPlanned(entry: HubListedFile): PlannedFile {
   if (entry.lfs) {
-    if (!/^[0-9a-f]{64}$/.test(entry.lfs.oid)) throw new UnsafePathError(`the hub listed '${entry.lfs.oid.slice(0, 80)}' as the sha256 of ${entry.path}; refusing it as a file name`);
+    if (!/^[0-9a-f]{64}$/.test(entry.lfs.oid))
+      throw new UnsafePathError(`the hub listed '${entry.lfs.oid.slice(0, 80)}' as the sha256 of ${entry.path}; refusing it as a file name`);
     return { path: entry.path, size: entry.lfs.size, etag: entry.lfs.oid, digest: { algorithm: "sha256", hex: entry.lfs.oid } };
   }
   if (!entry.oid) throw new DownloadError(`the hub listed no hash for ${entry.path}; refusing to store content that cannot be verified`);
-  if (!isHexDigest(entry.oid) || entry.oid.length !== 40) throw new UnsafePathError(`the hub listed '${entry.oid.slice(0, 80)}' as the git id of ${entry.path}; refusing it as a file name`);
+  if (!isHexDigest(entry.oid) || entry.oid.length !== 40)
+    throw new UnsafePathError(`the hub listed '${entry.oid.slice(0, 80)}' as the git id of ${entry.path}; refusing it as a file name`);
   return { path: entry.path, size: entry.size, etag: entry.oid, digest: { algorithm: "git-sha1", hex: entry.oid } };
 }
 
@@ -63,7 +65,9 @@ export async function planPull(options: {
   const { wanted, repoLabel } = options;
   for (const f of options.listing) {
     if (!isSafeRepoPath(f.path)) {
-      throw new UnsafePathError(`${repoLabel}: the hub listed a file named '${f.path.slice(0, 200)}', which would land outside the model folder; refusing to pull from this repo`);
+      throw new UnsafePathError(
+        `${repoLabel}: the hub listed a file named '${f.path.slice(0, 200)}', which would land outside the model folder; refusing to pull from this repo`,
+      );
     }
   }
   const listing = options.listing.filter((f) => !f.path.split("/").some((seg) => seg.startsWith(".")));

@@ -33,7 +33,15 @@ export interface PullModelOptions {
 }
 
 export type PullEvent =
-  | { type: "resolved"; repo: string; commit: string; format: string; quant: string | null; files: { path: string; size: number; present: boolean }[]; totalBytes: number }
+  | {
+      type: "resolved";
+      repo: string;
+      commit: string;
+      format: string;
+      quant: string | null;
+      files: { path: string; size: number; present: boolean }[];
+      totalBytes: number;
+    }
   | { type: "file-start"; path: string; size: number; resumeFrom: number }
   | { type: "progress"; path: string; bytes: number }
   | { type: "retry"; path: string; attempt: number; error: string }
@@ -153,7 +161,15 @@ export async function pullModel(options: PullModelOptions): Promise<PullResult> 
     }),
   );
   const totalBytes = plan.files.reduce((n, f) => n + f.size, 0);
-  onEvent?.({ type: "resolved", repo: parsed.repo, commit, format: plan.format, quant: plan.quant, files: plan.files.map((f, i) => ({ path: f.path, size: f.size, present: present[i]! })), totalBytes });
+  onEvent?.({
+    type: "resolved",
+    repo: parsed.repo,
+    commit,
+    format: plan.format,
+    quant: plan.quant,
+    files: plan.files.map((f, i) => ({ path: f.path, size: f.size, present: present[i]! })),
+    totalBytes,
+  });
 
   const files: PullResult["files"] = [];
   let fetchedBytes = 0;

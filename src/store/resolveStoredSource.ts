@@ -25,7 +25,8 @@ export async function resolveStoredSource(storeDir: string, source: string): Pro
   const ggufs = files.filter((f) => /\.gguf$/i.test(f.path) && !isProjectorFile(f.path));
   const hfWeights = files.some((f) => /\.(safetensors|onnx)$/i.test(f.path));
   if (parsed.file === null && (ggufs.length === 0 || hfWeights)) return files.length > 0 ? { repo: parsed.repo, commit, modelPath: dir } : null;
-  if (parsed.file !== null && files.some((f) => f.path === parsed.file) && !/\.gguf$/i.test(parsed.file)) return { repo: parsed.repo, commit, modelPath: join(dir, parsed.file) };
+  if (parsed.file !== null && files.some((f) => f.path === parsed.file) && !/\.gguf$/i.test(parsed.file))
+    return { repo: parsed.repo, commit, modelPath: join(dir, parsed.file) };
   try {
     const choice = selectGgufFiles(files, parsed.file, parsed.repo);
     // Split models need every part in place.

@@ -83,7 +83,9 @@ export function selectGgufFiles(entries: ModelFileEntry[], wanted: string | null
     if (!pick) {
       const matches = all.filter((c) => c.quant !== null && c.quant === wanted.toUpperCase());
       if (matches.length > 1) {
-        throw new InvalidPullSourceError(`${repoLabel} has ${matches.length} ${wanted.toUpperCase()} files (${matches.map((c) => c.group.main.path).join(", ")}); name one file`);
+        throw new InvalidPullSourceError(
+          `${repoLabel} has ${matches.length} ${wanted.toUpperCase()} files (${matches.map((c) => c.group.main.path).join(", ")}); name one file`,
+        );
       }
       pick = matches[0];
     }

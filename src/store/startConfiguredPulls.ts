@@ -82,7 +82,14 @@ export async function startConfiguredPulls(options: {
     }
     pulling.push(id);
     const log = logger.child({ model: id, source });
-    const state: PendingModel = { descriptor: placeholder(id, source, "unknown", null, 0), state: "downloading", doneBytes: 0, totalBytes: 0, bytesPerSecond: null, error: null };
+    const state: PendingModel = {
+      descriptor: placeholder(id, source, "unknown", null, 0),
+      state: "downloading",
+      doneBytes: 0,
+      totalBytes: 0,
+      bytesPerSecond: null,
+      error: null,
+    };
     router.setPending(id, state);
     const started = Date.now();
     let lastLog = 0;

@@ -19,7 +19,10 @@ async function readTokenFile(path: string): Promise<string> {
   } catch (err) {
     throw new ConfigError("hfTokenFile", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const line = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
+  const line = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .find((l) => l !== "" && !l.startsWith("#"));
   if (!line) throw new ConfigError("hfTokenFile", `${path} holds no token`);
   return line;
 }

@@ -300,7 +300,10 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
         const start = this.transition!;
         this.startControl?.abort(new ProcessStoppedError(this.name));
         this.startControl = null;
-        return this.beginStop("start cancelled", start.catch(() => undefined));
+        return this.beginStop(
+          "start cancelled",
+          start.catch(() => undefined),
+        );
       }
       case "ready": {
         const running = this.current!;
@@ -419,10 +422,7 @@ export class ManagedProcess<A = number> implements AsyncDisposable {
     this.failures = this.failures.filter((t) => now - t < this.policy.windowMs);
     this.failures.push(now);
     if (this.probation || this.failures.length > this.policy.maxRestarts) {
-      this.log.error(
-        { failures: this.failures.length, cooldownMs: this.policy.cooldownMs, reason: summary },
-        "too many failures: paused for the cooldown",
-      );
+      this.log.error({ failures: this.failures.length, cooldownMs: this.policy.cooldownMs, reason: summary }, "too many failures: paused for the cooldown");
       this.failedUntil = now + this.policy.cooldownMs;
       this.failures = [];
       this.probation = false;

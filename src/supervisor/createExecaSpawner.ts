@@ -36,9 +36,7 @@ export function createExecaSpawner(options: ExecaSpawnerOptions = {}): Spawner {
   const drainMs = options.outputDrainMs ?? 200;
 
   return (command: CommandSpec): ChildHandle => {
-    const [file, args] = setpriv
-      ? [setpriv, ["--pdeathsig", "KILL", "--", command.file, ...command.args]]
-      : [command.file, [...command.args]];
+    const [file, args] = setpriv ? [setpriv, ["--pdeathsig", "KILL", "--", command.file, ...command.args]] : [command.file, [...command.args]];
     const subprocess = execa(file, args, {
       detached: true,
       cleanup: true,

@@ -38,7 +38,9 @@ describe("tabagent pull", () => {
     const r = await runCli(["pull", "acme/tiny-GGUF:Q8_0"], env());
     expect(r.code).toBe(0);
     const commit = hub.commitOf("acme/tiny-GGUF");
-    expect(r.stdout).toMatch(new RegExp(`^acme--tiny-GGUF:Q8_0  ${store.path}/models--acme--tiny-GGUF/snapshots/${commit}/tiny-Q8_0.gguf  \\(256\\.0 KiB downloaded in \\d+\\.\\d s\\)$`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^acme--tiny-GGUF:Q8_0  ${store.path}/models--acme--tiny-GGUF/snapshots/${commit}/tiny-Q8_0.gguf  \\(256\\.0 KiB downloaded in \\d+\\.\\d s\\)$`),
+    );
     expect(r.stderr).toMatch(/pulling acme\/tiny-GGUF@[0-9a-f]{12} \(gguf Q8_0\): 1 file, 256\.0 KiB/);
     expect(r.stderr).toMatch(/tiny-Q8_0\.gguf: done, 256\.0 KiB in/);
     expect(r.stderr).not.toMatch(/\r|\x1b\[/); // no terminal control codes in a pipe
@@ -49,7 +51,10 @@ describe("tabagent pull", () => {
   it("--json writes one JSON object per line", async () => {
     const r = await runCli(["pull", "--json", "acme/tiny-GGUF"], env());
     expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string });
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string });
     expect(lines.map((l) => l.type)).toEqual(expect.arrayContaining(["resolved", "file", "file-done", "done"]));
     expect(lines.at(-1)).toMatchObject({ type: "done", id: "acme--tiny-GGUF:Q4_K_M", fetched_bytes: 256 << 10 });
   });
@@ -57,7 +62,9 @@ describe("tabagent pull", () => {
   it("says how to get access to a gated repo, exit 1", async () => {
     const r = await runCli(["pull", "acme/gated-GGUF"], env());
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/acme\/gated-GGUF is gated or private on http:\/\/127\.0\.0\.1:\d+: accept its licence .* set HF_TOKEN, or `hfTokenFile` in the config file/);
+    expect(r.stderr).toMatch(
+      /acme\/gated-GGUF is gated or private on http:\/\/127\.0\.0\.1:\d+: accept its licence .* set HF_TOKEN, or `hfTokenFile` in the config file/,
+    );
     expect(r.stderr).not.toMatch(/\b401\b/);
   });
 
@@ -87,7 +94,9 @@ describe("tabagent pull", () => {
     const blobs = join(store.path, "models--acme--slow-GGUF", "blobs");
     const partial = join(blobs, `${hub.sha256Of("acme/slow-GGUF", "slow-Q4_K_M.gguf")}.incomplete`);
     for (let i = 0; i < 200; i++) {
-      const size = await readFile(partial).then((b) => b.length).catch(() => 0);
+      const size = await readFile(partial)
+        .then((b) => b.length)
+        .catch(() => 0);
       if (size >= 256 << 10) break;
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -108,7 +117,11 @@ describe("tabagent pull", () => {
     expect(done.resumed_bytes).toBe(kept);
     expect(done.fetched_bytes).toBe(slowSize - kept);
     expect(hub.stats.bytesServed).toBe(slowSize - kept);
-    expect(createHash("sha256").update(await readFile(done.path)).digest("hex")).toBe(hub.sha256Of("acme/slow-GGUF", "slow-Q4_K_M.gguf"));
+    expect(
+      createHash("sha256")
+        .update(await readFile(done.path))
+        .digest("hex"),
+    ).toBe(hub.sha256Of("acme/slow-GGUF", "slow-Q4_K_M.gguf"));
   });
 
   it("two pull processes of the same model download it once", async () => {

@@ -60,11 +60,17 @@ beforeAll(async () => {
   const own = Buffer.concat([chat, Buffer.from("ollama-copy")]);
   const digest = (b: Buffer) => createHash("sha256").update(b).digest("hex");
   await mkdir(join(ollama, "blobs"), { recursive: true });
-  for (const [name, content] of [["tiny", own], ["dup", chat]] as const) {
+  for (const [name, content] of [
+    ["tiny", own],
+    ["dup", chat],
+  ] as const) {
     await writeFile(join(ollama, "blobs", `sha256-${digest(content)}`), content);
     const dir = join(ollama, "manifests", "registry.ollama.ai", "library", name);
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "latest"), JSON.stringify({ schemaVersion: 2, layers: [{ mediaType: "application/vnd.ollama.image.model", digest: `sha256:${digest(content)}`, size: content.length }] }));
+    await writeFile(
+      join(dir, "latest"),
+      JSON.stringify({ schemaVersion: 2, layers: [{ mediaType: "application/vnd.ollama.image.model", digest: `sha256:${digest(content)}`, size: content.length }] }),
+    );
   }
   // A hostile manifest: its digest would name a path outside the blobs folder.
   const evil = join(ollama, "manifests", "registry.ollama.ai", "library", "evil");
@@ -192,7 +198,11 @@ models:
   });
 
   it.each([
-    ["bad-key.yaml", "models:\n  - id: x\n    path: /m.gguf\n    contextSize: 10\n", /bad-key\.yaml: Invalid setting 'models\[0\]\.contextSize \(from .*bad-key\.yaml\)': Too small: expected number to be >=64/],
+    [
+      "bad-key.yaml",
+      "models:\n  - id: x\n    path: /m.gguf\n    contextSize: 10\n",
+      /bad-key\.yaml: Invalid setting 'models\[0\]\.contextSize \(from .*bad-key\.yaml\)': Too small: expected number to be >=64/,
+    ],
     ["both.yaml", "models:\n  - id: x\n    path: /m.gguf\n    source: a/b\n", /models\[0\]\.path .*give either path or source/],
     ["source.yaml", "models:\n  - id: x\n    source: ../../etc\n", /source must be owner\/name/],
     ["budget.yaml", "memoryBudget: lots\n", /memoryBudget \(from .*budget\.yaml\)/],

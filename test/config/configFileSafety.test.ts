@@ -82,7 +82,7 @@ describe("__proto__, constructor and prototype keys", () => {
   it.each([
     ["merge-key.yaml", "%YAML 1.1\n---\n<<: {__proto__: {host: 0.0.0.0, insecureNoAuth: true}}\n", "__proto__"],
     ["anchored-key.yaml", "x: &k __proto__\n*k : {host: 0.0.0.0}\n", "__proto__"],
-    ["quoted-key.yaml", "models:\n  - path: /m.gguf\n    \"constructor\": {}\n", "models[0].constructor"],
+    ["quoted-key.yaml", 'models:\n  - path: /m.gguf\n    "constructor": {}\n', "models[0].constructor"],
   ])("refuses them however YAML spells them: %s", (name, body, keyPath) => {
     const file = write(name, body);
     expect(refusal({ file }).setting).toBe(`${keyPath} (from ${file})`);
@@ -107,7 +107,12 @@ describe("__proto__, constructor and prototype keys", () => {
 describe("duplicate keys", () => {
   it.each([
     ["dup.json", `{\n  "port": 9100,\n  "threads": 2,\n  "port": 9200\n}\n`, "port", /line 4, column 3.*first at line 2, column 3/],
-    ["dup-nested.json", `{"models": [\n  {"id": "a", "path": "/a.gguf"},\n  {"id": "b", "path": "/b.gguf",\n   "id": "c"}\n]}`, "models[1].id", /line 4, column 4.*first at line 3, column 4/],
+    [
+      "dup-nested.json",
+      `{"models": [\n  {"id": "a", "path": "/a.gguf"},\n  {"id": "b", "path": "/b.gguf",\n   "id": "c"}\n]}`,
+      "models[1].id",
+      /line 4, column 4.*first at line 3, column 4/,
+    ],
     ["dup-escaped.json", `{"host": "127.0.0.1",\n "\\u0068ost": "0.0.0.0"}`, "host", /line 2, column 2/],
   ])("refuses them in JSON with the line and column: %s", (name, body, keyPath, where) => {
     const file = write(name, body);
@@ -118,15 +123,24 @@ describe("duplicate keys", () => {
   });
 
   it("does not mistake equal keys in different objects, or strings that look like keys, for duplicates", () => {
-    const file = write("nodup.json", JSON.stringify({ models: [{ id: "a", path: "/a.gguf" }, { id: "b", path: "/b.gguf" }], aliases: { id: "a", "x\"y": "b" } }));
+    const file = write(
+      "nodup.json",
+      JSON.stringify({
+        models: [
+          { id: "a", path: "/a.gguf" },
+          { id: "b", path: "/b.gguf" },
+        ],
+        aliases: { id: "a", 'x"y': "b" },
+      }),
+    );
     expect(() => readConfigFile(file)).not.toThrow();
   });
 
   it.each([
     ["dup.yaml", "port: 9100\nthreads: 2\nport: 9200\n", "port", /line 3, column 1/],
     ["dup-nested.yaml", "models:\n  - id: a\n    path: /a.gguf\n  - id: b\n    path: /b.gguf\n    id: c\n", "models[1].id", /line 6, column 5/],
-    ["dup-quoted.yaml", "aliases:\n  chat: a\n  \"chat\": b\n", "aliases.chat", /line 3, column 3/],
-    ["dup-number.yaml", "aliases:\n  1: a\n  \"1\": b\n", "aliases.1", /line 3, column 3/],
+    ["dup-quoted.yaml", 'aliases:\n  chat: a\n  "chat": b\n', "aliases.chat", /line 3, column 3/],
+    ["dup-number.yaml", 'aliases:\n  1: a\n  "1": b\n', "aliases.1", /line 3, column 3/],
   ])("refuses them in YAML with the line and column: %s", (name, body, keyPath, where) => {
     const file = write(name, body);
     const err = refusal({ file });

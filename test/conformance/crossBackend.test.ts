@@ -20,8 +20,7 @@ const PROMPTS = ["The sky is", "Hello world! How are you", "Once upon a time the
 const CHATS = ["Hello there", "What colour is the sky?"];
 const MAX_TOKENS = 32;
 /** A config `chatTemplate` override: replaces each engine's own rendering of the folder's template. */
-const TEMPLATE =
-  "{% for m in messages %}<|im_start|>{{ m.role }}: {{ m.content }}<|im_end|>{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant: {% endif %}";
+const TEMPLATE = "{% for m in messages %}<|im_start|>{{ m.role }}: {{ m.content }}<|im_end|>{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant: {% endif %}";
 
 let t: TestDaemon;
 
@@ -111,7 +110,11 @@ describe("cross-backend conformance: the same weights on three engines", () => {
     const own = await greedy("llm-transformers", body);
     const [reference, ...others] = await Promise.all(["tpl-transformers", "tpl-llamacpp", "tpl-onnx"].map((model) => greedy(model, body)));
     expect(reference!.prompt).not.toEqual(own.prompt);
-    const answer = await t.client.completions.create({ model: "llm-transformers", prompt: "<|im_start|>user: Hello there<|im_end|><|im_start|>assistant: ", max_tokens: 1 });
+    const answer = await t.client.completions.create({
+      model: "llm-transformers",
+      prompt: "<|im_start|>user: Hello there<|im_end|><|im_start|>assistant: ",
+      max_tokens: 1,
+    });
     expect(reference!.prompt).toHaveLength(answer.usage!.prompt_tokens);
     others.forEach((other, i) => {
       expect(other.prompt, `${["llamacpp", "onnx"][i]}: ${JSON.stringify([reference!.prompt, other.prompt])}`).toEqual(reference!.prompt);

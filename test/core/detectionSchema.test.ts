@@ -31,7 +31,6 @@ const BASE = {
   warnings: [],
 };
 
-
 const GGUF = {
   name: "Tiny",
   ggufVersion: 3,
@@ -70,7 +69,12 @@ const ONNX = {
 const EXAMPLES: Record<string, Record<string, unknown>> = {
   gguf: { ...BASE, format: "gguf", details: GGUF },
   invalidGguf: { ...BASE, format: "gguf", engine: null, alternatives: [], details: { invalidWeights: ["m.gguf: bad header"] } },
-  bitnet: { ...BASE, format: "bitnet-gguf", engine: { name: "llama-server-bitnet", reason: "tensor types I2_S" }, details: { ...GGUF, flavorReason: "tensor types I2_S" } },
+  bitnet: {
+    ...BASE,
+    format: "bitnet-gguf",
+    engine: { name: "llama-server-bitnet", reason: "tensor types I2_S" },
+    details: { ...GGUF, flavorReason: "tensor types I2_S" },
+  },
   onnx: { ...BASE, format: "onnx", engine: { name: "onnxruntime", reason: "test" }, alternatives: [], details: ONNX },
   safetensors: {
     ...BASE,
@@ -181,7 +185,9 @@ describe("typed reads of details", () => {
     expect(bitnetFlavorReason(D.gguf!)).toBeNull();
     expect(hasInvalidWeights(D.invalidGguf!)).toBe(true);
     expect(hasInvalidWeights(D.gguf!)).toBe(false);
-    expect(hasInvalidWeights(detectionSchema.parse({ ...EXAMPLES.safetensors, details: { invalidWeights: [{ path: "a", message: "b", actualFormat: null }] } }))).toBe(true);
+    expect(hasInvalidWeights(detectionSchema.parse({ ...EXAMPLES.safetensors, details: { invalidWeights: [{ path: "a", message: "b", actualFormat: null }] } }))).toBe(
+      true,
+    );
     expect(pickleAllowed(D.pytorch!)).toBe(true);
     expect(pickleAllowed(detectionSchema.parse({ ...EXAMPLES.pytorch, details: { unsafePickle: true, pickleAllowed: false } }))).toBe(false);
     expect(pickleAllowed(D.safetensors!)).toBe(false);

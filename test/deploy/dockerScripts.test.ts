@@ -253,7 +253,12 @@ describe(".dockerignore", () => {
     for (const p of [".git", "**/node_modules", "dist", ".fixtures"]) expect(patterns).toContain(p);
     const needed = ["package.json", "package-lock.json", ".npmrc", "src", "bench", "test", "bin", "native", "deploy", "tsconfig.json", "tsconfig.build.json"];
     for (const p of patterns) {
-      const re = new RegExp(`^${p.replace(/\*\*\//g, "(?:.*/)?").replace(/\./g, "\\.").replace(/\*/g, "[^/]*")}$`);
+      const re = new RegExp(
+        `^${p
+          .replace(/\*\*\//g, "(?:.*/)?")
+          .replace(/\./g, "\\.")
+          .replace(/\*/g, "[^/]*")}$`,
+      );
       for (const n of needed) expect(re.test(n), `.dockerignore '${p}' would drop ${n}`).toBe(false);
     }
   });
@@ -276,8 +281,7 @@ describe("deploy/docker/healthcheck.mjs", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`, headers };
   }
-  const check = (args: string[], env: Record<string, string> = {}) =>
-    run(process.execPath, [HEALTHCHECK, ...args], { env: { PATH: pathWithThisNode(), ...env } });
+  const check = (args: string[], env: Record<string, string> = {}) => run(process.execPath, [HEALTHCHECK, ...args], { env: { PATH: pathWithThisNode(), ...env } });
 
   it("passes against a running daemon, by URL and by TABAGENT_PORT", async () => {
     const models = join(tmp, "health-models");
@@ -436,7 +440,9 @@ describe("deploy/docker/build-llama-server.sh", () => {
   const script = join(REPO, "deploy/docker/build-llama-server.sh");
 
   it("--dry-run: the CUDA build is native/build-llama-server.sh with GGML_CUDA and the Dockerfile's architectures", async () => {
-    const archs = instructions("ARG", 0).find((a) => a.args.startsWith("CUDA_ARCHITECTURES="))!.args.split("=")[1]!;
+    const archs = instructions("ARG", 0)
+      .find((a) => a.args.startsWith("CUDA_ARCHITECTURES="))!
+      .args.split("=")[1]!;
     const r = await run("bash", [script, "--app", REPO, "--dest", join(tmp, "ls-dry"), "--cuda-architectures", archs, "--dry-run"]);
     expect(r.code, r.all).toBe(0);
     expect(r.stdout).toMatch(/^flag=-DGGML_CUDA=ON$/m);
@@ -486,7 +492,11 @@ describe("deploy/docker/build-llama-server.sh", () => {
     const r = await run("bash", [script, "--app", REPO, "--dest", join(tmp, "ls-cpu"), "--backend", "cpu"]);
     expect(r.code, r.all).toBe(0);
     const info = JSON.parse(readFileSync(join(tmp, "ls-cpu/build-info.json"), "utf8")) as { sha256: string };
-    expect(createHash("sha256").update(readFileSync(join(tmp, "ls-cpu/bin/llama-server"))).digest("hex")).toBe(info.sha256);
+    expect(
+      createHash("sha256")
+        .update(readFileSync(join(tmp, "ls-cpu/bin/llama-server")))
+        .digest("hex"),
+    ).toBe(info.sha256);
     const version = await run(join(tmp, "ls-cpu/bin/llama-server"), ["--version"]);
     expect(version.all).toMatch(/version: /);
   });

@@ -69,10 +69,7 @@ afterAll(() => {
 });
 
 function render(text: string): string {
-  return text
-    .replaceAll("/opt/tabagent", REPO)
-    .replaceAll("/etc/tabagent/tabagent.json", renderedConfigPath)
-    .replaceAll("/srv/tabagent/models", modelsDir);
+  return text.replaceAll("/opt/tabagent", REPO).replaceAll("/etc/tabagent/tabagent.json", renderedConfigPath).replaceAll("/srv/tabagent/models", modelsDir);
 }
 
 /** Runs `systemd-analyze verify` and returns the problems it reports about the given unit. */

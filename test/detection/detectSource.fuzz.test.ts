@@ -133,7 +133,13 @@ function fixtures(): Fixture[] {
   const chat = makeTinyChatModel();
   const embed = makeTinyEmbeddingModel();
   const onnx = writeOnnx(decoderSpec(2));
-  const tflite = writeTflite({ subgraphs: ["prefill", "decode"], signatures: [{ key: "prefill", inputs: ["tokens"] }, { key: "decode", outputs: ["logits"] }] });
+  const tflite = writeTflite({
+    subgraphs: ["prefill", "decode"],
+    signatures: [
+      { key: "prefill", inputs: ["tokens"] },
+      { key: "decode", outputs: ["logits"] },
+    ],
+  });
   const task = writeZip([
     { name: "TF_LITE_PREFILL_DECODE", data: tflite },
     { name: "TOKENIZER_MODEL", data: new TextEncoder().encode("sentencepiece model") },
@@ -159,7 +165,7 @@ function fixtures(): Fixture[] {
         (r) => randomBytes(r, 16 + int(r, 4096)),
         truncate(1, 1),
         // ir_version (the first field, a varint after tag 0x08) set to 0; the opset_import (last, tag 0x42) renamed away.
-        (_r, b) => (b[1] = 0, b),
+        (_r, b) => ((b[1] = 0), b),
         (_r, b) => {
           const at = b.lastIndexOf(0x42, onnxProtoEnd - 3);
           b[at] = 0x4a;

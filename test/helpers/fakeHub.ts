@@ -207,9 +207,7 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
     const recursive = ["true", "1"].includes(url.searchParams.get("recursive") ?? "");
     const expand = ["true", "1"].includes(url.searchParams.get("expand") ?? "");
     const prefix = path === "" ? "" : `${path}/`;
-    const all = [...repo.dirs, ...repo.files.keys()]
-      .filter((p) => p.startsWith(prefix) && (recursive || !p.slice(prefix.length).includes("/")))
-      .sort();
+    const all = [...repo.dirs, ...repo.files.keys()].filter((p) => p.startsWith(prefix) && (recursive || !p.slice(prefix.length).includes("/"))).sort();
     const cursor = Number(url.searchParams.get("cursor") ?? "0");
     const page = all.slice(cursor, cursor + pageSize);
     const headers: Record<string, string> = {};
@@ -218,7 +216,11 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
       next.searchParams.set("cursor", String(cursor + pageSize));
       headers.Link = `<${next.href}>; rel="next"`;
     }
-    sendJson(res, page.map((p) => treeEntry(repo, p, expand)), headers);
+    sendJson(
+      res,
+      page.map((p) => treeEntry(repo, p, expand)),
+      headers,
+    );
   };
 
   const handlePathsInfo = async (req: IncomingMessage, res: ServerResponse, id: string, rev: string): Promise<void> => {
@@ -236,7 +238,10 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
     const paths = Array.isArray(parsed.paths) ? parsed.paths.filter((p): p is string => typeof p === "string") : [];
     // Paths that do not exist are left out, not reported as errors.
     const found = paths.filter((p) => repo.files.has(p) || repo.dirs.has(p));
-    sendJson(res, found.map((p) => treeEntry(repo, p, parsed.expand === true)));
+    sendJson(
+      res,
+      found.map((p) => treeEntry(repo, p, parsed.expand === true)),
+    );
   };
 
   /** Streams `content` (or the requested range of it) in chunks, honouring backpressure and client disconnects. */
@@ -300,15 +305,16 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
       }
       sent += chunk.length;
       stats.bytesServed += chunk.length;
-      if (!res.write(chunk)) await new Promise<void>((resolve) => {
-        const done = (): void => {
-          res.off("drain", done);
-          res.off("close", done);
-          resolve();
-        };
-        res.on("drain", done);
-        res.on("close", done);
-      });
+      if (!res.write(chunk))
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.on("drain", done);
+          res.on("close", done);
+        });
     }
     if (!closed) res.end();
   };
@@ -321,7 +327,12 @@ export async function startFakeHub(repos: Record<string, FakeHubRepo>, options: 
       return;
     }
     if (repo.spec.gated && repo.spec.accessDenied) {
-      sendError(res, 403, `Access to model ${id} is restricted and you are not in the authorized list. Visit https://huggingface.co/${id} to ask for access.`, "GatedRepo");
+      sendError(
+        res,
+        403,
+        `Access to model ${id} is restricted and you are not in the authorized list. Visit https://huggingface.co/${id} to ask for access.`,
+        "GatedRepo",
+      );
       return;
     }
     const file = repo.files.get(path);

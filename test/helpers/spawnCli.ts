@@ -5,7 +5,12 @@ export const BIN = fileURLToPath(new URL("../../bin/tabagent", import.meta.url))
 
 /** Runs `bin/tabagent` (the built CLI) and collects its output. */
 export async function runCli(args: string[], env: Record<string, string> = {}) {
-  const r = await execa(process.execPath, [BIN, ...args], { env: { ...env, TABAGENT_LOG_LEVEL: env.TABAGENT_LOG_LEVEL ?? "warn" }, extendEnv: true, reject: false, timeout: 60_000 });
+  const r = await execa(process.execPath, [BIN, ...args], {
+    env: { ...env, TABAGENT_LOG_LEVEL: env.TABAGENT_LOG_LEVEL ?? "warn" },
+    extendEnv: true,
+    reject: false,
+    timeout: 60_000,
+  });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

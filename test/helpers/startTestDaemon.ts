@@ -30,11 +30,7 @@ export async function startTestDaemon(
       contextSize: 512,
       parallel: 4,
       logLevel: "silent",
-      models: [
-        { id: "tiny-chat", path: fixtures.chatModelPath },
-        { id: "tiny-embed", path: fixtures.embeddingModelPath },
-        ...extraModels,
-      ],
+      models: [{ id: "tiny-chat", path: fixtures.chatModelPath }, { id: "tiny-embed", path: fixtures.embeddingModelPath }, ...extraModels],
       ...overrides,
     },
   });
@@ -58,5 +54,10 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   } catch {
     /* SSE or empty */
   }
-  return { status: res.status, headers: res.headers, text, json: json as { error?: { message: string; type: string; param: string | null; code: string | null } } & Record<string, unknown> };
+  return {
+    status: res.status,
+    headers: res.headers,
+    text,
+    json: json as { error?: { message: string; type: string; param: string | null; code: string | null } } & Record<string, unknown>,
+  };
 }

@@ -96,7 +96,9 @@ describe("build-llama-server.sh", () => {
     expect(cuda.key).not.toBe(base.key);
     expect(cuda.flags).toContain("-DGGML_CUDA=ON");
     expect((await dryRun(["--source", source, "--cmake-flag", "-DGGML_VULKAN=OFF", "--cmake-flag", "-DGGML_CUDA=ON"])).key).toBe(cuda.key);
-    expect((await dryRun(["--source", source, "--cmake-flag", "-DGGML_CUDA=OFF", "--cmake-flag", "-DGGML_CUDA=ON", "--cmake-flag=-DGGML_VULKAN=OFF"])).key).toBe(cuda.key);
+    expect((await dryRun(["--source", source, "--cmake-flag", "-DGGML_CUDA=OFF", "--cmake-flag", "-DGGML_CUDA=ON", "--cmake-flag=-DGGML_VULKAN=OFF"])).key).toBe(
+      cuda.key,
+    );
     // A flag given by the caller replaces the default for the same variable.
     const native = await dryRun(["--source", source, "--cmake-flag", "-DGGML_NATIVE=ON"]);
     expect(native.flags).toContain("-DGGML_NATIVE=ON");
@@ -226,10 +228,7 @@ describe("build-llama-server.sh", () => {
   it("lets only one of two concurrent builds of the same key run cmake", async () => {
     const cacheDir = join(root, "concurrent");
     const env = { FAKE_CMAKE_SLEEP: "1" };
-    const [a, b] = await Promise.all([
-      run(["--source", source, "--print-path"], { cacheDir, env }),
-      run(["--source", source, "--print-path"], { cacheDir, env }),
-    ]);
+    const [a, b] = await Promise.all([run(["--source", source, "--print-path"], { cacheDir, env }), run(["--source", source, "--print-path"], { cacheDir, env })]);
     expect(a.code).toBe(0);
     expect(b.code).toBe(0);
     expect(a.stdout).toBe(b.stdout);

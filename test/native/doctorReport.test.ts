@@ -85,4 +85,3 @@ describe("doctorReport", () => {
     expect(formatDoctorReport(missing)).toMatch(/python \(sidecar\) +NOT FOUND[^]*tabagent setup python/);
   }, 30_000);
 });
-

@@ -2,12 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  defaultBuildCacheDir,
-  findLlamaServer,
-  missingBinaryHelp,
-  type FindLlamaServerOptions,
-} from "../../src/native/findLlamaServer.js";
+import { defaultBuildCacheDir, findLlamaServer, missingBinaryHelp, type FindLlamaServerOptions } from "../../src/native/findLlamaServer.js";
 import { fakeLlamaServer } from "./fakeExecutable.js";
 
 let root: string;

@@ -44,7 +44,19 @@ describe("buildModelRegistry", () => {
   it("uses explicit ids and refuses duplicates and unreadable files among --model entries", async () => {
     const r = await buildModelRegistry(loadConfig({ base: { models: [{ id: "x", path: fx.chatModelPath }, { path: fx.embeddingModelPath }] } }), logger);
     expect(r.list().map((m) => m.id)).toEqual(["tiny-embed", "x"]);
-    await expect(buildModelRegistry(loadConfig({ base: { models: [{ id: "x", path: fx.chatModelPath }, { id: "x", path: fx.embeddingModelPath }] } }), logger)).rejects.toThrow(/two models have the id 'x'/);
+    await expect(
+      buildModelRegistry(
+        loadConfig({
+          base: {
+            models: [
+              { id: "x", path: fx.chatModelPath },
+              { id: "x", path: fx.embeddingModelPath },
+            ],
+          },
+        }),
+        logger,
+      ),
+    ).rejects.toThrow(/two models have the id 'x'/);
     await expect(buildModelRegistry(loadConfig({ base: { models: [{ path: join(dir, "broken.gguf") }] } }), logger)).rejects.toThrow(ConfigError);
     await expect(buildModelRegistry(loadConfig({ base: { models: [{ path: dir }] } }), logger)).rejects.toThrow(/holds \d+ models; name one file/);
   });

@@ -56,10 +56,11 @@ function setup(options: Partial<ModelRouterOptions> & { parallel?: number } = {}
     ...options,
   });
   const signal = new AbortController().signal;
-  const refusal = (id: string, s = signal) => router.acquire(id, "chat", s).then(
-    (l) => (l.release(), null),
-    (e: unknown) => e,
-  );
+  const refusal = (id: string, s = signal) =>
+    router.acquire(id, "chat", s).then(
+      (l) => (l.release(), null),
+      (e: unknown) => e,
+    );
   return { clock, router, backends, control, signal, refusal };
 }
 

@@ -44,7 +44,12 @@ function setup(sizes: Record<string, number>, options: Partial<ModelRouterOption
   const signal = new AbortController().signal;
   /** One request: acquire, then release. */
   const use = async (id: string) => (await router.acquire(id, "chat", signal)).release();
-  const loaded = () => router.status().filter((s) => s.state === "loaded" && !s.aliasOf).map((s) => s.descriptor.id).sort();
+  const loaded = () =>
+    router
+      .status()
+      .filter((s) => s.state === "loaded" && !s.aliasOf)
+      .map((s) => s.descriptor.id)
+      .sort();
   return { clock, log, router, signal, use, loaded };
 }
 

@@ -33,7 +33,12 @@ async function burst(allowed: Record<number, string | null>): Promise<Map<number
       continue;
     }
     expect(r.headers.get("retry-after"), `status ${r.status}`).toMatch(/^[1-9]\d*$/);
-    expect(r.json.error).toEqual({ message: expect.any(String), type: r.status === 429 ? "rate_limit_error" : "service_unavailable_error", param: null, code: allowed[r.status] });
+    expect(r.json.error).toEqual({
+      message: expect.any(String),
+      type: r.status === 429 ? "rate_limit_error" : "service_unavailable_error",
+      param: null,
+      code: allowed[r.status],
+    });
   }
   expect([...counts.values()].reduce((a, b) => a + b, 0)).toBe(BURST);
   // The first arrivals hold the slots and queue places; they always finish.

@@ -116,7 +116,9 @@ describe("concurrency and cancellation", () => {
     const controllers = Array.from({ length: 5 }, () => new AbortController());
     const body = { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, stream: true };
     const open = controllers.map((c) =>
-      fetch(`${t.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: c.signal }).catch(() => null),
+      fetch(`${t.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: c.signal }).catch(
+        () => null,
+      ),
     );
     await waitFor(async () => {
       const s = await chatStatus();

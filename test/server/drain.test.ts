@@ -67,7 +67,11 @@ describe("SIGTERM drain", () => {
     for (const s of [a, b, c]) expect(parseRawResponse(await exchange(s, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"))!.status).toBe(200);
 
     // A stream in flight, held open by the engine.
-    const res = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "held", prompt: "x", stream: true }) });
+    const res = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "held", prompt: "x", stream: true }),
+    });
     const reader = res.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toContain("first");
 

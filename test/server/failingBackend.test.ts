@@ -50,20 +50,30 @@ describe("engine failures", () => {
   it("an error mid-stream arrives as one SSE error event, then the stream closes", async () => {
     const r = await postJson(`${url}/v1/completions`, { model: "broken", prompt: "x", stream: true });
     expect(r.status).toBe(200);
-    const events = r.text.split("\n\n").filter(Boolean).map((e) => e.replace(/^data: /, ""));
+    const events = r.text
+      .split("\n\n")
+      .filter(Boolean)
+      .map((e) => e.replace(/^data: /, ""));
     expect(events.slice(0, 2).map((e) => JSON.parse(e).choices[0].text)).toEqual(["partial ", "answer"]);
     expect(JSON.parse(events.at(-1)!)).toEqual({ error: { message: expect.any(String), type: "server_error", param: null, code: "server_error" } });
     expect(r.text).not.toContain("[DONE]");
     expect(r.text).not.toContain("secret");
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0 });
     const stream = await client.completions.create({ model: "broken", prompt: "x", stream: true });
-    await expect((async () => { for await (const _ of stream); })()).rejects.toThrow();
+    await expect(
+      (async () => {
+        for await (const _ of stream);
+      })(),
+    ).rejects.toThrow();
   });
 
   it("a stream that ended with an error event is counted under the event's status (500), not 200", async () => {
     const text = await (await fetch(`${url}/metrics`)).text();
     const completions = text.split("\n").filter((l) => l.startsWith("tabagent_requests_total{") && l.includes('route="/v1/completions"'));
-    expect(completions.some((l) => /status="500"\} [12]$/.test(l)), completions.join("\n")).toBe(true);
+    expect(
+      completions.some((l) => /status="500"\} [12]$/.test(l)),
+      completions.join("\n"),
+    ).toBe(true);
     expect(completions.some((l) => l.includes('status="200"'))).toBe(false);
   });
 

@@ -102,7 +102,15 @@ describe("hostile model files", () => {
     const logger = pino({ level: "silent" });
     const provider = new LlamaProvider({ gpu: "off", threads: 1, logger });
     const probe = new GgufProbe({ logger, cacheFile: join(dir, "probes.json") });
-    const backend = new NodeLlamaCppBackend(testDescriptor({ id: "flipped", path }), { provider, logger, threads: 1, contextSize: 256, parallel: 1, gpuLayers: 0, probe });
+    const backend = new NodeLlamaCppBackend(testDescriptor({ id: "flipped", path }), {
+      provider,
+      logger,
+      threads: 1,
+      contextSize: 256,
+      parallel: 1,
+      gpuLayers: 0,
+      probe,
+    });
     const failure = await backend.load(AbortSignal.timeout(60_000)).catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(ModelLoadError);
     expect((failure as Error).message).toMatch(/crashed reading it \(SIGABRT: 'std::out_of_range': _Map_base::at\)/);

@@ -45,7 +45,11 @@ describe("a daemon with metrics off", () => {
     const chat = await postJson(`${t.url}/v1/chat/completions`, { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 4 }, auth);
     expect(chat.status).toBe(200);
     expect(chat.json).toMatchObject({ usage: { completion_tokens: 4 } });
-    const stream = await postJson(`${t.url}/v1/chat/completions`, { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 4, stream: true }, auth);
+    const stream = await postJson(
+      `${t.url}/v1/chat/completions`,
+      { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 4, stream: true },
+      auth,
+    );
     expect(stream.status).toBe(200);
     expect(stream.text.trimEnd().endsWith("data: [DONE]")).toBe(true);
     const completion = await postJson(`${t.url}/v1/completions`, { model: "tiny-chat", prompt: "Hello", max_tokens: 4 }, auth);

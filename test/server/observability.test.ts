@@ -22,7 +22,14 @@ describe("metrics, readiness and API docs on the real daemon", () => {
     const text = await res.text();
     const families = parsePrometheusText(text);
     const names = new Set(families.keys());
-    for (const name of ["tabagent_requests_total", "tabagent_tokens_total", "tabagent_time_to_first_token_seconds", "tabagent_inter_token_latency_seconds", "tabagent_model_loaded", "tabagent_model_load_duration_seconds"]) {
+    for (const name of [
+      "tabagent_requests_total",
+      "tabagent_tokens_total",
+      "tabagent_time_to_first_token_seconds",
+      "tabagent_inter_token_latency_seconds",
+      "tabagent_model_loaded",
+      "tabagent_model_load_duration_seconds",
+    ]) {
       expect(names.has(name), name).toBe(true);
     }
     expect(text).toMatch(/tabagent_requests_total\{[^}]*route="\/v1\/chat\/completions"[^}]*model="tiny-chat"[^}]*status="200"[^}]*\} 1/);

@@ -17,7 +17,11 @@ describe("models", () => {
     const ids = page.data.map((m) => m.id).sort();
     expect(ids).toEqual(["tiny-chat", "tiny-embed"]);
     const chat = page.data.find((m) => m.id === "tiny-chat") as unknown as Record<string, unknown>;
-    expect(chat).toMatchObject({ object: "model", owned_by: "tabagent", tabagent: { format: "gguf", engine: "node-llama-cpp", task: "chat", architecture: "llama", chat_template: true } });
+    expect(chat).toMatchObject({
+      object: "model",
+      owned_by: "tabagent",
+      tabagent: { format: "gguf", engine: "node-llama-cpp", task: "chat", architecture: "llama", chat_template: true },
+    });
     expect(typeof chat.created).toBe("number");
   });
 
@@ -101,7 +105,10 @@ describe("chat completions", () => {
   it("accepts max_completion_tokens, seed, top_p and penalties", async () => {
     const r = await t.client.chat.completions.create({
       model: "tiny-chat",
-      messages: [{ role: "system", content: "You are terse." }, { role: "user", content: [{ type: "text", text: "Hi" }] }],
+      messages: [
+        { role: "system", content: "You are terse." },
+        { role: "user", content: [{ type: "text", text: "Hi" }] },
+      ],
       max_completion_tokens: 5,
       temperature: 0.8,
       top_p: 0.9,
@@ -114,7 +121,10 @@ describe("chat completions", () => {
     expect(r.usage!.completion_tokens).toBe(5);
     const again = await t.client.chat.completions.create({
       model: "tiny-chat",
-      messages: [{ role: "system", content: "You are terse." }, { role: "user", content: [{ type: "text", text: "Hi" }] }],
+      messages: [
+        { role: "system", content: "You are terse." },
+        { role: "user", content: [{ type: "text", text: "Hi" }] },
+      ],
       max_completion_tokens: 5,
       temperature: 0.8,
       top_p: 0.9,
@@ -139,7 +149,14 @@ describe("completions", () => {
     expect(whole.object).toBe("text_completion");
     expect(whole.choices[0]!.finish_reason).toBe("length");
     expect(whole.usage!.completion_tokens).toBe(16);
-    const stream = await t.client.completions.create({ model: "tiny-chat", prompt: "The cat", max_tokens: 16, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await t.client.completions.create({
+      model: "tiny-chat",
+      prompt: "The cat",
+      max_tokens: 16,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let usage;
     for await (const c of stream) {

@@ -52,7 +52,10 @@ describe("every answer is an OpenAI error envelope, protocol errors included", (
   });
 
   it("duplicate Content-Length, and Content-Length with Transfer-Encoding → 400 invalid_framing", async () => {
-    const dup = await rawExchange(port, "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}");
+    const dup = await rawExchange(
+      port,
+      "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    );
     expectEnvelope(dup.response, 400, "invalid_framing");
     const both = await rawExchange(
       port,

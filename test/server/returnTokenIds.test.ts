@@ -39,7 +39,11 @@ describe("return_token_ids", () => {
   it("streamed: the ids arrive with the text they became, the prompt's on the first event, and add up to the whole answer", async () => {
     const body = { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 12, temperature: 0, return_token_ids: true };
     const whole = await postJson(`${t.url}/v1/chat/completions`, body);
-    const res = await fetch(`${t.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, stream: true }) });
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...body, stream: true }),
+    });
     const events = (await readSse(res))
       .split("\n\n")
       .filter((e) => e.startsWith("data: {"))

@@ -71,7 +71,9 @@ describe("engine override in the config file", () => {
     await writeFile(file, JSON.stringify({ models: [{ id: "via-server", path: t.fixtures.chatModelPath, engine: "llama-server" }] }));
     const r = await runCli(["models", "--config", file, "--json"]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject([{ id: "via-server", engine: "llama-server", detection: { engine: { name: "llama-server", reason: "chosen in the model's config" } } }]);
+    expect(JSON.parse(r.stdout)).toMatchObject([
+      { id: "via-server", engine: "llama-server", detection: { engine: { name: "llama-server", reason: "chosen in the model's config" } } },
+    ]);
     await writeFile(file, JSON.stringify({ models: [{ path: t.fixtures.chatModelPath, engine: "onnxruntime" }] }));
     const bad = await runCli(["models", "--config", file]);
     expect(bad.code).toBe(2);

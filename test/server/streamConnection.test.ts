@@ -22,7 +22,9 @@ async function streamRaw(head: string) {
     if (doneAt === 0 && String(d).includes("data: [DONE]")) doneAt = performance.now();
   });
   // Well under Node's keep-alive timeout (72 s): a stream that leaves the connection open fails here.
-  const r = await readUntilClose(socket, 10_000, () => socket.write(`${head}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
+  const r = await readUntilClose(socket, 10_000, () =>
+    socket.write(`${head}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`),
+  );
   return { ...r, afterDoneMs: performance.now() - doneAt, sawDone: doneAt > 0 };
 }
 
@@ -47,7 +49,9 @@ describe("a stream honours the request's connection semantics", () => {
   it("HTTP/1.1 keep-alive → the connection stays open for the next request", async () => {
     const socket = await openSocket(port);
     const r = await readUntilClose(socket, 1_500, () =>
-      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`),
+      socket.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      ),
     );
     expect(r.text).toContain("data: [DONE]");
     expect(r.closed).toBe(false); // still open when the reader gave up

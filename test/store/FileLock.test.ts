@@ -15,7 +15,11 @@ afterEach(async () => {
   await dir.cleanup();
 });
 
-const exists = (path: string) => readFile(path).then(() => true, () => false);
+const exists = (path: string) =>
+  readFile(path).then(
+    () => true,
+    () => false,
+  );
 
 /** The pid of a process that has exited. */
 function deadPid(): number {

@@ -34,7 +34,18 @@ describe("PersistentDetectionCache", () => {
     const stale = { ...good, details: { ...good.details, tensorCount: "two" } };
     const otherFormat = { ...good, format: "onnx", details: { layout: 7 } };
     const unknownKey = { ...good, details: { ...good.details, removedLongAgo: true } };
-    await writeFile(path, JSON.stringify({ version: 1, entries: [["ok", [good]], ["stale", [stale]], ["other", [good, otherFormat]], ["extra", [unknownKey]]] }));
+    await writeFile(
+      path,
+      JSON.stringify({
+        version: 1,
+        entries: [
+          ["ok", [good]],
+          ["stale", [stale]],
+          ["other", [good, otherFormat]],
+          ["extra", [unknownKey]],
+        ],
+      }),
+    );
     const cache = await PersistentDetectionCache.open(path);
     expect(cache.get("ok")).toEqual([good]);
     expect(cache.get("stale")).toBeUndefined();

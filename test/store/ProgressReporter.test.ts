@@ -6,7 +6,15 @@ function fakeOut(isTTY: boolean) {
   return { writes, out: { isTTY, columns: 100, write: (s: string) => writes.push(s) } };
 }
 
-const resolved = { type: "resolved" as const, repo: "acme/x", commit: "a".repeat(40), format: "gguf", quant: "Q4_K_M", files: [{ path: "x.gguf", size: 10 << 20, present: false }], totalBytes: 10 << 20 };
+const resolved = {
+  type: "resolved" as const,
+  repo: "acme/x",
+  commit: "a".repeat(40),
+  format: "gguf",
+  quant: "Q4_K_M",
+  files: [{ path: "x.gguf", size: 10 << 20, present: false }],
+  totalBytes: 10 << 20,
+};
 
 describe("ProgressReporter", () => {
   it("renders bytes, percentage, speed and ETA", () => {
@@ -27,7 +35,7 @@ describe("ProgressReporter", () => {
     r.handle({ type: "file-start", path: "x.gguf", size: 10 << 20, resumeFrom: 0 });
     for (let i = 0; i < 50; i++) {
       now += 20; // 1 MiB per 100 ms = 10 MiB/s
-      r.handle({ type: "progress", path: "x.gguf", bytes: 1 << 20 >> 2 >> 1 });
+      r.handle({ type: "progress", path: "x.gguf", bytes: ((1 << 20) >> 2) >> 1 });
     }
     const frames = writes.filter((w) => w.startsWith("\r\x1b[2K"));
     expect(frames.length).toBeGreaterThan(5);
@@ -61,7 +69,9 @@ describe("ProgressReporter", () => {
     r.handle({ type: "retry", path: "x.gguf", attempt: 1, error: "connection lost" });
     r.handle({ type: "file-done", path: "x.gguf", reused: false });
     expect(writes.join("")).not.toMatch(/\r|\x1b/);
-    expect(writes.join("")).toMatch(/pulling acme\/x@aaaaaaaaaaaa \(gguf Q4_K_M\): 1 file, 10\.0 MiB\n {2}x\.gguf: 10\.0 MiB\n {2}x\.gguf: connection lost; resuming \(attempt 2\)\n {2}x\.gguf: done/);
+    expect(writes.join("")).toMatch(
+      /pulling acme\/x@aaaaaaaaaaaa \(gguf Q4_K_M\): 1 file, 10\.0 MiB\n {2}x\.gguf: 10\.0 MiB\n {2}x\.gguf: connection lost; resuming \(attempt 2\)\n {2}x\.gguf: done/,
+    );
     const quiet = fakeOut(false);
     const q = new ProgressReporter({ out: quiet.out, mode: "quiet" });
     q.handle(resolved);

@@ -38,7 +38,12 @@ describe("planPull: GGUF repos", () => {
 
   it("a named non-GGUF file is fetched alone; a plain file is named by its git sha1", async () => {
     const plan = await planPull({ listing: [lfs("m-Q4_K_M.gguf", 1), plain("params.json", 2, 42)], wanted: "params.json", repoLabel: "r", detect: noDetect });
-    expect(plan).toEqual({ format: "file", mainFile: "params.json", quant: null, files: [{ path: "params.json", size: 42, etag: sha1(2), digest: { algorithm: "git-sha1", hex: sha1(2) } }] });
+    expect(plan).toEqual({
+      format: "file",
+      mainFile: "params.json",
+      quant: null,
+      files: [{ path: "params.json", size: 42, etag: sha1(2), digest: { algorithm: "git-sha1", hex: sha1(2) } }],
+    });
   });
 
   it("a wish in a repo without GGUF files is refused by name", async () => {
@@ -51,7 +56,9 @@ describe("planPull: GGUF repos", () => {
 describe("planPull: refusals of what the hub lists", () => {
   it("one name that could leave the snapshot refuses the whole repo, even when it would not be fetched", async () => {
     for (const bad of ["../../.bashrc", "/etc/cron.d/x", "C:\\x.gguf", "a//b.gguf", "a/./b.gguf"]) {
-      await expect(planPull({ listing: [lfs("m-Q4_K_M.gguf", 1), plain(bad, 2)], wanted: null, repoLabel: "evil/r", detect: noDetect })).rejects.toBeInstanceOf(UnsafePathError);
+      await expect(planPull({ listing: [lfs("m-Q4_K_M.gguf", 1), plain(bad, 2)], wanted: null, repoLabel: "evil/r", detect: noDetect })).rejects.toBeInstanceOf(
+        UnsafePathError,
+      );
     }
   });
 
@@ -72,7 +79,14 @@ describe("planPull: repos that detection reads", () => {
       detection({
         format: "safetensors",
         quantization: "BF16",
-        files: [file("config.json", "config"), file("tokenizer.json", "tokenizer"), file("model.safetensors", "weights"), file("README.md", "other"), file("assets/chart.png", "other"), file("missing.bin", "other")],
+        files: [
+          file("config.json", "config"),
+          file("tokenizer.json", "tokenizer"),
+          file("model.safetensors", "weights"),
+          file("README.md", "other"),
+          file("assets/chart.png", "other"),
+          file("missing.bin", "other"),
+        ],
       }),
     ]);
     const plan = await planPull({ listing, wanted: null, repoLabel: "r", detect });
@@ -118,11 +132,16 @@ describe("planPull: repos that detection reads", () => {
   it("refuses a repo where detection finds no model, or no file to fetch", async () => {
     const listing = [plain("config.json", 1)];
     await expect(planPull({ listing, wanted: null, repoLabel: "acme/x", detect: async () => [] })).rejects.toThrow(/acme\/x: no model found \(empty repo\)/);
-    await expect(planPull({ listing, wanted: null, repoLabel: "acme/x", detect: async () => [detection({ format: "unknown", reason: "nothing known" })] })).rejects.toThrow(
-      /no model found \(nothing known\)/,
-    );
     await expect(
-      planPull({ listing, wanted: null, repoLabel: "acme/x", detect: async () => [detection({ format: "safetensors", files: [file("elsewhere.safetensors", "weights")] })] }),
+      planPull({ listing, wanted: null, repoLabel: "acme/x", detect: async () => [detection({ format: "unknown", reason: "nothing known" })] }),
+    ).rejects.toThrow(/no model found \(nothing known\)/);
+    await expect(
+      planPull({
+        listing,
+        wanted: null,
+        repoLabel: "acme/x",
+        detect: async () => [detection({ format: "safetensors", files: [file("elsewhere.safetensors", "weights")] })],
+      }),
     ).rejects.toThrow(/detection found no files to fetch/);
   });
 });

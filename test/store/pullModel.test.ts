@@ -66,7 +66,11 @@ describe("pullModel", () => {
       `models--acme--tiny-GGUF/snapshots/${commit}/tiny-Q4_K_M.gguf -> ../../blobs/${sha}`,
     ]);
     expect(await readFile(join(store.path, "models--acme--tiny-GGUF/refs/main"), "utf8")).toBe(commit);
-    expect(createHash("sha256").update(await readFile(result.modelPath)).digest("hex")).toBe(sha);
+    expect(
+      createHash("sha256")
+        .update(await readFile(result.modelPath))
+        .digest("hex"),
+    ).toBe(sha);
     // Only the chosen file's bytes crossed the wire.
     expect(hub.stats.bytesServed).toBe(256 << 10);
   });
@@ -152,7 +156,11 @@ describe("pullModel", () => {
     expect((await readdir(join(repoDir, "blobs"))).every((n) => n.endsWith(".incomplete"))).toBe(true);
     const result = await pull("acme/slow-GGUF");
     expect(result.resumedBytes).toBeGreaterThan(0);
-    expect(createHash("sha256").update(await readFile(result.modelPath)).digest("hex")).toBe(hub.sha256Of("acme/slow-GGUF", "slow-Q4_K_M.gguf"));
+    expect(
+      createHash("sha256")
+        .update(await readFile(result.modelPath))
+        .digest("hex"),
+    ).toBe(hub.sha256Of("acme/slow-GGUF", "slow-Q4_K_M.gguf"));
   });
 
   it("refuses content whose hash does not match, leaving nothing behind", async () => {
@@ -168,7 +176,8 @@ describe("pullModel", () => {
     ["acme/private-GGUF", undefined, /acme\/private-GGUF is gated or private.*HF_TOKEN/],
     ["acme/private-GGUF", "hf_wrong", /token was refused/],
   ])("explains a 401/403 from %s (token %s)", async (repo, token, message) => {
-    const hubWithTokens = token === "hf_wrong" ? await startFakeHub({ "acme/private-GGUF": { private: true, files: { "p-Q4_K_M.gguf": "x" } } }, { tokens: ["hf_right"] }) : hub;
+    const hubWithTokens =
+      token === "hf_wrong" ? await startFakeHub({ "acme/private-GGUF": { private: true, files: { "p-Q4_K_M.gguf": "x" } } }, { tokens: ["hf_right"] }) : hub;
     try {
       const err = await pull(repo, { accessToken: token, hubUrl: hubWithTokens.url }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(GatedRepoError);
@@ -180,17 +189,13 @@ describe("pullModel", () => {
     }
   });
 
-  it.each([
-    ["../etc/passwd"],
-    ["acme/tiny-GGUF@../../x"],
-    ["acme/tiny-GGUF:../../../escape.gguf"],
-    ["acme/tiny-GGUF:/etc/passwd"],
-    ["/abs/path"],
-    ["acme/tiny--GGUF"],
-  ])("refuses the source %s before any request", async (source) => {
-    await expect(pull(source)).rejects.toBeInstanceOf(InvalidPullSourceError);
-    expect(hub.stats.requests).toEqual([]);
-  });
+  it.each([["../etc/passwd"], ["acme/tiny-GGUF@../../x"], ["acme/tiny-GGUF:../../../escape.gguf"], ["acme/tiny-GGUF:/etc/passwd"], ["/abs/path"], ["acme/tiny--GGUF"]])(
+    "refuses the source %s before any request",
+    async (source) => {
+      await expect(pull(source)).rejects.toBeInstanceOf(InvalidPullSourceError);
+      expect(hub.stats.requests).toEqual([]);
+    },
+  );
 
   it.each([
     ["evil/dotdot", /listed a file named '\.\.\/\.\.\/escaped\.gguf'/],
@@ -235,10 +240,7 @@ describe("pullModel", () => {
 
   it("two concurrent pulls of the same file download it once", async () => {
     const events: PullEvent[][] = [[], []];
-    const [a, b] = await Promise.all([
-      pull("acme/slow-GGUF", { onEvent: (e) => events[0]!.push(e) }),
-      pull("acme/slow-GGUF", { onEvent: (e) => events[1]!.push(e) }),
-    ]);
+    const [a, b] = await Promise.all([pull("acme/slow-GGUF", { onEvent: (e) => events[0]!.push(e) }), pull("acme/slow-GGUF", { onEvent: (e) => events[1]!.push(e) })]);
     expect(hub.stats.bytesServed).toBe(1 << 20);
     expect([a.files[0]!.reused, b.files[0]!.reused].sort()).toEqual([false, true]);
     expect(events.flat().some((e) => e.type === "waiting")).toBe(true);

@@ -21,7 +21,11 @@ afterEach(async () => {
   await dir.cleanup();
 });
 
-const exists = (path: string) => lstat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  lstat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** Puts a blob of `size` bytes in the store and links `file` of `commit` to it. */
 async function put(commit: string, file: string, n: number, size: number): Promise<string> {

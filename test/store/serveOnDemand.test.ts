@@ -76,7 +76,9 @@ describe("serve: models given by hub source", () => {
 
     const ok = await d.client.chat.completions.create({ model: "chat", messages: [{ role: "user", content: "hi" }], max_tokens: 4, temperature: 0 });
     expect(ok.choices[0]?.finish_reason).toMatch(/stop|length/);
-    const refused = await d.client.chat.completions.create({ model: "locked", messages: [{ role: "user", content: "hi" }], max_tokens: 4 }).catch((e: unknown) => e as APIError);
+    const refused = await d.client.chat.completions
+      .create({ model: "locked", messages: [{ role: "user", content: "hi" }], max_tokens: 4 })
+      .catch((e: unknown) => e as APIError);
     expect(refused).toMatchObject({ status: 503, code: "model_download_failed" });
   });
 

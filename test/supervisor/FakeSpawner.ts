@@ -66,8 +66,7 @@ export class FakeSpawner {
 
   readonly findPort = async (): Promise<number> => this.nextPort++;
 
-  readonly healthCheck = async (port: number): Promise<boolean> =>
-    this.children.some((c) => c.port === port && c.alive && c.healthy);
+  readonly healthCheck = async (port: number): Promise<boolean> => this.children.some((c) => c.port === port && c.alive && c.healthy);
 
   get last(): FakeChild {
     const child = this.children.at(-1);

@@ -145,24 +145,34 @@ describe("ManagedProcess with real processes", () => {
   const missingBinaryCases: [string, string | null, RegExp, RegExp][] = [
     ["without setpriv", null, /could not be spawned \(ENOENT\)/, /spawn \/nonexistent\/llama-server ENOENT/],
     ...(HAS_SETPRIV
-      ? [["through setpriv", "/usr/bin/setpriv", /exited with code 127 while starting/, /Last output:\nsetpriv: failed to execute \/nonexistent\/llama-server/] as [string, string, RegExp, RegExp]]
+      ? [
+          ["through setpriv", "/usr/bin/setpriv", /exited with code 127 while starting/, /Last output:\nsetpriv: failed to execute \/nonexistent\/llama-server/] as [
+            string,
+            string,
+            RegExp,
+            RegExp,
+          ],
+        ]
       : []),
   ];
-  it.each(missingBinaryCases)("a missing executable fails the start at once with the reason (%s); the path only in the status", async (_how, setprivPath, message, detail) => {
-    const proc = new ManagedProcess({
-      name: "fake-llama",
-      command: () => ({ file: "/nonexistent/llama-server", args: [] }),
-      logger: pino({ level: "silent" }),
-      spawn: createExecaSpawner({ setprivPath }),
-    });
-    processes.push(proc);
-    const err = await proc.ensureReady().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ProcessStartError);
-    expect((err as Error).message).toMatch(message);
-    expect((err as Error).message).not.toContain("/nonexistent");
-    expect(proc.status.lastError).toMatch(detail);
-    expect(proc.status.state).toBe("stopped");
-  });
+  it.each(missingBinaryCases)(
+    "a missing executable fails the start at once with the reason (%s); the path only in the status",
+    async (_how, setprivPath, message, detail) => {
+      const proc = new ManagedProcess({
+        name: "fake-llama",
+        command: () => ({ file: "/nonexistent/llama-server", args: [] }),
+        logger: pino({ level: "silent" }),
+        spawn: createExecaSpawner({ setprivPath }),
+      });
+      processes.push(proc);
+      const err = await proc.ensureReady().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProcessStartError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain("/nonexistent");
+      expect(proc.status.lastError).toMatch(detail);
+      expect(proc.status.state).toBe("stopped");
+    },
+  );
 
   it("kills a child that is not healthy by the deadline", async () => {
     const proc = make(["--never-healthy"], { startTimeoutMs: 800 });
@@ -192,7 +202,12 @@ describe("ManagedProcess with real processes", () => {
     const proc = make(["--grandchild"]);
     await proc.ensureReady();
     await waitFor(() => proc.lastLines().some((l) => l.startsWith("grandchild ")));
-    const grandchild = Number(proc.lastLines().find((l) => l.startsWith("grandchild "))!.split(" ")[1]);
+    const grandchild = Number(
+      proc
+        .lastLines()
+        .find((l) => l.startsWith("grandchild "))!
+        .split(" ")[1],
+    );
     extraPids.push(grandchild);
     expect(isAlive(grandchild)).toBe(true);
     await proc.stop();

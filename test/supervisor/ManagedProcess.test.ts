@@ -162,10 +162,7 @@ describe("ManagedProcess state machine", () => {
     expect(err.message).toBe("The llama-server process failed to start: it exited with code 1 while starting; its last output is in the daemon log.");
     expect(err.message).not.toContain("wrong shape");
     expect(logged.join("")).toContain("tensor 'blk.0' has wrong shape"); // at error level, whatever the output level
-    expect(err.lastLines).toEqual([
-      "llama_model_load: error loading model: tensor 'blk.0' has wrong shape",
-      "main: exiting due to model loading error",
-    ]);
+    expect(err.lastLines).toEqual(["llama_model_load: error loading model: tensor 'blk.0' has wrong shape", "main: exiting due to model loading error"]);
     expect(spawner.last.signals).toContain("SIGKILL"); // whatever it left in its group is killed
     expect(proc.status.state).toBe("stopped"); // one failure: the next request tries again
     expect(proc.status.lastError).toContain("wrong shape");
@@ -403,9 +400,7 @@ describe("ManagedProcess state machine", () => {
       command: (port) => ({ file: "llama-server", args: ["--port", String(port), "--api-key", "sk-secret"] }),
     });
     await proc.ensureReady();
-    expect(records).toContainEqual(
-      expect.objectContaining({ msg: "starting", args: ["--port", String(spawner.last.port), "--api-key", "[redacted]"] }),
-    );
+    expect(records).toContainEqual(expect.objectContaining({ msg: "starting", args: ["--port", String(spawner.last.port), "--api-key", "[redacted]"] }));
     expect(JSON.stringify(records)).not.toContain("sk-secret");
     spawner.last.say("srv  load_model: loading model");
     spawner.last.stdout.write("hello on stdout\n");

@@ -21,7 +21,12 @@ describe("ProcessRegistry", () => {
   it("kills every registered group once and forgets them; a failing kill does not stop the others", () => {
     const registry = new ProcessRegistry();
     const a = group(1);
-    const b = { pid: 2, killGroup: () => { throw new Error("EINVAL"); } };
+    const b = {
+      pid: 2,
+      killGroup: () => {
+        throw new Error("EINVAL");
+      },
+    };
     const c = group(3);
     registry.add(a);
     registry.add(b);

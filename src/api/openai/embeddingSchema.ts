@@ -4,10 +4,7 @@ import type { EmbedRequest } from "../../core/types.js";
 
 export const embeddingBodySchema = z.object({
   model: z.string().min(1, "must be a model id"),
-  input: z.union([
-    z.string().min(1, "must not be empty"),
-    z.array(z.string().min(1, "must not be empty")).min(1, "must contain at least one input").max(2048),
-  ]),
+  input: z.union([z.string().min(1, "must not be empty"), z.array(z.string().min(1, "must not be empty")).min(1, "must contain at least one input").max(2048)]),
   encoding_format: z.enum(["float", "base64"]).nullable().optional(),
   dimensions: z.number().int().min(1).nullable().optional(),
   user: z.unknown().optional(),

@@ -11,7 +11,13 @@ export const generationParamsShape = {
   max_tokens: nullable(z.number().int().min(1)),
   temperature: nullable(z.number().min(0).max(2)),
   top_p: nullable(z.number().gt(0).max(1)),
-  seed: nullable(z.number().int().min(-(2 ** 53)).max(2 ** 53)),
+  seed: nullable(
+    z
+      .number()
+      .int()
+      .min(-(2 ** 53))
+      .max(2 ** 53),
+  ),
   stop: nullable(z.union([z.string(), z.array(z.string()).max(16)])),
   presence_penalty: nullable(z.number().min(-2).max(2)),
   frequency_penalty: nullable(z.number().min(-2).max(2)),

@@ -140,16 +140,16 @@ export function completionFormatter({ model, includeUsage }: FormatterContext): 
         throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
       }
       return {
-      ...base,
-      choices: choices.map((c) => ({
-        index: c.index,
-        text: c.text,
-        logprobs: null,
-        finish_reason: c.finishReason ?? "stop",
-        ...(c.promptTokenIds ? { prompt_token_ids: c.promptTokenIds } : {}),
-        ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
-      })),
-      usage: usageToWire(usage),
+        ...base,
+        choices: choices.map((c) => ({
+          index: c.index,
+          text: c.text,
+          logprobs: null,
+          finish_reason: c.finishReason ?? "stop",
+          ...(c.promptTokenIds ? { prompt_token_ids: c.promptTokenIds } : {}),
+          ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
+        })),
+        usage: usageToWire(usage),
       };
     },
   };

@@ -145,7 +145,7 @@ const FIELD_DOCS: Partial<Record<ComponentName, Record<string, string>>> = {
     max_completion_tokens: "Wins over `max_tokens` when both are set.",
     parallel_tool_calls: IGNORED,
     store: IGNORED,
-    modalities: needs("audio", "`[\"text\"]` always works."),
+    modalities: needs("audio", '`["text"]` always works.'),
     audio: needs("audio", "null always works."),
     prediction: needs("prediction", "null always works."),
     reasoning_effort: needs("reasoning", "null always works."),
@@ -220,9 +220,7 @@ function generation(kind: "chat" | "completion"): OpenApiOperation {
     operationId: chat ? "createChatCompletion" : "createCompletion",
     summary: chat ? "Chat completion, streamed or not" : "Text completion, streamed or not",
     description:
-      (chat
-        ? "Chat models only (a GGUF with a chat template). "
-        : "Chat and plain text-generation models; an array `prompt` gives one choice per prompt. ") +
+      (chat ? "Chat models only (a GGUF with a chat template). " : "Chat and plain text-generation models; an array `prompt` gives one choice per prompt. ") +
       "Parameters that would change results but are not implemented are refused with 400 `unsupported_parameter`; " +
       "harmless unknown fields are accepted. With `stream: true` the answer is server-sent events: one " +
       `\`${chunk}\` per \`data:\` line, then \`data: [DONE]\`. An error after the stream started arrives as one ` +
@@ -297,8 +295,7 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
         post: {
           operationId: "createEmbedding",
           summary: "Embeddings",
-          description:
-            "Embedding models only. Vectors are L2-normalised. An input longer than the model's context is a 400 naming it (`param: \"input[3]\"`).",
+          description: 'Embedding models only. Vectors are L2-normalised. An input longer than the model\'s context is a 400 naming it (`param: "input[3]"`).',
           tags: ["OpenAI"],
           requestBody: { required: true, content: { "application/json": { schema: ref("EmbeddingRequest") } } },
           responses: { "200": json("EmbeddingList", "One vector per input, in order."), ...generationErrors() },
@@ -382,7 +379,7 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
             "`model_not_servable`, `context_length_exceeded`; malformed HTTP (`malformed_request`, `invalid_framing`, " +
             "`missing_host`, `invalid_url`).",
         ),
-        ModelNotFound: errorComponent("Unknown model id (`model_not_found`, `param: \"model\"`)."),
+        ModelNotFound: errorComponent('Unknown model id (`model_not_found`, `param: "model"`).'),
         PayloadTooLarge: errorComponent("Body over the server's limit (`request_too_large`)."),
         UnsupportedMediaType: errorComponent("A content type other than JSON (`unsupported_media_type`)."),
         TooManyRequests: errorComponent("Every slot busy and the wait queue full (`queue_full`).", {

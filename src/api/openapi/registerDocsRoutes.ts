@@ -19,7 +19,5 @@ export function registerDocsRoutes(app: FastifyInstance, options: OpenApiOptions
     return cached;
   };
   app.get("/openapi.json", async (_request, reply) => reply.type("application/json; charset=utf-8").send(bodies().json));
-  app.get("/docs", async (_request, reply) =>
-    reply.type("text/html; charset=utf-8").header("content-security-policy", DOCS_CSP).send(bodies().html),
-  );
+  app.get("/docs", async (_request, reply) => reply.type("text/html; charset=utf-8").header("content-security-policy", DOCS_CSP).send(bodies().html));
 }

@@ -53,10 +53,7 @@ export const chatCompletionChunkSchema = z.object({
       }),
     )
     .meta({ description: "Empty in the final usage chunk." }),
-  usage: usageSchema
-    .nullable()
-    .optional()
-    .meta({ description: "Only with stream_options.include_usage: null on every chunk but the last." }),
+  usage: usageSchema.nullable().optional().meta({ description: "Only with stream_options.include_usage: null on every chunk but the last." }),
 });
 
 export const completionResponseSchema = z.object({

@@ -192,10 +192,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
 }
 
 /** Several prompts run one after another on the same slot; each becomes the choice with its index. */
-async function* completeAll(
-  requests: CompletionRequest[],
-  run: (r: CompletionRequest) => AsyncIterable<GenerationChunk>,
-): AsyncGenerator<GenerationChunk> {
+async function* completeAll(requests: CompletionRequest[], run: (r: CompletionRequest) => AsyncIterable<GenerationChunk>): AsyncGenerator<GenerationChunk> {
   for (const [index, request] of requests.entries()) {
     let echoed = !request.echo;
     for await (const chunk of run(request)) {

@@ -66,7 +66,10 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
           unhandled(chunk);
       }
     }
-    return formatter.whole([...choices.values()].sort((a, b) => a.index - b.index), usage);
+    return formatter.whole(
+      [...choices.values()].sort((a, b) => a.index - b.index),
+      usage,
+    );
   }
   return streamSse(options, usage);
 }

@@ -105,7 +105,10 @@ export class ChildServerClient {
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
     const id = this.options.modelId;
-    const once = (u: OpenAIUpstream, s: AbortSignal) => (async function* () { yield await u.embed(request, id, s); })();
+    const once = (u: OpenAIUpstream, s: AbortSignal) =>
+      (async function* () {
+        yield await u.embed(request, id, s);
+      })();
     for await (const result of this.withRestart(once, signal)) return result;
     throw new UpstreamError(`The ${this.options.name} engine sent no embeddings.`);
   }

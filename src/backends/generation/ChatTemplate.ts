@@ -18,7 +18,9 @@ async function readText(path: string): Promise<string | null> {
 function pickTemplate(value: unknown): string | null {
   if (typeof value === "string" && value.length > 0) return value;
   if (Array.isArray(value)) {
-    const named = value.filter((t: unknown): t is { name: unknown; template: string } => !!t && typeof t === "object" && typeof (t as { template?: unknown }).template === "string");
+    const named = value.filter(
+      (t: unknown): t is { name: unknown; template: string } => !!t && typeof t === "object" && typeof (t as { template?: unknown }).template === "string",
+    );
     return (named.find((t) => t.name === "default") ?? named[0])?.template ?? null;
   }
   return null;

@@ -67,11 +67,15 @@ export class LlamaServerBackend extends ChildServerBackend {
     const projector = d.files.find((f) => f.role === "projector");
     const modelDir = this.descriptor.path.slice(0, this.descriptor.path.length - (d.files[0]?.path.length ?? 0));
     return [
-      "--model", this.descriptor.path,
+      "--model",
+      this.descriptor.path,
       ...(endpoint.socketPath !== null ? ["--host", endpoint.socketPath] : ["--host", "127.0.0.1", "--port", String(endpoint.port)]),
-      "--ctx-size", String(ctx * parallel),
-      "--parallel", String(parallel),
-      "--threads", String(threads),
+      "--ctx-size",
+      String(ctx * parallel),
+      "--parallel",
+      String(parallel),
+      "--threads",
+      String(threads),
       ...(gpuLayers === "auto" ? [] : ["--n-gpu-layers", gpuLayers === "max" ? "999" : String(gpuLayers)]),
       ...(this.descriptor.task === "embeddings" ? ["--embeddings"] : ["--jinja"]),
       ...(projector ? ["--mmproj", `${modelDir}${projector.path}`] : []),

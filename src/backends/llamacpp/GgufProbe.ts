@@ -121,7 +121,8 @@ export class GgufProbe {
       const parsed: unknown = JSON.parse(await readFile(this.options.cacheFile, "utf8"));
       if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
         for (const [k, v] of Object.entries(parsed)) {
-          if (v && typeof v === "object" && ((v as GgufProbeResult).ok === true || typeof (v as { reason?: unknown }).reason === "string")) this.saved[k] = v as GgufProbeResult;
+          if (v && typeof v === "object" && ((v as GgufProbeResult).ok === true || typeof (v as { reason?: unknown }).reason === "string"))
+            this.saved[k] = v as GgufProbeResult;
         }
       }
     } catch {
@@ -151,7 +152,10 @@ export class GgufProbe {
 
 /** The native exception's text (`what(): ...`) from the child's stderr. */
 function nativeError(stderr: string): string | null {
-  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
   const what = lines.find((l) => l.startsWith("what():"));
   const thrown = lines.find((l) => l.startsWith("terminate called"));
   if (thrown || what) return [thrown?.replace(/^terminate called after throwing an instance of /, ""), what?.replace(/^what\(\):\s*/, "")].filter(Boolean).join(": ");

@@ -1,23 +1,8 @@
-import type {
-  LlamaContext,
-  LlamaContextSequence,
-  LlamaEmbeddingContext,
-  LlamaModel,
-  Token,
-} from "node-llama-cpp";
+import type { LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaModel, Token } from "node-llama-cpp";
 import { basename } from "node:path";
 import type { Logger } from "pino";
 import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError } from "../../core/errors.js";
-import type {
-  ChatMessage,
-  ChatRequest,
-  CompletionRequest,
-  EmbedRequest,
-  EmbedResult,
-  GenerationChunk,
-  ModelDescriptor,
-  SamplingParams,
-} from "../../core/types.js";
+import type { ChatMessage, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor, SamplingParams } from "../../core/types.js";
 import type { Backend } from "../Backend.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
@@ -102,10 +87,14 @@ export class NodeLlamaCppBackend implements Backend {
       const stopTokens = new Set<Token>();
       const source = this.options.chatTemplate ?? ggufChatTemplate(model);
       if (this.descriptor.task === "chat" && source !== null) {
-        template = await ChatTemplate.compile(source, { bos_token: model.tokens.bosString ?? "", eos_token: model.tokens.eosString ?? "" }, {
-          modelId: this.descriptor.id,
-          onUnusable: (reason) => (this.descriptor.chatTemplateProblem = reason),
-        });
+        template = await ChatTemplate.compile(
+          source,
+          { bos_token: model.tokens.bosString ?? "", eos_token: model.tokens.eosString ?? "" },
+          {
+            modelId: this.descriptor.id,
+            onUnusable: (reason) => (this.descriptor.chatTemplateProblem = reason),
+          },
+        );
         // node-llama-cpp's reading of the template knows which tokens end a turn (<|im_end|>, <|eot_id|>, ...). It
         // renders the template, so it runs in the template's sandbox; the triggers come back as LlamaText JSON.
         const triggers = await template.stopTriggers(

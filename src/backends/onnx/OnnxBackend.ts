@@ -2,15 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError } from "../../core/errors.js";
-import type {
-  ChatRequest,
-  CompletionRequest,
-  EmbedRequest,
-  EmbedResult,
-  GenerationChunk,
-  ModelDescriptor,
-  SamplingParams,
-} from "../../core/types.js";
+import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor, SamplingParams } from "../../core/types.js";
 import { openFileByteSource } from "../../detection/gguf/ByteSource.js";
 import { LocalModelFileSystem } from "../../detection/ModelFileSystem.js";
 import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnxSummary.js";

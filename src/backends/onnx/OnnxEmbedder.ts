@@ -40,9 +40,7 @@ export class OnnxEmbedder {
     const outs = session.outputNames;
     this.pooled = outs.includes("sentence_embedding");
     this.output = this.pooled ? "sentence_embedding" : (["last_hidden_state", "token_embeddings"].find((n) => outs.includes(n)) ?? outs[0]!);
-    this.intTypes = new Map(
-      session.inputMetadata.map((m) => [m.name, m.isTensor ? m.type : "int64"] as [string, string]),
-    );
+    this.intTypes = new Map(session.inputMetadata.map((m) => [m.name, m.isTensor ? m.type : "int64"] as [string, string]));
   }
 
   async embed(batch: readonly (readonly number[])[]): Promise<number[][]> {
@@ -61,11 +59,19 @@ export class OnnxEmbedder {
     const ints = (name: string, values: number[]): Tensor =>
       this.intTypes.get(name) === "int32"
         ? new ort.Tensor("int32", Int32Array.from(values), [n, seq])
-        : new ort.Tensor("int64", BigInt64Array.from(values, (v) => BigInt(v)), [n, seq]);
+        : new ort.Tensor(
+            "int64",
+            BigInt64Array.from(values, (v) => BigInt(v)),
+            [n, seq],
+          );
     const feeds: Record<string, Tensor> = { input_ids: ints("input_ids", ids) };
     if (this.inputs.has("attention_mask")) feeds.attention_mask = ints("attention_mask", mask.flat());
     if (this.inputs.has("token_type_ids")) feeds.token_type_ids = ints("token_type_ids", new Array<number>(n * seq).fill(0));
-    if (this.inputs.has("position_ids")) feeds.position_ids = ints("position_ids", batch.flatMap(() => Array.from({ length: seq }, (_, j) => j)));
+    if (this.inputs.has("position_ids"))
+      feeds.position_ids = ints(
+        "position_ids",
+        batch.flatMap(() => Array.from({ length: seq }, (_, j) => j)),
+      );
     const result = await this.session.run(feeds);
     const t = result[this.output];
     if (!t) throw new Error(`the graph returned no '${this.output}' output`);

@@ -64,12 +64,7 @@ function patternToRegex(pattern: string): RegExp {
  * (`past_key_values.N.key` in, `present.N.key` out) and onnxruntime-genai graphs (names from genai_config.json).
  * Throws UnsupportedGraphError when a required input has no role, so a load fails with the reason.
  */
-export function describeDecoderGraph(
-  inputs: readonly GraphValue[],
-  outputs: readonly GraphValue[],
-  fallback: KvFallback,
-  names: DecoderNames = {},
-): DecoderGraph {
+export function describeDecoderGraph(inputs: readonly GraphValue[], outputs: readonly GraphValue[], fallback: KvFallback, names: DecoderNames = {}): DecoderGraph {
   const outputNames = new Set(outputs.map((o) => o.name));
   const byName = new Map(inputs.map((i) => [i.name, i]));
   const intType: Record<string, "int64" | "int32"> = {};

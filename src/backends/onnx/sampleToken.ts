@@ -11,12 +11,7 @@ export interface TokenSampling {
  * Picks the next token from one row of logits. `counts` (token → times generated so far) feeds OpenAI's presence and
  * frequency penalties: `logit -= presence · [count > 0] + frequency · count`. The logits are not modified.
  */
-export function sampleToken(
-  logits: ArrayLike<number>,
-  sampling: TokenSampling,
-  random: () => number,
-  counts?: ReadonlyMap<number, number>,
-): number {
+export function sampleToken(logits: ArrayLike<number>, sampling: TokenSampling, random: () => number, counts?: ReadonlyMap<number, number>): number {
   const presence = sampling.presencePenalty ?? 0;
   const frequency = sampling.frequencyPenalty ?? 0;
   const penalized = counts !== undefined && counts.size > 0 && (presence !== 0 || frequency !== 0);

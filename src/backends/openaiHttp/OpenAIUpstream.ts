@@ -64,7 +64,14 @@ const embeddingsSchema = z
   })
   .loose();
 const modelsSchema = z.object({ data: z.array(z.object({ id: z.string() }).loose()) }).loose();
-const errorSchema = z.object({ error: z.union([z.string(), z.object({ message: z.string().optional(), type: z.string().optional(), code: z.unknown().optional(), param: z.unknown().optional() }).loose()]) }).loose();
+const errorSchema = z
+  .object({
+    error: z.union([
+      z.string(),
+      z.object({ message: z.string().optional(), type: z.string().optional(), code: z.unknown().optional(), param: z.unknown().optional() }).loose(),
+    ]),
+  })
+  .loose();
 
 function samplingBody(o: GenerationOptions): Record<string, unknown> {
   const s = o.sampling;
@@ -286,16 +293,20 @@ export class OpenAIUpstream {
     let res: IncomingMessage;
     const attempt = () =>
       new Promise<IncomingMessage>((resolve, reject) => {
-        const req = httpRequest(this.url(path), {
-          method,
-          agent: this.target.agent ?? agentFor(this.target.baseUrl),
-          ...(socketPath !== undefined ? { socketPath } : {}),
-          headers: {
-            ...(text !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(text) } : {}),
-            accept: "application/json, text/event-stream",
-            ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+        const req = httpRequest(
+          this.url(path),
+          {
+            method,
+            agent: this.target.agent ?? agentFor(this.target.baseUrl),
+            ...(socketPath !== undefined ? { socketPath } : {}),
+            headers: {
+              ...(text !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(text) } : {}),
+              accept: "application/json, text/event-stream",
+              ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+            },
           },
-        }, resolve);
+          resolve,
+        );
         const onAbort = () => req.destroy((signal.aborted ? signal.reason : timeout.signal.reason) as Error);
         const both = AbortSignal.any([signal, timeout.signal]);
         if (both.aborted) onAbort();

@@ -90,7 +90,10 @@ export abstract class PythonSidecarBackend extends ChildServerBackend {
     if (setup === null || explicit) throw new EngineUnavailableError(this.descriptor.id, this.engine, missingPythonHelp(lookup, this.engine));
     const state = setup.start(this.engine);
     if (state.done) return state.done;
-    if (state.error) throw state.error instanceof TabAgentError ? state.error : new EngineUnavailableError(this.descriptor.id, this.engine, "setting up its Python environment failed (see the daemon log)");
+    if (state.error)
+      throw state.error instanceof TabAgentError
+        ? state.error
+        : new EngineUnavailableError(this.descriptor.id, this.engine, "setting up its Python environment failed (see the daemon log)");
     signal.throwIfAborted();
     throw new ServiceUnavailableError(
       `The Python environment for '${this.descriptor.id}' is being set up (${state.lastLine ?? "starting"}); this takes a few minutes the first time.`,

@@ -46,12 +46,18 @@ export class TransformersBackend extends PythonSidecarBackend {
   protected moduleArgs(): string[] {
     const { engineOptions, task, path, id } = this.descriptor;
     return [
-      "--model", path,
-      "--id", id,
-      "--task", task === "embeddings" ? "embeddings" : "text-generation",
-      "--threads", String(this.options.threads),
-      "--device", engineOptions?.device ?? "auto",
-      "--dtype", engineOptions?.dtype ?? "auto",
+      "--model",
+      path,
+      "--id",
+      id,
+      "--task",
+      task === "embeddings" ? "embeddings" : "text-generation",
+      "--threads",
+      String(this.options.threads),
+      "--device",
+      engineOptions?.device ?? "auto",
+      "--dtype",
+      engineOptions?.dtype ?? "auto",
       ...(engineOptions?.trustRemoteCode === true ? ["--trust-remote-code"] : []),
       ...(this.options.chatTemplate ? ["--chat-template", this.options.chatTemplate] : []),
     ];

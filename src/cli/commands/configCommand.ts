@@ -45,7 +45,8 @@ export async function configCommand(args: string[], env: NodeJS.ProcessEnv): Pro
   for (const [i, d] of config.modelsDirs.entries()) if (!(await stat(d).catch(() => null))?.isDirectory()) warnings.push(`modelsDirs[${i}]: ${d} is not a folder`);
   if (config.hfTokenFile && !(await stat(config.hfTokenFile).catch(() => null))) warnings.push(`hfTokenFile: ${config.hfTokenFile} does not exist`);
   const ids = new Set(config.models.map((m) => m.id).filter((x): x is string => x !== undefined));
-  for (const [alias, target] of Object.entries(config.aliases)) if (ids.has(alias)) warnings.push(`aliases.${alias}: a model has this id, so the alias (-> ${target}) is never used`);
+  for (const [alias, target] of Object.entries(config.aliases))
+    if (ids.has(alias)) warnings.push(`aliases.${alias}: a model has this id, so the alias (-> ${target}) is never used`);
   for (const w of warnings) process.stderr.write(`${file}: warning: ${w}\n`);
   const sources = config.models.filter((m) => m.source).length;
   process.stdout.write(

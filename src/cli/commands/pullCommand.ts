@@ -46,7 +46,13 @@ export async function pullCommand(args: string[], env: NodeJS.ProcessEnv): Promi
   // Progress goes to stderr so stdout carries only results; --json puts everything on stdout.
   const stream = json ? process.stdout : process.stderr;
   // A pty may report 0 columns (script, some CI runners): fall back to $COLUMNS, then 80.
-  const out = { write: (s: string) => stream.write(s), isTTY: stream.isTTY === true, get columns() { return stream.columns || Number(env.COLUMNS) || 80; } };
+  const out = {
+    write: (s: string) => stream.write(s),
+    isTTY: stream.isTTY === true,
+    get columns() {
+      return stream.columns || Number(env.COLUMNS) || 80;
+    },
+  };
   const reporter = new ProgressReporter({ out, mode: defaultProgressMode(out, { json, quiet: values.quiet === true }) });
   const controller = new AbortController();
   let interrupted = false;

@@ -1,10 +1,4 @@
-import {
-  BITNET_ARCHITECTURES,
-  BITNET_GGML_TYPES,
-  MAINLINE_GGML_TYPES,
-  MAINLINE_TERNARY_TYPES,
-  ggmlTypeName,
-} from "./ggmlTypes.js";
+import { BITNET_ARCHITECTURES, BITNET_GGML_TYPES, MAINLINE_GGML_TYPES, MAINLINE_TERNARY_TYPES, ggmlTypeName } from "./ggmlTypes.js";
 
 export interface TensorTypeUse {
   type: number;

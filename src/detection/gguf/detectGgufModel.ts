@@ -50,8 +50,9 @@ export async function detectGgufModel(fs: ModelFileSystem, model: GgufModelFiles
       ? null
       : ((flavor.bitnet ? BITNET_FILE_TYPES[summary.fileType] : undefined) ?? LLAMA_FILE_TYPES[summary.fileType] ?? `file type ${summary.fileType}`);
   // Without general.file_type, the most used type among 2-D tensors is the best guess.
-  const dominant = [...header.tensors.filter((t) => t.dims.length >= 2).reduce((m, t) => m.set(t.type, (m.get(t.type) ?? 0) + 1), new Map<number, number>())]
-    .sort((a, b) => b[1] - a[1])[0]?.[0];
+  const dominant = [...header.tensors.filter((t) => t.dims.length >= 2).reduce((m, t) => m.set(t.type, (m.get(t.type) ?? 0) + 1), new Map<number, number>())].sort(
+    (a, b) => b[1] - a[1],
+  )[0]?.[0];
   const quantization = fileTypeName ?? (dominant === undefined ? null : ggmlTypeName(dominant, flavor.bitnet));
 
   const files: ModelFile[] = [

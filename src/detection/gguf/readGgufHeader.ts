@@ -212,17 +212,28 @@ class Cursor {
     const v = this.view;
     this.pos += size;
     switch (type) {
-      case T.U8: return v.getUint8(o);
-      case T.I8: return v.getInt8(o);
-      case T.U16: return v.getUint16(o, true);
-      case T.I16: return v.getInt16(o, true);
-      case T.U32: return v.getUint32(o, true);
-      case T.I32: return v.getInt32(o, true);
-      case T.F32: return v.getFloat32(o, true);
-      case T.BOOL: return v.getUint8(o) !== 0;
-      case T.U64: return v.getBigUint64(o, true);
-      case T.I64: return v.getBigInt64(o, true);
-      default: return v.getFloat64(o, true);
+      case T.U8:
+        return v.getUint8(o);
+      case T.I8:
+        return v.getInt8(o);
+      case T.U16:
+        return v.getUint16(o, true);
+      case T.I16:
+        return v.getInt16(o, true);
+      case T.U32:
+        return v.getUint32(o, true);
+      case T.I32:
+        return v.getInt32(o, true);
+      case T.F32:
+        return v.getFloat32(o, true);
+      case T.BOOL:
+        return v.getUint8(o) !== 0;
+      case T.U64:
+        return v.getBigUint64(o, true);
+      case T.I64:
+        return v.getBigInt64(o, true);
+      default:
+        return v.getFloat64(o, true);
     }
   }
 }
@@ -295,7 +306,8 @@ export async function readGgufHeader(src: ByteSource, options: ReadGgufHeaderOpt
   const names = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
     const name = await c.string();
-    if (Buffer.byteLength(name) >= MAX_TENSOR_NAME) throw new InvalidGgufError(`tensor ${i} has a name of ${Buffer.byteLength(name)} bytes (ggml allows ${MAX_TENSOR_NAME - 1})`);
+    if (Buffer.byteLength(name) >= MAX_TENSOR_NAME)
+      throw new InvalidGgufError(`tensor ${i} has a name of ${Buffer.byteLength(name)} bytes (ggml allows ${MAX_TENSOR_NAME - 1})`);
     if (names.has(name)) throw new InvalidGgufError(`tensor name ${name} appears twice`);
     names.add(name);
     const nDims = await c.u32();

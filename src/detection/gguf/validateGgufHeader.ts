@@ -27,8 +27,24 @@ const NEEDS_MERGES = new Set(["gpt2", "hybriddna", "whitespace", "gemma4"]);
 
 /** Special token ids llama.cpp reads as uint32 (a wrong type is a load error) and indexes the vocabulary with. */
 const SPECIAL_TOKEN_KEYS = [
-  "bos", "eos", "eot", "eom", "unknown", "seperator", "padding", "cls", "mask",
-  "fim_pre", "fim_suf", "fim_mid", "fim_pad", "fim_rep", "fim_sep", "prefix", "suffix", "middle",
+  "bos",
+  "eos",
+  "eot",
+  "eom",
+  "unknown",
+  "seperator",
+  "padding",
+  "cls",
+  "mask",
+  "fim_pre",
+  "fim_suf",
+  "fim_mid",
+  "fim_pad",
+  "fim_rep",
+  "fim_sep",
+  "prefix",
+  "suffix",
+  "middle",
 ].map((k) => `tokenizer.ggml.${k}_token_id`);
 
 function arrayInfo(header: GgufHeader, key: string): { arrayType: number; length: number } | null {
@@ -187,10 +203,12 @@ function checkVocabulary(header: GgufHeader, problems: string[], warnings: strin
     const missing: string[] = [];
     for (let b = 0; b < 256; b++) if (!scan.has(`<0x${hex2(b)}>`) && !scan.hasBytes(String.fromCharCode(b))) missing.push(`<0x${hex2(b)}>`);
     if (missing.length > 0) {
-      warnings.push(`${missing.length} byte tokens are missing (${missing.slice(0, 4).join(", ")}${missing.length > 4 ? ", ..." : ""}): text needing them can crash llama.cpp`);
+      warnings.push(
+        `${missing.length} byte tokens are missing (${missing.slice(0, 4).join(", ")}${missing.length > 4 ? ", ..." : ""}): text needing them can crash llama.cpp`,
+      );
     }
   } else if (model === "gpt2") {
-    if (!scan.has("\u010a")) problems.push("the byte-level BPE vocabulary has no \"Ċ\" (newline) token, which llama.cpp looks up");
+    if (!scan.has("\u010a")) problems.push('the byte-level BPE vocabulary has no "Ċ" (newline) token, which llama.cpp looks up');
   } else if (model === "rwkv") {
     if (!scan.hasBytes("\n") && !scan.has("\\n") && !scan.has("\\x0a")) problems.push("the RWKV vocabulary has no newline token, which llama.cpp asserts on");
   }

@@ -183,13 +183,7 @@ export class HubModelFileSystem implements ModelFileSystem {
     return `${this.hubUrl}/${this.repo}/resolve/${encodeURIComponent(commit)}/${segments}`;
   }
 
-  private async readRange(
-    url: string,
-    entry: ModelFileEntry,
-    offset: number,
-    length: number,
-    signal?: AbortSignal,
-  ): Promise<Uint8Array> {
+  private async readRange(url: string, entry: ModelFileEntry, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
     signal?.throwIfAborted();
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new RangeError(`invalid read of ${length} bytes at ${offset} in ${entry.path}`);
@@ -337,4 +331,3 @@ async function readExactly(res: Response, want: number, what: string): Promise<U
   if (got !== want) throw new HubError("bad-response", `${what}: the hub sent ${got} of ${want} bytes`);
   return out;
 }
-

@@ -17,23 +17,11 @@ const REVISION = /^[A-Za-z0-9_.\-/]{1,255}$/;
 const MAX_FILE_PATH = 1000;
 
 function isValidNamePart(part: string): boolean {
-  return (
-    NAME_PART.test(part) &&
-    !part.includes("..") &&
-    !part.includes("--") &&
-    !/^[-.]|[-.]$/.test(part) &&
-    !part.endsWith(".git")
-  );
+  return NAME_PART.test(part) && !part.includes("..") && !part.includes("--") && !/^[-.]|[-.]$/.test(part) && !part.endsWith(".git");
 }
 
 function isValidRevision(rev: string): boolean {
-  return (
-    REVISION.test(rev) &&
-    !rev.includes("..") &&
-    !rev.includes("//") &&
-    !/^[-./]|[./]$/.test(rev) &&
-    !rev.endsWith(".lock")
-  );
+  return REVISION.test(rev) && !rev.includes("..") && !rev.includes("//") && !/^[-./]|[./]$/.test(rev) && !rev.endsWith(".lock");
 }
 
 function isValidFilePath(file: string): boolean {

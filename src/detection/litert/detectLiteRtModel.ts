@@ -50,7 +50,12 @@ function isZip(head: Uint8Array): boolean {
   return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
 }
 
-async function withSource<T>(fs: ModelFileSystem, path: string, signal: AbortSignal | undefined, f: (src: Awaited<ReturnType<ModelFileSystem["open"]>>) => Promise<T>): Promise<T> {
+async function withSource<T>(
+  fs: ModelFileSystem,
+  path: string,
+  signal: AbortSignal | undefined,
+  f: (src: Awaited<ReturnType<ModelFileSystem["open"]>>) => Promise<T>,
+): Promise<T> {
   const src = await fs.open(path, signal);
   try {
     return await f(src);
@@ -187,7 +192,13 @@ function contextFromName(path: string): number | null {
 function tfliteTask(s: TfliteSummary): { task: DetectedTask; reason: string } {
   const keys = [...s.signatures.map((x) => x.key), ...s.subgraphNames];
   if (keys.some((k) => /prefill/i.test(k)) && keys.some((k) => /decode/i.test(k))) {
-    return { task: "text-generation", reason: `signatures ${keys.filter((k) => /prefill|decode/i.test(k)).slice(0, 4).join(", ")} (LLM prefill/decode)` };
+    return {
+      task: "text-generation",
+      reason: `signatures ${keys
+        .filter((k) => /prefill|decode/i.test(k))
+        .slice(0, 4)
+        .join(", ")} (LLM prefill/decode)`,
+    };
   }
   const llmMeta = s.metadata.find((m) => /LlmParameters|spm_vocab/i.test(m));
   if (llmMeta) return { task: "text-generation", reason: `metadata ${llmMeta} (MediaPipe LLM)` };
@@ -252,9 +263,7 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
     reason = header
       ? `LiteRT-LM container v${header.version} (${header.sections.map((s) => s.dataType + (typeof s.items["model_type"] === "string" ? `:${s.items["model_type"]}` : "")).join(", ")})`
       : "LiteRT-LM container";
-    details.litertlm = header
-      ? { version: header.version, systemMetadata: header.systemMetadata, sections: header.sections, modelTypes }
-      : null;
+    details.litertlm = header ? { version: header.version, systemMetadata: header.systemMetadata, sections: header.sections, modelTypes } : null;
   } else if (main.kind === "task") {
     task = main.llm ? "text-generation" : "unknown";
     reason = main.llm

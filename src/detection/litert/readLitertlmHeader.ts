@@ -30,8 +30,15 @@ const MAX_HEADER_BYTES = 1 << 20;
 const MAX_ITEMS = 64;
 
 const SECTION_TYPES = [
-  "NONE", "GenericBinaryData", "Deprecated", "TFLiteModel", "SP_Tokenizer", "LlmMetadataProto", "HF_Tokenizer_Zlib",
-  "TFLiteWeights", "ExecutorMetadataProto",
+  "NONE",
+  "GenericBinaryData",
+  "Deprecated",
+  "TFLiteModel",
+  "SP_Tokenizer",
+  "LlmMetadataProto",
+  "HF_Tokenizer_Zlib",
+  "TFLiteWeights",
+  "ExecutorMetadataProto",
 ];
 
 export function hasLitertlmMagic(head: Uint8Array): boolean {
@@ -45,18 +52,30 @@ async function readValue(fb: FlatBufferReader, type: number, table: number): Pro
   if (at === null) return type === 8 ? false : 0;
   const v = (n: number) => fb.bytes(at, n).then((b) => new DataView(b.buffer, b.byteOffset, b.byteLength));
   switch (type) {
-    case 1: return (await v(1)).getUint8(0);
-    case 2: return (await v(1)).getInt8(0);
-    case 3: return (await v(2)).getUint16(0, true);
-    case 4: return (await v(2)).getInt16(0, true);
-    case 5: return (await v(4)).getUint32(0, true);
-    case 6: return (await v(4)).getInt32(0, true);
-    case 7: return (await v(4)).getFloat32(0, true);
-    case 8: return (await v(1)).getUint8(0) !== 0;
-    case 10: return Number((await v(8)).getBigUint64(0, true));
-    case 11: return Number((await v(8)).getBigInt64(0, true));
-    case 12: return (await v(8)).getFloat64(0, true);
-    default: return null;
+    case 1:
+      return (await v(1)).getUint8(0);
+    case 2:
+      return (await v(1)).getInt8(0);
+    case 3:
+      return (await v(2)).getUint16(0, true);
+    case 4:
+      return (await v(2)).getInt16(0, true);
+    case 5:
+      return (await v(4)).getUint32(0, true);
+    case 6:
+      return (await v(4)).getInt32(0, true);
+    case 7:
+      return (await v(4)).getFloat32(0, true);
+    case 8:
+      return (await v(1)).getUint8(0) !== 0;
+    case 10:
+      return Number((await v(8)).getBigUint64(0, true));
+    case 11:
+      return Number((await v(8)).getBigInt64(0, true));
+    case 12:
+      return (await v(8)).getFloat64(0, true);
+    default:
+      return null;
   }
 }
 

@@ -71,7 +71,12 @@ async function checkIndices(fb: FlatBufferReader, table: number, slot: number, m
  * operator tensor indices in range; plus every weight buffer inside the file. Bounded: the first subgraphs,
  * tensors, operators and buffers are walked, which covers real graphs' index tables.
  */
-async function checkModel(fb: FlatBufferReader, model: number, version: number | null, checkExternalBuffers: boolean): Promise<{ opcodes: number; buffers: number; tensors: number }> {
+async function checkModel(
+  fb: FlatBufferReader,
+  model: number,
+  version: number | null,
+  checkExternalBuffers: boolean,
+): Promise<{ opcodes: number; buffers: number; tensors: number }> {
   if (version !== SCHEMA_VERSION) throw new InvalidLiteRtError(`TFLite schema version ${version ?? "(missing)"}, the runtime requires ${SCHEMA_VERSION}`);
   const opcodesAt = await fb.field(model, 1);
   if (opcodesAt === null) throw new InvalidLiteRtError("no operator_codes table");
@@ -123,7 +128,8 @@ async function checkModel(fb: FlatBufferReader, model: number, version: number |
     const sizeAt = await fb.field(b, 2);
     const offset = offsetAt === null ? 0 : await fb.u64(offsetAt);
     const size = sizeAt === null ? 0 : await fb.u64(sizeAt);
-    if (checkExternalBuffers && offset > 1 && offset + size > fb.length) throw new InvalidLiteRtError(`buffer ${bi} (${size} bytes at ${offset}) lies past the end of the ${fb.length}-byte model`);
+    if (checkExternalBuffers && offset > 1 && offset + size > fb.length)
+      throw new InvalidLiteRtError(`buffer ${bi} (${size} bytes at ${offset}) lies past the end of the ${fb.length}-byte model`);
   }
   return { opcodes, buffers, tensors: firstTensors };
 }

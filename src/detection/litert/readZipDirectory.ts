@@ -50,7 +50,7 @@ async function readExact(src: ByteSource, offset: number, length: number, what: 
 /** The Zip64 extra field (id 1) replaces, in order, whichever of size, compressed size and offset are 0xFFFFFFFF. */
 function applyZip64Extra(extra: Uint8Array, e: ZipEntry): void {
   const v = dv(extra);
-  for (let p = 0; p + 4 <= extra.length; ) {
+  for (let p = 0; p + 4 <= extra.length;) {
     const id = v.getUint16(p, true);
     const len = v.getUint16(p + 2, true);
     if (p + 4 + len > extra.length) throw new InvalidLiteRtError(`ZIP extra field of ${e.name} overruns its entry`);
@@ -134,7 +134,8 @@ export async function readZipDirectory(src: ByteSource, options: ReadZipDirector
   if (cdSize < count * 46) throw new InvalidLiteRtError(`ZIP central directory of ${cdSize} bytes cannot hold ${count} entries`);
 
   // The directory usually sits in the tail we already have.
-  const cd = cdOffset >= tailStart ? tail.subarray(cdOffset - tailStart, cdOffset - tailStart + cdSize) : await readExact(src, cdOffset, cdSize, "central directory", signal);
+  const cd =
+    cdOffset >= tailStart ? tail.subarray(cdOffset - tailStart, cdOffset - tailStart + cdSize) : await readExact(src, cdOffset, cdSize, "central directory", signal);
   if (cdOffset < tailStart) bytesRead += cd.length;
   const c = dv(cd);
   const decoder = new TextDecoder("utf-8", { fatal: false });

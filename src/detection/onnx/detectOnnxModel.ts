@@ -27,13 +27,30 @@ const CONTEXT_KEYS = ["max_position_embeddings", "n_positions", "max_sequence_le
 const SENTENCE_TRANSFORMERS_FILES = ["modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"];
 
 const CONFIG_FILES = new Set([
-  "config.json", "genai_config.json", "generation_config.json", "preprocessor_config.json", "processor_config.json",
-  "quantize_config.json", "ort_config.json", "modules.json", "config_sentence_transformers.json",
-  "sentence_bert_config.json", "inference_model.json",
+  "config.json",
+  "genai_config.json",
+  "generation_config.json",
+  "preprocessor_config.json",
+  "processor_config.json",
+  "quantize_config.json",
+  "ort_config.json",
+  "modules.json",
+  "config_sentence_transformers.json",
+  "sentence_bert_config.json",
+  "inference_model.json",
 ]);
 const TOKENIZER_FILES = new Set([
-  "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "vocab.txt", "vocab.json",
-  "merges.txt", "added_tokens.json", "spiece.model", "sentencepiece.bpe.model", "chat_template.jinja",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "tokenizer.model",
+  "special_tokens_map.json",
+  "vocab.txt",
+  "vocab.json",
+  "merges.txt",
+  "added_tokens.json",
+  "spiece.model",
+  "sentencepiece.bpe.model",
+  "chat_template.jinja",
   "chat_template.json",
 ]);
 
@@ -89,11 +106,7 @@ function genaiConfigPaths(files: ModelFileEntry[]): string[] {
  * ONNX models: a single `.onnx`, optimum exports, the transformers.js `onnx/` layout and onnxruntime-genai
  * folders. Reads config files and one graph's structure (never its weights). Null when there is no `.onnx` file.
  */
-export async function detectOnnxModel(
-  fs: ModelFileSystem,
-  files: ModelFileEntry[],
-  signal?: AbortSignal,
-): Promise<FormatDetection | null> {
+export async function detectOnnxModel(fs: ModelFileSystem, files: ModelFileEntry[], signal?: AbortSignal): Promise<FormatDetection | null> {
   let onnxFiles = files.filter((f) => isOnnxFile(f.path)).map(parseOnnxFileName);
   // ONNX has no magic bytes: a lone file with another name is ONNX only if it parses as a graph.
   const sniffing = onnxFiles.length === 0 && files.length === 1;
@@ -134,10 +147,7 @@ export async function detectOnnxModel(
   const configDir = dirs.find((d) => present.has(join(d, "config.json"))) ?? dirs.find((d) => present.has(join(d, "tokenizer_config.json"))) ?? main.dir;
   const config = await readJson(join(configDir, "config.json"));
   const tokenizerConfig = await readJson(join(configDir, "tokenizer_config.json"), MAX_TOKENIZER_CONFIG_BYTES);
-  const hasChatTemplate =
-    hasTemplate(tokenizerConfig) ||
-    present.has(join(configDir, "chat_template.jinja")) ||
-    present.has(join(configDir, "chat_template.json"));
+  const hasChatTemplate = hasTemplate(tokenizerConfig) || present.has(join(configDir, "chat_template.jinja")) || present.has(join(configDir, "chat_template.json"));
   const ctx: ConfigContext = {
     hasChatTemplate,
     sentenceTransformers: SENTENCE_TRANSFORMERS_FILES.find((n) => present.has(join(configDir, n))) ?? null,
@@ -212,17 +222,13 @@ export async function detectOnnxModel(
 
   const genaiModel = jsonObject(genai?.["model"]);
   const genaiDir = genaiPath !== null && posix.dirname(genaiPath) !== "." ? posix.dirname(genaiPath) : "";
-  const quantization =
-    main.quantization ?? (genai ? quantizationFromFolder(genaiDir) : null) ?? (summary ? quantizationFromGraph(summary) : null);
+  const quantization = main.quantization ?? (genai ? quantizationFromFolder(genaiDir) : null) ?? (summary ? quantizationFromGraph(summary) : null);
   const architecture =
     jsonString(Array.isArray(config?.["architectures"]) ? (config["architectures"] as unknown[])[0] : null) ??
     jsonString(config?.["model_type"]) ??
     jsonString(genaiModel?.["type"]);
   const contextLength = jsonPositiveInt(genaiModel?.["context_length"]) ?? contextFromConfig(config);
-  const parameterCount =
-    summary && summary.initializerElements > 0 && !(quantization !== null && PACKED.has(quantization))
-      ? summary.initializerElements
-      : null;
+  const parameterCount = summary && summary.initializerElements > 0 && !(quantization !== null && PACKED.has(quantization)) ? summary.initializerElements : null;
 
   const role = (path: string): FileRole => {
     const name = posix.basename(path);
@@ -234,8 +240,7 @@ export async function detectOnnxModel(
   };
   const modelFiles: ModelFile[] = files.map((f) => ({ path: f.path, size: f.size, role: role(f.path) }));
 
-  const describe = (list: OnnxSummary["inputs"]) =>
-    list.slice(0, MAX_LISTED_VALUES).map((v) => ({ name: v.name, type: v.elemType, shape: v.shape, kind: v.kind }));
+  const describe = (list: OnnxSummary["inputs"]) => list.slice(0, MAX_LISTED_VALUES).map((v) => ({ name: v.name, type: v.elemType, shape: v.shape, kind: v.kind }));
   const defaultOpset = summary?.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? null;
 
   return {
@@ -253,9 +258,7 @@ export async function detectOnnxModel(
       layout,
       primaryFile: main.path,
       components,
-      variants: onnxFiles
-        .filter((f) => f.path !== main.path)
-        .map((f) => ({ path: f.path, component: f.component, quantization: f.quantization, size: f.size })),
+      variants: onnxFiles.filter((f) => f.path !== main.path).map((f) => ({ path: f.path, component: f.component, quantization: f.quantization, size: f.size })),
       inputs: summary ? describe(summary.inputs) : null,
       outputs: summary ? describe(summary.outputs) : null,
       opset: defaultOpset,

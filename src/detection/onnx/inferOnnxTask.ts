@@ -10,22 +10,86 @@ export interface TaskDecision {
 
 /** model_type values of encoder-decoder text models (when `is_encoder_decoder` is not written). */
 const SEQ2SEQ_TYPES = new Set([
-  "t5", "mt5", "umt5", "longt5", "bart", "mbart", "marian", "pegasus", "pegasus_x", "m2m_100", "nllb_moe",
-  "blenderbot", "blenderbot-small", "led", "prophetnet", "fsmt", "mvp", "plbart", "bigbird_pegasus",
+  "t5",
+  "mt5",
+  "umt5",
+  "longt5",
+  "bart",
+  "mbart",
+  "marian",
+  "pegasus",
+  "pegasus_x",
+  "m2m_100",
+  "nllb_moe",
+  "blenderbot",
+  "blenderbot-small",
+  "led",
+  "prophetnet",
+  "fsmt",
+  "mvp",
+  "plbart",
+  "bigbird_pegasus",
 ]);
 
 /** Bare encoders exported as `XxxModel`: their hidden states are embeddings. */
 const ENCODER_TYPES = new Set([
-  "bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "albert", "electra", "deberta", "deberta-v2",
-  "camembert", "nomic_bert", "modernbert", "jina_bert", "new", "gte", "e5", "bge", "xlm", "ernie", "nezha",
-  "mobilebert", "roformer", "luke", "clip_text_model", "siglip_text_model",
+  "bert",
+  "roberta",
+  "xlm-roberta",
+  "distilbert",
+  "mpnet",
+  "albert",
+  "electra",
+  "deberta",
+  "deberta-v2",
+  "camembert",
+  "nomic_bert",
+  "modernbert",
+  "jina_bert",
+  "new",
+  "gte",
+  "e5",
+  "bge",
+  "xlm",
+  "ernie",
+  "nezha",
+  "mobilebert",
+  "roformer",
+  "luke",
+  "clip_text_model",
+  "siglip_text_model",
 ]);
 
 /** Decoder model_type values, for configs written without `architectures`. */
 const DECODER_TYPES = new Set([
-  "llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "phi", "phi3", "phimoe", "gemma", "gemma2",
-  "gemma3_text", "gpt2", "gpt_neox", "gptj", "gpt_bigcode", "opt", "bloom", "falcon", "stablelm", "starcoder2",
-  "olmo", "olmo2", "granite", "smollm3", "cohere", "codegen", "mpt",
+  "llama",
+  "mistral",
+  "mixtral",
+  "qwen2",
+  "qwen3",
+  "qwen2_moe",
+  "phi",
+  "phi3",
+  "phimoe",
+  "gemma",
+  "gemma2",
+  "gemma3_text",
+  "gpt2",
+  "gpt_neox",
+  "gptj",
+  "gpt_bigcode",
+  "opt",
+  "bloom",
+  "falcon",
+  "stablelm",
+  "starcoder2",
+  "olmo",
+  "olmo2",
+  "granite",
+  "smollm3",
+  "cohere",
+  "codegen",
+  "mpt",
 ]);
 
 export interface ConfigContext {
@@ -35,9 +99,7 @@ export interface ConfigContext {
 }
 
 function generator(ctx: ConfigContext, what: string): TaskDecision {
-  return ctx.hasChatTemplate
-    ? { task: "chat", reason: `${what}, with a chat template` }
-    : { task: "text-generation", reason: `${what}, no chat template` };
+  return ctx.hasChatTemplate ? { task: "chat", reason: `${what}, with a chat template` } : { task: "text-generation", reason: `${what}, no chat template` };
 }
 
 /** The task config.json states, or null when it does not settle it. */
@@ -112,6 +174,10 @@ export function taskFromGraph(summary: OnnxSummary, ctx: ConfigContext, encoderD
   if (logits?.shape?.length === 3) {
     return { task: "unknown", reason: "graph: logits of rank 3 without past_key_values (a causal LM without cache or a token classifier)" };
   }
-  const names = (l: OnnxValueInfo[]): string => l.slice(0, 4).map((v) => v.name).join(", ") + (l.length > 4 ? ", ..." : "");
+  const names = (l: OnnxValueInfo[]): string =>
+    l
+      .slice(0, 4)
+      .map((v) => v.name)
+      .join(", ") + (l.length > 4 ? ", ..." : "");
   return { task: "unknown", reason: `graph: inputs [${names(inputs)}] and outputs [${names(outputs)}] match no known task` };
 }

@@ -69,8 +69,7 @@ export function choosePrimaryOnnx(files: OnnxFileName[]): OnnxFileName | null {
     (a, b) =>
       depth(a) - depth(b) ||
       (COMPONENT_RANK[a.component] ?? 4) - (COMPONENT_RANK[b.component] ?? 4) ||
-      (a.quantization === null ? 0 : (QUANT_RANK[a.quantization] ?? 7)) -
-        (b.quantization === null ? 0 : (QUANT_RANK[b.quantization] ?? 7)) ||
+      (a.quantization === null ? 0 : (QUANT_RANK[a.quantization] ?? 7)) - (b.quantization === null ? 0 : (QUANT_RANK[b.quantization] ?? 7)) ||
       a.path.localeCompare(b.path),
   );
   return sorted[0] ?? null;

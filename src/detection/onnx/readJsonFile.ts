@@ -9,13 +9,7 @@ export interface JsonRead {
 }
 
 /** Reads a small JSON object file; a missing file is `{value: null, warning: null}`, a broken one a warning. */
-export async function readJsonFile(
-  fs: ModelFileSystem,
-  present: ReadonlySet<string>,
-  path: string,
-  maxBytes: number,
-  signal?: AbortSignal,
-): Promise<JsonRead> {
+export async function readJsonFile(fs: ModelFileSystem, present: ReadonlySet<string>, path: string, maxBytes: number, signal?: AbortSignal): Promise<JsonRead> {
   if (!present.has(path)) return { value: null, warning: null };
   let text: string;
   try {

@@ -159,10 +159,7 @@ function parseMetadata(value: unknown): Record<string, string> {
  * tensor. Two ranged reads (8 bytes, then N bytes), never more than the file holds, never any tensor data. Validation
  * follows the reference loader: tensors must tile the data section exactly, from 0 to the end of the file.
  */
-export async function readSafetensorsHeader(
-  src: ByteSource,
-  options: ReadSafetensorsHeaderOptions = {},
-): Promise<SafetensorsHeader> {
+export async function readSafetensorsHeader(src: ByteSource, options: ReadSafetensorsHeaderOptions = {}): Promise<SafetensorsHeader> {
   const { signal, maxHeaderBytes = DEFAULT_MAX_SAFETENSORS_HEADER_BYTES } = options;
   signal?.throwIfAborted();
   const size = src.size;
@@ -240,9 +237,7 @@ export async function readSafetensorsHeader(
     });
   }
   if (cursor !== dataLength) {
-    throw new InvalidSafetensorsError(
-      `tensors cover ${cursor} bytes but the data section is ${dataLength} bytes (trailing or missing tensor data)`,
-    );
+    throw new InvalidSafetensorsError(`tensors cover ${cursor} bytes but the data section is ${dataLength} bytes (trailing or missing tensor data)`);
   }
   if (!Number.isSafeInteger(parameterCount)) throw new InvalidSafetensorsError("parameter count overflows");
   return { headerBytes: n, dataStart, tensors, metadata, dtypes, parameterCount };

@@ -34,16 +34,7 @@ const FOREIGN_FORMAT = /\.(gguf|onnx|tflite|litertlm|task)$/i;
 /** Weights for other frameworks (TensorFlow, Flax, rust-bert) that the transformers sidecar does not load here. */
 const OTHER_FRAMEWORK = /\.(h5|msgpack|ot)$/i;
 const SHARD_NAME = /-\d{5}-of-\d{5}\.safetensors$/;
-const CONTEXT_KEYS = [
-  "max_position_embeddings",
-  "n_positions",
-  "max_seq_len",
-  "max_sequence_length",
-  "seq_length",
-  "n_ctx",
-  "max_seq_length",
-  "max_target_positions",
-];
+const CONTEXT_KEYS = ["max_position_embeddings", "n_positions", "max_seq_len", "max_sequence_length", "seq_length", "n_ctx", "max_seq_length", "max_target_positions"];
 const CONFIG_FILES = new Set([
   "config.json",
   "generation_config.json",
@@ -216,11 +207,7 @@ function roleOf(path: string): FileRole {
 }
 
 /** Every file the model is made of: the chosen weights and index, side files, and sentence-transformers modules. */
-function modelFiles(
-  files: ModelFileEntry[],
-  choice: WeightsChoice | null,
-  st: SentenceTransformersInfo | null,
-): ModelFile[] {
+function modelFiles(files: ModelFileEntry[], choice: WeightsChoice | null, st: SentenceTransformersInfo | null): ModelFile[] {
   const chosen = new Set(choice?.weights ?? []);
   const out: ModelFile[] = [];
   for (const f of files) {
@@ -259,11 +246,7 @@ function describeWeights(choice: WeightsChoice | null): string {
  * Returns null when the folder has nothing of this kind (no config.json and no safetensors/pickle weights), or
  * only weights of another format (a GGUF `.bin`, ONNX, LiteRT) that another detector owns.
  */
-export async function detectTransformersModel(
-  fs: ModelFileSystem,
-  files: ModelFileEntry[],
-  signal?: AbortSignal,
-): Promise<FormatDetection | null> {
+export async function detectTransformersModel(fs: ModelFileSystem, files: ModelFileEntry[], signal?: AbortSignal): Promise<FormatDetection | null> {
   signal?.throwIfAborted();
   const present = new Set(files.map((f) => f.path));
   const sizeOf = new Map(files.map((f) => [f.path, f.size]));
@@ -292,14 +275,10 @@ export async function detectTransformersModel(
 
   const config = hasConfig ? await readJsonFile(fs, "config.json", MAX_CONFIG_BYTES, warnings, signal) : null;
   if (!hasConfig) warnings.push("no config.json: the architecture and task are unknown");
-  const tokenizerConfig = present.has("tokenizer_config.json")
-    ? await readJsonFile(fs, "tokenizer_config.json", MAX_TOKENIZER_CONFIG_BYTES, warnings, signal)
-    : null;
+  const tokenizerConfig = present.has("tokenizer_config.json") ? await readJsonFile(fs, "tokenizer_config.json", MAX_TOKENIZER_CONFIG_BYTES, warnings, signal) : null;
   const st = await readSentenceTransformersInfo(fs, present, warnings, signal);
 
-  const architectures = Array.isArray(config?.architectures)
-    ? config.architectures.slice(0, MAX_ARCHITECTURES).flatMap((a) => str(a) ?? [])
-    : [];
+  const architectures = Array.isArray(config?.architectures) ? config.architectures.slice(0, MAX_ARCHITECTURES).flatMap((a) => str(a) ?? []) : [];
   const modelType = str(config?.model_type);
   const chat = chatTemplateSource(sizeOf, tokenizerConfig);
   const { task, reason: taskReason } = config
@@ -354,9 +333,7 @@ export async function detectTransformersModel(
   } else if (choice?.format === "pytorch") {
     details.shards = choice.weights.length;
     details.unsafePickle = true;
-    const tabagentJson = present.has("tabagent.json")
-      ? await readJsonFile(fs, "tabagent.json", MAX_SMALL_JSON_BYTES, warnings, signal)
-      : null;
+    const tabagentJson = present.has("tabagent.json") ? await readJsonFile(fs, "tabagent.json", MAX_SMALL_JSON_BYTES, warnings, signal) : null;
     const inConfig = isJsonObject(config?.tabagent) && config.tabagent.allow_pickle === true;
     details.pickleAllowed = inConfig || tabagentJson?.allow_pickle === true;
     warnings.push(

@@ -27,13 +27,7 @@ export function parseJson(text: string): unknown {
  * A small JSON file that must be an object (config.json, tokenizer_config.json, ...). Never throws for a bad file:
  * a warning is pushed and null returned, because one broken side file must not hide the model. Aborts still throw.
  */
-export async function readJsonFile(
-  fs: ModelFileSystem,
-  path: string,
-  maxBytes: number,
-  warnings: string[],
-  signal?: AbortSignal,
-): Promise<JsonObject | null> {
+export async function readJsonFile(fs: ModelFileSystem, path: string, maxBytes: number, warnings: string[], signal?: AbortSignal): Promise<JsonObject | null> {
   const v = await readJsonValue(fs, path, maxBytes, warnings, signal);
   if (v === undefined) return null;
   if (!isJsonObject(v)) {
@@ -44,13 +38,7 @@ export async function readJsonFile(
 }
 
 /** Like readJsonFile for any JSON value (modules.json is an array); undefined after a warning. */
-export async function readJsonValue(
-  fs: ModelFileSystem,
-  path: string,
-  maxBytes: number,
-  warnings: string[],
-  signal?: AbortSignal,
-): Promise<unknown> {
+export async function readJsonValue(fs: ModelFileSystem, path: string, maxBytes: number, warnings: string[], signal?: AbortSignal): Promise<unknown> {
   let text: string;
   try {
     text = await fs.readText(path, maxBytes, signal);

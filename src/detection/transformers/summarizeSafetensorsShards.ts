@@ -31,11 +31,7 @@ export interface SafetensorsShardsSummary {
 const CONCURRENCY = 4;
 
 /** Reads the (bounded) header of every shard: dtypes and parameter count without touching tensor data. */
-export async function summarizeSafetensorsShards(
-  fs: ModelFileSystem,
-  paths: readonly string[],
-  signal?: AbortSignal,
-): Promise<SafetensorsShardsSummary> {
+export async function summarizeSafetensorsShards(fs: ModelFileSystem, paths: readonly string[], signal?: AbortSignal): Promise<SafetensorsShardsSummary> {
   const results = new Array<ShardResult>(paths.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -99,7 +99,6 @@ interface RouteRequests {
   readonly byModel: Map<string, Map<number | string, number>>;
 }
 
-
 /**
  * The daemon's Prometheus metrics, in a registry of its own (never prom-client's global one), so several daemons
  * can live in one process. Request-level series are recorded by `registerRequestMetrics`; token-level series by

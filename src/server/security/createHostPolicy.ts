@@ -19,7 +19,7 @@ export function isLoopbackHost(host: string): boolean {
   const canonical = new URL(`http://[${h}]`).hostname; // [::1], [::ffff:7f00:1]
   if (canonical === "[::1]") return true;
   const mapped = /^\[::ffff:([0-9a-f]{1,4}):[0-9a-f]{1,4}\]$/.exec(canonical);
-  return mapped !== null && mapped[1] !== undefined && (Number.parseInt(mapped[1], 16) >> 8) === 127;
+  return mapped !== null && mapped[1] !== undefined && Number.parseInt(mapped[1], 16) >> 8 === 127;
 }
 
 /** `0.0.0.0`, `::` and their spellings: every interface. */

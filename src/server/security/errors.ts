@@ -11,12 +11,10 @@ export class InvalidApiKeyError extends TabAgentError {
   override readonly status = 401;
   override readonly type = "authentication_error" as const;
   constructor(reason: "missing" | "invalid") {
-    super(
-      reason === "missing"
-        ? "Missing API key: send it in an 'Authorization: Bearer <key>' header."
-        : "Incorrect API key provided.",
-      { code: "invalid_api_key", headers: { "www-authenticate": "Bearer" } },
-    );
+    super(reason === "missing" ? "Missing API key: send it in an 'Authorization: Bearer <key>' header." : "Incorrect API key provided.", {
+      code: "invalid_api_key",
+      headers: { "www-authenticate": "Bearer" },
+    });
   }
 }
 
@@ -30,10 +28,7 @@ export class PermissionDeniedError extends TabAgentError {
 export class HostNotAllowedError extends PermissionDeniedError {
   constructor(host: string | undefined) {
     const shown = host === undefined || host === "" ? "(none)" : `'${host.length > 100 ? `${host.slice(0, 100)}…` : host}'`;
-    super(
-      `Host ${shown} is not allowed. If this server should answer to that name, add it with --allowed-host (TABAGENT_ALLOWED_HOSTS).`,
-      { code: "host_not_allowed" },
-    );
+    super(`Host ${shown} is not allowed. If this server should answer to that name, add it with --allowed-host (TABAGENT_ALLOWED_HOSTS).`, { code: "host_not_allowed" });
   }
 }
 

@@ -22,7 +22,13 @@ describe("chat completion body", () => {
     const r = chat({
       messages: [
         { role: "developer", content: "be brief" },
-        { role: "user", content: [{ type: "text", text: "a" }, { type: "text", text: "b" }] },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "a" },
+            { type: "text", text: "b" },
+          ],
+        },
         { role: "assistant", content: null },
       ],
       max_completion_tokens: 7,
@@ -93,7 +99,10 @@ describe("chat completion body", () => {
 describe("completion body", () => {
   it("makes one request per prompt", () => {
     const rs = toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: ["a", "b"], echo: true, max_tokens: 3 }));
-    expect(rs.map((r) => [r.prompt, r.echo, r.sampling.maxTokens])).toEqual([["a", true, 3], ["b", true, 3]]);
+    expect(rs.map((r) => [r.prompt, r.echo, r.sampling.maxTokens])).toEqual([
+      ["a", true, 3],
+      ["b", true, 3],
+    ]);
   });
   it("refuses suffix, best_of > 1 and token-array prompts", () => {
     expect(paramOf(() => toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", suffix: "z" })))).toBe("suffix");

@@ -11,7 +11,19 @@ const completion = (body: object) => completionFeatures(parseBody(completionBody
 
 describe("requestedFeatures", () => {
   it("asks for nothing with defaults and harmless spellings", () => {
-    expect(chat({ n: 1, logprobs: false, top_logprobs: 0, response_format: { type: "text" }, tools: [], tool_choice: "auto", functions: [], function_call: "none", logit_bias: {} })).toEqual([]);
+    expect(
+      chat({
+        n: 1,
+        logprobs: false,
+        top_logprobs: 0,
+        response_format: { type: "text" },
+        tools: [],
+        tool_choice: "auto",
+        functions: [],
+        function_call: "none",
+        logit_bias: {},
+      }),
+    ).toEqual([]);
     expect(completion({ logprobs: 0, best_of: 1, suffix: "" })).toEqual([]);
     expect(embeddingFeatures(parseBody(embeddingBodySchema, { model: "e", input: "x" }))).toEqual([]);
   });
@@ -28,9 +40,32 @@ describe("requestedFeatures", () => {
     [{ functions: [{ name: "f" }] }, "tools", "functions"],
     [{ function_call: { name: "f" } }, "tools", "function_call"],
     [{ messages: [{ role: "tool", content: "x", tool_call_id: "1" }] }, "tools", "messages[0].role"],
-    [{ messages: [{ role: "user", content: "q" }, { role: "assistant", content: null, tool_calls: [{ id: "1" }] }] }, "tools", "messages[1].tool_calls"],
+    [
+      {
+        messages: [
+          { role: "user", content: "q" },
+          { role: "assistant", content: null, tool_calls: [{ id: "1" }] },
+        ],
+      },
+      "tools",
+      "messages[1].tool_calls",
+    ],
     [{ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }, "images", "messages[0].content[0]"],
-    [{ messages: [{ role: "user", content: [{ type: "text", text: "a" }, { type: "input_audio", input_audio: {} }] }] }, "audio", "messages[0].content[1]"],
+    [
+      {
+        messages: [
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "a" },
+              { type: "input_audio", input_audio: {} },
+            ],
+          },
+        ],
+      },
+      "audio",
+      "messages[0].content[1]",
+    ],
     [{ messages: [{ role: "user", content: [{ type: "file", file: {} }] }] }, "files", "messages[0].content[0]"],
     [{ modalities: ["text", "audio"] }, "audio", "modalities"],
     [{ audio: { voice: "x" } }, "audio", "audio"],
@@ -45,7 +80,9 @@ describe("requestedFeatures", () => {
     expect(completion({ best_of: 3 })).toEqual([{ capability: "multipleChoices", param: "best_of" }]);
     expect(completion({ suffix: "end" })).toEqual([{ capability: "suffix", param: "suffix" }]);
     expect(completion({ logprobs: 2 })).toEqual([{ capability: "logprobs", param: "logprobs" }]);
-    expect(embeddingFeatures(parseBody(embeddingBodySchema, { model: "e", input: "x", dimensions: 8 }))).toEqual([{ capability: "embeddingDimensions", param: "dimensions" }]);
+    expect(embeddingFeatures(parseBody(embeddingBodySchema, { model: "e", input: "x", dimensions: 8 }))).toEqual([
+      { capability: "embeddingDimensions", param: "dimensions" },
+    ]);
   });
 
   it("refuses unknown response formats and content part types by name", () => {

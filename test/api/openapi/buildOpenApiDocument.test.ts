@@ -111,10 +111,7 @@ describe("the OpenAPI document", () => {
     expect(validate(schemas.ErrorEnvelope!, envelope)).toEqual([]);
     expect(validate(schemas.ErrorEnvelope!, { error: { message: "x" } })).not.toEqual([]);
     const model = schemas.Model!.properties as Record<string, JsonSchema>;
-    expect(model.tabagent!.anyOf).toEqual([
-      { $ref: "#/components/schemas/LocalModelExtension" },
-      { $ref: "#/components/schemas/UpstreamModelExtension" },
-    ]);
+    expect(model.tabagent!.anyOf).toEqual([{ $ref: "#/components/schemas/LocalModelExtension" }, { $ref: "#/components/schemas/UpstreamModelExtension" }]);
     expect((schemas.LocalModelExtension!.properties as Record<string, JsonSchema>).engine!.anyOf).toContainEqual({ type: "null" });
   });
 

@@ -41,7 +41,7 @@ describe("GET /openapi.json and GET /docs", () => {
     }
     for (const name of Object.keys(doc.components.schemas)) expect(html).toContain(`id="schema-${name}"`);
     // The chat request's fields, a path parameter, and a nested response field.
-    expect(html).toContain("<code>messages</code> <span class=\"req\">required</span>");
+    expect(html).toContain('<code>messages</code> <span class="req">required</span>');
     expect(html).toContain("<code>max_tokens</code>");
     expect(html).toMatch(/<code>id<\/code> <span class="req">required<\/span><\/td><td>path<\/td>/);
     expect(html).toContain("<code>choices[].message.content</code>");

@@ -81,7 +81,10 @@ function expectShape(body: unknown, zodSchema: z.ZodType, component: string): vo
 }
 
 function events(payload: string): unknown[] {
-  const data = payload.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
+  const data = payload
+    .split("\n\n")
+    .filter((e) => e.startsWith("data: "))
+    .map((e) => e.slice(6));
   expect(data.at(-1)).toBe("[DONE]");
   return data.slice(0, -1).map((d) => JSON.parse(d) as unknown);
 }

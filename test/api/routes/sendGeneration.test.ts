@@ -91,14 +91,23 @@ describe("sendGeneration with tool calls", () => {
       yield { type: "tool_call", index: 0, call: { id: "c", name: "f", arguments: "{}" } };
       yield { type: "finish", index: 0, reason: "tool_calls" };
     }
-    const bare = (await sendGeneration({ request, reply, chunks: callsOnly(), formatter, stream: false, includeUsage: false })) as { choices: { message: { content: unknown } }[] };
+    const bare = (await sendGeneration({ request, reply, chunks: callsOnly(), formatter, stream: false, includeUsage: false })) as {
+      choices: { message: { content: unknown } }[];
+    };
     expect(bare.choices[0]!.message.content).toBeNull();
   });
 
   it("streams each as a delta.tool_calls entry numbered within its choice", async () => {
     const raw = new RecordingResponse();
     const reply = { raw, hijack() {} } as unknown as FastifyReply;
-    await sendGeneration({ request, reply, chunks: toolCallingEngine(), formatter: chatFormatter({ model: "m", includeUsage: false }), stream: true, includeUsage: false });
+    await sendGeneration({
+      request,
+      reply,
+      chunks: toolCallingEngine(),
+      formatter: chatFormatter({ model: "m", includeUsage: false }),
+      stream: true,
+      includeUsage: false,
+    });
     const events = raw.body
       .split("\n\n")
       .filter((e) => e.startsWith("data: ") && !e.includes("[DONE]"))

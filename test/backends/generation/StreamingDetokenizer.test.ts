@@ -28,10 +28,14 @@ describe("StreamingDetokenizer", () => {
   });
   it("passes the previous tokens as context", () => {
     const seen: number[][] = [];
-    const d = new StreamingDetokenizer<number>((t, last) => {
-      seen.push([...last]);
-      return String(t.length);
-    }, 8, 2);
+    const d = new StreamingDetokenizer<number>(
+      (t, last) => {
+        seen.push([...last]);
+        return String(t.length);
+      },
+      8,
+      2,
+    );
     d.push(1);
     d.push(2);
     d.push(3);

@@ -97,7 +97,10 @@ describe("llama-server child access (the daemon's key, CORS and Host checks cann
     const { pid, socketPath } = await child();
     expect(await tcpListenPorts(pid)).toEqual([]);
     // Even on the socket, a cross-origin request without the key gets nothing.
-    const res = await rawRequest({ socketPath }, { method: "POST", path: "/v1/chat/completions", headers: { origin: "https://evil.com", host: "evil.com" }, body: chatBody });
+    const res = await rawRequest(
+      { socketPath },
+      { method: "POST", path: "/v1/chat/completions", headers: { origin: "https://evil.com", host: "evil.com" }, body: chatBody },
+    );
     expect(res.status).toBe(401);
   });
 
@@ -106,7 +109,13 @@ describe("llama-server child access (the daemon's key, CORS and Host checks cann
     expect(once.choices[0]!.finish_reason).toBe("length");
     expect(once.usage!.completion_tokens).toBe(8);
     let text = "";
-    for await (const c of await client.chat.completions.create({ model: "srv-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0, stream: true })) {
+    for await (const c of await client.chat.completions.create({
+      model: "srv-chat",
+      messages: [{ role: "user", content: "Hello" }],
+      max_tokens: 8,
+      temperature: 0,
+      stream: true,
+    })) {
       text += c.choices[0]?.delta.content ?? "";
     }
     expect(text).toBe(once.choices[0]!.message.content);

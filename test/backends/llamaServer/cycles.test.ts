@@ -18,7 +18,17 @@ describe("llama-server load/unload cycles", () => {
     const processes = new ProcessRegistry();
     const backend = new LlamaServerBackend(
       { id: "cycles", ...descriptor, engine: "llama-server" },
-      { variant: "standard", logger: pino({ level: "silent" }), clock: systemClock, processes, env: { ...process.env, TABAGENT_LLAMA_SERVER: binary }, threads: 1, contextSize: 256, parallel: 1, gpuLayers: "auto" },
+      {
+        variant: "standard",
+        logger: pino({ level: "silent" }),
+        clock: systemClock,
+        processes,
+        env: { ...process.env, TABAGENT_LLAMA_SERVER: binary },
+        threads: 1,
+        contextSize: 256,
+        parallel: 1,
+        gpuLayers: "auto",
+      },
     );
     const sockets = new Set<string>();
     const pids = new Set<number>();

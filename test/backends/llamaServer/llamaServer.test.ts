@@ -26,7 +26,10 @@ beforeAll(async () => {
   await writeTinyChatModel(join(dir, "tiny-bitnet.gguf"), { architecture: "bitnet" });
   // A "binary" that dies at once with a reason on stderr, like a llama-server refusing a model; a library it loads
   // printed a token first (what a remote client must never see).
-  await writeFile(join(dir, "broken-server"), `#!/bin/sh\necho 'hub: using HF_TOKEN=${SECRET}' >&2\necho 'error: unable to load model: unknown tensor type' >&2\nexit 1\n`);
+  await writeFile(
+    join(dir, "broken-server"),
+    `#!/bin/sh\necho 'hub: using HF_TOKEN=${SECRET}' >&2\necho 'error: unable to load model: unknown tensor type' >&2\nexit 1\n`,
+  );
   await chmod(join(dir, "broken-server"), 0o755);
 });
 afterAll(async () => {
@@ -133,7 +136,14 @@ describe("llama-server engine (real child process)", () => {
     const logged: string[] = [];
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString("utf8")), done()) });
     const config = loadConfig({
-      base: { host: "127.0.0.1", port: 0, threads: 1, gpu: "off", logLevel: "info", models: [{ id: "broken", path: fx.chatModelPath, engine: "llama-server", llamaServerPath: join(dir, "broken-server") }] },
+      base: {
+        host: "127.0.0.1",
+        port: 0,
+        threads: 1,
+        gpu: "off",
+        logLevel: "info",
+        models: [{ id: "broken", path: fx.chatModelPath, engine: "llama-server", llamaServerPath: join(dir, "broken-server") }],
+      },
     });
     const daemon = await createDaemon({ config, env: env(), logger: pino({ level: "info" }, sink) });
     const { url } = await daemon.listen();

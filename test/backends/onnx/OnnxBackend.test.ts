@@ -75,7 +75,13 @@ describe("OnnxBackend", () => {
           context_length: config["max_position_embeddings"],
           decoder: {
             filename: "model.onnx",
-            inputs: { input_ids: "input_ids", attention_mask: "attention_mask", position_ids: "position_ids", past_key_names: "past_key_values.%d.key", past_value_names: "past_key_values.%d.value" },
+            inputs: {
+              input_ids: "input_ids",
+              attention_mask: "attention_mask",
+              position_ids: "position_ids",
+              past_key_names: "past_key_values.%d.key",
+              past_value_names: "past_key_values.%d.value",
+            },
             outputs: { logits: "logits", present_key_names: "present.%d.key", present_value_names: "present.%d.value" },
           },
           eos_token_id: config["eos_token_id"],
@@ -118,7 +124,14 @@ describe("OnnxBackend", () => {
     expect(backend.descriptor).not.toHaveProperty("runtime");
     expect(backend.provider).toBe("cpu");
     const chat = backend.chat(
-      { ...request("", 4), messages: [{ role: "user", content: "Hello!" }, { role: "assistant", content: "The sky" }], tools: [] },
+      {
+        ...request("", 4),
+        messages: [
+          { role: "user", content: "Hello!" },
+          { role: "assistant", content: "The sky" },
+        ],
+        tools: [],
+      },
       new AbortController().signal,
     );
     const chunks: GenerationChunk[] = [];

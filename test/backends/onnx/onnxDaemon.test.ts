@@ -152,7 +152,13 @@ describe("ONNX backend through the daemon", () => {
 
   it("return_token_ids gives the engine's ids: transformers' prompt ids and greedy ids", async () => {
     for (const c of reference.completions.slice(0, 3)) {
-      const res = await postJson(`${t.url}/v1/completions`, { model: "onnx-llm", prompt: c.prompt, max_tokens: reference.max_tokens, temperature: 0, return_token_ids: true });
+      const res = await postJson(`${t.url}/v1/completions`, {
+        model: "onnx-llm",
+        prompt: c.prompt,
+        max_tokens: reference.max_tokens,
+        temperature: 0,
+        return_token_ids: true,
+      });
       expect(res.status).toBe(200);
       const choice = (res.json as unknown as { choices: { token_ids: number[]; prompt_token_ids?: number[] }[]; prompt_token_ids?: number[] }).choices[0]!;
       expect(choice.token_ids).toEqual(c.ids.slice(0, c.completion_tokens));
@@ -175,8 +181,7 @@ describe("ONNX backend through the daemon", () => {
   });
 
   it("sampling with a seed repeats; temperature and top_p change the choice of tokens", async () => {
-    const ask = (seed: number) =>
-      t.client.completions.create({ model: "onnx-llm", prompt: "Once upon a time", max_tokens: 24, temperature: 1.5, top_p: 0.95, seed });
+    const ask = (seed: number) => t.client.completions.create({ model: "onnx-llm", prompt: "Once upon a time", max_tokens: 24, temperature: 1.5, top_p: 0.95, seed });
     const a = await ask(7);
     const b = await ask(7);
     expect(a.choices[0]!.text).toBe(b.choices[0]!.text);
@@ -276,4 +281,3 @@ describe("ONNX backend through the daemon", () => {
     expect(b.status).toBe(400);
   });
 });
-

@@ -112,7 +112,11 @@ describe("describeDecoderGraph", () => {
     expect(g.cache[0]).toMatchObject({ type: "float16", heads: 8, headDim: 64 });
 
     const genai = describeDecoderGraph(
-      [{ name: "input_ids", type: "int64" }, { name: "past.0.k", type: "float32", shape: [1, 4, "p", 8] }, { name: "past.0.v", type: "float32", shape: [1, 4, "p", 8] }],
+      [
+        { name: "input_ids", type: "int64" },
+        { name: "past.0.k", type: "float32", shape: [1, 4, "p", 8] },
+        { name: "past.0.v", type: "float32", shape: [1, 4, "p", 8] },
+      ],
       [{ name: "logits" }, { name: "kv.0.k" }, { name: "kv.0.v" }],
       { heads: null, headDim: null },
       { pastKey: "past.%d.k", pastValue: "past.%d.v", presentKey: "kv.%d.k", presentValue: "kv.%d.v" },

@@ -37,7 +37,8 @@ async function upstream(options: { dropReused?: boolean; afterDone?: string } = 
     req.on("end", () => {
       res.writeHead(200, { "content-type": "text/event-stream" });
       for (const event of STREAM) res.write(event);
-      if (options.afterDone) res.write(options.afterDone); // a server that keeps the stream open after [DONE]
+      if (options.afterDone)
+        res.write(options.afterDone); // a server that keeps the stream open after [DONE]
       else res.end();
     });
   });
@@ -65,7 +66,12 @@ describe("OpenAIUpstream connections", () => {
     const { client, connections } = await upstream();
     for (let i = 0; i < 5; i++) {
       const chunks = await collect(client.complete(request, "m", AbortSignal.timeout(5_000)));
-      expect(chunks.filter((c) => c.type === "text").map((c) => (c as { text: string }).text).join("")).toBe("hello");
+      expect(
+        chunks
+          .filter((c) => c.type === "text")
+          .map((c) => (c as { text: string }).text)
+          .join(""),
+      ).toBe("hello");
       expect(chunks.at(-1)).toEqual({ type: "usage", usage: { promptTokens: 1, completionTokens: 2 } });
     }
     expect(connections()).toBe(1);

@@ -105,7 +105,14 @@ describe("OpenAIUpstream on a Unix socket with its own agent (a supervised child
   it("a wrong key is an upstream error (502), a missing socket is unreachable", async () => {
     const { client } = await socketUpstream();
     await expect(collect(client("wrong").complete(request, "m", AbortSignal.timeout(5_000)))).rejects.toMatchObject({ status: 502, code: "upstream_error" });
-    const gone = new OpenAIUpstream({ name: "child", baseUrl: "http://localhost/v1", socketPath: join(dir!, "nothing.sock"), agent: new Agent(), connectTimeoutMs: 2_000, firstByteTimeoutMs: 5_000 });
+    const gone = new OpenAIUpstream({
+      name: "child",
+      baseUrl: "http://localhost/v1",
+      socketPath: join(dir!, "nothing.sock"),
+      agent: new Agent(),
+      connectTimeoutMs: 2_000,
+      firstByteTimeoutMs: 5_000,
+    });
     await expect(collect(gone.complete(request, "m", AbortSignal.timeout(5_000)))).rejects.toMatchObject({ code: "upstream_unreachable" });
     await expect(gone.listModels(AbortSignal.timeout(5_000))).rejects.toMatchObject({ code: "upstream_unreachable" });
   });

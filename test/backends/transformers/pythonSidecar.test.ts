@@ -108,7 +108,13 @@ describe("PythonSidecarBackend", () => {
       expect(env.TABAGENT_SIDECAR_KEY).toMatch(/^[0-9a-f]{64}$/); // in its environment, never on its command line
       expect(argv.join(" ")).not.toContain(env.TABAGENT_SIDECAR_KEY);
       const result = await backend.embed({ model: "echo-1", input: ["hello", "hi"] }, AbortSignal.timeout(5_000));
-      expect(result).toEqual({ vectors: [[5, 1], [2, 1]], promptTokens: 7 });
+      expect(result).toEqual({
+        vectors: [
+          [5, 1],
+          [2, 1],
+        ],
+        promptTokens: 7,
+      });
       expect(log.text()).toContain("[sidecar] loaded"); // the base's output levels: [sidecar] lines at info
     } finally {
       await backend.unload();
@@ -155,15 +161,21 @@ describe("transformers: trust_remote_code", () => {
 
   it("is decided by detection's needsCustomCode and the config's trustRemoteCode, not by a warning's wording", async () => {
     // Detection's facts without its warning text (reworded, translated or capped): still refused.
-    const refused = await transformers(descriptor({ details: custom, warnings: [] })).load(AbortSignal.timeout(5_000)).catch((e: unknown) => e);
+    const refused = await transformers(descriptor({ details: custom, warnings: [] }))
+      .load(AbortSignal.timeout(5_000))
+      .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ModelNotServableError);
     expect((refused as ModelNotServableError).status).toBe(400);
     expect((refused as Error).message).toMatch(/needs custom code \(auto_map names AutoModelForCausalLM\); set trustRemoteCode: true/);
     // The model's config entry allows it: past the refusal.
-    const allowed = await transformers(descriptor({ details: custom, engineOptions: { trustRemoteCode: true } })).load(AbortSignal.timeout(5_000)).catch((e: unknown) => e);
+    const allowed = await transformers(descriptor({ details: custom, engineOptions: { trustRemoteCode: true } }))
+      .load(AbortSignal.timeout(5_000))
+      .catch((e: unknown) => e);
     expect(allowed).toBeInstanceOf(EngineUnavailableError);
     // A warning that merely mentions custom code is not a reason to refuse.
-    const worded = await transformers(descriptor({ warnings: ["needs custom code (trust_remote_code): says a warning"] })).load(AbortSignal.timeout(5_000)).catch((e: unknown) => e);
+    const worded = await transformers(descriptor({ warnings: ["needs custom code (trust_remote_code): says a warning"] }))
+      .load(AbortSignal.timeout(5_000))
+      .catch((e: unknown) => e);
     expect(worded).toBeInstanceOf(EngineUnavailableError);
   });
 
@@ -195,7 +207,16 @@ exit 1`,
     await writeFile(join(model, "config.json"), JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama" }));
 
     const config = loadConfig({
-      base: { host: "127.0.0.1", port: 0, threads: 1, gpu: "off", logLevel: "silent", pythonAutoSetup: true, dataDir: join(dir, "data"), models: [{ id: "hf", path: model }] },
+      base: {
+        host: "127.0.0.1",
+        port: 0,
+        threads: 1,
+        gpu: "off",
+        logLevel: "silent",
+        pythonAutoSetup: true,
+        dataDir: join(dir, "data"),
+        models: [{ id: "hf", path: model }],
+      },
     });
     const processes = new ProcessRegistry();
     const daemon = await createDaemon({
@@ -207,7 +228,11 @@ exit 1`,
     const { url } = await daemon.listen();
     let closed = false;
     try {
-      const res = await fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "hf", prompt: "Hi", max_tokens: 2 }) });
+      const res = await fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "hf", prompt: "Hi", max_tokens: 2 }),
+      });
       expect(res.status).toBe(503);
       expect(res.headers.get("retry-after")).toBe("30");
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("engine_installing");

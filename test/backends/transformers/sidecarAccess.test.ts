@@ -40,7 +40,17 @@ describe("transformers sidecar access over its Unix socket", () => {
 
   beforeAll(async () => {
     const config = loadConfig({
-      base: { host: "127.0.0.1", port: 0, threads: 1, gpu: "off", contextSize: 512, parallel: 1, logLevel: "debug", apiKeys: [DAEMON_KEY], models: [{ id: "hf-chat", path: llm }] },
+      base: {
+        host: "127.0.0.1",
+        port: 0,
+        threads: 1,
+        gpu: "off",
+        contextSize: 512,
+        parallel: 1,
+        logLevel: "debug",
+        apiKeys: [DAEMON_KEY],
+        models: [{ id: "hf-chat", path: llm }],
+      },
     });
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logLines.push(chunk.toString("utf8")), done()) });
     daemon = await createDaemon({ config, env: { ...process.env, TABAGENT_PYTHON: python }, logger: pino({ level: "debug" }, sink) });
@@ -79,11 +89,14 @@ describe("transformers sidecar access over its Unix socket", () => {
   it("a cross-origin request or preflight, or a foreign Host, is refused with 403 and no CORS header, key or not", async () => {
     const { socketPath, key } = await child();
     const auth = { authorization: `Bearer ${key}` };
-    const preflight = await rawRequest({ socketPath: socketPath! }, {
-      method: "OPTIONS",
-      path: "/v1/chat/completions",
-      headers: { origin: "https://evil.com", "access-control-request-method": "POST", "access-control-request-headers": "authorization" },
-    });
+    const preflight = await rawRequest(
+      { socketPath: socketPath! },
+      {
+        method: "OPTIONS",
+        path: "/v1/chat/completions",
+        headers: { origin: "https://evil.com", "access-control-request-method": "POST", "access-control-request-headers": "authorization" },
+      },
+    );
     expect(preflight.status).toBe(403);
     expect(preflight.headers["access-control-allow-origin"]).toBeUndefined();
     expect(preflight.headers["access-control-allow-credentials"]).toBeUndefined();
@@ -100,7 +113,13 @@ describe("transformers sidecar access over its Unix socket", () => {
     const once = await client.chat.completions.create({ model: "hf-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0 });
     expect(once.choices[0]!.finish_reason).toBe("length");
     let text = "";
-    for await (const c of await client.chat.completions.create({ model: "hf-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 8, temperature: 0, stream: true })) {
+    for await (const c of await client.chat.completions.create({
+      model: "hf-chat",
+      messages: [{ role: "user", content: "Hello" }],
+      max_tokens: 8,
+      temperature: 0,
+      stream: true,
+    })) {
       text += c.choices[0]?.delta.content ?? "";
     }
     expect(text).toBe(once.choices[0]!.message.content);
@@ -129,7 +148,17 @@ describe("transformers sidecar over TCP (the fallback where there are no Unix so
     const processes = new ProcessRegistry();
     const backend = new TransformersBackend(
       { id: "hf-tcp", ...found!.descriptor, engine: "transformers" },
-      { logger: pino({ level: "silent" }), clock: systemClock, processes, env: { ...process.env, TABAGENT_PYTHON: python }, threads: 1, parallel: 1, setup: null, stallTimeoutMs: 60_000, transport: "tcp" },
+      {
+        logger: pino({ level: "silent" }),
+        clock: systemClock,
+        processes,
+        env: { ...process.env, TABAGENT_PYTHON: python },
+        threads: 1,
+        parallel: 1,
+        setup: null,
+        stallTimeoutMs: 60_000,
+        transport: "tcp",
+      },
     );
     try {
       await backend.load(AbortSignal.timeout(120_000));

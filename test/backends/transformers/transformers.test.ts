@@ -89,7 +89,14 @@ print(json.dumps({"text": tok.decode(out, skip_special_tokens=True), "prompt": i
     const plain = await t.client.completions.create({ model: "hf-chat", prompt: "The sky is", max_tokens: 24, temperature: 0 });
     expect(plain.choices[0]!.text).toBe(ref.text);
     expect(plain.usage).toMatchObject({ prompt_tokens: ref.prompt, completion_tokens: ref.n });
-    const stream = await t.client.completions.create({ model: "hf-chat", prompt: "The sky is", max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await t.client.completions.create({
+      model: "hf-chat",
+      prompt: "The sky is",
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = "";
     let pieces = 0;
     let usage;
@@ -106,8 +113,7 @@ print(json.dumps({"text": tok.decode(out, skip_special_tokens=True), "prompt": i
   });
 
   it("chat uses the tokenizer's chat template; seeded sampling repeats; a stop sequence cuts the answer", async () => {
-    const ask = (extra: object) =>
-      t.client.chat.completions.create({ model: "hf-chat", messages: [{ role: "user", content: "Hello there" }], max_tokens: 20, ...extra });
+    const ask = (extra: object) => t.client.chat.completions.create({ model: "hf-chat", messages: [{ role: "user", content: "Hello there" }], max_tokens: 20, ...extra });
     const greedy = await ask({ temperature: 0 });
     expect(greedy.choices[0]!.finish_reason).toBe("length");
     // ChatML around one user message: the prompt count proves the template was applied.
@@ -169,7 +175,8 @@ print(json.dumps(m.encode(${JSON.stringify(sentences)}).tolist()))
     const together = await Promise.all(
       prompts.map(async (prompt) => {
         let text = "";
-        for await (const c of await t.client.completions.create({ model: "hf-chat", prompt, max_tokens: 16, temperature: 0, stream: true })) text += c.choices[0]?.text ?? "";
+        for await (const c of await t.client.completions.create({ model: "hf-chat", prompt, max_tokens: 16, temperature: 0, stream: true }))
+          text += c.choices[0]?.text ?? "";
         return text;
       }),
     );
@@ -220,7 +227,14 @@ describe("transformers engine refusals and failures", () => {
     await cp(llm, pickle, { recursive: true });
     await rm(join(pickle, "model.safetensors"));
     await writeFile(join(pickle, "pytorch_model.bin"), Buffer.from("PK\x03\x04 not really a checkpoint"));
-    const d = await startTestDaemon({}, [{ id: "custom", path: custom }, { id: "pickle", path: pickle }], env());
+    const d = await startTestDaemon(
+      {},
+      [
+        { id: "custom", path: custom },
+        { id: "pickle", path: pickle },
+      ],
+      env(),
+    );
     try {
       const a = await postJson(`${d.url}/v1/completions`, { model: "custom", prompt: "Hi", max_tokens: 2 });
       expect(a.status).toBe(400);
@@ -237,7 +251,10 @@ describe("transformers engine refusals and failures", () => {
   });
 
   it("no Python environment: the error names the setup command; a failing automatic setup says what to run", async () => {
-    const none = await startTestDaemon({ models: [{ id: "hf", path: llm }], pythonAutoSetup: false, dataDir: join(dir, "empty-data") }, [], { ...process.env, TABAGENT_PYTHON: "" });
+    const none = await startTestDaemon({ models: [{ id: "hf", path: llm }], pythonAutoSetup: false, dataDir: join(dir, "empty-data") }, [], {
+      ...process.env,
+      TABAGENT_PYTHON: "",
+    });
     try {
       const res = await postJson(`${none.url}/v1/completions`, { model: "hf", prompt: "Hi", max_tokens: 2 });
       expect(res.status).toBe(503);
@@ -245,11 +262,11 @@ describe("transformers engine refusals and failures", () => {
     } finally {
       await none.close();
     }
-    const auto = await startTestDaemon(
-      { models: [{ id: "hf", path: llm }], pythonAutoSetup: true, dataDir: join(dir, "auto-data") },
-      [],
-      { ...process.env, TABAGENT_PYTHON: "", TABAGENT_PYTHON_BASE: join(dir, "no-such-python3") },
-    );
+    const auto = await startTestDaemon({ models: [{ id: "hf", path: llm }], pythonAutoSetup: true, dataDir: join(dir, "auto-data") }, [], {
+      ...process.env,
+      TABAGENT_PYTHON: "",
+      TABAGENT_PYTHON_BASE: join(dir, "no-such-python3"),
+    });
     try {
       const first = await postJson(`${auto.url}/v1/completions`, { model: "hf", prompt: "Hi", max_tokens: 2 });
       expect(first.status).toBe(503);
@@ -273,7 +290,17 @@ describe("transformers engine refusals and failures", () => {
     const logged: string[] = [];
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString("utf8")), done()) });
     const config = loadConfig({
-      base: { host: "127.0.0.1", port: 0, threads: 1, gpu: "off", logLevel: "info", models: [{ id: "on-gpu", path: llm, device: "cuda:0" }, { id: "hf-ok", path: llm }] },
+      base: {
+        host: "127.0.0.1",
+        port: 0,
+        threads: 1,
+        gpu: "off",
+        logLevel: "info",
+        models: [
+          { id: "on-gpu", path: llm, device: "cuda:0" },
+          { id: "hf-ok", path: llm },
+        ],
+      },
     });
     const daemon = await createDaemon({ config, env: env(), logger: pino({ level: "info" }, sink) });
     const { url } = await daemon.listen();

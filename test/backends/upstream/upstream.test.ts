@@ -44,7 +44,12 @@ describe("upstream OpenAI servers", () => {
 
   it("proxies chat, streamed and not, with the model name rewritten and usage preserved", async () => {
     const direct = await upstream.client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 20, temperature: 0 });
-    const viaPrefix = await front.client.chat.completions.create({ model: "up/tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 20, temperature: 0 });
+    const viaPrefix = await front.client.chat.completions.create({
+      model: "up/tiny-chat",
+      messages: [{ role: "user", content: "Hello" }],
+      max_tokens: 20,
+      temperature: 0,
+    });
     expect(viaPrefix.model).toBe("up/tiny-chat");
     expect(viaPrefix.choices[0]!.message.content).toBe(direct.choices[0]!.message.content);
     expect(viaPrefix.usage).toEqual(direct.usage);

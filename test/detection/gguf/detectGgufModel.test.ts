@@ -42,7 +42,17 @@ async function detect(name: string, buf: Buffer) {
 
 describe("BitNet or standard llama.cpp, from the header", () => {
   it("I2_S tensors (ggml type 36) → BitNet server, naming the tensor", async () => {
-    const d = await detect("i2s.gguf", gguf("bitnet-b1.58", [["token_embd.weight", 1, [64, 8]], ["blk.0.attn_q.weight", 36, [64, 64]]], (w) => w.addUint32("general.file_type", 40)));
+    const d = await detect(
+      "i2s.gguf",
+      gguf(
+        "bitnet-b1.58",
+        [
+          ["token_embd.weight", 1, [64, 8]],
+          ["blk.0.attn_q.weight", 36, [64, 64]],
+        ],
+        (w) => w.addUint32("general.file_type", 40),
+      ),
+    );
     expect(d.format).toBe("bitnet-gguf");
     expect(d.quantization).toBe("I2_S");
     expect(d.reason).toMatch(/blk\.0\.attn_q\.weight has type I2_S \(ggml type 36\)/);
@@ -59,12 +69,18 @@ describe("BitNet or standard llama.cpp, from the header", () => {
   });
 
   it("a type id mainline ggml does not define → BitNet server, saying so", () => {
-    expect(decideGgufFlavor("llama", [{ type: 31, count: 1, example: "x" }])).toMatchObject({ bitnet: true, reason: expect.stringMatching(/ggml type 31, which mainline ggml does not define/) });
+    expect(decideGgufFlavor("llama", [{ type: 31, count: 1, example: "x" }])).toMatchObject({
+      bitnet: true,
+      reason: expect.stringMatching(/ggml type 31, which mainline ggml does not define/),
+    });
     expect(decideGgufFlavor("llama", [{ type: 77, count: 1, example: "x" }]).bitnet).toBe(true);
   });
 
   it("ternary TQ1_0/TQ2_0 run on the standard engine, even for a bitnet architecture", async () => {
-    const d = await detect("tq.gguf", gguf("bitnet", [["blk.0.attn_q.weight", 35, [256, 4]]], (w) => w.addUint32("general.file_type", 37)));
+    const d = await detect(
+      "tq.gguf",
+      gguf("bitnet", [["blk.0.attn_q.weight", 35, [256, 4]]], (w) => w.addUint32("general.file_type", 37)),
+    );
     expect(d.format).toBe("gguf");
     expect(d.quantization).toBe("TQ2_0");
     expect(d.reason).toMatch(/ternary tensors \(TQ2_0/);
@@ -78,10 +94,20 @@ describe("BitNet or standard llama.cpp, from the header", () => {
   });
 
   it("an ordinary model stays on node-llama-cpp with llama-server as an alternative", async () => {
-    const d = await detect("q4.gguf", gguf("qwen2", [["blk.0.attn_q.weight", 12, [256, 4]], ["output_norm.weight", 0, [4]]], (w) => {
-      w.addUint32("general.file_type", 15);
-      w.addString("tokenizer.chat_template", "{{ messages }}");
-    }));
+    const d = await detect(
+      "q4.gguf",
+      gguf(
+        "qwen2",
+        [
+          ["blk.0.attn_q.weight", 12, [256, 4]],
+          ["output_norm.weight", 0, [4]],
+        ],
+        (w) => {
+          w.addUint32("general.file_type", 15);
+          w.addString("tokenizer.chat_template", "{{ messages }}");
+        },
+      ),
+    );
     expect(d).toMatchObject({ format: "gguf", task: "chat", quantization: "Q4_K_M", contextLength: 4096, hasChatTemplate: true, architecture: "qwen2" });
     expect(d.parameterCount).toBe(256 * 4 + 4);
     expect(ggufDetails(d)?.tensorTypes).toEqual({ Q4_K: 1, F32: 1 });
@@ -97,7 +123,10 @@ describe("BitNet or standard llama.cpp, from the header", () => {
   it("embedding architectures and pooling types are embeddings", async () => {
     const nomic = await detect("nomic.gguf", gguf("nomic-bert", [["w", 1, [8, 8]]]));
     expect(nomic.task).toBe("embeddings");
-    const pooled = await detect("pool.gguf", gguf("qwen3", [["w", 1, [8, 8]]], (w) => w.addUint32("qwen3.pooling_type", 3)));
+    const pooled = await detect(
+      "pool.gguf",
+      gguf("qwen3", [["w", 1, [8, 8]]], (w) => w.addUint32("qwen3.pooling_type", 3)),
+    );
     expect(pooled.task).toBe("embeddings");
     expect(pooled.reason).toMatch(/qwen3\.pooling_type = 3/);
   });

@@ -14,8 +14,16 @@ function base(): Buffer {
     .addUint64("big", 123456789n)
     .addFloat32("llama.rope.freq_base", 10000)
     .addBool("b", true)
-    .addArray("tokenizer.ggml.tokens", GgufValueType.STRING, Array.from({ length: 90 }, (_, i) => `t${i}`))
-    .addArray("tokenizer.ggml.scores", GgufValueType.FLOAT32, Array.from({ length: 90 }, (_, i) => i / 10))
+    .addArray(
+      "tokenizer.ggml.tokens",
+      GgufValueType.STRING,
+      Array.from({ length: 90 }, (_, i) => `t${i}`),
+    )
+    .addArray(
+      "tokenizer.ggml.scores",
+      GgufValueType.FLOAT32,
+      Array.from({ length: 90 }, (_, i) => i / 10),
+    )
     .addString("tokenizer.chat_template", "{% for m in messages %}{{ m.content }}{% endfor %}");
   for (let i = 0; i < 6; i++) w.addTensorF32(`blk.${i}.w`, [4, 2], new Float32Array(8));
   return w.toBuffer();

@@ -43,7 +43,11 @@ describe("readGgufHeader", () => {
       .addFloat32("f", 0.5)
       .addBool("yes", true)
       .addArray("short", GgufValueType.INT32, [1, 2, 3])
-      .addArray("long", GgufValueType.STRING, Array.from({ length: 1000 }, (_, i) => `tok${i}`))
+      .addArray(
+        "long",
+        GgufValueType.STRING,
+        Array.from({ length: 1000 }, (_, i) => `tok${i}`),
+      )
       .addTensorF32("w", [4, 2], new Float32Array(8))
       .addTensorRaw("bitnet", [256], 36, new Uint8Array(64));
     const h = await readGgufHeader(bufferSource(w.toBuffer()));
@@ -98,8 +102,27 @@ describe("readGgufHeader", () => {
   it.each([
     ["empty", new Uint8Array(0), /too small/],
     ["bad magic", Buffer.from("GGUX".padEnd(64, "\0")), /bad magic/],
-    ["version 9", (() => { const b = Buffer.alloc(64); b.write("GGUF"); b.writeUInt32LE(9, 4); return b; })(), /version 9/],
-    ["huge counts", (() => { const b = Buffer.alloc(64); b.write("GGUF"); b.writeUInt32LE(3, 4); b.writeBigUInt64LE(1n << 60n, 8); return b; })(), /implausible tensor count/],
+    [
+      "version 9",
+      (() => {
+        const b = Buffer.alloc(64);
+        b.write("GGUF");
+        b.writeUInt32LE(9, 4);
+        return b;
+      })(),
+      /version 9/,
+    ],
+    [
+      "huge counts",
+      (() => {
+        const b = Buffer.alloc(64);
+        b.write("GGUF");
+        b.writeUInt32LE(3, 4);
+        b.writeBigUInt64LE(1n << 60n, 8);
+        return b;
+      })(),
+      /implausible tensor count/,
+    ],
     ["truncated", new GgufWriter().addString("general.architecture", "llama").addString("x", "y".repeat(100)).toBuffer().subarray(0, 60), /unexpected end/],
   ])("rejects %s input with InvalidGgufError", async (_name, buf, message) => {
     const err = await readGgufHeader(bufferSource(buf)).catch((e: unknown) => e);

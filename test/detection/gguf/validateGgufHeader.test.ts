@@ -42,7 +42,11 @@ function withVocab(model: string, tokens: string[], extra: (w: GgufWriter) => vo
     .addUint32("llama.context_length", 256)
     .addString("tokenizer.ggml.model", model)
     .addArray("tokenizer.ggml.tokens", GgufValueType.STRING, tokens)
-    .addArray("tokenizer.ggml.token_type", GgufValueType.INT32, tokens.map(() => 1));
+    .addArray(
+      "tokenizer.ggml.token_type",
+      GgufValueType.INT32,
+      tokens.map(() => 1),
+    );
   extra(w);
   return w.addTensorF32("token_embd.weight", [4, tokens.length], new Float32Array(4 * tokens.length)).toBuffer();
 }
@@ -165,7 +169,11 @@ describe("GGUF files llama.cpp would refuse or abort on are invalid", () => {
   it("streams a 150k-token vocabulary quickly", async () => {
     const tokens = Array.from({ length: 150_000 }, (_, i) => (i === 10 ? "Ċ" : `tok_${i.toString(36)}_ü`));
     const big = withVocab("gpt2", tokens, (w) =>
-      w.addArray("tokenizer.ggml.merges", GgufValueType.STRING, Array.from({ length: 100_000 }, (_, i) => `t ${i}`)),
+      w.addArray(
+        "tokenizer.ggml.merges",
+        GgufValueType.STRING,
+        Array.from({ length: 100_000 }, (_, i) => `t ${i}`),
+      ),
     );
     const t0 = performance.now();
     expect((await detect(big)).format).toBe("gguf");

@@ -14,11 +14,7 @@ describe("hubErrorFromResponse", () => {
     [response(401, { "X-Error-Code": "GatedRepo" }), "unauthorized", "m.gguf in acme/m@dev: gated or private repo: set HF_TOKEN"],
     [response(403), "unauthorized", "m.gguf in acme/m@dev: gated or private repo: set HF_TOKEN"],
     [response(416), "bad-response", "m.gguf in acme/m@dev: range not satisfiable (did the file change on the hub?)"],
-    [
-      response(503, { "X-Error-Message": "Service Unavailable" }),
-      "bad-response",
-      "https://hub.test answered HTTP 503 for m.gguf in acme/m@dev: Service Unavailable",
-    ],
+    [response(503, { "X-Error-Message": "Service Unavailable" }), "bad-response", "https://hub.test answered HTTP 503 for m.gguf in acme/m@dev: Service Unavailable"],
   ])("maps %#", (res, kind, message) => {
     const err = hubErrorFromResponse(res, ctx);
     expect(err.kind).toBe(kind);
@@ -32,8 +28,6 @@ describe("hubErrorFromResponse", () => {
   });
 
   it("names the repo and revision when no path is involved", () => {
-    expect(hubErrorFromResponse(response(404), { ...ctx, path: undefined }).message).toBe(
-      "repo or revision not found: acme/m@dev on https://hub.test",
-    );
+    expect(hubErrorFromResponse(response(404), { ...ctx, path: undefined }).message).toBe("repo or revision not found: acme/m@dev on https://hub.test");
   });
 });

@@ -51,8 +51,7 @@ afterAll(async () => {
 
 beforeEach(() => hub.resetStats());
 
-const hubFs = (repo: string, extra: Partial<HubModelFileSystemOptions> = {}): HubModelFileSystem =>
-  new HubModelFileSystem({ repo, hubUrl: hub.url, ...extra });
+const hubFs = (repo: string, extra: Partial<HubModelFileSystemOptions> = {}): HubModelFileSystem => new HubModelFileSystem({ repo, hubUrl: hub.url, ...extra });
 
 async function hubError(p: Promise<unknown>): Promise<HubError> {
   const err = await p.then(
@@ -68,8 +67,7 @@ async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
 }
 
-const resolveRequests = (): typeof hub.stats.requests =>
-  hub.stats.requests.filter((r) => r.path.includes("/resolve/") || r.path.startsWith("/_lfs/"));
+const resolveRequests = (): typeof hub.stats.requests => hub.stats.requests.filter((r) => r.path.includes("/resolve/") || r.path.startsWith("/_lfs/"));
 
 describe("HubModelFileSystem listing", () => {
   it("lists nested files with real sizes, sorted, without directories or dotfiles, pinned to the commit", async () => {

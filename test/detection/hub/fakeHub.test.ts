@@ -62,9 +62,7 @@ describe("fake hub with @huggingface/hub 2.17.5", () => {
   });
 
   it("downloadFile has no guard against a server that ignores Range: it fails and leaves the body pending", async () => {
-    await expect(downloadFile({ repo: "acme/proxy", path: "big.bin", hubUrl: hub.url })).rejects.toThrow(
-      /Expected size information/,
-    );
+    await expect(downloadFile({ repo: "acme/proxy", path: "big.bin", hubUrl: hub.url })).rejects.toThrow(/Expected size information/);
     const cdn = hub.stats.requests.find((r) => r.path.startsWith("/_lfs/"));
     expect(cdn).toMatchObject({ status: 200, range: "bytes=0-0" });
     // Nobody cancelled that body: the server has pushed far more than the one byte asked for.

@@ -7,10 +7,7 @@ describe("parseHubSource", () => {
     ["TheBloke/Llama-2-7B-GGUF", { repo: "TheBloke/Llama-2-7B-GGUF", revision: "main", file: null }],
     ["o_1/n.a-m_e@v1.0", { repo: "o_1/n.a-m_e", revision: "v1.0", file: null }],
     ["owner/name@refs/pr/12", { repo: "owner/name", revision: "refs/pr/12", file: null }],
-    [
-      "owner/name@0123456789abcdef0123456789abcdef01234567",
-      { repo: "owner/name", revision: "0123456789abcdef0123456789abcdef01234567", file: null },
-    ],
+    ["owner/name@0123456789abcdef0123456789abcdef01234567", { repo: "owner/name", revision: "0123456789abcdef0123456789abcdef01234567", file: null }],
     ["owner/name:model-Q4_K_M.gguf", { repo: "owner/name", revision: "main", file: "model-Q4_K_M.gguf" }],
     ["owner/name:path/in/repo.gguf", { repo: "owner/name", revision: "main", file: "path/in/repo.gguf" }],
     ["owner/name@dev:sub/m.gguf", { repo: "owner/name", revision: "dev", file: "sub/m.gguf" }],

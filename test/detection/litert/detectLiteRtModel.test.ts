@@ -33,7 +33,15 @@ const llmTflite = writeTflite({
 
 describe("readTfliteSummary", () => {
   it("reads description, subgraphs, metadata names and signatures", async () => {
-    const s = await readTfliteSummary(memorySource(writeTflite({ description: "TOCO Converted.", metadata: ["min_runtime_version", "TFLITE_METADATA"], signatures: [{ key: "serving_default", inputs: ["image"], outputs: ["probs"] }] })));
+    const s = await readTfliteSummary(
+      memorySource(
+        writeTflite({
+          description: "TOCO Converted.",
+          metadata: ["min_runtime_version", "TFLITE_METADATA"],
+          signatures: [{ key: "serving_default", inputs: ["image"], outputs: ["probs"] }],
+        }),
+      ),
+    );
     expect(s).toMatchObject({
       version: 3,
       description: "TOCO Converted.",
@@ -150,7 +158,12 @@ describe("detectLiteRtModel", () => {
   });
 
   it("does not probe unrelated files", async () => {
-    const { d, fs } = await detect({ "config.json": "{}", "model.safetensors": new Uint8Array(64), "pytorch_model.bin": new Uint8Array(64), "model.onnx": new Uint8Array(64) });
+    const { d, fs } = await detect({
+      "config.json": "{}",
+      "model.safetensors": new Uint8Array(64),
+      "pytorch_model.bin": new Uint8Array(64),
+      "model.onnx": new Uint8Array(64),
+    });
     expect(d).toBeNull();
     expect(fs.stats.reads).toBe(0);
   });
@@ -209,9 +222,7 @@ describe("detectLiteRtModel", () => {
     });
     const { d } = await detect({ "gemma-3n-E2B-it-int4.litertlm": file, "README.md": "x" });
     expect(d!.task).toBe("text-generation");
-    expect(d!.reason).toBe(
-      "gemma-3n-E2B-it-int4.litertlm: LiteRT-LM container v1.5.0 (SP_Tokenizer, TFLiteModel:tf_lite_prefill_decode, TFLiteModel:tf_lite_embedder)",
-    );
+    expect(d!.reason).toBe("gemma-3n-E2B-it-int4.litertlm: LiteRT-LM container v1.5.0 (SP_Tokenizer, TFLiteModel:tf_lite_prefill_decode, TFLiteModel:tf_lite_embedder)");
     expect(d!.quantization).toBe("int4");
     expect(liteRtDetails(d!)?.litertlm).toMatchObject({ version: "1.5.0", modelTypes: ["tf_lite_prefill_decode", "tf_lite_embedder"] });
     expect(d!.warnings).toEqual([]);

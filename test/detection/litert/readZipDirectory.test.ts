@@ -86,7 +86,16 @@ describe("readZipDirectory", () => {
     t.setUint32(tail.length - 22 + 16, newCd, true);
     const stats: ReadStats = { reads: 0, bytesRead: 0, perFile: new Map() };
     const dir = await readZipDirectory(
-      memorySource({ size, parts: [{ offset: 0, bytes: body.subarray(0, cdAt) }, { offset: newCd, bytes: tail }] }, stats),
+      memorySource(
+        {
+          size,
+          parts: [
+            { offset: 0, bytes: body.subarray(0, cdAt) },
+            { offset: newCd, bytes: tail },
+          ],
+        },
+        stats,
+      ),
     );
     expect(dir.entries.map((e) => e.name)).toEqual(["model.tflite"]);
     expect(stats.reads).toBe(1);

@@ -75,7 +75,13 @@ describe("MediaPipe .task bundles and ZIP bombs", () => {
   const model = writeTflite({ subgraphs: ["prefill", "decode"] });
 
   it("a stored bundle with a valid model is servable", async () => {
-    const d = await detectOne("llm.task", writeZip([{ name: "TF_LITE_PREFILL_DECODE", data: model }, { name: "TOKENIZER_MODEL", data: new Uint8Array(8) }]));
+    const d = await detectOne(
+      "llm.task",
+      writeZip([
+        { name: "TF_LITE_PREFILL_DECODE", data: model },
+        { name: "TOKENIZER_MODEL", data: new Uint8Array(8) },
+      ]),
+    );
     expect(d.engine?.name).toBe("litert");
   });
 

@@ -165,9 +165,7 @@ export function writeTflite(opts: {
       omit.has("buffers") ? undefined : { tables: buffers },
       undefined,
       opts.metadata ? { tables: opts.metadata.map((m) => [{ str: m }, { u32: 0 }]) } : undefined,
-      opts.signatures
-        ? { tables: opts.signatures.map((s) => [tensorMaps(s.inputs), tensorMaps(s.outputs), { str: s.key }, undefined, { u32: 0 }]) }
-        : undefined,
+      opts.signatures ? { tables: opts.signatures.map((s) => [tensorMaps(s.inputs), tensorMaps(s.outputs), { str: s.key }, undefined, { u32: 0 }]) } : undefined,
     ],
     "TFL3",
   );

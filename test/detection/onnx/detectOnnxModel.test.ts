@@ -99,9 +99,7 @@ describe("detectOnnxModel", () => {
       "tokenizer.json": "tokenizer",
       "tokenizer_config.json": "tokenizer",
     });
-    expect(onnxDetails(d!)?.externalData).toEqual([
-      { location: "model.onnx_data", tensors: 2, bytes: 8192, path: "model.onnx_data", exists: true, safe: true },
-    ]);
+    expect(onnxDetails(d!)?.externalData).toEqual([{ location: "model.onnx_data", tensors: 2, bytes: 8192, path: "model.onnx_data", exists: true, safe: true }]);
     expect(onnxDetails(d!)?.unsafeExternalData).toBe(false);
   });
 
@@ -215,7 +213,10 @@ describe("detectOnnxModel", () => {
   it("onnxruntime-genai: decoder named in genai_config.json, precision from the folder", async () => {
     const model = writeOnnx(
       decoderSpec(2, {
-        nodes: [{ op: "MatMulNBits", domain: "com.microsoft" }, { op: "GroupQueryAttention", domain: "com.microsoft" }],
+        nodes: [
+          { op: "MatMulNBits", domain: "com.microsoft" },
+          { op: "GroupQueryAttention", domain: "com.microsoft" },
+        ],
         initializers: [{ name: "w", dims: [64, 2, 16], dataType: 2, external: { location: "model.onnx.data", length: 2048 } }],
       }),
     );

@@ -1,20 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { InvalidOnnxError, readOnnxSummary } from "../../../src/detection/onnx/readOnnxSummary.js";
 import { memorySource, rng, type ReadStats } from "./memoryFs.js";
-import {
-  bytesField,
-  concat,
-  decoderSpec,
-  encoderSpec,
-  intField,
-  messageField,
-  stringField,
-  tag,
-  valueInfo,
-  varint,
-  writeOnnx,
-  DataType,
-} from "./writeOnnx.js";
+import { bytesField, concat, decoderSpec, encoderSpec, intField, messageField, stringField, tag, valueInfo, varint, writeOnnx, DataType } from "./writeOnnx.js";
 
 function stats(): ReadStats {
   return { reads: 0, bytesRead: 0, perFile: new Map() };
@@ -132,9 +119,7 @@ describe("readOnnxSummary", () => {
   });
 
   it("drops graph inputs that are initializers (IR < 4 lists weights as inputs)", async () => {
-    const bytes = writeOnnx(
-      encoderSpec({ irVersion: 3, inputs: [{ name: "input_ids" }, { name: "embeddings.word_embeddings.weight" }] }),
-    );
+    const bytes = writeOnnx(encoderSpec({ irVersion: 3, inputs: [{ name: "input_ids" }, { name: "embeddings.word_embeddings.weight" }] }));
     const s = await readOnnxSummary(memorySource(bytes));
     expect(s.inputs.map((i) => i.name)).toEqual(["input_ids"]);
   });

@@ -22,9 +22,7 @@ async function notServable(bytes: MemoryFile, why?: RegExp): Promise<Detection> 
 describe("ONNX: a file named .onnx must hold a graph onnxruntime can load", () => {
   it("a valid graph is servable, alone or in an export folder", async () => {
     expect((await detect({ "model.onnx": writeOnnx(decoderSpec()) }, "model.onnx")).engine?.name).toBe("onnxruntime");
-    expect((await detect({ "model.onnx": writeOnnx(encoderSpec()), "config.json": JSON.stringify({ architectures: ["BertModel"] }) })).engine?.name).toBe(
-      "onnxruntime",
-    );
+    expect((await detect({ "model.onnx": writeOnnx(encoderSpec()), "config.json": JSON.stringify({ architectures: ["BertModel"] }) })).engine?.name).toBe("onnxruntime");
   });
 
   it("random bytes named .onnx are not servable (seeded, 25 files)", async () => {

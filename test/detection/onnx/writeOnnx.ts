@@ -86,9 +86,7 @@ export interface ModelSpec {
 export function valueInfo(field: number, v: ValueSpec): Bytes {
   const tensor: Bytes[] = [intField(1, v.elemType ?? DataType.FLOAT)];
   if (v.shape) {
-    const dims = v.shape.map((d) =>
-      messageField(1, d === null ? [] : typeof d === "number" ? [intField(1, d)] : [stringField(2, d)]),
-    );
+    const dims = v.shape.map((d) => messageField(1, d === null ? [] : typeof d === "number" ? [intField(1, d)] : [stringField(2, d)]));
     tensor.push(messageField(2, dims));
   }
   return messageField(field, [stringField(1, v.name), messageField(2, [messageField(1, tensor)])]);

@@ -1,10 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import {
-  InvalidSafetensorsError,
-  readSafetensorsHeader,
-  type SafetensorsHeader,
-} from "../../../src/detection/safetensors/readSafetensorsHeader.js";
+import { InvalidSafetensorsError, readSafetensorsHeader, type SafetensorsHeader } from "../../../src/detection/safetensors/readSafetensorsHeader.js";
 import { memoryByteSource } from "./memoryByteSource.js";
 import { buildSafetensors, encodeSafetensors, type TensorSpec } from "./writeSafetensors.js";
 
@@ -52,8 +48,23 @@ const BASES: Uint8Array[] = [
 ];
 
 const NASTY_NUMBERS = [
-  "1e400", "-1e400", "-1", "-0", "0", "1.5", "0.1", "1e21", "9007199254740992", "9007199254740993",
-  "18446744073709551615", "18446744073709551616", "99999999999999999999999999", "2147483648", "4294967296", "NaN", "1",
+  "1e400",
+  "-1e400",
+  "-1",
+  "-0",
+  "0",
+  "1.5",
+  "0.1",
+  "1e21",
+  "9007199254740992",
+  "9007199254740993",
+  "18446744073709551615",
+  "18446744073709551616",
+  "99999999999999999999999999",
+  "2147483648",
+  "4294967296",
+  "NaN",
+  "1",
 ];
 const NASTY_PREFIXES = [0n, 1n, 7n, 8n, 2n ** 31n, 2n ** 32n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 63n, 2n ** 64n - 1n, 100_000_001n];
 
@@ -78,19 +89,29 @@ function randomBytes(r: Rng, n: number): Uint8Array {
 
 function randomJson(r: Rng, depth: number): unknown {
   switch (depth > 3 ? r.int(4) : r.int(7)) {
-    case 0: return r.pick([null, true, false]);
-    case 1: return r.pick([0, -1, 1.5, 2 ** 60, -(2 ** 60), 1e308, 4]);
-    case 2: return r.pick(["F32", "BF16", "", "F999", "__metadata__", "\u0000", "\ud800"]);
-    case 3: return [];
-    case 4: return Array.from({ length: r.int(4) }, () => randomJson(r, depth + 1));
-    case 5: return Object.fromEntries(Array.from({ length: r.int(3) }, (_, i) => [r.pick(["dtype", "shape", "data_offsets", `k${i}`]), randomJson(r, depth + 1)]));
-    default: return { dtype: r.pick(["F32", "U8", "X"]), shape: [r.int(5)], data_offsets: [r.int(10), r.int(40)] };
+    case 0:
+      return r.pick([null, true, false]);
+    case 1:
+      return r.pick([0, -1, 1.5, 2 ** 60, -(2 ** 60), 1e308, 4]);
+    case 2:
+      return r.pick(["F32", "BF16", "", "F999", "__metadata__", "\u0000", "\ud800"]);
+    case 3:
+      return [];
+    case 4:
+      return Array.from({ length: r.int(4) }, () => randomJson(r, depth + 1));
+    case 5:
+      return Object.fromEntries(Array.from({ length: r.int(3) }, (_, i) => [r.pick(["dtype", "shape", "data_offsets", `k${i}`]), randomJson(r, depth + 1)]));
+    default:
+      return { dtype: r.pick(["F32", "U8", "X"]), shape: [r.int(5)], data_offsets: [r.int(10), r.int(40)] };
   }
 }
 
 function deepNesting(r: Rng): string {
   const depth = 1 + r.int(60_000);
-  const [open, close] = r.pick([["[", "]"], ['{"a":', "}"]] as const);
+  const [open, close] = r.pick([
+    ["[", "]"],
+    ['{"a":', "}"],
+  ] as const);
   const balanced = r.chance(0.7);
   const inner = `${open.repeat(depth)}${r.pick(["", "1", '"x"'])}${close.repeat(balanced ? depth : r.int(depth))}`;
   return r.pick([

@@ -29,11 +29,7 @@ export function safetensorsHeaderObject(tensors: TensorSpec[], metadata?: Record
  * A file from any header text: the 8-byte little-endian length (or `lengthPrefix`), the header padded with spaces
  * to 8 bytes like the reference writer (unless `pad: false`), then `dataBytes` bytes of tensor data.
  */
-export function encodeSafetensors(
-  header: string | Uint8Array,
-  dataBytes: number,
-  options: { lengthPrefix?: bigint; pad?: boolean; fill?: number } = {},
-): Uint8Array {
+export function encodeSafetensors(header: string | Uint8Array, dataBytes: number, options: { lengthPrefix?: bigint; pad?: boolean; fill?: number } = {}): Uint8Array {
   let json = typeof header === "string" ? new TextEncoder().encode(header) : header;
   if (options.pad !== false && json.length % 8 !== 0) {
     const padded = new Uint8Array(json.length + (8 - (json.length % 8))).fill(0x20);

@@ -82,9 +82,7 @@ describe("detectTransformersModel: decoder models", () => {
       hasChatTemplate: true,
       warnings: [],
     });
-    expect(d.reason).toBe(
-      "config.json architectures[0] = LlamaForCausalLM, chat template in tokenizer_config.json chat_template; weights: model.safetensors",
-    );
+    expect(d.reason).toBe("config.json architectures[0] = LlamaForCausalLM, chat template in tokenizer_config.json chat_template; weights: model.safetensors");
     expect(d.details).toMatchObject({
       modelType: "llama",
       architectures: ["LlamaForCausalLM"],
@@ -123,13 +121,9 @@ describe("detectTransformersModel: decoder models", () => {
   });
 
   it("reads quantization from quantization_config", async () => {
-    const gptq = await detectSome(
-      model({ architectures: ["MistralForCausalLM"], model_type: "mistral", quantization_config: { quant_method: "gptq", bits: 4 } }),
-    );
+    const gptq = await detectSome(model({ architectures: ["MistralForCausalLM"], model_type: "mistral", quantization_config: { quant_method: "gptq", bits: 4 } }));
     expect(gptq).toMatchObject({ quantization: "gptq-4bit", details: { quantMethod: "gptq", quantBits: 4 } });
-    const bnb = await detectSome(
-      model({ architectures: ["LlamaForCausalLM"], quantization_config: { quant_method: "bitsandbytes", load_in_4bit: true } }),
-    );
+    const bnb = await detectSome(model({ architectures: ["LlamaForCausalLM"], quantization_config: { quant_method: "bitsandbytes", load_in_4bit: true } }));
     expect(bnb.quantization).toBe("bitsandbytes-4bit");
     const awq = await detectSome(model({ architectures: ["LlamaForCausalLM"], quantization_config: { quant_method: "AWQ" } }));
     expect(awq.quantization).toBe("awq");
@@ -149,9 +143,7 @@ describe("detectTransformersModel: decoder models", () => {
   });
 
   it("parses a config.json with Python's NaN and survives a broken one", async () => {
-    const nan = await detectSome(
-      model({}, { "config.json": '{"architectures": ["LlamaForCausalLM"], "rope_scaling": NaN, "max_position_embeddings": 2048}' }),
-    );
+    const nan = await detectSome(model({}, { "config.json": '{"architectures": ["LlamaForCausalLM"], "rope_scaling": NaN, "max_position_embeddings": 2048}' }));
     expect(nan).toMatchObject({ task: "text-generation", contextLength: 2048, warnings: [] });
     const broken = await detectSome(model({}, { "config.json": "{ not json" }));
     expect(broken).toMatchObject({ format: "safetensors", task: "unknown", architecture: null });
@@ -188,17 +180,18 @@ describe("detectTransformersModel: other tasks", () => {
 
   it("gives whisper its decoder length and a multimodal model with a template chat", async () => {
     const whisper = await detectSome(
-      model({ architectures: ["WhisperForConditionalGeneration"], model_type: "whisper", max_target_positions: 448 }, {
-        "tokenizer.json": undefined,
-        "vocab.json": {},
-        "merges.txt": "#version: 0.2\n",
-        "preprocessor_config.json": { feature_size: 80 },
-      }),
+      model(
+        { architectures: ["WhisperForConditionalGeneration"], model_type: "whisper", max_target_positions: 448 },
+        {
+          "tokenizer.json": undefined,
+          "vocab.json": {},
+          "merges.txt": "#version: 0.2\n",
+          "preprocessor_config.json": { feature_size: 80 },
+        },
+      ),
     );
     expect(whisper).toMatchObject({ task: "speech-recognition", contextLength: 448, warnings: [] });
-    const llava = await detectSome(
-      model({ architectures: ["LlavaForConditionalGeneration"], model_type: "llava" }, { "chat_template.json": { chat_template: "x" } }),
-    );
+    const llava = await detectSome(model({ architectures: ["LlavaForConditionalGeneration"], model_type: "llava" }, { "chat_template.json": { chat_template: "x" } }));
     expect(llava.task).toBe("chat");
   });
 
@@ -248,9 +241,7 @@ describe("detectTransformersModel: other tasks", () => {
   });
 
   it("keeps a cross-encoder's classification head even with sentence-transformers files", async () => {
-    const d = await detectSome(
-      model({ architectures: ["XLMRobertaForSequenceClassification"] }, { "config_sentence_transformers.json": {} }),
-    );
+    const d = await detectSome(model({ architectures: ["XLMRobertaForSequenceClassification"] }, { "config_sentence_transformers.json": {} }));
     expect(d.task).toBe("text-classification");
   });
 

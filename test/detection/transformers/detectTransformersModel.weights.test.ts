@@ -156,9 +156,7 @@ describe("invalid safetensors", () => {
       "model.safetensors": encodeSafetensors('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}', 8),
     });
     expect(d).toMatchObject({ format: "safetensors", parameterCount: null, quantization: null });
-    expect(d!.warnings).toEqual([
-      'model.safetensors is not a valid safetensors file: tensor "w": F32 [4] needs 16 bytes but data_offsets span 8 bytes',
-    ]);
+    expect(d!.warnings).toEqual(['model.safetensors is not a valid safetensors file: tensor "w": F32 [4] needs 16 bytes but data_offsets span 8 bytes']);
     expect(transformersDetails(d!)?.invalidWeights).toEqual([{ path: "model.safetensors", message: expect.any(String), actualFormat: null }]);
   });
 
@@ -250,7 +248,10 @@ describe("PyTorch pickle weights", () => {
       "config.json": { architectures: ["MPNetModel"] },
       ...TOKENIZER,
       "model.safetensors": shard("w", 1),
-      "modules.json": [{ path: "", type: "Transformer" }, { path: "2_Dense", type: "sentence_transformers.models.Dense" }],
+      "modules.json": [
+        { path: "", type: "Transformer" },
+        { path: "2_Dense", type: "sentence_transformers.models.Dense" },
+      ],
       "2_Dense/config.json": { in_features: 8 },
       "2_Dense/pytorch_model.bin": TORCH_ZIP,
     });

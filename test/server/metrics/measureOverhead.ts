@@ -140,7 +140,10 @@ async function main(): Promise<void> {
         `   req/s runs: ${rps[mode].map((x) => x.toFixed(0)).join(" ")}`,
     );
   }
-  for (const [base, withMetrics] of [["bare", "metrics"], ["daemon", "daemon+metrics"]] as const) {
+  for (const [base, withMetrics] of [
+    ["bare", "metrics"],
+    ["daemon", "daemon+metrics"],
+  ] as const) {
     const cpuCost = median(cpu[withMetrics]) - median(cpu[base]);
     const slower = (median(rps[base]) - median(rps[withMetrics])) / median(rps[base]);
     console.log(

@@ -160,9 +160,7 @@ function checkHistogram(family: MetricFamily): void {
 /** The value of the one sample of `name` whose labels include `labels`; undefined when none, throws when several. */
 export function sampleValue(families: Map<string, MetricFamily>, name: string, labels: Record<string, string> = {}): number | undefined {
   const family = familyOf(name, families);
-  const matches = (family?.samples ?? []).filter(
-    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  );
+  const matches = (family?.samples ?? []).filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   if (matches.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${matches.length} series`);
   return matches[0]?.value;
 }

@@ -71,8 +71,7 @@ afterAll(async () => {
   await app?.close();
 });
 
-const post = (body: unknown) =>
-  fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const post = (body: unknown) => fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
 async function scrape(): Promise<Map<string, MetricFamily>> {
   const res = await fetch(`${url}/metrics`);

@@ -24,7 +24,8 @@ describe("host names", () => {
   it("a policy matches Host header values, port or not", () => {
     const p = createHostPolicy("127.0.0.1", ["tabagent.lan"]);
     for (const h of ["localhost", "localhost:1", "127.0.0.1:8471", "127.0.0.5", "[::1]:8471", "TABAGENT.LAN:9"]) expect(p.allows(h), h).toBe(true);
-    for (const h of [undefined, "", "evil.example", "[::1", "localhost.", "127.0.0.256", "127.0.0.1.evil", "tabagent.lan.evil"]) expect(p.allows(h), String(h)).toBe(false);
+    for (const h of [undefined, "", "evil.example", "[::1", "localhost.", "127.0.0.256", "127.0.0.1.evil", "tabagent.lan.evil"])
+      expect(p.allows(h), String(h)).toBe(false);
     expect(p.allowsAll).toBe(false);
     expect(createHostPolicy("0.0.0.0", ["*"]).allows("anything")).toBe(true);
     expect(createHostPolicy("0.0.0.0", []).names).toEqual(["localhost", "127.0.0.1", "[::1]"]);

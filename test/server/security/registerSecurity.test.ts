@@ -63,7 +63,14 @@ describe("authentication with keys", () => {
   });
 
   it("other schemes, an empty bearer, and a key prefix are refused", async () => {
-    for (const authorization of [`Basic ${Buffer.from(`u:${KEY_A}`).toString("base64")}`, "Bearer ", "Bearer", KEY_A, `Bearer ${KEY_A.slice(0, -1)}`, `Bearer ${KEY_A}x`]) {
+    for (const authorization of [
+      `Basic ${Buffer.from(`u:${KEY_A}`).toString("base64")}`,
+      "Bearer ",
+      "Bearer",
+      KEY_A,
+      `Bearer ${KEY_A.slice(0, -1)}`,
+      `Bearer ${KEY_A}x`,
+    ]) {
       const r = await getJson(`${t.url}/v1/models`, { authorization });
       expect(r.status, authorization).toBe(401);
     }
