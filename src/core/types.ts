@@ -58,13 +58,40 @@ export interface SamplingParams {
   maxTokens: number | undefined;
   temperature: number;
   topP: number | undefined;
+  /**
+   * The API always sets one (a fresh random seed when the request gives none), so every engine samples from an
+   * explicit seed; undefined only for internal callers, where the engine picks a random one.
+   */
   seed: number | undefined;
   presencePenalty: number;
   frequencyPenalty: number;
   stop: string[];
+  /** llama.cpp / vLLM sampler extensions; undefined (or 0 for topK and minP, 1 for repeatPenalty) = off. */
+  topK?: number | undefined;
+  /** Keep tokens whose probability is at least minP times the most likely token's. */
+  minP?: number | undefined;
+  /** llama.cpp's `repeat_penalty` (vLLM's `repetition_penalty`) over the last REPEAT_PENALTY_WINDOW tokens. */
+  repeatPenalty?: number | undefined;
 }
 
-export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: unknown };
+/**
+ * The tokens `repeatPenalty` looks back over: the last 64 of the prompt and the answer together (llama.cpp's
+ * `repeat_last_n` default). Each token in the window counts once: a positive logit is divided by the penalty, a
+ * negative one multiplied.
+ */
+export const REPEAT_PENALTY_WINDOW = 64;
+
+export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; name: string; schema: Record<string, unknown>; strict: boolean };
+
+/** A function the model may call: its JSON Schema parameters, and whether the call must match them exactly. */
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  parameters: Record<string, unknown>;
+  strict: boolean;
+}
+
+export type ToolChoice = { type: "none" } | { type: "auto" } | { type: "required" } | { type: "function"; name: string };
 
 export interface GenerationOptions {
   sampling: SamplingParams;
@@ -80,7 +107,10 @@ export interface GenerationOptions {
 export interface ChatRequest extends GenerationOptions {
   model: string;
   messages: ChatMessage[];
-  tools: unknown[];
+  tools: ToolDefinition[];
+  toolChoice: ToolChoice;
+  /** Whether the model may call several tools in one turn (OpenAI's default: true). */
+  parallelToolCalls: boolean;
 }
 
 export interface CompletionRequest extends GenerationOptions {
@@ -101,13 +131,23 @@ export type GenerationChunk =
   | { type: "text"; index: number; text: string }
   /** Only when `returnTokenIds` is set: ids as the engine produced them (`prompt` once, first). */
   | { type: "token_ids"; index: number; ids: number[]; prompt?: boolean }
-  | { type: "tool_call"; index: number; call: ToolCall }
+  /**
+   * A tool call starts (`callIndex` numbers the calls of a choice): its id and function name, and the arguments
+   * known so far (often ""); `tool_call_arguments` chunks append to them.
+   */
+  | { type: "tool_call"; index: number; callIndex: number; id: string; name: string; arguments: string }
+  | { type: "tool_call_arguments"; index: number; callIndex: number; arguments: string }
   | { type: "finish"; index: number; reason: FinishReason }
   | { type: "usage"; usage: Usage };
 
+/** One embedding input: a text, or token ids in the model's vocabulary (embedded as they are). */
+export type EmbedInput = string | number[];
+
 export interface EmbedRequest {
   model: string;
-  input: string[];
+  input: EmbedInput[];
+  /** The wire input was one flat array of token ids (`[1, 2, 3]`): one input, whose bad id is `input[j]`. */
+  flatTokenInput?: boolean;
 }
 
 export interface EmbedResult {

@@ -3,6 +3,7 @@ import { InvalidRequestError, UnsupportedParameterError } from "../../core/error
 import type { ChatMessage, ChatRequest } from "../../core/types.js";
 import { generationParamsShape, toGenerationOptions } from "./generationParams.js";
 import { assertTranslated, chatFeatures } from "./requestedFeatures.js";
+import { toolCallSchema, toResponseFormat, toTools } from "./toolSchemas.js";
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 /** Other part types (image_url, input_audio, file) are recognised so the error can name them. */
@@ -17,7 +18,7 @@ const message = z.discriminatedUnion("role", [
     role: z.literal("assistant"),
     content: content.nullable().optional(),
     name: z.string().optional(),
-    tool_calls: z.array(z.unknown()).optional(),
+    tool_calls: z.array(toolCallSchema).max(128).optional(),
     refusal: z.string().nullable().optional(),
   }),
   z.object({ role: z.literal("tool"), content, tool_call_id: z.string() }),
@@ -28,7 +29,7 @@ export const chatCompletionBodySchema = z.object({
   ...generationParamsShape,
   messages: z.array(message).min(1, "must contain at least one message"),
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
-  parallel_tool_calls: z.unknown().optional(),
+  parallel_tool_calls: z.boolean().nullable().optional(),
   store: z.unknown().optional(),
   modalities: z.array(z.string()).nullable().optional(),
   audio: z.unknown().optional(),
@@ -52,6 +53,8 @@ function flattenContent(c: z.infer<typeof content> | null | undefined, param: st
 /** Wire body → internal ChatRequest; a feature it does not translate yet is refused, never dropped. */
 export function toChatRequest(body: ChatCompletionBody): ChatRequest {
   assertTranslated(chatFeatures(body));
+  // Tool results must answer a call made earlier in the conversation.
+  const calls = new Set<string>();
   const messages: ChatMessage[] = body.messages.map((m, i) => {
     const param = `messages[${i}].content`;
     switch (m.role) {
@@ -60,16 +63,34 @@ export function toChatRequest(body: ChatCompletionBody): ChatRequest {
         return { role: "system", content: flattenContent(m.content, param) };
       case "user":
         return { role: "user", content: flattenContent(m.content, param) };
-      case "assistant":
-        if (m.tool_calls && m.tool_calls.length > 0) throw new UnsupportedParameterError(`messages[${i}].tool_calls`);
-        return { role: "assistant", content: flattenContent(m.content, param) };
+      case "assistant": {
+        const toolCalls = (m.tool_calls ?? []).map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
+        for (const c of toolCalls) calls.add(c.id);
+        return { role: "assistant", content: flattenContent(m.content, param), ...(toolCalls.length > 0 ? { toolCalls } : {}) };
+      }
       case "tool":
+        if (!calls.has(m.tool_call_id)) {
+          throw new InvalidRequestError(`'messages[${i}].tool_call_id' is '${m.tool_call_id}', which no earlier assistant tool call has.`, {
+            param: `messages[${i}].tool_call_id`,
+            code: "invalid_value",
+          });
+        }
+        return { role: "tool", content: flattenContent(m.content, param), toolCallId: m.tool_call_id };
       case "function":
-        throw new UnsupportedParameterError(`messages[${i}].role`, `'${m.role}' is not supported yet`);
+        throw new UnsupportedParameterError(`messages[${i}].role`, "'function' is the deprecated form of tool results; send 'tool' messages");
     }
   });
   if (messages.every((m) => m.role === "system")) {
     throw new InvalidRequestError("'messages' must contain at least one user or assistant message.", { param: "messages" });
   }
-  return { model: body.model, messages, tools: [], ...toGenerationOptions(body) };
+  const { tools, toolChoice } = toTools(body.tools, body.tool_choice);
+  return {
+    model: body.model,
+    messages,
+    tools,
+    toolChoice,
+    parallelToolCalls: body.parallel_tool_calls ?? true,
+    ...toGenerationOptions(body),
+    responseFormat: toResponseFormat(body.response_format),
+  };
 }

@@ -15,7 +15,6 @@ type Shared = Pick<
   "n" | "logprobs" | "top_logprobs" | "logit_bias" | "response_format" | "tools" | "tool_choice" | "functions" | "function_call" | "return_token_ids"
 >;
 
-const RESPONSE_FORMATS: Record<string, Capability | null> = { text: null, json_object: "jsonObject", json_schema: "jsonSchema" };
 const PART_CAPABILITY: Record<string, Capability> = { image_url: "images", input_audio: "audio", file: "files" };
 
 const nonEmpty = (v: unknown) => (Array.isArray(v) ? v.length > 0 : v != null);
@@ -29,16 +28,13 @@ function sharedFeatures(body: Shared, logprobsIsCount: boolean): RequestedFeatur
   if (lp != null && lp !== false && !(logprobsIsCount && lp === 0)) add("logprobs", "logprobs");
   if (body.top_logprobs != null && body.top_logprobs !== 0) add("logprobs", "top_logprobs");
   if (body.logit_bias && Object.keys(body.logit_bias).length > 0) add("logitBias", "logit_bias");
-  if (body.response_format) {
-    const type = body.response_format.type;
-    const capability = Object.hasOwn(RESPONSE_FORMATS, type) ? RESPONSE_FORMATS[type] : undefined;
-    if (capability === undefined) throw new UnsupportedParameterError("response_format", `of type '${type}' is not supported (text, json_object or json_schema)`);
-    if (capability) add(capability, "response_format");
-  }
+  if (body.response_format?.type === "json_object") add("jsonObject", "response_format");
+  if (body.response_format?.type === "json_schema") add("jsonSchema", "response_format");
   if (nonEmpty(body.tools)) add("tools", "tools");
   if (choosesSomething(body.tool_choice)) add("tools", "tool_choice");
-  if (nonEmpty(body.functions)) add("tools", "functions");
-  if (choosesSomething(body.function_call)) add("tools", "function_call");
+  // The deprecated spellings answer with a different response shape (message.function_call): refused by name.
+  if (nonEmpty(body.functions)) throw new UnsupportedParameterError("functions", "is the deprecated form of 'tools'; send 'tools'");
+  if (choosesSomething(body.function_call)) throw new UnsupportedParameterError("function_call", "is the deprecated form of 'tool_choice'; send 'tool_choice'");
   if (body.return_token_ids === true) add("tokenIds", "return_token_ids");
   return out;
 }
@@ -47,7 +43,7 @@ export function chatFeatures(body: ChatCompletionBody): RequestedFeature[] {
   const out = sharedFeatures(body, false);
   const add = (capability: Capability, param: string) => out.push({ capability, param });
   body.messages.forEach((m, i) => {
-    if (m.role === "tool" || m.role === "function") add("tools", `messages[${i}].role`);
+    if (m.role === "tool") add("tools", `messages[${i}].role`);
     if (m.role === "assistant" && m.tool_calls && m.tool_calls.length > 0) add("tools", `messages[${i}].tool_calls`);
     if (!Array.isArray(m.content)) return;
     m.content.forEach((part, j) => {
@@ -66,6 +62,17 @@ export function chatFeatures(body: ChatCompletionBody): RequestedFeature[] {
 }
 
 export function completionFeatures(body: CompletionBody): RequestedFeature[] {
+  // Tools and JSON modes belong to chat: a completion has no message to carry a call or a format.
+  for (const param of ["tools", "tool_choice", "response_format"] as const) {
+    const value = body[param];
+    const neutral =
+      value == null ||
+      (Array.isArray(value) && value.length === 0) ||
+      value === "none" ||
+      value === "auto" ||
+      (typeof value === "object" && "type" in value && value.type === "text");
+    if (!neutral) throw new UnsupportedParameterError(param, "applies to /v1/chat/completions only");
+  }
   const out = sharedFeatures(body, true);
   if (body.best_of != null && body.best_of > 1) out.push({ capability: "multipleChoices", param: "best_of" });
   if (body.suffix) out.push({ capability: "suffix", param: "suffix" });
@@ -80,7 +87,7 @@ export function embeddingFeatures(body: EmbeddingBody): RequestedFeature[] {
  * Capabilities the API layer turns into internal requests today. A feature an engine declares but the API does not
  * translate yet is refused here too, so flipping an engine's flag can never make a parameter silently ignored.
  */
-const TRANSLATED: ReadonlySet<Capability> = new Set<Capability>(["chat", "completions", "embeddings", "tokenIds"]);
+const TRANSLATED: ReadonlySet<Capability> = new Set<Capability>(["chat", "completions", "embeddings", "tokenIds", "tools", "jsonObject", "jsonSchema"]);
 
 export function assertTranslated(features: readonly RequestedFeature[]): void {
   const missing = features.find((f) => !TRANSLATED.has(f.capability));

@@ -26,8 +26,10 @@ export interface ResponseFormatter {
   /** Sent once per choice before any text (chat sends the assistant role here). */
   start(index: number): string | null;
   text(index: number, text: string, ids?: TokenIdsExtra): string;
-  /** A whole tool call; `callIndex` numbers the calls within the choice. */
-  toolCall(index: number, callIndex: number, call: ToolCall, ids?: TokenIdsExtra): string;
+  /** A tool call starts (`callIndex` numbers the calls within the choice): id, type and name, arguments "". */
+  toolCallStart(index: number, callIndex: number, id: string, name: string, ids?: TokenIdsExtra): string;
+  /** More of a started call's arguments. */
+  toolCallArguments(index: number, callIndex: number, args: string, ids?: TokenIdsExtra): string;
   finish(index: number, reason: FinishReason, ids?: TokenIdsExtra): string;
   usage(usage: Usage): string;
   whole(choices: FoldedChoice[], usage: Usage): object;
@@ -91,7 +93,9 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
   return {
     start: (index) => JSON.stringify(chunk(index, { role: "assistant", content: "" }, null)),
     text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, { content: text }, null, ids)) : plainText(index, text)),
-    toolCall: (index, callIndex, call, ids) => JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, ...toolCallToWire(call) }] }, null, ids)),
+    toolCallStart: (index, callIndex, callId, name, ids) =>
+      JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, ...toolCallToWire({ id: callId, name, arguments: "" }) }] }, null, ids)),
+    toolCallArguments: (index, callIndex, args, ids) => JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, function: { arguments: args } }] }, null, ids)),
     finish: (index, reason, ids) => JSON.stringify(chunk(index, {}, reason, ids)),
     usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => ({
@@ -106,7 +110,7 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
         // With tool calls and no text, OpenAI sends content null.
         message:
           c.toolCalls.length > 0
-            ? { role: "assistant", content: c.text === "" ? null : c.text, refusal: null, tool_calls: c.toolCalls.map(toolCallToWire) }
+            ? { role: "assistant", content: c.text === "" ? null : c.text, refusal: null, tool_calls: c.toolCalls.filter(Boolean).map(toolCallToWire) }
             : { role: "assistant", content: c.text, refusal: null },
         logprobs: null,
         finish_reason: c.finishReason ?? "stop",
@@ -130,7 +134,10 @@ export function completionFormatter({ model, includeUsage }: FormatterContext): 
   return {
     start: () => null,
     text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, text, null, ids)) : plainText(index, text)),
-    toolCall: () => {
+    toolCallStart: () => {
+      throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
+    },
+    toolCallArguments: () => {
       throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
     },
     finish: (index, reason, ids) => JSON.stringify(chunk(index, "", reason, ids)),

@@ -54,8 +54,14 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
           break;
         }
         case "tool_call":
-          choice(chunk.index).toolCalls.push(chunk.call);
+          choice(chunk.index).toolCalls[chunk.callIndex] = { id: chunk.id, name: chunk.name, arguments: chunk.arguments };
           break;
+        case "tool_call_arguments": {
+          const call = choice(chunk.index).toolCalls[chunk.callIndex];
+          if (!call) throw new Error(`tool call arguments before the call started (choice ${chunk.index}, call ${chunk.callIndex})`);
+          call.arguments += chunk.arguments;
+          break;
+        }
         case "finish":
           choice(chunk.index).finishReason = chunk.reason;
           break;
@@ -89,8 +95,6 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
     pendingIds.delete(index);
     return ids;
   };
-  // Tool calls are numbered per choice, as OpenAI's `tool_calls[].index`.
-  const callsSoFar = new Map<number, number>();
   let out = "";
   const add = (chunk: GenerationChunk) => {
     if (chunk.type === "usage") {
@@ -106,12 +110,15 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
       case "text":
         out += SseWriter.event(formatter.text(chunk.index, chunk.text, takeIds(chunk.index)));
         break;
-      case "tool_call": {
-        const n = callsSoFar.get(chunk.index) ?? 0;
-        callsSoFar.set(chunk.index, n + 1);
-        out += SseWriter.event(formatter.toolCall(chunk.index, n, chunk.call, takeIds(chunk.index)));
+      case "tool_call":
+        // OpenAI's shape, which client stream helpers rely on: the first delta of a call carries its id, type and
+        // name with empty arguments; the arguments follow in later deltas.
+        out += SseWriter.event(formatter.toolCallStart(chunk.index, chunk.callIndex, chunk.id, chunk.name, takeIds(chunk.index)));
+        if (chunk.arguments) out += SseWriter.event(formatter.toolCallArguments(chunk.index, chunk.callIndex, chunk.arguments));
         break;
-      }
+      case "tool_call_arguments":
+        out += SseWriter.event(formatter.toolCallArguments(chunk.index, chunk.callIndex, chunk.arguments, takeIds(chunk.index)));
+        break;
       case "finish":
         out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index)));
         break;

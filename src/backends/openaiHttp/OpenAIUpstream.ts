@@ -1,8 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { UpstreamError } from "../../core/errors.js";
-import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, GenerationChunk, GenerationOptions } from "../../core/types.js";
+import type { ChatMessage, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, GenerationChunk, GenerationOptions } from "../../core/types.js";
 import { parseSse } from "./parseSse.js";
 
 export interface UpstreamTarget {
@@ -34,6 +35,19 @@ const DRAINED = new Error("stream drained after [DONE]");
 
 const finishSchema = z.enum(["stop", "length", "tool_calls", "content_filter", "function_call"]).nullable().optional();
 const usageSchema = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() }).loose();
+/** Streamed tool calls: the first delta of a call has its id and name, later ones argument fragments. */
+const toolCallDeltasSchema = z
+  .array(
+    z
+      .object({
+        index: z.number().int().nonnegative().optional(),
+        id: z.string().nullable().optional(),
+        function: z.object({ name: z.string().nullable().optional(), arguments: z.string().nullable().optional() }).loose().optional(),
+      })
+      .loose(),
+  )
+  .nullable()
+  .optional();
 /** vLLM's `return_token_ids` fields (the transformers sidecar speaks them too). */
 const tokenIdsSchema = z.array(z.number().int().nonnegative()).nullable().optional();
 const streamChunkSchema = z
@@ -43,7 +57,7 @@ const streamChunkSchema = z
         z
           .object({
             index: z.number().int().nonnegative().optional(),
-            delta: z.object({ content: z.string().nullable().optional() }).loose().optional(),
+            delta: z.object({ content: z.string().nullable().optional(), tool_calls: toolCallDeltasSchema }).loose().optional(),
             text: z.string().nullable().optional(),
             finish_reason: finishSchema,
             token_ids: tokenIdsSchema,
@@ -85,6 +99,36 @@ function samplingBody(o: GenerationOptions): Record<string, unknown> {
     ...(s.frequencyPenalty !== 0 ? { frequency_penalty: s.frequencyPenalty } : {}),
     ...(o.returnTokenIds ? { return_token_ids: true } : {}),
   };
+}
+
+function messageToWire(m: ChatMessage): Record<string, unknown> {
+  if (m.role === "tool") return { role: "tool", content: m.content, tool_call_id: m.toolCallId };
+  if (m.role === "assistant" && m.toolCalls?.length) {
+    return {
+      role: "assistant",
+      content: m.content === "" ? null : m.content,
+      tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })),
+    };
+  }
+  return { role: m.role, content: m.content };
+}
+
+/** Tools, the tool choice and the response format as the OpenAI API spells them; defaults are left out. */
+function toolsBody(r: ChatRequest): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (r.tools.length > 0) {
+    out["tools"] = r.tools.map((t) => ({
+      type: "function",
+      function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.parameters, ...(t.strict ? { strict: true } : {}) },
+    }));
+    const c = r.toolChoice;
+    out["tool_choice"] = c.type === "function" ? { type: "function", function: { name: c.name } } : c.type;
+    if (!r.parallelToolCalls) out["parallel_tool_calls"] = false;
+  }
+  const f = r.responseFormat;
+  if (f.type === "json_object") out["response_format"] = { type: "json_object" };
+  if (f.type === "json_schema") out["response_format"] = { type: "json_schema", json_schema: { name: f.name, schema: f.schema, strict: f.strict } };
+  return out;
 }
 
 function toFinish(reason: string | null | undefined): FinishReason | null {
@@ -180,7 +224,8 @@ export class OpenAIUpstream {
       "/chat/completions",
       {
         model,
-        messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+        messages: request.messages.map(messageToWire),
+        ...toolsBody(request),
         ...samplingBody(request),
       },
       "delta",
@@ -220,6 +265,7 @@ export class OpenAIUpstream {
     let drain: NodeJS.Timeout | undefined;
     let usage: GenerationChunk | null = null;
     let textChunks = 0;
+    const startedCalls = new Set<string>();
     try {
       for await (const payload of parseSse({ [Symbol.asyncIterator]: () => reader })) {
         clearTimeout(firstByte);
@@ -253,6 +299,20 @@ export class OpenAIUpstream {
           if (text) {
             textChunks++;
             yield { type: "text", index, text };
+          }
+          for (const [position, call] of (choice.delta?.tool_calls ?? []).entries()) {
+            const callIndex = call.index ?? position;
+            const key = `${index}:${callIndex}`;
+            const args = call.function?.arguments ?? "";
+            if (startedCalls.has(key)) {
+              if (args) yield { type: "tool_call_arguments", index, callIndex, arguments: args };
+              continue;
+            }
+            const fn = call.function?.name;
+            if (!fn) throw new UpstreamError(`Upstream '${name}' streamed arguments of tool call ${callIndex} before its function name.`);
+            startedCalls.add(key);
+            textChunks++;
+            yield { type: "tool_call", index, callIndex, id: call.id || `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`, name: fn, arguments: args };
           }
           const reason = toFinish(choice.finish_reason);
           if (reason) {

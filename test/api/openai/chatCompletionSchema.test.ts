@@ -73,13 +73,70 @@ describe("chat completion body", () => {
     [{ n: 2 }, "n"],
     [{ logprobs: true }, "logprobs"],
     [{ top_logprobs: 3 }, "top_logprobs"],
-    [{ response_format: { type: "json_object" } }, "response_format"],
-    [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools"],
-    [{ tool_choice: "required" }, "tool_choice"],
+
     [{ logit_bias: { "1": 5 } }, "logit_bias"],
     [{ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }, "messages[0].content[0]"],
-    [{ messages: [{ role: "tool", content: "x", tool_call_id: "1" }] }, "messages[0].role"],
+    [{ functions: [{ name: "f" }] }, "functions"],
+    [{ messages: [{ role: "function", content: "x", name: "f" }] }, "messages[0].role"],
   ])("refuses unsupported %j naming %s", (body, param) => {
+    expect(paramOf(() => chat(body))).toBe(param);
+  });
+
+  it("converts tools, the tool choice, tool calls in the history and tool results", () => {
+    const weather = {
+      type: "function",
+      function: { name: "weather", description: "now", parameters: { type: "object", properties: { city: { type: "string" } } }, strict: true },
+    };
+    const r = chat({
+      tools: [weather, { type: "function", function: { name: "time" } }],
+      tool_choice: { type: "function", function: { name: "weather" } },
+      parallel_tool_calls: false,
+      messages: [
+        { role: "user", content: "Weather in Oslo?" },
+        { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "weather", arguments: '{"city":"Oslo"}' } }] },
+        { role: "tool", tool_call_id: "c1", content: "sunny" },
+      ],
+      response_format: { type: "json_schema", json_schema: { name: "answer", schema: { type: "object" }, strict: true } },
+    });
+    expect(r.tools).toEqual([
+      { name: "weather", description: "now", parameters: weather.function.parameters, strict: true },
+      { name: "time", parameters: { type: "object", properties: {} }, strict: false },
+    ]);
+    expect(r.toolChoice).toEqual({ type: "function", name: "weather" });
+    expect(r.parallelToolCalls).toBe(false);
+    expect(r.messages.slice(1)).toEqual([
+      { role: "assistant", content: "", toolCalls: [{ id: "c1", name: "weather", arguments: '{"city":"Oslo"}' }] },
+      { role: "tool", content: "sunny", toolCallId: "c1" },
+    ]);
+    expect(r.responseFormat).toEqual({ type: "json_schema", name: "answer", schema: { type: "object" }, strict: true });
+    expect(chat({}).toolChoice).toEqual({ type: "none" });
+    expect(chat({ tools: [weather] }).toolChoice).toEqual({ type: "auto" });
+  });
+
+  it.each([
+    [{ tool_choice: { type: "function", function: { name: "nope" } }, tools: [{ type: "function", function: { name: "f" } }] }, "tool_choice"],
+    [{ tool_choice: "required" }, "tool_choice"],
+    [
+      {
+        tools: [
+          { type: "function", function: { name: "f" } },
+          { type: "function", function: { name: "f" } },
+        ],
+      },
+      "tools[1].function.name",
+    ],
+    [{ tools: [{ type: "function", function: { name: "bad name" } }] }, "tools[0].function.name"],
+    [
+      {
+        messages: [
+          { role: "user", content: "q" },
+          { role: "tool", content: "x", tool_call_id: "never" },
+        ],
+      },
+      "messages[1].tool_call_id",
+    ],
+    [{ response_format: { type: "yaml" } }, "response_format.type"],
+  ])("refuses inconsistent tool input %j naming %s", (body, param) => {
     expect(paramOf(() => chat(body))).toBe(param);
   });
 

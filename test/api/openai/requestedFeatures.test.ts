@@ -37,14 +37,12 @@ describe("requestedFeatures", () => {
     [{ response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } } }, "jsonSchema", "response_format"],
     [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools", "tools"],
     [{ tool_choice: "required" }, "tools", "tool_choice"],
-    [{ functions: [{ name: "f" }] }, "tools", "functions"],
-    [{ function_call: { name: "f" } }, "tools", "function_call"],
     [{ messages: [{ role: "tool", content: "x", tool_call_id: "1" }] }, "tools", "messages[0].role"],
     [
       {
         messages: [
           { role: "user", content: "q" },
-          { role: "assistant", content: null, tool_calls: [{ id: "1" }] },
+          { role: "assistant", content: null, tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: "{}" } }] },
         ],
       },
       "tools",
@@ -76,6 +74,12 @@ describe("requestedFeatures", () => {
     expect(chat(body)).toContainEqual({ capability, param });
   });
 
+  it("refuses chat-only features on completions instead of dropping them", () => {
+    expect(() => completion({ tools: [{ type: "function", function: { name: "f" } }] })).toThrow(/'tools' applies to \/v1\/chat\/completions only/);
+    expect(() => completion({ response_format: { type: "json_object" } })).toThrow(/'response_format' applies to/);
+    expect(completion({ tools: [], tool_choice: "none", response_format: { type: "text" } })).toEqual([]);
+  });
+
   it("maps completion-only parameters", () => {
     expect(completion({ best_of: 3 })).toEqual([{ capability: "multipleChoices", param: "best_of" }]);
     expect(completion({ suffix: "end" })).toEqual([{ capability: "suffix", param: "suffix" }]);
@@ -85,13 +89,15 @@ describe("requestedFeatures", () => {
     ]);
   });
 
-  it("refuses unknown response formats and content part types by name", () => {
-    expect(() => chat({ response_format: { type: "yaml" } })).toThrow(/response_format.*'yaml'/);
+  it("refuses the deprecated function-calling fields and unknown content part types by name", () => {
+    expect(() => chat({ functions: [{ name: "f" }] })).toThrow(/'functions' is the deprecated form of 'tools'/);
+    expect(() => chat({ function_call: { name: "f" } })).toThrow(/'function_call' is the deprecated form/);
     expect(() => chat({ messages: [{ role: "user", content: [{ type: "hologram" }] }] })).toThrow(UnsupportedParameterError);
   });
 
   it("refuses, never drops, a feature the API layer does not translate yet", () => {
     expect(() => assertTranslated([{ capability: "tokenIds", param: "return_token_ids" }])).not.toThrow();
-    expect(() => assertTranslated([{ capability: "tools", param: "tools" }])).toThrow(/Parameter 'tools'/);
+    expect(() => assertTranslated([{ capability: "tools", param: "tools" }])).not.toThrow();
+    expect(() => assertTranslated([{ capability: "logprobs", param: "logprobs" }])).toThrow(/Parameter 'logprobs'/);
   });
 });

@@ -27,6 +27,7 @@ const KNOWN = new Set([
   "exclusiveMaximum",
   "minLength",
   "maxLength",
+  "pattern",
   "minItems",
   "maxItems",
 ]);
@@ -77,6 +78,7 @@ export function validateJsonSchema(root: unknown, schema: Schema, value: unknown
   if (typeof value === "string") {
     if (typeof schema.minLength === "number" && value.length < schema.minLength) errors.push(`${path}: shorter than ${schema.minLength}`);
     if (typeof schema.maxLength === "number" && value.length > schema.maxLength) errors.push(`${path}: longer than ${schema.maxLength}`);
+    if (typeof schema.pattern === "string" && !new RegExp(schema.pattern, "u").test(value)) errors.push(`${path}: does not match ${schema.pattern}`);
   }
   if (Array.isArray(value)) {
     if (typeof schema.minItems === "number" && value.length < schema.minItems) errors.push(`${path}: fewer than ${schema.minItems} items`);

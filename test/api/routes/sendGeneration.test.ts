@@ -61,8 +61,10 @@ class RecordingResponse extends Writable {
 
 async function* toolCallingEngine(): AsyncGenerator<GenerationChunk> {
   yield { type: "text", index: 0, text: "Looking it up." };
-  yield { type: "tool_call", index: 0, call: { id: "call_1", name: "weather", arguments: '{"city":"Oslo"}' } };
-  yield { type: "tool_call", index: 0, call: { id: "call_2", name: "time", arguments: "{}" } };
+  yield { type: "tool_call", index: 0, callIndex: 0, id: "call_1", name: "weather", arguments: "" };
+  yield { type: "tool_call_arguments", index: 0, callIndex: 0, arguments: '{"city":' };
+  yield { type: "tool_call", index: 0, callIndex: 1, id: "call_2", name: "time", arguments: "{}" };
+  yield { type: "tool_call_arguments", index: 0, callIndex: 0, arguments: '"Oslo"}' };
   yield { type: "finish", index: 0, reason: "tool_calls" };
   yield { type: "usage", usage: { promptTokens: 5, completionTokens: 9 } };
 }
@@ -88,7 +90,7 @@ describe("sendGeneration with tool calls", () => {
       },
     });
     async function* callsOnly(): AsyncGenerator<GenerationChunk> {
-      yield { type: "tool_call", index: 0, call: { id: "c", name: "f", arguments: "{}" } };
+      yield { type: "tool_call", index: 0, callIndex: 0, id: "c", name: "f", arguments: "{}" };
       yield { type: "finish", index: 0, reason: "tool_calls" };
     }
     const bare = (await sendGeneration({ request, reply, chunks: callsOnly(), formatter, stream: false, includeUsage: false })) as {
@@ -97,7 +99,7 @@ describe("sendGeneration with tool calls", () => {
     expect(bare.choices[0]!.message.content).toBeNull();
   });
 
-  it("streams each as a delta.tool_calls entry numbered within its choice", async () => {
+  it("streams each call as OpenAI does: id, type and name with empty arguments first, then argument fragments", async () => {
     const raw = new RecordingResponse();
     const reply = { raw, hijack() {} } as unknown as FastifyReply;
     await sendGeneration({
@@ -114,8 +116,11 @@ describe("sendGeneration with tool calls", () => {
       .map((e) => JSON.parse(e.slice(6)) as { choices: { delta: { tool_calls?: unknown[] }; finish_reason: string | null }[] });
     const calls = events.flatMap((e) => e.choices[0]?.delta.tool_calls ?? []);
     expect(calls).toEqual([
-      { index: 0, id: "call_1", type: "function", function: { name: "weather", arguments: '{"city":"Oslo"}' } },
-      { index: 1, id: "call_2", type: "function", function: { name: "time", arguments: "{}" } },
+      { index: 0, id: "call_1", type: "function", function: { name: "weather", arguments: "" } },
+      { index: 0, function: { arguments: '{"city":' } },
+      { index: 1, id: "call_2", type: "function", function: { name: "time", arguments: "" } },
+      { index: 1, function: { arguments: "{}" } },
+      { index: 0, function: { arguments: '"Oslo"}' } },
     ]);
     expect(events.at(-1)!.choices[0]!.finish_reason).toBe("tool_calls");
   });

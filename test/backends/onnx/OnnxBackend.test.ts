@@ -131,6 +131,8 @@ describe("OnnxBackend", () => {
           { role: "assistant", content: "The sky" },
         ],
         tools: [],
+        toolChoice: { type: "none" },
+        parallelToolCalls: true,
       },
       new AbortController().signal,
     );
