@@ -28,6 +28,8 @@ const UNIT = [
   "test/backends/generation/StreamingDetokenizer.test.ts",
   "test/backends/generation/TokenTextStream.test.ts",
   "test/backends/generation/readAhead.test.ts",
+  "test/backends/generation/toolCalls.test.ts",
+  "test/backends/llamacpp/jsonSchemaGrammar.test.ts",
   "test/backends/llamaServer/ChildEndpoint.test.ts",
   "test/backends/llamaServer/ChildServerClient.test.ts",
   "test/backends/onnx/resolveExternalData.test.ts",

@@ -1,6 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { validateJsonSchema } from "../api/openapi/validateJsonSchema.js";
+import { llamaServerBinary } from "../helpers/llamaServerBinary.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../helpers/startTestDaemon.js";
 
 /**
@@ -65,7 +67,13 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
   const port = (upstream.address() as AddressInfo).port;
-  t = await startTestDaemon({ upstreams: [{ name: "tools", baseUrl: `http://127.0.0.1:${port}/v1`, prefix: "up/" }] });
+  const { ensureFixtures } = await import("../fixtures/ensureFixtures.js");
+  const { chatModelPath } = await ensureFixtures();
+  t = await startTestDaemon(
+    { contextSize: 1024, upstreams: [{ name: "tools", baseUrl: `http://127.0.0.1:${port}/v1`, prefix: "up/" }] },
+    [{ id: "srv-chat", path: chatModelPath, engine: "llama-server" } as { id: string; path: string }],
+    { ...process.env, TABAGENT_LLAMA_SERVER: await llamaServerBinary() },
+  );
 });
 afterAll(async () => {
   await t?.close();
@@ -156,13 +164,112 @@ describe("tool calls through an upstream", () => {
   });
 });
 
+const cityTool = {
+  type: "function" as const,
+  function: {
+    name: "get_weather",
+    parameters: {
+      type: "object",
+      properties: { city: { type: "string", enum: ["Oslo", "Lima"] }, days: { type: "integer" } },
+      required: ["city", "days"],
+      additionalProperties: false,
+    },
+  },
+};
+const timeTool = {
+  type: "function" as const,
+  function: { name: "get_time", parameters: { type: "object", properties: { utc: { type: "boolean" } }, required: ["utc"], additionalProperties: false } },
+};
+
+// The tiny model has random weights: only the grammar makes its calls and JSON valid, which is what is tested.
+describe("tool calls and JSON modes on the in-process GGUF engine", () => {
+  const ask = (extra: object) =>
+    t.client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "Weather in Oslo?" }], max_tokens: 96, temperature: 0, ...extra });
+
+  it("tool_choice required yields a call of a declared tool whose arguments match its schema", async () => {
+    const r = await ask({ tools: [cityTool, timeTool], tool_choice: "required" });
+    const choice = r.choices[0]!;
+    expect(choice.finish_reason).toBe("tool_calls");
+    expect(choice.message.content).toBeNull();
+    const call = choice.message.tool_calls![0]!;
+    if (call.type !== "function") throw new Error("not a function call");
+    const tool = [cityTool, timeTool].find((x) => x.function.name === call.function.name)!;
+    expect(tool).toBeDefined();
+    expect(validateJsonSchema({}, tool.function.parameters, JSON.parse(call.function.arguments))).toEqual([]);
+    expect(call.id).toMatch(/^call_/);
+  });
+
+  it("a named tool_choice calls that tool; streamed, the openai-node helper reassembles it", async () => {
+    const stream = t.client.chat.completions.stream({
+      model: "tiny-chat",
+      messages: [{ role: "user", content: "What time is it?" }],
+      tools: [cityTool, timeTool],
+      tool_choice: { type: "function", function: { name: "get_time" } },
+      max_tokens: 64,
+      temperature: 0,
+    });
+    const final = await stream.finalChatCompletion();
+    const call = final.choices[0]!.message.tool_calls![0]!;
+    if (call.type !== "function") throw new Error("not a function call");
+    expect(call.function.name).toBe("get_time");
+    expect(validateJsonSchema({}, timeTool.function.parameters, JSON.parse(call.function.arguments))).toEqual([]);
+    expect(final.choices[0]!.finish_reason).toBe("tool_calls");
+  });
+
+  it("a round trip with the call and the tool result in the history answers in text", async () => {
+    const r = await ask({
+      messages: [
+        { role: "user", content: "Weather in Oslo?" },
+        { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo","days":1}' } }] },
+        { role: "tool", tool_call_id: "call_1", content: "sunny" },
+      ],
+      tools: [cityTool],
+      max_tokens: 8,
+    });
+    expect(r.choices[0]!.message.tool_calls ?? []).toEqual([]);
+    expect(typeof r.choices[0]!.message.content).toBe("string");
+    expect(r.choices[0]!.finish_reason).toBe("length");
+  });
+
+  it("json_schema output parses and validates; numbers stay finite integers", async () => {
+    const schema = {
+      type: "object",
+      properties: {
+        answer: { type: "string", enum: ["yes", "no"] },
+        score: { type: "integer" },
+        ok: { type: "boolean" },
+        tags: { type: "array", items: { type: "string", maxLength: 4 }, maxItems: 2 },
+      },
+      required: ["answer", "score", "ok", "tags"],
+      additionalProperties: false,
+    };
+    for (const seed of [1, 2, 3]) {
+      const r = await ask({ response_format: { type: "json_schema", json_schema: { name: "verdict", schema, strict: true } }, temperature: 1, seed, max_tokens: 128 });
+      const value: unknown = JSON.parse(r.choices[0]!.message.content!);
+      expect(validateJsonSchema({}, schema, value), JSON.stringify(value)).toEqual([]);
+      expect(Number.isSafeInteger((value as { score: number }).score)).toBe(true);
+      expect(r.choices[0]!.finish_reason).toBe("stop");
+    }
+  });
+
+  it("a schema keyword the grammar cannot enforce is a 400 naming it", async () => {
+    const r = await postJson(`${t.url}/v1/chat/completions`, {
+      model: "tiny-chat",
+      messages: [{ role: "user", content: "x" }],
+      response_format: { type: "json_schema", json_schema: { name: "s", schema: { type: "object", properties: { id: { type: "string", pattern: "^[a-z]+$" } } } } },
+    });
+    expect(r.status).toBe(400);
+    expect((r.json as { error: { param: string; message: string } }).error).toMatchObject({ param: "response_format.json_schema.schema.properties.id.pattern" });
+  });
+});
+
 describe("engines without tools", () => {
-  it("the in-process GGUF engine refuses tools by name, saying which engines have them", async () => {
-    const r = await postJson(`${t.url}/v1/chat/completions`, { model: "tiny-chat", messages: [{ role: "user", content: "Hi" }], tools: [weather] });
+  it("an engine without tools refuses them by name, saying which engines have them", async () => {
+    const r = await postJson(`${t.url}/v1/chat/completions`, { model: "srv-chat", messages: [{ role: "user", content: "Hi" }], tools: [weather] });
     expect(r.status).toBe(400);
     const error = (r.json as { error: { param: string; code: string; message: string } }).error;
     expect(error).toMatchObject({ param: "tools", code: "unsupported_parameter" });
-    expect(error.message).toMatch(/node-llama-cpp engine that serves 'tiny-chat' \(engines that support it: upstream\)/);
+    expect(error.message).toMatch(/llama-server engine that serves 'srv-chat' \(engines that support it: node-llama-cpp, upstream\)/);
   });
 
   it("bad tool input is a 400 naming the field, before any engine sees it", async () => {

@@ -91,14 +91,15 @@ export class ChatTemplate {
    * The prompt text. A conversation that ends with an assistant message is continued (the text stops right after
    * that message's content, as transformers' `continue_final_message` does); otherwise an assistant turn is opened.
    */
-  async render(messages: readonly ChatMessage[]): Promise<string> {
+  async render(messages: readonly ChatMessage[], tools?: readonly object[]): Promise<string> {
     const last = messages.at(-1);
-    const continueFinal = last?.role === "assistant";
+    const continueFinal = last?.role === "assistant" && !last.toolCalls?.length;
     let rendered: string;
     try {
       rendered = await this.sandbox.render({
         ...this.variables,
-        messages: messages.map((m) => ({ role: m.role, content: m.content, ...(m.name ? { name: m.name } : {}) })),
+        messages: messages.map(messageForTemplate),
+        ...(tools?.length ? { tools } : {}),
         add_generation_prompt: !continueFinal,
       });
     } catch (err) {
@@ -109,7 +110,7 @@ export class ChatTemplate {
       if (err instanceof TemplateRenderError) throw new InvalidRequestError(`The model's chat template failed: ${err.message}`, { param: "messages" });
       throw err;
     }
-    if (!continueFinal || last.content === "") return rendered;
+    if (!continueFinal || !last || last.content === "") return rendered;
     const at = rendered.lastIndexOf(last.content);
     return at < 0 ? rendered : rendered.slice(0, at + last.content.length);
   }
@@ -126,5 +127,26 @@ export class ChatTemplate {
 
   close(): Promise<void> {
     return this.sandbox.close();
+  }
+}
+
+/** A message as Hugging Face chat templates read it: tool calls with their arguments as an object, tool results with their call id. */
+function messageForTemplate(m: ChatMessage): Record<string, unknown> {
+  return {
+    role: m.role,
+    content: m.content,
+    ...(m.name ? { name: m.name } : {}),
+    ...(m.toolCalls?.length
+      ? { tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: parseArguments(c.arguments) } })) }
+      : {}),
+    ...(m.toolCallId ? { tool_call_id: m.toolCallId } : {}),
+  };
+}
+
+function parseArguments(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

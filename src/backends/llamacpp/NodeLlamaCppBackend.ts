@@ -1,11 +1,25 @@
-import type { LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaModel, Token } from "node-llama-cpp";
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { basename } from "node:path";
 import type { Logger } from "pino";
 import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError } from "../../core/errors.js";
-import type { ChatMessage, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor, SamplingParams } from "../../core/types.js";
+import {
+  REPEAT_PENALTY_WINDOW,
+  type ChatMessage,
+  type ChatRequest,
+  type CompletionRequest,
+  type EmbedRequest,
+  type EmbedResult,
+  type GenerationChunk,
+  type ModelDescriptor,
+  type SamplingParams,
+} from "../../core/types.js";
 import type { Backend } from "../Backend.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
+import { checkTokenIds, inputParam } from "../generation/embedInputs.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
+import { forcedCallSchema, messagesWithTools, templateReadsTools, toolMode, toolsForTemplate, withToolCalls, type ToolMode } from "../generation/toolCalls.js";
+import { toGrammarSchema } from "./jsonSchemaGrammar.js";
+import { seed32 } from "../generation/seed32.js";
 import type { GgufProbe } from "./GgufProbe.js";
 import type { LlamaProvider } from "./LlamaProvider.js";
 
@@ -28,6 +42,8 @@ interface Loaded {
   embedding: LlamaEmbeddingContext | null;
   /** The chat template (config override, else the GGUF's); null for models that only complete text. */
   template: ChatTemplate | null;
+  /** The template renders `tools` itself; otherwise tools go in a system message (see toolCalls.ts). */
+  templateReadsTools: boolean;
   /** Tokens the chat template uses to end a turn, beyond the model's own end-of-generation tokens. */
   stopTokens: Set<Token>;
   freeSequences: LlamaContextSequence[];
@@ -40,10 +56,29 @@ interface Loaded {
   contextSize: number;
 }
 
+/** Compiled grammars kept per model (a schema's grammar takes milliseconds to build; an agent sends the same one). */
+const MAX_CACHED_GRAMMARS = 32;
+/** node-llama-cpp's JSON grammars end in four newlines (then EOG): a stop sequence keeps them out of the answer. */
+const GRAMMAR_END = "\n\n\n\n";
+
+/**
+ * node-llama-cpp's grammar for a JSON Schema, with its number rules tightened: it lets an "integer" take an exponent
+ * (`1e-5`, `9e999999`) and a "number" an exponent of up to 16 digits (Infinity once parsed), which would break the
+ * promise that the output validates. Integers get no exponent and at most 15 digits (safe integers), other numbers an exponent of at most two digits.
+ */
+async function jsonSchemaGrammar(llama: Llama, schema: Record<string, unknown>): Promise<LlamaGrammar> {
+  const built = await llama.createGrammarForJsonSchema(schema as never);
+  const text = built.grammar
+    .replace(/^integer-number-rule ::= .*$/m, 'integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,14})')
+    .replace(/\(\[eE\] \[-\+\]\? \("0" \| \[1-9\] \[0-9\]\{0,15\}\)\)\?/g, "([eE] [-+]? [0-9]{1,2})?");
+  return llama.createGrammar({ grammar: text });
+}
+
 /** GGUF models in this process through node-llama-cpp: chat, completions and embeddings. */
 export class NodeLlamaCppBackend implements Backend {
   readonly parallel: number;
   private loaded: Loaded | null = null;
+  private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
 
   constructor(
     readonly descriptor: ModelDescriptor,
@@ -74,7 +109,17 @@ export class NodeLlamaCppBackend implements Backend {
       const contextSize = Math.min(this.options.contextSize, model.trainContextSize || this.options.contextSize);
       if (this.descriptor.task === "embeddings") {
         const embedding = await model.createEmbeddingContext({ contextSize, threads });
-        this.loaded = { model, context: null, embedding, template: null, stopTokens: new Set(), freeSequences: [], pendingPrefixWork: new Set(), contextSize };
+        this.loaded = {
+          model,
+          context: null,
+          embedding,
+          template: null,
+          templateReadsTools: false,
+          stopTokens: new Set(),
+          freeSequences: [],
+          pendingPrefixWork: new Set(),
+          contextSize,
+        };
         return;
       }
       const context = await model.createContext({
@@ -108,7 +153,17 @@ export class NodeLlamaCppBackend implements Backend {
           if (tokens.length === 1) stopTokens.add(tokens[0]!);
         }
       }
-      this.loaded = { model, context, embedding: null, template, stopTokens, freeSequences: [], pendingPrefixWork: new Set(), contextSize: context.contextSize };
+      this.loaded = {
+        model,
+        context,
+        embedding: null,
+        template,
+        templateReadsTools: source !== null && templateReadsTools(source),
+        stopTokens,
+        freeSequences: [],
+        pendingPrefixWork: new Set(),
+        contextSize: context.contextSize,
+      };
     } catch (err) {
       await model.dispose();
       throw new ModelLoadError(this.descriptor.id, (err as Error).message, err);
@@ -132,8 +187,54 @@ export class NodeLlamaCppBackend implements Backend {
 
   async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require();
-    const tokens = await this.renderChat(loaded, request.messages);
-    yield* this.generate(loaded, tokens, request.sampling, 0, "messages", signal, request.returnTokenIds);
+    const mode = toolMode(request);
+    // A template that reads `tools` gets them and the raw tool history; any other gets both written into messages.
+    const tokens = loaded.templateReadsTools
+      ? await this.renderChat(loaded, request.messages, mode === "none" ? undefined : toolsForTemplate(request.tools))
+      : await this.renderChat(loaded, messagesWithTools(request.messages, request.tools, mode));
+    const grammar = await this.grammarFor(request, mode);
+    const sampling = grammar ? { ...request.sampling, stop: [...request.sampling.stop, GRAMMAR_END] } : request.sampling;
+    const chunks = this.generate(loaded, tokens, sampling, 0, "messages", signal, request.returnTokenIds, grammar);
+    yield* withToolCalls(chunks, mode, request.tools);
+  }
+
+  /**
+   * The grammar a request's output must follow: one call's JSON for a forced tool call, the schema of a json_schema
+   * response, any JSON object for json_object; null for free text. Compiled grammars are kept per schema.
+   */
+  private async grammarFor(request: ChatRequest, mode: ToolMode): Promise<LlamaGrammar | null> {
+    const format = request.responseFormat;
+    let key: string;
+    let build: (llama: Llama) => Promise<LlamaGrammar>;
+    // `as never`: the builder's parameter type is inferred from a literal schema; this one is checked by toGrammarSchema.
+    if (mode === "forced") {
+      const schema = toGrammarSchema(forcedCallSchema(request), "tools");
+      key = JSON.stringify(schema);
+      build = (llama) => jsonSchemaGrammar(llama, schema);
+    } else if (format.type === "json_schema") {
+      const schema = toGrammarSchema(format.schema, "response_format.json_schema.schema");
+      key = JSON.stringify(schema);
+      build = (llama) => jsonSchemaGrammar(llama, schema);
+    } else if (format.type === "json_object") {
+      key = "json_object";
+      build = (llama) => llama.getGrammarFor("json");
+    } else return null;
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      grammar = this.options.provider.get().then(build);
+      // A schema the grammar builder rejects fails this request only, and is not kept.
+      grammar.catch(() => this.grammars.delete(key));
+      this.grammars.set(key, grammar);
+      if (this.grammars.size > MAX_CACHED_GRAMMARS) this.grammars.delete(this.grammars.keys().next().value!);
+    }
+    try {
+      return await grammar;
+    } catch (err) {
+      throw new InvalidRequestError(`The schema could not be compiled into a grammar: ${(err as Error).message}`, {
+        param: mode === "forced" ? "tools" : "response_format",
+        code: "invalid_schema",
+      });
+    }
   }
 
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
@@ -148,11 +249,13 @@ export class NodeLlamaCppBackend implements Backend {
     if (!loaded.embedding) throw new InvalidRequestError(`Model '${this.descriptor.id}' does not produce embeddings.`, { param: "model" });
     const vectors: number[][] = [];
     let promptTokens = 0;
-    for (const [i, text] of request.input.entries()) {
+    for (const [i, input] of request.input.entries()) {
       signal.throwIfAborted();
-      const tokens = loaded.model.tokenize(text);
+      if (typeof input !== "string") checkTokenIds(request, i, input, vocabularySize(loaded.model));
+      // Token ids are embedded as given (no BOS or separator added): the caller tokenized already.
+      const tokens = typeof input === "string" ? loaded.model.tokenize(input) : (input as Token[]);
       if (tokens.length > loaded.contextSize) {
-        throw new ContextLengthExceededError(tokens.length, loaded.contextSize, `input[${i}]`);
+        throw new ContextLengthExceededError(tokens.length, loaded.contextSize, inputParam(request, i));
       }
       promptTokens += tokens.length;
       const { vector } = await loaded.embedding.getEmbeddingFor(tokens);
@@ -161,9 +264,9 @@ export class NodeLlamaCppBackend implements Backend {
     return { vectors, promptTokens };
   }
 
-  private async renderChat(loaded: Loaded, messages: ChatMessage[]): Promise<Token[]> {
+  private async renderChat(loaded: Loaded, messages: ChatMessage[], tools?: object[]): Promise<Token[]> {
     if (!loaded.template) throw new InvalidRequestError(`The model '${this.descriptor.id}' has no chat template; use /v1/completions.`, { param: "model" });
-    const text = await loaded.template.render(messages);
+    const text = await loaded.template.render(messages, tools);
     // One string with its special tokens parsed, plus BOS where the vocabulary asks for it: what llama-server and
     // transformers do with a rendered prompt, so one model gets the same ids whichever engine serves it.
     return withBos(loaded.model, loaded.model.tokenize(text, true));
@@ -177,6 +280,7 @@ export class NodeLlamaCppBackend implements Backend {
     promptParam: string,
     signal: AbortSignal,
     returnTokenIds = false,
+    grammar: LlamaGrammar | null = null,
   ): AsyncGenerator<GenerationChunk> {
     const { model, contextSize } = loaded;
     if (promptTokens.length >= contextSize) throw new ContextLengthExceededError(promptTokens.length, contextSize, promptParam);
@@ -194,18 +298,33 @@ export class NodeLlamaCppBackend implements Backend {
       void settled.then(() => loaded.pendingPrefixWork.delete(settled));
       const toEvaluate = await work;
       signal.throwIfAborted();
-      const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+      // Grammar state is per generation: it tracks where in the grammar this answer is.
+      const grammarState = grammar ? new (await import("node-llama-cpp")).LlamaGrammarEvaluationState({ model, grammar }) : undefined;
+      const repeatPenalty = sampling.repeatPenalty ?? 1;
+      const penalize = sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0 || repeatPenalty !== 1;
       const generated: Token[] = [];
+      // One llama.cpp penalty sampler does all three: with repeat_penalty its window is the prompt's and the
+      // answer's last tokens (as llama.cpp's server does), otherwise the answer's alone (OpenAI's penalties).
+      const punishTokens =
+        repeatPenalty !== 1
+          ? () => [...promptTokens.slice(-REPEAT_PENALTY_WINDOW), ...generated].slice(-REPEAT_PENALTY_WINDOW)
+          : () => generated.slice(-REPEAT_PENALTY_WINDOW);
       const evaluation = sequence.evaluate(toEvaluate, {
         // We want to see the end-of-generation token: without it an ended iterator looks like a length stop.
         yieldEogToken: true,
+        grammarEvaluationState: grammarState,
         temperature: sampling.temperature,
-        topP: sampling.topP,
-        seed: sampling.seed,
+        // Always explicit: node-llama-cpp's own defaults (top_k 40, top_p 0.95) are not OpenAI's (no cut-off).
+        topP: sampling.topP ?? 1,
+        topK: sampling.topK ?? 0,
+        minP: sampling.minP ?? 0,
+        // Without one node-llama-cpp would seed from the current second; the API always gives one.
+        seed: seed32(sampling.seed ?? Math.floor(Math.random() * 0x1_0000_0000)),
         repeatPenalty: penalize
           ? {
-              punishTokens: () => generated.slice(-64),
-              penalty: 1,
+              punishTokens,
+              maxPunishTokens: REPEAT_PENALTY_WINDOW,
+              penalty: repeatPenalty,
               presencePenalty: sampling.presencePenalty,
               frequencyPenalty: sampling.frequencyPenalty,
             }
@@ -250,6 +369,12 @@ function smallMetadata(metadata: unknown): Record<string, unknown> {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strip(v)]));
   };
   return strip(metadata) as Record<string, unknown>;
+}
+
+/** The vocabulary's size, from the GGUF's token list (node-llama-cpp does not expose llama_vocab_n_tokens). */
+function vocabularySize(model: LlamaModel): number {
+  const tokens = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
+  return Array.isArray(tokens) ? tokens.length : Number.MAX_SAFE_INTEGER;
 }
 
 function withBos(model: LlamaModel, tokens: Token[]): Token[] {
