@@ -21,7 +21,7 @@ export interface TrackedChild {
 const live = new Set<ChildProcess>();
 
 /** SIGKILL every child still running (sync, for exit handlers). */
-export function killAllChildren(): void {
+function killAllChildren(): void {
   for (const child of live) {
     try {
       child.kill("SIGKILL");

@@ -43,7 +43,7 @@ export function addCpu(a: CpuTime, b: CpuTime): CpuTime {
   return { mainNs: a.mainNs + b.mainNs, otherNs: a.otherNs + b.otherNs, waitNs: a.waitNs + b.waitNs };
 }
 
-export function subCpu(a: CpuTime, b: CpuTime): CpuTime {
+function subCpu(a: CpuTime, b: CpuTime): CpuTime {
   return { mainNs: a.mainNs - b.mainNs, otherNs: a.otherNs - b.otherNs, waitNs: a.waitNs - b.waitNs };
 }
 

@@ -32,7 +32,7 @@ export const DETECT_HELP = `npm run bench -- detect [options]
   --json                print the results as JSON
 `;
 
-export const DETECT_TARGETS = { coldMeanPerEntryMs: 1, cachedModelsP50Ms: 2 } as const;
+const DETECT_TARGETS = { coldMeanPerEntryMs: 1, cachedModelsP50Ms: 2 } as const;
 /** Entries that read less than this are "small headers" in the report; a GGUF with a 128k+ tokenizer reads 5-10 MiB. */
 const SMALL_HEADER_BYTES = 2 << 20;
 
@@ -94,7 +94,7 @@ function dist(values: number[]): Dist {
   return { n: values.length, mean: values.reduce((a, b) => a + b, 0) / values.length, p50: median(values), p99: percentile(values, 99), max: Math.max(...values) };
 }
 
-export interface DetectReport {
+interface DetectReport {
   machine: { cpus: number; cpuModel: string; node: string; loadAvg1mStart: number; loadAvg1mEnd: number };
   folder: { dir: string; generated: boolean; entries: number; expectedModels: number | null; writtenMB: number | null; apparentGB: number | null };
   detectSource: {
@@ -321,7 +321,7 @@ export async function runDetectSuite(argv: string[]): Promise<number> {
   }
 }
 
-export function formatDetectReport(r: DetectReport): string {
+function formatDetectReport(r: DetectReport): string {
   const { machine, folder } = r;
   const lines: string[] = [];
   const written = folder.writtenMB === null ? "" : `, ${folder.writtenMB.toFixed(0)} MB written (${folder.apparentGB!.toFixed(0)} GiB apparent: weights are sparse)`;

@@ -13,7 +13,7 @@ import type { RunSample } from "./types.js";
 
 const progress = (message: string) => process.stderr.write(`[bench engines] ${message}\n`);
 
-export const ENGINES_HELP = `npm run bench -- engines [options]
+const ENGINES_HELP = `npm run bench -- engines [options]
 
   --hidden N       hidden size of the generated model (default 512)
   --layers N       layers of the generated model (default 8)

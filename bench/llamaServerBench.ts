@@ -110,7 +110,7 @@ interface ModeRuns {
   cpu: Map<string, CpuTime>;
 }
 
-export interface LlamaServerReport {
+interface LlamaServerReport {
   machine: { cpus: number; cpuModel: string; node: string; loadAvg1mStart: number; loadAvg1mEnd: number };
   setup: {
     model: string;
@@ -148,7 +148,7 @@ export interface LlamaServerReport {
   targets: { name: string; value: number; target: string; pass: boolean }[];
 }
 
-export const LLAMA_SERVER_TARGETS = { decodeRatio: 0.98, ttftAddedP50Ms: 2, itlAddedP99Ms: 1 } as const;
+const LLAMA_SERVER_TARGETS = { decodeRatio: 0.98, ttftAddedP50Ms: 2, itlAddedP99Ms: 1 } as const;
 
 /** llama-server's flags, as LlamaServerBackend builds them for this config (src/backends/llamaServer/LlamaServerBackend.ts). */
 function llamaServerArgs(modelPath: string, port: number, o: Options, ctxPerSlot: number): string[] {
@@ -478,7 +478,7 @@ function checkComplete(runs: RunSample[], maxTokens: number): number {
   return tolerated.length;
 }
 
-export function formatLlamaServerReport(r: LlamaServerReport): string {
+function formatLlamaServerReport(r: LlamaServerReport): string {
   const { machine, setup } = r;
   const lines: string[] = [];
   lines.push(

@@ -25,9 +25,9 @@ const MODEL_ID = "bench";
 const API_KEY = "sk-bench-load-0123456789abcdef";
 const progress = (message: string) => process.stderr.write(`[bench load] ${message}\n`);
 
-export const LOAD_TARGET = { maxCostFraction: 0.03 } as const;
+const LOAD_TARGET = { maxCostFraction: 0.03 } as const;
 
-export const LOAD_HELP = `npm run bench -- load [options]
+const LOAD_HELP = `npm run bench -- load [options]
 
 Two daemons of the same build: "on" (an API key and metrics, the defaults) and "off" (no key, --metrics off),
 driven alternately over loopback with a bounded number of requests.
@@ -179,7 +179,7 @@ interface CaseResult {
   pass: boolean;
 }
 
-export interface LoadReport {
+interface LoadReport {
   machine: { cpus: number; cpuModel: string; node: string; loadAvg1mStart: number; loadAvg1mEnd: number };
   setup: { rounds: number; maxTokens: number; parallel: number; logLevel: string; model: string };
   cases: CaseResult[];

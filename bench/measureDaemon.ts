@@ -8,12 +8,12 @@ import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
 import type { StreamOptions, StreamSample, Streamer } from "./types.js";
 
-export const TABAGENT_BIN = fileURLToPath(new URL("../bin/tabagent", import.meta.url));
+const TABAGENT_BIN = fileURLToPath(new URL("../bin/tabagent", import.meta.url));
 const MODEL_ID = "bench";
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-export interface DaemonOptions {
+interface DaemonOptions {
   modelPath: string;
   threads: number;
   contextSize: number;
@@ -23,7 +23,7 @@ export interface DaemonOptions {
 }
 
 /** `tabagent serve` with these arguments instead (e.g. `--config FILE`); requests go to `modelId`. */
-export interface DaemonArgsOptions {
+interface DaemonArgsOptions {
   serveArgs: string[];
   modelId: string;
   nodeArgs?: string[];

@@ -15,7 +15,7 @@ import {
 import { performance } from "node:perf_hooks";
 import type { StreamOptions, StreamSample, Streamer } from "./types.js";
 
-export interface DirectOptions {
+interface DirectOptions {
   modelPath: string;
   threads: number;
   contextSize: number;

@@ -19,7 +19,7 @@ import type { RunSample, StreamSample, Streamer } from "./types.js";
 
 const progress = (message: string) => process.stderr.write(`[bench onnx] ${message}\n`);
 
-export const ONNX_HELP = `npm run bench -- onnx [options]
+const ONNX_HELP = `npm run bench -- onnx [options]
 
   --model DIR        ONNX decoder folder with a KV cache (default: make_tiny_llm.py exported by export_onnx.py)
   --hidden N         size of the generated default model (default 512)
@@ -31,7 +31,7 @@ export const ONNX_HELP = `npm run bench -- onnx [options]
   --json             print the results as JSON
 `;
 
-export const ONNX_TARGETS = { decodeRatio: 0.95 } as const;
+const ONNX_TARGETS = { decodeRatio: 0.95 } as const;
 
 interface Options {
   model: string | null;

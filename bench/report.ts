@@ -70,7 +70,7 @@ export interface BenchReport {
   targets: TargetCheck[];
 }
 
-export const TARGETS = { decodeRatio: 0.98, ttftAddedP50Ms: 2, idleRssBytes: 100e6 } as const;
+const TARGETS = { decodeRatio: 0.98, ttftAddedP50Ms: 2, idleRssBytes: 100e6 } as const;
 
 export function compare(r: ModeResults): Comparison {
   return {
@@ -115,8 +115,8 @@ export function checkTargets(comparisons: Comparison[], idleRssBytes: number | n
 
 export const ms = (v: number) => `${v.toFixed(2)} ms`;
 export const signedMs = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(2)} ms`;
-export const mb = (v: number | null) => (v === null ? "n/a" : `${(v / 1e6).toFixed(1)} MB`);
-export const yesNo = (v: boolean) => (v ? "yes" : "NO");
+const mb = (v: number | null) => (v === null ? "n/a" : `${(v / 1e6).toFixed(1)} MB`);
+const yesNo = (v: boolean) => (v ? "yes" : "NO");
 
 /** Left-aligned first column, right-aligned others. */
 export function table(rows: string[][]): string {

@@ -7,7 +7,7 @@ export function runConcurrent(streamer: Streamer, concurrency: number, prompt: s
   return Promise.all(Array.from({ length: concurrency }, () => streamer.stream(prompt, maxTokens, { startMs })));
 }
 
-export interface LateArrivalSample {
+interface LateArrivalSample {
   /** TTFT of the request that arrived while the others were decoding. */
   lateTtftMs: number;
   streams: StreamSample[];

@@ -32,7 +32,7 @@ export function median(values: readonly number[]): number {
  * after the first one, over that window. At concurrency 1 this is the stream's own decode rate; at concurrency N it
  * is the aggregate rate, and prompt processing (before the first token) is excluded in both cases.
  */
-export function decodeRate(run: RunSample): number {
+function decodeRate(run: RunSample): number {
   const tokens = run.reduce((n, s) => n + s.completionTokens, 0);
   const first = Math.min(...run.map((s) => s.arrivalsMs[0] ?? Number.POSITIVE_INFINITY));
   const last = Math.max(...run.map((s) => s.arrivalsMs.at(-1) ?? Number.NEGATIVE_INFINITY));

@@ -16,7 +16,7 @@ import { DEFAULT_PROMPT, integer } from "./options.js";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const progress = (message: string) => process.stderr.write(`[bench transformers] ${message}\n`);
 
-export const TRANSFORMERS_HELP = `npm run bench -- transformers [options]
+const TRANSFORMERS_HELP = `npm run bench -- transformers [options]
 
   --model DIR        transformers causal LM folder (default: the generated tiny llama, make_tiny_llm.py)
   --threads N        torch CPU threads, both sides (default 1)
@@ -26,7 +26,7 @@ export const TRANSFORMERS_HELP = `npm run bench -- transformers [options]
   --json             print the results as JSON
 `;
 
-export const TRANSFORMERS_TARGETS = { decodeRatio: 0.95, ttftAddedP50Ms: 5 } as const;
+const TRANSFORMERS_TARGETS = { decodeRatio: 0.95, ttftAddedP50Ms: 5 } as const;
 
 interface Options {
   model: string | null;

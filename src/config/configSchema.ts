@@ -85,7 +85,7 @@ const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
 
 /** Bytes as a number or text with a unit (`512MiB`, `16 GB`); text that is neither is passed on for zod to report. */
-export function parseByteSize(v: unknown): unknown {
+function parseByteSize(v: unknown): unknown {
   if (typeof v !== "string") return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(v);
   if (!m) return v;
@@ -94,7 +94,7 @@ export function parseByteSize(v: unknown): unknown {
 const byteSize = z.preprocess(parseByteSize, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER));
 
 /** Places besides the configured ones where models are found at start. */
-export const discoverySourceSchema = z.enum(["store", "lmstudio", "ollama"]);
+const discoverySourceSchema = z.enum(["store", "lmstudio", "ollama"]);
 
 /**
  * What `tabagent serve`/`models`/`ls` discover unless told otherwise. Programs embedding the daemon (and tests)
@@ -207,4 +207,3 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof configSchema>;
-export type ConfigInput = z.input<typeof configSchema>;

@@ -6,7 +6,7 @@ import { formatKeyPath } from "./formatKeyPath.js";
  * file could then supply `host`, `insecureNoAuth`, ... as inherited values that no own-key check sees), and
  * `constructor`/`prototype` are the other routes to the same objects. No setting has these names.
  */
-export const FORBIDDEN_CONFIG_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+const FORBIDDEN_CONFIG_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
 /** Deeper than any real config; also keeps a hostile file from exhausting the stack. */
 const MAX_DEPTH = 64;

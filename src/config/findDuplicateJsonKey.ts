@@ -4,7 +4,7 @@ export interface TextPosition {
   column: number;
 }
 
-export interface DuplicateJsonKey {
+interface DuplicateJsonKey {
   /** Where the repeated key sits: `["models", 1, "id"]`. */
   path: (string | number)[];
   /** The second occurrence (JSON.parse keeps its value and drops the first). */
@@ -54,7 +54,7 @@ function pathOf(frames: Frame[]): (string | number)[] {
   return frames.map((f) => (f.kind === "object" ? (f.key ?? "") : f.index));
 }
 
-export function positionOf(text: string, offset: number): TextPosition {
+function positionOf(text: string, offset: number): TextPosition {
   let line = 1;
   let lineStart = 0;
   for (let nl = text.indexOf("\n"); nl !== -1 && nl < offset; nl = text.indexOf("\n", nl + 1)) {

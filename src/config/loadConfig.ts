@@ -15,7 +15,7 @@ interface SettingSpec {
   kind: "string" | "int" | "models" | "paths" | "gpuLayers" | "upstreams" | "boolean";
 }
 
-export const SETTINGS: readonly SettingSpec[] = [
+const SETTINGS: readonly SettingSpec[] = [
   { key: "host", env: "TABAGENT_HOST", flag: "--host", kind: "string" },
   { key: "port", env: "TABAGENT_PORT", flag: "--port", kind: "int" },
   { key: "models", env: "TABAGENT_MODELS", flag: "--model", kind: "models" },
@@ -54,7 +54,7 @@ export const SETTINGS: readonly SettingSpec[] = [
 ];
 
 /** `NAME=URL`, or a preset name alone (`lmstudio`, `ollama`, `vllm`). */
-export function parseUpstreamSpec(spec: string): { name: string; baseUrl?: string } {
+function parseUpstreamSpec(spec: string): { name: string; baseUrl?: string } {
   const eq = spec.indexOf("=");
   return eq > 0 ? { name: spec.slice(0, eq), baseUrl: spec.slice(eq + 1) } : { name: spec };
 }
@@ -100,7 +100,7 @@ function splitList(values: string[], source: string): string[] {
     .filter((v) => v.length > 0);
 }
 
-export interface LoadConfigInput {
+interface LoadConfigInput {
   env?: NodeJS.ProcessEnv;
   flags?: RawSettings;
   /** A JSON config file (`--config`, `TABAGENT_CONFIG`): applied after defaults, before env and flags. */

@@ -8,7 +8,7 @@ import { normalizeHostEntry, normalizeOrigin } from "./normalizeSecurityEntries.
 export const API_KEY_PATTERN = /^[\x21-\x2b\x2d-\x7e]{16,512}$/;
 export const API_KEY_RULE = "API keys are 16 to 512 visible ASCII characters, without spaces or commas";
 
-export const apiKeySchema = z.string().regex(API_KEY_PATTERN, API_KEY_RULE);
+const apiKeySchema = z.string().regex(API_KEY_PATTERN, API_KEY_RULE);
 
 /**
  * The security settings, as a shape `configSchema` spreads in (`z.strictObject({...rest, ...securityConfigShape})`).

@@ -45,8 +45,7 @@ export type GgufDetails = z.infer<typeof ggufDetailsSchema>;
 
 // --- ONNX ---------------------------------------------------------------------------------------------------------
 
-export const onnxLayoutSchema = z.enum(["onnxruntime-genai", "transformers.js", "optimum", "single-file", "folder"]);
-export type OnnxLayout = z.infer<typeof onnxLayoutSchema>;
+const onnxLayoutSchema = z.enum(["onnxruntime-genai", "transformers.js", "optimum", "single-file", "folder"]);
 
 const onnxValueSchema = z.strictObject({
   name: z.string(),
@@ -57,14 +56,14 @@ const onnxValueSchema = z.strictObject({
   kind: z.enum(["tensor", "sparse-tensor", "sequence", "map", "optional", "unknown"]),
 });
 
-export const onnxVariantSchema = z.strictObject({
+const onnxVariantSchema = z.strictObject({
   path: z.string(),
   component: z.string(),
   quantization: z.string().nullable(),
   size: count,
 });
 
-export const onnxExternalDataSchema = z.strictObject({
+const onnxExternalDataSchema = z.strictObject({
   /** As written in the graph. */
   location: z.string(),
   tensors: count,
@@ -75,7 +74,7 @@ export const onnxExternalDataSchema = z.strictObject({
   safe: z.boolean(),
 });
 
-export const onnxGenaiConfigSchema = z.strictObject({
+const onnxGenaiConfigSchema = z.strictObject({
   path: z.string().nullable(),
   modelType: z.string().nullable(),
   contextLength: z.number().int().positive().nullable(),
@@ -118,15 +117,14 @@ export type OnnxDetails = z.infer<typeof onnxDetailsSchema>;
 
 // --- Transformers (safetensors, pytorch) ---------------------------------------------------------------------------
 
-export const invalidShardSchema = z.strictObject({
+const invalidShardSchema = z.strictObject({
   path: z.string(),
   message: z.string(),
   /** What the first bytes say the file is instead (a renamed GGUF or pickle). */
   actualFormat: z.enum(["gguf", "torch-zip", "pickle"]).nullable(),
 });
-export type InvalidShardDetail = z.infer<typeof invalidShardSchema>;
 
-export const safetensorsDtypeStatsSchema = z.strictObject({ tensors: count, parameters: count, bytes: count });
+const safetensorsDtypeStatsSchema = z.strictObject({ tensors: count, parameters: count, bytes: count });
 
 const transformersShape = {
   /** Shards the index names that are not in the folder. */
@@ -172,18 +170,18 @@ export type TransformersDetails = z.infer<typeof transformersDetailsSchema>;
 
 // --- LiteRT ---------------------------------------------------------------------------------------------------------
 
-export const liteRtContainerSchema = z.enum(["litertlm", "task", "tflite"]);
+const liteRtContainerSchema = z.enum(["litertlm", "task", "tflite"]);
 
 const litertlmValue = z.union([z.string(), z.number(), z.boolean()]);
 
-export const litertlmDetailsSchema = z.strictObject({
+const litertlmDetailsSchema = z.strictObject({
   version: z.string(),
   systemMetadata: z.record(z.string(), litertlmValue),
   sections: z.array(z.strictObject({ dataType: z.string(), begin: z.number().nonnegative(), end: z.number().nonnegative(), items: z.record(z.string(), litertlmValue) })),
   modelTypes: z.array(z.string()),
 });
 
-export const liteRtBundleSchema = z.strictObject({
+const liteRtBundleSchema = z.strictObject({
   entries: z.array(z.strictObject({ name: z.string(), size: count, compressed: z.boolean(), tflite: z.boolean().nullable() })).optional(),
   /** The TFLite models inside, by entry name. */
   models: z.array(z.string()).optional(),
@@ -192,7 +190,7 @@ export const liteRtBundleSchema = z.strictObject({
   llm: z.boolean().optional(),
 });
 
-export const tfliteSummarySchema = z.strictObject({
+const tfliteSummarySchema = z.strictObject({
   version: z.number().int().nullable(),
   description: z.string().nullable(),
   subgraphCount: count,
@@ -224,15 +222,8 @@ export type LiteRtDetails = z.infer<typeof liteRtDetailsSchema>;
 
 // --- unknown, upstream ----------------------------------------------------------------------------------------------
 
-export const upstreamDetailsSchema = z.strictObject({
-  /** The configured upstream server that serves the model. */
-  upstream: z.string(),
-});
-export type UpstreamDetails = z.infer<typeof upstreamDetailsSchema>;
-
 /**
  * Format `unknown`: nothing found (`{}`), a transformers folder without weights (its config facts), or a model an
  * upstream server serves (`{ upstream }`).
  */
 export const unknownDetailsSchema = z.strictObject({ ...transformersShape, upstream: z.string().optional() });
-export type UnknownDetails = z.infer<typeof unknownDetailsSchema>;

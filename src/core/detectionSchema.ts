@@ -103,9 +103,6 @@ export const formatDetectionSchema = z.discriminatedUnion("format", [
 /** Fields a format detector fills; `source`, `engine` and `alternatives` are added by detectModel. */
 export type FormatDetection = z.infer<typeof formatDetectionSchema>;
 
-/** Any detection's details: a union over formats (narrow by `format`, or use the accessors below). */
-export type DetectionDetails = FormatDetection["details"];
-
 /** Facts `tabagent detect --probe` adds to any format's details. */
 export interface ProbeDetails {
   loadProbe?: string;

@@ -5,7 +5,7 @@
 export type OpenAIErrorType =
   "invalid_request_error" | "not_found_error" | "rate_limit_error" | "server_error" | "service_unavailable_error" | "authentication_error" | "permission_error";
 
-export interface TabAgentErrorOptions {
+interface TabAgentErrorOptions {
   param?: string | null;
   code?: string | null;
   cause?: unknown;
@@ -38,16 +38,6 @@ export class UnsupportedParameterError extends InvalidRequestError {
   constructor(param: string, detail = "is not supported yet") {
     super(`Parameter '${param}' ${detail}.`, { param, code: "unsupported_parameter" });
   }
-}
-
-export class UnsupportedMediaTypeError extends TabAgentError {
-  override readonly status = 415;
-  override readonly type = "invalid_request_error" as const;
-}
-
-export class PayloadTooLargeError extends TabAgentError {
-  override readonly status = 413;
-  override readonly type = "invalid_request_error" as const;
 }
 
 export class RouteNotFoundError extends TabAgentError {

@@ -75,7 +75,7 @@ export function describeSkippedLink(l: SkippedLink): string {
   return `symlink ${l.path}${to} skipped: ${why}`;
 }
 
-export interface LocalModelFileSystemOptions {
+interface LocalModelFileSystemOptions {
   /** More real folders symlinks may lead into (a models folder: links between its entries are fine). */
   linkRoots?: string[];
 }

@@ -1,12 +1,12 @@
 import { bitnetFlavorReason, hasInvalidWeights, pickleAllowed, type EngineName, type FormatDetection } from "../core/detectionSchema.js";
 import { ENGINES, enginesForFormat } from "../engines/engineTable.js";
 
-export interface EngineChoice {
+interface EngineChoice {
   engine: { name: EngineName; reason: string } | null;
   alternatives: EngineName[];
 }
 
-export interface ChooseEngineOptions {
+interface ChooseEngineOptions {
   /** Engine named in the model's config; wins when it can serve the format. */
   override?: EngineName;
   /** Engines that a second detector found usable (an ONNX export beside safetensors weights, say). */

@@ -23,7 +23,7 @@ export interface RemoteSource {
   file: string | null;
 }
 
-export interface DetectSourceOptions {
+interface DetectSourceOptions {
   signal?: AbortSignal;
   /** Opens a source that is not a local path (a Hugging Face repo id); resolves null when it is not one. */
   openRemote?: (source: string, signal?: AbortSignal) => Promise<RemoteSource | null>;

@@ -2,7 +2,7 @@ import type { RemoteSource } from "./detectSource.js";
 import { DEFAULT_HUB_URL, HubModelFileSystem } from "./hub/HubModelFileSystem.js";
 import { looksLikeHubSource, parseHubSource } from "./hub/parseHubSource.js";
 
-export interface HubAccess {
+interface HubAccess {
   /** Default https://huggingface.co (`HF_ENDPOINT`, as Python's huggingface_hub reads it). */
   hubUrl?: string;
   /** `HF_TOKEN`: for gated and private repos. */

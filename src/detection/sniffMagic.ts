@@ -1,7 +1,7 @@
 import type { ModelFileSystem } from "./ModelFileSystem.js";
 import { WEIGHTS_MAGIC_BYTES, sniffWeightsMagic } from "./transformers/sniffWeightsMagic.js";
 
-export type Magic = "gguf" | "tflite" | "zip" | "pickle" | "safetensors" | "none";
+type Magic = "gguf" | "tflite" | "zip" | "pickle" | "safetensors" | "none";
 
 /**
  * What the first bytes say a file is. Magic bytes win over extensions. ONNX (plain protobuf) has no magic, so it
@@ -16,7 +16,7 @@ export async function sniffMagic(fs: ModelFileSystem, path: string, signal?: Abo
   }
 }
 
-export function magicOf(head: Uint8Array): Magic {
+function magicOf(head: Uint8Array): Magic {
   // A TFLite FlatBuffer carries its file identifier at offset 4.
   if (head.length >= 8 && String.fromCharCode(...head.subarray(4, 8)) === "TFL3") return "tflite";
   const weights = sniffWeightsMagic(head);

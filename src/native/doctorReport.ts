@@ -16,7 +16,7 @@ import {
   type LlamaServerVariant,
 } from "./findLlamaServer.js";
 
-export interface DoctorOptions {
+interface DoctorOptions {
   env: NodeJS.ProcessEnv;
   /** Per-variant paths from the config file, as findLlamaServer's `configPath`. */
   configPaths?: Partial<Record<LlamaServerVariant, string>>;
@@ -35,7 +35,7 @@ export interface DoctorOptions {
   timeoutMs?: number;
 }
 
-export interface LlamaServerReport {
+interface LlamaServerReport {
   variant: LlamaServerVariant;
   path: string | null;
   source: LlamaServerSource | null;
@@ -47,14 +47,14 @@ export interface LlamaServerReport {
   help: string | null;
 }
 
-export interface ProbeResult<T> {
+interface ProbeResult<T> {
   ok: boolean;
   value: T | null;
   error: string | null;
   ms: number;
 }
 
-export interface EngineReport {
+interface EngineReport {
   name: EngineName;
   summary: string;
   formats: readonly ModelFormatName[];
@@ -64,7 +64,7 @@ export interface EngineReport {
   help: string | null;
 }
 
-export interface DoctorReport {
+interface DoctorReport {
   node: { version: string; execPath: string };
   platform: { os: NodeJS.Platform; arch: string; release: string };
   cpu: { count: number; model: string | null; defaultThreads: number; threads: number };

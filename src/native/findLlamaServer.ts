@@ -13,7 +13,7 @@ export interface LlamaServerCandidate {
   problem: string;
 }
 
-export type FindLlamaServerResult = { path: string; source: LlamaServerSource; tried: LlamaServerCandidate[] } | { path: null; tried: LlamaServerCandidate[] };
+type FindLlamaServerResult = { path: string; source: LlamaServerSource; tried: LlamaServerCandidate[] } | { path: null; tried: LlamaServerCandidate[] };
 
 export interface FindLlamaServerOptions {
   /** The model's own `llamaServerPath` from the config file (relative paths resolve against the cwd). */
@@ -28,11 +28,11 @@ export interface FindLlamaServerOptions {
   pathDirs?: readonly string[];
 }
 
-export const LLAMA_SERVER_ENV: Record<LlamaServerVariant, string> = {
+const LLAMA_SERVER_ENV: Record<LlamaServerVariant, string> = {
   standard: "TABAGENT_LLAMA_SERVER",
   bitnet: "TABAGENT_LLAMA_SERVER_BITNET",
 };
-export const RELEASE_DIR_ENV = "TABAGENT_RELEASE_DIR";
+const RELEASE_DIR_ENV = "TABAGENT_RELEASE_DIR";
 
 /** Same default as native/build-llama-server.sh, so the daemon finds what the script built. */
 export function defaultBuildCacheDir(env: NodeJS.ProcessEnv): string {
@@ -41,7 +41,7 @@ export function defaultBuildCacheDir(env: NodeJS.ProcessEnv): string {
 }
 
 /** The release folders name platforms the way people do, not the way Node does. */
-export function releasePlatformName(platform: NodeJS.Platform): string {
+function releasePlatformName(platform: NodeJS.Platform): string {
   if (platform === "darwin") return "macos";
   if (platform === "win32") return "windows";
   return platform;

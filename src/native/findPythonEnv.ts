@@ -15,7 +15,7 @@ export interface PythonLookup {
   tried: { source: PythonSource; path: string; problem: string }[];
 }
 
-export const PYTHON_ENV = "TABAGENT_PYTHON";
+const PYTHON_ENV = "TABAGENT_PYTHON";
 export const SETUP_COMMAND = "tabagent setup python";
 
 /** Same default as native/setup-python.sh. */
@@ -30,7 +30,7 @@ const venvInfoSchema = z.object({
   dev: z.boolean(),
   runtimeRequirementsSha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
-export type VenvInfo = z.infer<typeof venvInfoSchema>;
+type VenvInfo = z.infer<typeof venvInfoSchema>;
 
 /** sha256 of native/python/requirements.txt: a venv built from other pins is not used. */
 export async function runtimeRequirementsHash(): Promise<string> {

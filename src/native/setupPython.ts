@@ -7,7 +7,7 @@ import type { Spawner } from "../supervisor/Spawner.js";
 import { projectRoot } from "./projectRoot.js";
 import { SETUP_COMMAND } from "./findPythonEnv.js";
 
-export interface SetupPythonOptions {
+interface SetupPythonOptions {
   variant?: "cpu" | "cuda";
   dev?: boolean;
   dataDir?: string;
@@ -28,7 +28,7 @@ export interface SetupPythonOptions {
  * Why a setup failed. The message says what failed and what to run; pip's last lines are in `lastLines` (the CLI
  * has shown them as they came, the daemon logs them): a daemon's client, who may be remote, never sees them.
  */
-export class PythonSetupError extends TabAgentError {
+class PythonSetupError extends TabAgentError {
   override readonly status = 503;
   override readonly type = "service_unavailable_error" as const;
   constructor(

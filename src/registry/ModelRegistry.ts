@@ -66,7 +66,7 @@ export function defaultModelId(path: string): string {
     .replace(/\.(gguf|onnx|tflite|task|litertlm|safetensors)$/i, "");
 }
 
-export interface DescribeOptions {
+interface DescribeOptions {
   cache?: DetectionCache;
   engine?: EngineName;
   signal?: AbortSignal;

@@ -5,7 +5,7 @@ import type { ModelDescriptor } from "../core/types.js";
 import type { ModelRunner } from "./ModelRunner.js";
 import { planEviction } from "./planEviction.js";
 
-export interface EvictionPolicyOptions {
+interface EvictionPolicyOptions {
   /** Every model's runner, by model id (the router's table; read, never changed here). */
   runners: ReadonlyMap<string, ModelRunner>;
   logger: Logger;

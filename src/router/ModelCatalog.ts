@@ -43,7 +43,7 @@ export interface ModelStatus {
 /** What a loaded (or not yet loaded) model is doing; undefined for a model never used. */
 export type UsageOf = (id: string) => { state: RunnerState; running: number; queued: number; runtime: RuntimeInfo | null } | undefined;
 
-export interface ModelCatalogOptions {
+interface ModelCatalogOptions {
   registry: ModelRegistry;
   /** The engines this daemon can run (only the keys matter here). */
   backends: Partial<Record<EngineName, unknown>>;

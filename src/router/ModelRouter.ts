@@ -13,7 +13,7 @@ import { ModelRunner, type Lease } from "./ModelRunner.js";
 import { RequestAdmission } from "./RequestAdmission.js";
 
 // The types callers know the router by; they live with the module that owns them.
-export { type Endpoint, type ModelStatus, type PendingModel } from "./ModelCatalog.js";
+export { type ModelStatus, type PendingModel } from "./ModelCatalog.js";
 
 export interface ModelRouterOptions {
   registry: ModelRegistry;

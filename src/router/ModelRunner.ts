@@ -8,7 +8,7 @@ import { QueueOverflow, SlotQueue } from "./SlotQueue.js";
 
 export type RunnerState = "unloaded" | "loading" | "loaded" | "unloading";
 
-export interface RunnerOptions {
+interface RunnerOptions {
   idleTtlMs: number;
   queueSize: number;
   clock: Clock;

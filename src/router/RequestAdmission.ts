@@ -9,7 +9,7 @@ export interface AdmissionTarget {
   acquire(signal: AbortSignal): Promise<Lease>;
 }
 
-export interface RequestAdmissionOptions {
+interface RequestAdmissionOptions {
   /** Requests admitted at once (running or queued) across all models; default unlimited. */
   maxInflight?: number;
 }

@@ -1,6 +1,6 @@
 import type { RunnerState } from "./ModelRunner.js";
 
-export interface ResidentModel {
+interface ResidentModel {
   id: string;
   /** Estimated memory while loaded. */
   bytes: number;
@@ -10,14 +10,14 @@ export interface ResidentModel {
   state: RunnerState;
 }
 
-export interface EvictionLimits {
+interface EvictionLimits {
   /** Most models loaded at once; 0 = no limit. */
   maxLoaded: number;
   /** Bytes all loaded models may use together; 0 = no limit. */
   memoryBudget: number;
 }
 
-export type EvictionPlan =
+type EvictionPlan =
   | { ok: true; victims: string[] }
   /** `wait`: models still loading or unloading may change the picture; `never`: this model cannot fit at all. */
   | { ok: false; retry: "wait" | "busy" | "never"; reason: string };

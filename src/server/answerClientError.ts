@@ -11,7 +11,7 @@ const LINGER_MS = 2_000;
 const answered = new WeakSet<Duplex>();
 
 /** Node's parser and timeout errors (llhttp `HPE_*` codes, `ERR_HTTP_REQUEST_TIMEOUT`) as the error we answer with. */
-export function protocolErrorFor(err: NodeJS.ErrnoException): HttpProtocolError {
+function protocolErrorFor(err: NodeJS.ErrnoException): HttpProtocolError {
   switch (err.code) {
     case "HPE_HEADER_OVERFLOW":
       return new HttpProtocolError(431, "The request's headers are larger than the server accepts.", "headers_too_large");

@@ -17,7 +17,7 @@ import { registerReadyRoute, type Readiness } from "./metrics/registerReadyRoute
 import { registerDocsRoutes } from "../api/openapi/registerDocsRoutes.js";
 import type { ModelRouter } from "../router/ModelRouter.js";
 
-export interface AppDeps {
+interface AppDeps {
   router: ModelRouter;
   logger: Logger;
   bodyLimitBytes: number;

@@ -45,7 +45,7 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-export interface CreateDaemonOptions {
+interface CreateDaemonOptions {
   config: Config;
   logger: Logger;
   clock?: Clock;

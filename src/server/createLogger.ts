@@ -1,7 +1,7 @@
 import { pino, type Logger } from "pino";
 import { redactUrl } from "./redactUrl.js";
 
-export interface CreateLoggerOptions {
+interface CreateLoggerOptions {
   level: string;
   /** Human-readable output (pino-pretty) instead of JSON lines. Default: when stdout is a TTY. */
   pretty?: boolean;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 
-export interface InflightTracker {
+interface InflightTracker {
   readonly size: number;
   /** Resolves once no request is in flight. */
   idle(): Promise<void>;

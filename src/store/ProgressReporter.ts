@@ -5,15 +5,15 @@ import type { PullEvent } from "./pullModel.js";
  * `tty`: one redrawn progress line per file (bytes, speed, ETA). `json`: one JSON object per line (progress at most
  * once a second). `lines`: a line per file when it starts and ends, for logs and pipes. `quiet`: nothing.
  */
-export type ProgressMode = "tty" | "json" | "lines" | "quiet";
+type ProgressMode = "tty" | "json" | "lines" | "quiet";
 
-export interface ProgressOutput {
+interface ProgressOutput {
   write(text: string): unknown;
   isTTY?: boolean;
   columns?: number;
 }
 
-export interface ProgressReporterOptions {
+interface ProgressReporterOptions {
   out: ProgressOutput;
   mode: ProgressMode;
   /** Milliseconds; injectable for tests. */
@@ -31,7 +31,7 @@ export function defaultProgressMode(out: ProgressOutput, flags: { json?: boolean
 
 const SPEED_WINDOW_MS = 5_000;
 
-export interface ProgressLine {
+interface ProgressLine {
   name: string;
   done: number;
   total: number;

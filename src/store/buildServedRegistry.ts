@@ -10,19 +10,19 @@ import type { DiscoveredModel, ModelOrigin } from "./DiscoveredModel.js";
 import { discoverStoreModels } from "./discoverStoreModels.js";
 import { resolveStoreDir } from "./resolveStoreDir.js";
 
-export interface ServedModels {
+interface ServedModels {
   registry: ModelRegistry;
   /** Where each listed model comes from (`tabagent ls`'s SOURCE column; `rm` only touches `store`). */
   origins: Map<string, { origin: ModelOrigin; label: string; store?: DiscoveredModel["store"] }>;
 }
 
 /** The config without its hub-sourced entries, which name no file until they are pulled. */
-export function localConfig(config: Config): Config {
+function localConfig(config: Config): Config {
   return { ...config, models: config.models.filter((m) => !m.path.startsWith(HUB_SOURCE_PATH_PREFIX)) };
 }
 
 /** Models found by each discovery source in the config, in its order. */
-export async function discoverModels(
+async function discoverModels(
   config: Config,
   env: NodeJS.ProcessEnv,
   options: { cache?: DetectionCache; logger?: Logger; signal?: AbortSignal } = {},

@@ -25,7 +25,7 @@ const MODEL_LAYER = "application/vnd.ollama.image.model";
 const PART = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** `registry.ollama.ai/library/llama3.2/3b` → `llama3.2:3b`; other namespaces keep theirs: `hf.co/owner/name/Q4_K_M` → `owner--name:Q4_K_M`. */
-export function ollamaModelId(host: string, namespace: string, model: string, tag: string): string | null {
+function ollamaModelId(host: string, namespace: string, model: string, tag: string): string | null {
   if (![host, namespace, model, tag].every((p) => PART.test(p))) return null;
   const id = namespace === "library" && host === "registry.ollama.ai" ? `${model}:${tag}` : `${namespace}--${model}:${tag}`;
   return MODEL_ID_PATTERN.test(id) ? id : null;

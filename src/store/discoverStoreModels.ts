@@ -11,7 +11,7 @@ import { storeModelId } from "./storeModelId.js";
 const COMMIT = /^[0-9a-f]{40}$/;
 
 /** The snapshot a repo is served from: the one `refs/main` names, else the most recently written one. */
-export async function currentSnapshot(layout: HubCacheLayout, repo: string): Promise<string | null> {
+async function currentSnapshot(layout: HubCacheLayout, repo: string): Promise<string | null> {
   const fromRef = await layout.readRef(repo, "main");
   const snapshots = join(layout.repoDir(repo), "snapshots");
   const names = (await readdir(snapshots).catch(() => [] as string[])).filter((n) => COMMIT.test(n));

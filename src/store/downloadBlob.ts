@@ -12,7 +12,7 @@ export interface BlobDigest {
   hex: string;
 }
 
-export interface DownloadBlobOptions {
+interface DownloadBlobOptions {
   /** `/resolve/<commit>/<file>`: the hub redirects LFS files to its CDN, and fetch follows. */
   url: string;
   size: number;
@@ -34,7 +34,7 @@ export interface DownloadBlobOptions {
   ) => void;
 }
 
-export interface DownloadBlobResult {
+interface DownloadBlobResult {
   /** The blob was already in the store (this run or a concurrent one put it there). */
   reused: boolean;
   /** Bytes fetched over the network by this call. */

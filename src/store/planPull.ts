@@ -24,7 +24,7 @@ export interface PlannedFile {
   digest: BlobDigest;
 }
 
-export interface PullPlan {
+interface PullPlan {
   format: string;
   files: PlannedFile[];
   /** The file an engine opens (a GGUF's first part), relative to the snapshot; null: the snapshot folder itself. */

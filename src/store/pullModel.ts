@@ -15,7 +15,7 @@ import { storeModelId } from "./storeModelId.js";
 const COMMIT = /^[0-9a-f]{40}$/;
 const METADATA_TIMEOUT_MS = 60_000;
 
-export interface PullModelOptions {
+interface PullModelOptions {
   /** `owner/name[@revision][:file-or-quant]`. */
   source: string;
   /** The hub cache folder (resolveStoreDir). */

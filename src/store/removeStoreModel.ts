@@ -5,7 +5,7 @@ import { StoreRefusalError } from "./errors.js";
 import { HubCacheLayout } from "./HubCacheLayout.js";
 import { isHexDigest } from "./isSafeRepoPath.js";
 
-export interface RemoveResult {
+interface RemoveResult {
   removedLinks: number;
   removedBlobs: number;
   freedBytes: number;

@@ -49,7 +49,7 @@ function rank(quant: string | null): number {
   return i < 0 ? GGUF_QUANT_PREFERENCE.length : i;
 }
 
-export interface GgufChoice {
+interface GgufChoice {
   group: GgufModelFiles;
   quant: string | null;
   /** Every file to fetch: the model (all split parts) and the vision projector beside it, if any. */

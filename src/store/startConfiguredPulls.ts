@@ -9,7 +9,7 @@ import { pullModel, type PullEvent } from "./pullModel.js";
 import { resolveStoredSource } from "./resolveStoredSource.js";
 import { storeSettings } from "./storeSettings.js";
 
-export interface ConfiguredPulls {
+interface ConfiguredPulls {
   /** Ids of models pulled in the background (already-stored ones are registered before this resolves). */
   pulling: string[];
   /** Resolves when every background pull has finished (or failed). */

@@ -4,7 +4,7 @@ import { ConfigError } from "../core/errors.js";
 import { DEFAULT_HUB_URL } from "../detection/hub/HubModelFileSystem.js";
 import { resolveStoreDir } from "./resolveStoreDir.js";
 
-export interface StoreSettings {
+interface StoreSettings {
   storeDir: string;
   hubUrl: string;
   /** Never logged or printed. */

@@ -12,7 +12,7 @@ import type { ProcessRegistry } from "./ProcessRegistry.js";
 import { RingBuffer } from "./RingBuffer.js";
 import type { ChildHandle, CommandSpec, ExitInfo, Spawner } from "./Spawner.js";
 
-export type ProcessState = "stopped" | "starting" | "ready" | "stopping" | "failed";
+type ProcessState = "stopped" | "starting" | "ready" | "stopping" | "failed";
 
 export interface RestartPolicy {
   /** Failures (crashes and failed starts) tolerated within `windowMs`; one more and the process is `failed`. Default 5. */
@@ -96,7 +96,7 @@ export interface ManagedProcessOptions<A = number> {
   outputLevel?: (line: string) => "debug" | "info" | "warn";
 }
 
-export interface ProcessStatus {
+interface ProcessStatus {
   name: string;
   state: ProcessState;
   pid: number | null;

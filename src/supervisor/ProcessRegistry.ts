@@ -1,5 +1,5 @@
 /** Anything whose process group can be killed synchronously (a ChildHandle is one). */
-export interface KillableGroup {
+interface KillableGroup {
   readonly pid: number | undefined;
   killGroup(signal: NodeJS.Signals): void;
 }

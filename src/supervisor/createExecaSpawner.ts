@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { execa } from "execa";
 import type { ChildHandle, CommandSpec, ExitInfo, Spawner } from "./Spawner.js";
 
-export interface ExecaSpawnerOptions {
+interface ExecaSpawnerOptions {
   /**
    * Path to util-linux `setpriv`, used to run every child as `setpriv --pdeathsig KILL -- file args...` so that the
    * kernel kills the child when the daemon dies, even by SIGKILL. `null` turns this off.

@@ -5,7 +5,7 @@ import type { ProcessRegistry } from "./ProcessRegistry.js";
 type Listener = (...args: any[]) => void;
 
 /** The part of `process` the handlers use (tests pass a fake). */
-export interface ExitHookTarget {
+interface ExitHookTarget {
   readonly pid: number;
   on(event: string, listener: Listener): unknown;
   off(event: string, listener: Listener): unknown;

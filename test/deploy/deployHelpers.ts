@@ -2,7 +2,7 @@
 // systemd unit files and Dockerfiles.
 import { execa } from "execa";
 import { startListening as startServeCommand, type ServeProcess } from "../helpers/spawnCli.js";
-import { chmodSync, cpSync, existsSync, mkdtempSync } from "node:fs";
+import { chmodSync, cpSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,7 @@ export const REPO = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/
 /** The PATH systemd gives system services. */
 export const SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-export interface RunResult {
+interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
@@ -38,7 +38,7 @@ export async function hasCommand(name: string): Promise<boolean> {
   return r.code === 0 && r.stdout.trim() !== "";
 }
 
-export const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
 /**
  * Runs a command as an unprivileged user: directly when the tests already run as one, else (CI runs as root) as
@@ -169,8 +169,6 @@ export function shellWords(command: string): string[] {
   return words;
 }
 
-export type { ServeProcess as ListeningDaemon } from "../helpers/spawnCli.js";
-
 /** Starts a daemon command with exactly `env` (nothing inherited) and waits for its "listening" line. */
 export function startListening(file: string, args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ServeProcess> {
   return startServeCommand(file, args, { env, extendEnv: false }, timeoutMs);
@@ -179,9 +177,4 @@ export function startListening(file: string, args: string[], env: Record<string,
 /** PATH for a child that must find this very node first. */
 export function pathWithThisNode(rest: string = process.env.PATH ?? SYSTEMD_PATH): string {
   return `${dirname(process.execPath)}:${rest}`;
-}
-
-export function mustExist(path: string): string {
-  if (!existsSync(path)) throw new Error(`${path} does not exist`);
-  return path;
 }

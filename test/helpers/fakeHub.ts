@@ -30,7 +30,7 @@ export interface FakeHubRepo {
   reportedLfsOid?: Record<string, string>;
 }
 
-export interface FakeHubOptions {
+interface FakeHubOptions {
   /** Tokens the hub accepts; any other Bearer token gets 401 everywhere. Default: any token starting `hf_`. */
   tokens?: string[];
   /** Tree page size; the next page is announced in a `Link: <...>; rel="next"` header as the hub does. */

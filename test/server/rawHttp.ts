@@ -6,7 +6,7 @@ export interface RawResponse {
   body: string;
 }
 
-export interface RawExchange {
+interface RawExchange {
   /** Everything the server wrote before it closed the connection (or before `timeoutMs`). */
   text: string;
   /** The first response in `text`, or null when the server wrote nothing. */

@@ -3,7 +3,7 @@ import { PassThrough } from "node:stream";
 import type { ChildHandle, CommandSpec, ExitInfo, Spawner } from "../../src/supervisor/Spawner.js";
 
 /** A child process that only does what the test tells it. */
-export class FakeChild implements ChildHandle {
+class FakeChild implements ChildHandle {
   readonly stdout = new PassThrough();
   readonly stderr = new PassThrough();
   readonly exited: Promise<ExitInfo>;

@@ -10,7 +10,7 @@ import { detectedTaskSchema, engineNameSchema, modelFormatSchema } from "../../c
 const int = () => z.number().int();
 const unixSeconds = () => int().nonnegative().meta({ description: "Unix time in seconds." });
 
-export const finishReasonSchema = z.enum(["stop", "length", "tool_calls", "content_filter"]).meta({
+const finishReasonSchema = z.enum(["stop", "length", "tool_calls", "content_filter"]).meta({
   description: "`stop`: the model ended its turn or a stop sequence matched; `length`: max_tokens or the context ran out.",
 });
 
@@ -105,7 +105,7 @@ export const embeddingResponseSchema = z.object({
   usage: z.object({ prompt_tokens: int().nonnegative(), total_tokens: int().nonnegative() }),
 });
 
-export const runnerStateSchema = z.enum(["unloaded", "loading", "loaded", "unloading", "downloading", "download-failed"]);
+const runnerStateSchema = z.enum(["unloaded", "loading", "loaded", "unloading", "downloading", "download-failed"]);
 
 /** The `tabagent` extension of a model served by this daemon: what detection found. */
 export const localModelExtensionSchema = z.object({

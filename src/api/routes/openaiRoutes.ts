@@ -18,7 +18,7 @@ export interface RequestLimits {
   maxMessages: number;
 }
 
-export interface OpenAIRoutesOptions {
+interface OpenAIRoutesOptions {
   router: ModelRouter;
   limits: RequestLimits;
   /** DaemonMetrics, or NO_METRICS when metrics are off. */

@@ -6,7 +6,7 @@ import { SseWriter } from "../openai/SseWriter.js";
 import { readAhead } from "../../backends/generation/readAhead.js";
 import { setStreamFailure } from "../streamFailure.js";
 
-export interface SendGenerationOptions {
+interface SendGenerationOptions {
   request: FastifyRequest;
   reply: FastifyReply;
   chunks: AsyncIterable<GenerationChunk>;

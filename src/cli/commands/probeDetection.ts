@@ -14,7 +14,7 @@ const SAMPLE_CONVERSATION = [
   { role: "user", content: "Tell me a joke." },
 ];
 
-export interface ProbeDetectionOptions {
+interface ProbeDetectionOptions {
   logger: Logger;
   /** Where GGUF probe verdicts are kept (shared with the daemon). */
   probeCacheFile: string;

@@ -52,7 +52,7 @@ function latin1(buf: Uint8Array, start: number, end: number): string {
 }
 
 /** Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF), as `TextDecoder({ fatal: true })` checks it. */
-export function isUtf8(b: Uint8Array, start: number, end: number): boolean {
+function isUtf8(b: Uint8Array, start: number, end: number): boolean {
   let i = start;
   while (i < end) {
     const c = b[i]!;

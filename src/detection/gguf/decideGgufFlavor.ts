@@ -7,7 +7,7 @@ export interface TensorTypeUse {
   example: string;
 }
 
-export interface GgufFlavor {
+interface GgufFlavor {
   bitnet: boolean;
   /** Which key or tensor type decided, in words. */
   reason: string;

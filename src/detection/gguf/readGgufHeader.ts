@@ -41,7 +41,7 @@ export interface GgufHeader {
   tokens: GgufTokenScan | null;
 }
 
-export interface ReadGgufHeaderOptions {
+interface ReadGgufHeaderOptions {
   signal?: AbortSignal;
   /** Arrays up to this length keep their items. */
   maxArrayItems?: number;
@@ -58,7 +58,7 @@ const MAX_STRING = 64 << 20;
 /** ggml's GGML_MAX_DIMS and GGML_MAX_NAME: gguf.cpp refuses more dimensions or longer tensor names. */
 const MAX_DIMS = 4;
 const MAX_TENSOR_NAME = 64;
-export const GGUF_DEFAULT_ALIGNMENT = 32;
+const GGUF_DEFAULT_ALIGNMENT = 32;
 const TOKENS_KEY = "tokenizer.ggml.tokens";
 
 const T = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 };

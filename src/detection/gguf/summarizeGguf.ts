@@ -15,7 +15,7 @@ const EMBEDDING_ARCHITECTURES = new Set([
   "llama-embed",
 ]);
 
-export interface GgufSummary {
+interface GgufSummary {
   architecture: string | null;
   name: string | null;
   contextLength: number | null;

@@ -1,14 +1,14 @@
 import { BITNET_GGML_TYPES, MAINLINE_GGML_BLOCKS, ggmlTypeName } from "./ggmlTypes.js";
 import type { GgufHeader, GgufValue } from "./readGgufHeader.js";
 
-export interface GgufValidation {
+interface GgufValidation {
   /** Why llama.cpp would refuse the file, or abort the process loading it; empty when it should load. */
   problems: string[];
   /** Oddities that do not stop a load. */
   warnings: string[];
 }
 
-export interface ValidateGgufOptions {
+interface ValidateGgufOptions {
   /** Size of the file the header came from. */
   fileSize: number;
   /** The BitNet fork's types (36-39) have sizes detection does not know: their layout is not checked. */
@@ -16,7 +16,7 @@ export interface ValidateGgufOptions {
 }
 
 /** No released model comes near this (the longest today declare about 10M tokens). */
-export const MAX_GGUF_CONTEXT_LENGTH = 1 << 27;
+const MAX_GGUF_CONTEXT_LENGTH = 1 << 27;
 
 const V = { U32: 4, I32: 5, F32: 6, STRING: 8, ARRAY: 9 };
 

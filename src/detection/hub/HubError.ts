@@ -2,7 +2,7 @@
  * Why a Hugging Face hub request failed, in words a user can act on. Messages name the repo, revision, file and
  * hub URL, never the access token.
  */
-export type HubErrorKind =
+type HubErrorKind =
   /** 401/403: gated or private repo, missing or rejected token. */
   | "unauthorized"
   /** 404 (or the hub's RepoNotFound): repo, revision or file. */

@@ -1,5 +1,5 @@
 /** A Hugging Face model named on the command line or in config: `owner/name[@revision][:path/in/repo]`. */
-export interface HubSource {
+interface HubSource {
   /** `owner/name`. */
   repo: string;
   /** Branch, tag or commit; `main` when not given. */

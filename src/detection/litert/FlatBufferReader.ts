@@ -3,7 +3,7 @@ import { InvalidLiteRtError } from "./InvalidLiteRtError.js";
 
 const BLOCK = 16 << 10;
 
-export interface FlatBufferReaderOptions {
+interface FlatBufferReaderOptions {
   /** Where the FlatBuffer starts in the source (a `.litertlm` header starts at 32). */
   base?: number;
   /** Its length; defaults to the rest of the source. */

@@ -23,7 +23,7 @@ export interface LitertlmHeader {
 }
 
 /** LiteRT-LM's container (schema/core/litertlm_header_schema.fbs): "LITERTLM", u32 major/minor/patch, u64 header end at 24. */
-export const LITERTLM_MAGIC = "LITERTLM";
+const LITERTLM_MAGIC = "LITERTLM";
 const HEADER_BEGIN = 32;
 /** LiteRT-LM writes a few KB of header; anything near this is not one. */
 const MAX_HEADER_BYTES = 1 << 20;

@@ -10,13 +10,13 @@ export interface ZipEntry {
   localHeaderOffset: number;
 }
 
-export interface ZipDirectory {
+interface ZipDirectory {
   entries: ZipEntry[];
   zip64: boolean;
   bytesRead: number;
 }
 
-export interface ReadZipDirectoryOptions {
+interface ReadZipDirectoryOptions {
   signal?: AbortSignal;
   maxEntries?: number;
   maxDirectoryBytes?: number;

@@ -1,6 +1,6 @@
 import type { ByteSource } from "../gguf/ByteSource.js";
 
-export type InvalidOnnxCode = "truncated" | "bad-varint" | "bad-length" | "bad-tag" | "too-deep" | "limit" | "not-onnx";
+type InvalidOnnxCode = "truncated" | "bad-varint" | "bad-length" | "bad-tag" | "too-deep" | "limit" | "not-onnx";
 
 export class InvalidOnnxError extends Error {
   constructor(

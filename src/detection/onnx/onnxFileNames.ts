@@ -75,7 +75,7 @@ export function choosePrimaryOnnx(files: OnnxFileName[]): OnnxFileName | null {
   return sorted[0] ?? null;
 }
 
-export type ExternalLocationCheck = { safe: true; path: string } | { safe: false; why: string };
+type ExternalLocationCheck = { safe: true; path: string } | { safe: false; why: string };
 
 /**
  * Where an external_data `location` points, relative to the model file's folder. Absolute paths, drive letters

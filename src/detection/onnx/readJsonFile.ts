@@ -2,7 +2,7 @@ import type { ModelFileSystem } from "../ModelFileSystem.js";
 
 export type JsonObject = Record<string, unknown>;
 
-export interface JsonRead {
+interface JsonRead {
   value: JsonObject | null;
   /** Why a present file could not be used (too large, not JSON, not an object). */
   warning: string | null;

@@ -2,7 +2,7 @@ import type { ByteSource } from "../gguf/ByteSource.js";
 import { onnxDataTypeName } from "./onnxDataTypes.js";
 import { InvalidOnnxError, ProtoCursor, Wire, type ProtoLimits } from "./ProtoCursor.js";
 
-export { InvalidOnnxError, type InvalidOnnxCode } from "./ProtoCursor.js";
+export { InvalidOnnxError } from "./ProtoCursor.js";
 
 export type OnnxDim = number | string | null;
 
@@ -53,7 +53,7 @@ export interface OnnxSummary {
   fieldsVisited: number;
 }
 
-export interface ReadOnnxSummaryOptions extends Partial<ProtoLimits> {
+interface ReadOnnxSummaryOptions extends Partial<ProtoLimits> {
   signal?: AbortSignal;
 }
 

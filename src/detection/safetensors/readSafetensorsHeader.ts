@@ -69,7 +69,7 @@ export interface SafetensorsHeader {
   parameterCount: number;
 }
 
-export interface ReadSafetensorsHeaderOptions {
+interface ReadSafetensorsHeaderOptions {
   signal?: AbortSignal;
   /** Refuse headers larger than this (default 32 MiB, DEFAULT_MAX_SAFETENSORS_HEADER_BYTES). */
   maxHeaderBytes?: number;

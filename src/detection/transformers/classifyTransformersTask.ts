@@ -1,6 +1,6 @@
 import type { DetectedTask } from "../../core/detectionSchema.js";
 
-export interface TransformersTaskInput {
+interface TransformersTaskInput {
   architectures: string[];
   modelType: string | null;
   /** Where the chat template was found (`tokenizer_config.json chat_template`), null when there is none. */
@@ -9,7 +9,7 @@ export interface TransformersTaskInput {
   sentenceTransformersMarker: string | null;
 }
 
-export interface TransformersTask {
+interface TransformersTask {
   task: DetectedTask;
   /** One line naming the file and key that decided. */
   reason: string;

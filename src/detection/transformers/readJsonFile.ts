@@ -10,7 +10,7 @@ export function isJsonObject(v: unknown): v is JsonObject {
 const PYTHON_NON_FINITE = /([:[,]\s*)-?(?:NaN|Infinity)(?=\s*[,\]}])/g;
 
 /** Any JSON value, or undefined when the text is not JSON. */
-export function parseJson(text: string): unknown {
+function parseJson(text: string): unknown {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   try {
     return JSON.parse(body);

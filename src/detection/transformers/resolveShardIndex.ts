@@ -1,6 +1,6 @@
 import { isJsonObject, type JsonObject } from "./readJsonFile.js";
 
-export interface ResolvedShardIndex {
+interface ResolvedShardIndex {
   /** Shards named by the index that exist, in first-mention order, as root-relative paths. */
   shards: string[];
   /** Names that would be safe but are not in the listing. */

@@ -15,12 +15,12 @@ export interface ModelSnapshot {
 }
 
 /** Automatic restarts of one model's child process (llama-server, ...) since the daemon started. */
-export interface RestartCount {
+interface RestartCount {
   model: string;
   restarts: number;
 }
 
-export interface DaemonMetricsOptions {
+interface DaemonMetricsOptions {
   /** Every served model, read once per scrape for the queue, running and loaded gauges. Default: none. */
   models?: () => Iterable<ModelSnapshot>;
   /** Child-process restart counts, read once per scrape. Default: none. */
@@ -40,11 +40,11 @@ export interface DaemonMetricsOptions {
 }
 
 /** `model` label for requests that name no model (GET /health, /metrics, ...). */
-export const NO_MODEL = "none";
+const NO_MODEL = "none";
 /** `model` label for an id that is not served (404 model_not_found, or a body that failed validation). */
-export const UNKNOWN_MODEL = "unknown";
+const UNKNOWN_MODEL = "unknown";
 /** `model` / `route` label once the cap on distinct values is reached. */
-export const OTHER_LABEL = "other";
+const OTHER_LABEL = "other";
 /** `route` label for requests that matched no route (404 unknown_route): the raw URL is never a label. */
 export const UNMATCHED_ROUTE = "unmatched";
 

@@ -1,5 +1,5 @@
 /** One label set's observations, kept by the caller as plain numbers. */
-export interface HistogramSnapshot {
+interface HistogramSnapshot {
   labels: Record<string, string>;
   /** Observations per bucket, not cumulative: `buckets[i]` counts values in (bounds[i-1], bounds[i]]. */
   buckets: ArrayLike<number>;

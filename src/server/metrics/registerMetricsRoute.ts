@@ -5,7 +5,7 @@ import { getRequestModel } from "./requestModel.js";
 import { getStreamFailure } from "../../api/streamFailure.js";
 
 /** Status recorded for a response the client abandoned before it was complete (nginx's "client closed request"). */
-export const CLIENT_CLOSED_STATUS = 499;
+const CLIENT_CLOSED_STATUS = 499;
 
 /** `GET /metrics`: every series of this daemon's registry, in the Prometheus text format. */
 export function registerMetricsRoute(app: FastifyInstance, metrics: DaemonMetrics): void {
@@ -16,7 +16,7 @@ export function registerMetricsRoute(app: FastifyInstance, metrics: DaemonMetric
 }
 
 /** The route pattern (`/v1/models/:id`), never the raw URL: every unmatched URL shares one label. */
-export function routeLabel(request: FastifyRequest): string {
+function routeLabel(request: FastifyRequest): string {
   if (request.is404) return UNMATCHED_ROUTE;
   return request.routeOptions.url ?? UNMATCHED_ROUTE;
 }

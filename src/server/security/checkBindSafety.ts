@@ -1,6 +1,6 @@
 import { isLoopbackHost } from "./createHostPolicy.js";
 
-export interface BindSafetyInput {
+interface BindSafetyInput {
   /** The address the server will listen on (config `host`). */
   host: string;
   /** The resolved keys (resolveApiKeys), not just config.apiKeys: a key file counts. */
@@ -8,7 +8,7 @@ export interface BindSafetyInput {
   insecureNoAuth: boolean;
 }
 
-export type BindSafety = { ok: true; warning?: string } | { ok: false; message: string };
+type BindSafety = { ok: true; warning?: string } | { ok: false; message: string };
 
 /**
  * Whether the server may listen on `host`. Loopback (127.0.0.0/8, ::1, localhost) is always fine. Anything else,

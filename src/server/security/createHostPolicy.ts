@@ -2,7 +2,7 @@ import { isIPv4, isIPv6 } from "node:net";
 import { normalizeHostEntry } from "../../config/normalizeSecurityEntries.js";
 
 /** The names a local server answers to by default, in the form a `Host` header carries them (without the port). */
-export const LOOPBACK_HOST_NAMES: readonly string[] = ["localhost", "127.0.0.1", "[::1]"];
+const LOOPBACK_HOST_NAMES: readonly string[] = ["localhost", "127.0.0.1", "[::1]"];
 
 /** Strips brackets and lower-cases: `[::1]` → `::1`. */
 function bare(host: string): string {
@@ -29,7 +29,7 @@ export function isWildcardHost(host: string): boolean {
   return isIPv6(h) && new URL(`http://[${h}]`).hostname === "[::]";
 }
 
-export interface HostPolicy {
+interface HostPolicy {
   /** True when the check is off (`*`). */
   readonly allowsAll: boolean;
   /** The names accepted besides 127.0.0.0/8 literals, normalized (for the startup log). */

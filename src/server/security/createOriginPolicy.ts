@@ -1,6 +1,6 @@
 import { normalizeOrigin } from "../../config/normalizeSecurityEntries.js";
 
-export interface OriginPolicy {
+interface OriginPolicy {
   /** False when no origin is configured: CORS is off and responses carry no CORS headers. */
   readonly enabled: boolean;
   /** Whether a browser page or extension with this `Origin` may read responses. */

@@ -19,7 +19,7 @@ export class InvalidApiKeyError extends TabAgentError {
 }
 
 /** 403s: the request is understood, and refused. */
-export class PermissionDeniedError extends TabAgentError {
+class PermissionDeniedError extends TabAgentError {
   override readonly status: number = 403;
   override readonly type = PERMISSION_ERROR;
 }

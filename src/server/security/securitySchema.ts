@@ -30,7 +30,7 @@ export function parseApiKeyFile(text: string, path: string): string[] {
   return keys;
 }
 
-export interface ResolvedApiKeys {
+interface ResolvedApiKeys {
   /** The configured keys and the file's keys, without duplicates. Empty: authentication is off. */
   keys: string[];
   /** For the log (a key file others can read). Never contains a key. */

@@ -58,7 +58,7 @@ export async function unixListenPaths(pid: number): Promise<string[]> {
   return out;
 }
 
-export interface RawResponse {
+interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: string;

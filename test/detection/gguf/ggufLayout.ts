@@ -3,7 +3,7 @@
  * bytes, a tensor's offset) instead of building files by hand. Trusts its input: only for files the tests made.
  */
 
-export interface GgufKvLayout {
+interface GgufKvLayout {
   type: number;
   /** Where the value starts (after the key and its type). For arrays: the item type. */
   valueOffset: number;
@@ -12,7 +12,7 @@ export interface GgufKvLayout {
   items?: [number, number][];
 }
 
-export interface GgufTensorLayout {
+interface GgufTensorLayout {
   name: string;
   nDimsOffset: number;
   dimOffsets: number[];
@@ -20,7 +20,7 @@ export interface GgufTensorLayout {
   offsetOffset: number;
 }
 
-export interface GgufLayout {
+interface GgufLayout {
   tensorCountOffset: number;
   kvCountOffset: number;
   kvs: Map<string, GgufKvLayout>;

@@ -3,7 +3,7 @@
  * before it, and what a table points at (strings, vectors, sub-tables) follows it, so every uoffset is positive.
  */
 
-export type FbField =
+type FbField =
   | undefined
   | { u8: number }
   | { u32: number }
@@ -14,7 +14,7 @@ export type FbField =
   | { i32s: number[] }
   | { u8s: number[] };
 
-export class FlatBufferWriter {
+class FlatBufferWriter {
   private bytes: number[] = [];
 
   private align(n: number): void {

@@ -1,6 +1,6 @@
 /** A tiny protobuf writer that emits ONNX ModelProto bytes for tests (field numbers from onnx.proto). */
 
-export type Bytes = Uint8Array;
+type Bytes = Uint8Array;
 
 export function varint(value: number | bigint): Bytes {
   let v = BigInt.asUintN(64, BigInt(value));
@@ -46,13 +46,13 @@ export function messageField(field: number, parts: Bytes[]): Bytes {
 
 export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7, FLOAT16: 10 } as const;
 
-export interface ValueSpec {
+interface ValueSpec {
   name: string;
   elemType?: number;
   shape?: (number | string | null)[];
 }
 
-export interface InitializerSpec {
+interface InitializerSpec {
   name: string;
   dims: number[];
   dataType?: number;
@@ -68,7 +68,7 @@ export interface NodeSpec {
   outputs?: string[];
 }
 
-export interface ModelSpec {
+interface ModelSpec {
   irVersion?: number;
   producer?: string;
   producerVersion?: string;
@@ -92,7 +92,7 @@ export function valueInfo(field: number, v: ValueSpec): Bytes {
   return messageField(field, [stringField(1, v.name), messageField(2, [messageField(1, tensor)])]);
 }
 
-export function tensorProto(field: number, t: InitializerSpec): Bytes {
+function tensorProto(field: number, t: InitializerSpec): Bytes {
   const parts: Bytes[] = [bytesField(1, concat(t.dims.map((d) => varint(d)))), intField(2, t.dataType ?? DataType.FLOAT), stringField(8, t.name)];
   if (t.rawBytes !== undefined) parts.push(bytesField(9, new Uint8Array(t.rawBytes)));
   if (t.external) {

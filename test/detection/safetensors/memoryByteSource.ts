@@ -1,6 +1,6 @@
 import type { ByteSource } from "../../../src/detection/gguf/ByteSource.js";
 
-export interface RecordingByteSource extends ByteSource {
+interface RecordingByteSource extends ByteSource {
   /** Every read requested, as [offset, length]. */
   reads: Array<[number, number]>;
 }

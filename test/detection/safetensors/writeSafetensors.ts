@@ -1,4 +1,3 @@
-import { writeFile } from "node:fs/promises";
 import { SAFETENSORS_DTYPE_BITS, type SafetensorsDtype } from "../../../src/detection/safetensors/readSafetensorsHeader.js";
 
 export interface TensorSpec {
@@ -8,7 +7,7 @@ export interface TensorSpec {
 }
 
 /** Bytes taken by a tensor's data (sub-byte dtypes round up, as a writer must pad them). */
-export function tensorBytes(t: TensorSpec): number {
+function tensorBytes(t: TensorSpec): number {
   return Math.ceil((t.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BITS[t.dtype]) / 8);
 }
 
@@ -46,8 +45,4 @@ export function encodeSafetensors(header: string | Uint8Array, dataBytes: number
 export function buildSafetensors(tensors: TensorSpec[], metadata?: Record<string, string>): Uint8Array {
   const { header, dataBytes } = safetensorsHeaderObject(tensors, metadata);
   return encodeSafetensors(JSON.stringify(header), dataBytes);
-}
-
-export async function writeSafetensors(path: string, tensors: TensorSpec[], metadata?: Record<string, string>): Promise<void> {
-  await writeFile(path, buildSafetensors(tensors, metadata));
 }

@@ -81,7 +81,7 @@ export async function startSecurityTestApp(
   return { app, url: `http://127.0.0.1:${port}`, port, summary, close: () => app.close() };
 }
 
-export interface RawResponse {
+interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: string;
