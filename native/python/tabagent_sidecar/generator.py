@@ -7,7 +7,7 @@ import threading
 import torch
 
 from .folder import check_folder
-from .protocol import ProtocolError
+from .protocol import REPEAT_WINDOW, ProtocolError
 
 # Decode this many earlier tokens with each new one, so tokenizers that merge spaces across tokens decode right.
 DETOK_CONTEXT = 5
@@ -119,6 +119,8 @@ class CausalLM:
         gen = torch.Generator(device="cpu")
         gen.manual_seed(sampling.seed % (1 << 63) if sampling.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
         counts = {}
+        # The repeat penalty's window: the last tokens of the prompt and the answer (kept only when it is on).
+        window = list(ids[-REPEAT_WINDOW:]) if sampling.repeat_penalty != 1.0 else None
         past = None
         step_input = torch.tensor([ids], device=self.device)
         for _ in range(max_tokens):
@@ -127,15 +129,24 @@ class CausalLM:
             out = self.model(input_ids=step_input, **self.step_kwargs, **{self.cache_arg: past})
             past = getattr(out, self.cache_arg)
             logits = out.logits[0, -1, :].float()
-            token = self.pick(logits, sampling, counts, gen)
+            token = self.pick(logits, sampling, counts, gen, window)
             yield token
             if token in self.eos:
                 return
             counts[token] = counts.get(token, 0) + 1
+            if window is not None:
+                window.append(token)
+                del window[:-REPEAT_WINDOW]
             step_input = torch.tensor([[token]], device=self.device)
 
     @staticmethod
-    def pick(logits, s, counts, gen):
+    def pick(logits, s, counts, gen, window=None):
+        """The repeat penalty first (llama.cpp's: a positive logit divided, a negative one multiplied, each token of
+        the window once), then presence/frequency, temperature, top_k, top_p and min_p in transformers' order."""
+        if window and s.repeat_penalty != 1.0:
+            idx = torch.tensor(sorted(set(window)), device=logits.device)
+            picked = logits[idx]
+            logits[idx] = torch.where(picked > 0, picked / s.repeat_penalty, picked * s.repeat_penalty)
         if counts and (s.presence_penalty or s.frequency_penalty):
             idx = torch.tensor(list(counts.keys()), device=logits.device)
             n = torch.tensor(list(counts.values()), dtype=logits.dtype, device=logits.device)
@@ -143,11 +154,19 @@ class CausalLM:
         if s.temperature == 0:
             return int(torch.argmax(logits))
         probs = torch.softmax(logits / s.temperature, dim=-1)
+        if 0 < s.top_k < probs.shape[-1]:
+            # Stable descending sort: ties at the cut keep the lower ids, as the other engines do.
+            _, order = torch.sort(probs, descending=True, stable=True)
+            drop = order[s.top_k :]
+            probs[drop] = 0
+            probs = probs / probs.sum()
         if s.top_p < 1.0:
             sorted_p, order = torch.sort(probs, descending=True)
             keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < s.top_p
             keep[0] = True
             probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_p[keep])
+        if s.min_p > 0:
+            probs = torch.where(probs >= s.min_p * probs.max(), probs, torch.zeros_like(probs))
         return int(torch.multinomial(probs.cpu(), 1, generator=gen))
 
     def run(self, ids, sampling, cancelled=None):

@@ -25,6 +25,12 @@ class Sampling:
     stop: list = field(default_factory=list)
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    top_k: int = 0  # 0 = off
+    min_p: float = 0.0  # 0 = off
+    repeat_penalty: float = 1.0  # 1 = off; over the last REPEAT_WINDOW tokens of prompt and answer
+
+
+REPEAT_WINDOW = 64
 
 
 @dataclass
@@ -87,7 +93,24 @@ def parse_sampling(body):
         stop=stop,
         presence_penalty=_number(body, "presence_penalty", -2, 2, 0.0),
         frequency_penalty=_number(body, "frequency_penalty", -2, 2, 0.0),
+        top_k=_int(body, "top_k", 0, 1 << 30) or 0,
+        min_p=_number(body, "min_p", 0, 1, 0.0),
+        repeat_penalty=_repeat_penalty(body),
     )
+
+
+def _repeat_penalty(body):
+    """llama.cpp's `repeat_penalty`, or vLLM's spelling `repetition_penalty`; both must agree when both are set."""
+    a = _number(body, "repeat_penalty", 0, 10, None)
+    b = _number(body, "repetition_penalty", 0, 10, None)
+    if a is not None and b is not None and a != b:
+        raise ProtocolError("repeat_penalty and repetition_penalty differ", "repetition_penalty")
+    v = a if a is not None else b
+    if v is None:
+        return 1.0
+    if v <= 0:
+        raise ProtocolError("repeat_penalty must be greater than 0", "repeat_penalty")
+    return v
 
 
 def parse_chat(body):
@@ -118,13 +141,34 @@ def parse_completion(body):
 def parse_embeddings(body):
     body = _require_object(body)
     inputs = body.get("input")
-    if isinstance(inputs, str):
+    flat = isinstance(inputs, list) and bool(inputs) and all(_is_id(t) for t in inputs)
+    if isinstance(inputs, str) or flat:
         inputs = [inputs]
-    if not isinstance(inputs, list) or not inputs or not all(isinstance(s, str) for s in inputs):
-        raise ProtocolError("input must be a string or a non-empty list of strings", "input")
+    ok = isinstance(inputs, list) and inputs and (
+        all(isinstance(s, str) for s in inputs) or all(isinstance(t, list) and t and all(_is_id(i) for i in t) for t in inputs)
+    )
+    if not ok:
+        raise ProtocolError(
+            "input must be a string, a non-empty list of strings, a list of token ids or a list of lists of token ids", "input"
+        )
     if len(inputs) > 2048:
         raise ProtocolError("input holds more than 2048 items", "input")
     fmt = body.get("encoding_format", "float")
     if fmt not in (None, "float"):
         raise ProtocolError("encoding_format must be float (the daemon encodes base64 itself)", "encoding_format")
-    return inputs
+    return Embeddings(inputs=inputs, flat=flat)
+
+
+@dataclass
+class Embeddings:
+    inputs: list  # strings, or lists of token ids
+    flat: bool = False  # one flat list of ids was sent: a bad id is input[j]
+
+    def param(self, i, j=None):
+        if j is None:
+            return "input" if self.flat else f"input[{i}]"
+        return f"input[{j}]" if self.flat else f"input[{i}][{j}]"
+
+
+def _is_id(v):
+    return isinstance(v, int) and not isinstance(v, bool)

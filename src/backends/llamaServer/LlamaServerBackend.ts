@@ -1,11 +1,12 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
 import { EngineUnavailableError } from "../../core/errors.js";
-import type { ModelDescriptor } from "../../core/types.js";
+import type { ChatRequest, CompletionRequest, GenerationChunk, GenerationOptions, ModelDescriptor, SamplingParams } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
 import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
 import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
+import { seed32 } from "../generation/seed32.js";
 
 export interface LlamaServerBackendOptions {
   variant: LlamaServerVariant;
@@ -32,6 +33,24 @@ export interface LlamaServerBackendOptions {
   transport?: "unix" | "tcp";
 }
 
+/**
+ * Sampling for llama-server, every sampler explicit: its own defaults (top_k 40, top_p 0.95, min_p 0.05) are not
+ * OpenAI's (no cut-off), so a request that sets none must say so. Its seed is 32 bits (2^32 - 1, or -1, means
+ * "random"), so the seed is folded by seed32, as node-llama-cpp's is.
+ */
+export function llamaServerSampling<R extends GenerationOptions>(request: R): R {
+  const s = request.sampling;
+  const sampling: SamplingParams = {
+    ...s,
+    topP: s.topP ?? 1,
+    topK: s.topK ?? 0,
+    minP: s.minP ?? 0,
+    repeatPenalty: s.repeatPenalty ?? 1,
+    seed: s.seed === undefined ? undefined : seed32(s.seed),
+  };
+  return { ...request, sampling };
+}
+
 /** Arguments the daemon sets itself (each takes a value). */
 const RESERVED_FLAGS = new Set(["--host", "--port", "--api-key", "--api-key-file"]);
 
@@ -54,6 +73,14 @@ export class LlamaServerBackend extends ChildServerBackend {
   ) {
     super(descriptor);
     this.parallel = options.parallel;
+  }
+
+  override chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return super.chat(llamaServerSampling(request), signal);
+  }
+
+  override complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    return super.complete(llamaServerSampling(request), signal);
   }
 
   private engineName(): string {

@@ -2,13 +2,23 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError } from "../../core/errors.js";
-import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor, SamplingParams } from "../../core/types.js";
+import {
+  REPEAT_PENALTY_WINDOW,
+  type ChatRequest,
+  type CompletionRequest,
+  type EmbedRequest,
+  type EmbedResult,
+  type GenerationChunk,
+  type ModelDescriptor,
+  type SamplingParams,
+} from "../../core/types.js";
 import { openFileByteSource } from "../../detection/gguf/ByteSource.js";
 import { LocalModelFileSystem } from "../../detection/ModelFileSystem.js";
 import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnxSummary.js";
 import { readSentenceTransformersInfo } from "../../detection/transformers/readSentenceTransformersInfo.js";
 import type { Backend, RuntimeInfo } from "../Backend.js";
 import { ChatTemplate, type TemplateOwner } from "../generation/ChatTemplate.js";
+import { checkTokenIds, inputParam } from "../generation/embedInputs.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
@@ -204,9 +214,11 @@ export class OnnxBackend implements Backend {
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
     const loaded = this.require("embedder");
-    const batch = request.input.map((text, i) => {
-      const ids = loaded.tokenizer.encode(text, true);
-      if (ids.length > loaded.maxTokens) throw new ContextLengthExceededError(ids.length, loaded.maxTokens, `input[${i}]`);
+    const batch = request.input.map((input, i) => {
+      // Token ids go to the encoder as given (no CLS/SEP added): the caller tokenized already.
+      if (typeof input !== "string") checkTokenIds(request, i, input, loaded.tokenizer.vocabSize);
+      const ids = typeof input === "string" ? loaded.tokenizer.encode(input, true) : input;
+      if (ids.length > loaded.maxTokens) throw new ContextLengthExceededError(ids.length, loaded.maxTokens, inputParam(request, i));
       return ids;
     });
     signal.throwIfAborted();
@@ -251,12 +263,18 @@ async function* sampledTokens(decoder: OnnxDecoder, promptTokens: number[], samp
   const state = decoder.start();
   const random = createRandom(sampling.seed);
   const counts = new Map<number, number>(); // for presence and frequency penalties
+  // The repeat penalty's window: the last tokens of the prompt and the answer (only kept when it is on).
+  const window = sampling.repeatPenalty !== undefined && sampling.repeatPenalty !== 1 ? promptTokens.slice(-REPEAT_PENALTY_WINDOW) : null;
   try {
     let logits = await decoder.step(state, promptTokens);
     for (;;) {
-      const token = sampleToken(logits, sampling, random, counts);
+      const token = sampleToken(logits, sampling, random, counts, window ? new Set(window) : undefined);
       yield token;
       counts.set(token, (counts.get(token) ?? 0) + 1);
+      if (window) {
+        window.push(token);
+        if (window.length > REPEAT_PENALTY_WINDOW) window.shift();
+      }
       if (signal.aborted) return;
       logits = await decoder.step(state, [token]);
     }

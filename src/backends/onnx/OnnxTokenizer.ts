@@ -10,6 +10,7 @@ interface HfTokenizer {
   encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
   decode(tokenIds: number[], options: { skip_special_tokens: boolean }): string;
   token_to_id(token: string): number | undefined;
+  get_vocab(with_added_tokens: boolean): Map<string, number>;
 }
 
 type HfTokenizerConstructor = new (tokenizerJson: object, config: object) => HfTokenizer;
@@ -64,6 +65,18 @@ export class OnnxTokenizer {
     const eosId = eosText === null ? undefined : tokenizer.token_to_id(eosText);
     if (eosId !== undefined) eos.add(eosId);
     return new OnnxTokenizer(tokenizer, config, eos);
+  }
+
+  private vocabularySize: number | null = null;
+
+  /** One more than the largest token id the tokenizer knows (added tokens included): ids given as input stay below. */
+  get vocabSize(): number {
+    if (this.vocabularySize === null) {
+      let max = -1;
+      for (const id of this.tokenizer.get_vocab(true).values()) if (id > max) max = id;
+      this.vocabularySize = max + 1;
+    }
+    return this.vocabularySize;
   }
 
   /** `addSpecialTokens` applies the tokenizer's post-processor (BOS/CLS/SEP as the model was trained). */

@@ -98,6 +98,11 @@ function samplingBody(o: GenerationOptions): Record<string, unknown> {
     ...(s.presencePenalty !== 0 ? { presence_penalty: s.presencePenalty } : {}),
     ...(s.frequencyPenalty !== 0 ? { frequency_penalty: s.frequencyPenalty } : {}),
     ...(o.returnTokenIds ? { return_token_ids: true } : {}),
+    // llama.cpp / vLLM samplers, sent when set; the server judges them. The repeat penalty in both spellings:
+    // llama.cpp reads `repeat_penalty`, vLLM `repetition_penalty`, and each ignores the other's.
+    ...(s.topK !== undefined ? { top_k: s.topK } : {}),
+    ...(s.minP !== undefined ? { min_p: s.minP } : {}),
+    ...(s.repeatPenalty !== undefined ? { repeat_penalty: s.repeatPenalty, repetition_penalty: s.repeatPenalty } : {}),
   };
 }
 
@@ -411,7 +416,9 @@ export class OpenAIUpstream {
   }
 
   async embed(request: EmbedRequest, model: string, signal: AbortSignal): Promise<EmbedResult> {
-    const res = await this.post("/embeddings", { model, input: request.input, encoding_format: "float" }, signal);
+    // Token ids pass through as the client sent them (one flat array stays flat); the server checks their range.
+    const input = request.flatTokenInput ? request.input[0] : request.input;
+    const res = await this.post("/embeddings", { model, input, encoding_format: "float" }, signal);
     const parsed = embeddingsSchema.safeParse(await res.json().catch(() => null));
     if (!parsed.success || parsed.data.data.length !== request.input.length) {
       throw new UpstreamError(`Upstream '${this.target.name}' sent a malformed embeddings answer.`);

@@ -52,7 +52,16 @@ describe("chat completion body", () => {
   });
 
   it("defaults like OpenAI", () => {
-    expect(chat({}).sampling).toEqual({ maxTokens: undefined, temperature: 1, topP: undefined, seed: undefined, presencePenalty: 0, frequencyPenalty: 0, stop: [] });
+    // No seed: a fresh random one per request (see samplerExtensions.test.ts).
+    expect(chat({}).sampling).toEqual({
+      maxTokens: undefined,
+      temperature: 1,
+      topP: undefined,
+      seed: expect.any(Number),
+      presencePenalty: 0,
+      frequencyPenalty: 0,
+      stop: [],
+    });
   });
 
   it.each([

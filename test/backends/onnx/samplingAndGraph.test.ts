@@ -212,3 +212,36 @@ describe("float16ToFloat32", () => {
     expect(Array.from(spliced(Uint16Array.from(bits)))).toEqual(Array.from(float16ToFloat32(bits)));
   });
 });
+
+describe("sampleToken: top_k, min_p, repeat_penalty", () => {
+  const logits = [1, 3, 2.5, 0, 2.9];
+  const draws = (sampling: Parameters<typeof sampleToken>[1], seed = 1) => {
+    const random = createRandom(seed);
+    return new Set(Array.from({ length: 400 }, () => sampleToken(logits, sampling, random)));
+  };
+
+  it("top_k 1 at any temperature is greedy", () => {
+    expect(draws({ temperature: 1.5, topK: 1 })).toEqual(new Set([argmax(logits)]));
+  });
+
+  it("top_k 2 keeps the two most likely tokens", () => {
+    expect(draws({ temperature: 2, topK: 2 })).toEqual(new Set([1, 4]));
+  });
+
+  it("top_k ties at the cut keep the lower id", () => {
+    expect(new Set(Array.from({ length: 200 }, (_, i) => sampleToken([5, 1, 1, 1], { temperature: 1, topK: 2 }, createRandom(i))))).toEqual(new Set([0, 1]));
+  });
+
+  it("min_p drops tokens less likely than min_p times the most likely", () => {
+    // At temperature 1: p(4)/p(1) = e^-0.1 ≈ 0.90, p(2)/p(1) = e^-0.5 ≈ 0.61.
+    expect(draws({ temperature: 1, minP: 0.8 })).toEqual(new Set([1, 4]));
+    expect(draws({ temperature: 1, minP: 0.5 })).toEqual(new Set([1, 2, 4]));
+    expect(draws({ temperature: 1, minP: 0.5, topP: 0.99 })).toEqual(new Set([1, 2, 4]));
+  });
+
+  it("repeat_penalty divides positive logits of recent tokens (and multiplies negative ones)", () => {
+    expect(sampleToken(logits, { temperature: 0, repeatPenalty: 1.2 }, Math.random, undefined, new Set([1]))).toBe(4);
+    expect(sampleToken(logits, { temperature: 0, repeatPenalty: 1 }, Math.random, undefined, new Set([1]))).toBe(1);
+    expect(sampleToken([-1, -1.1], { temperature: 0, repeatPenalty: 2 }, Math.random, undefined, new Set([0]))).toBe(1);
+  });
+});
