@@ -4,6 +4,7 @@ import { z } from "zod";
 import { chatCompletionBodySchema } from "../openai/chatCompletionSchema.js";
 import { completionBodySchema } from "../openai/completionSchema.js";
 import { embeddingBodySchema } from "../openai/embeddingSchema.js";
+import { REFUSED_EXTENSIONS } from "../openai/samplerExtensions.js";
 import {
   chatCompletionChunkSchema,
   chatCompletionResponseSchema,
@@ -117,7 +118,7 @@ const GENERATION_FIELDS: Record<string, string> = {
   max_tokens: "Upper bound on generated tokens; default: until the context is full.",
   temperature: "Default 1; 0 is greedy (deterministic).",
   top_p: "Nucleus sampling.",
-  seed: "Same seed and same request give the same output.",
+  seed: "No seed: a fresh random seed per request. A given seed reproduces the output on the same engine and build.",
   stop: "Up to 16 strings; generation ends before the first match, which is not returned.",
   presence_penalty: "Over the last 64 generated tokens.",
   frequency_penalty: "Over the last 64 generated tokens.",
@@ -131,6 +132,17 @@ const GENERATION_FIELDS: Record<string, string> = {
   functions: needs("tools", "An empty list always works (the deprecated spelling of `tools`)."),
   function_call: needs("tools", "`none` or `auto` always work."),
   return_token_ids: needs("tokenIds", "`false` always works; the ids come as vLLM returns them."),
+  top_k: "Keep the k most likely tokens; 0 (default) = off. A llama.cpp / vLLM extension; every engine applies it.",
+  min_p: "Keep tokens at least `min_p` times as likely as the most likely one; 0 (default) = off.",
+  repeat_penalty:
+    "llama.cpp's repeat penalty over the last 64 tokens of prompt and answer (a positive logit divided by it, a negative one multiplied); 1 (default) = off.",
+  repetition_penalty: "vLLM's spelling of `repeat_penalty`; both set to different values is a 400.",
+  ...Object.fromEntries(
+    Object.entries(REFUSED_EXTENSIONS).map(([name, ext]) => [
+      name,
+      `A ${ext.from} extension that no engine here implements: 400 \`unsupported_parameter\` unless neutral (null always works).`,
+    ]),
+  ),
   user: IGNORED,
   metadata: IGNORED,
 };
@@ -161,7 +173,8 @@ const FIELD_DOCS: Partial<Record<ComponentName, Record<string, string>>> = {
   },
   EmbeddingRequest: {
     model: GENERATION_FIELDS.model!,
-    input: "A non-empty string or up to 2048 of them.",
+    input:
+      "A non-empty string, up to 2048 of them, an array of token ids (one input) or up to 2048 arrays of token ids. Ids are embedded as given; one outside the vocabulary is a 400 naming it.",
     encoding_format: "`float` (default) or `base64` (little-endian float32).",
     dimensions: needs("embeddingDimensions", "null always works."),
     user: IGNORED,
