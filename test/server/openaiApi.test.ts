@@ -23,6 +23,8 @@ describe("models", () => {
       tabagent: { format: "gguf", engine: "node-llama-cpp", task: "chat", architecture: "llama", chat_template: true },
     });
     expect(typeof chat.created).toBe("number");
+    // The engine's capabilities, from the engine table: what a request may use on this model.
+    expect((chat.tabagent as { capabilities: string[] }).capabilities).toEqual(["chat", "completions", "embeddings", "tokenIds", "tools", "jsonObject", "jsonSchema"]);
   });
 
   it("retrieves one model and 404s an unknown one", async () => {

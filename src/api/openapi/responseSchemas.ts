@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CAPABILITIES, type Capability } from "../../engines/capabilities.js";
 import { detectedTaskSchema, engineNameSchema, modelFormatSchema } from "../../core/detectionSchema.js";
 
 /**
@@ -105,6 +106,10 @@ export const embeddingResponseSchema = z.object({
   usage: z.object({ prompt_tokens: int().nonnegative(), total_tokens: int().nonnegative() }),
 });
 
+const capabilitiesSchema = z.array(z.enum(Object.keys(CAPABILITIES) as [Capability, ...Capability[]])).meta({
+  description: "What the model's engine supports (the engine table's capabilities); a request using anything else is a 400 `unsupported_parameter`.",
+});
+
 const runnerStateSchema = z.enum(["unloaded", "loading", "loaded", "unloading", "downloading", "download-failed"]);
 
 /** The `tabagent` extension of a model served by this daemon: what detection found. */
@@ -114,6 +119,7 @@ export const localModelExtensionSchema = z.object({
   engine: engineNameSchema.nullable().meta({ description: "null when nothing may serve the model (`warnings` says why)." }),
   engine_reason: z.string().nullable(),
   alternatives: z.array(engineNameSchema),
+  capabilities: capabilitiesSchema,
   loaded: z.boolean(),
   state: runnerStateSchema,
   architecture: z.string().nullable(),
@@ -136,6 +142,7 @@ export const upstreamModelExtensionSchema = z.object({
   engine: z.literal("upstream"),
   upstream: z.string().meta({ description: "The upstream's configured name." }),
   upstream_model: z.string().meta({ description: "The model's id on the upstream." }),
+  capabilities: capabilitiesSchema,
   base_url: z.string(),
   state: runnerStateSchema,
 });

@@ -10,6 +10,9 @@ import { parseBody } from "../openai/parseBody.js";
 import { chatFeatures, completionFeatures, embeddingFeatures } from "../openai/requestedFeatures.js";
 import { chatFormatter, completionFormatter } from "../openai/responseFormatters.js";
 import { sendGeneration } from "./sendGeneration.js";
+import type { EngineName } from "../../core/detectionSchema.js";
+import type { Capability } from "../../engines/capabilities.js";
+import { ENGINES } from "../../engines/engineTable.js";
 import type { GenerationMetrics } from "../GenerationMetrics.js";
 import { requestStartedAt } from "../requestStartedAt.js";
 
@@ -36,6 +39,12 @@ function requestSignal(request: FastifyRequest, reply: FastifyReply, shutdown: A
   return AbortSignal.any([controller.signal, shutdown]);
 }
 
+/** The engine's capabilities by name, as /v1/models shows them. */
+function capabilityList(engine: EngineName): Capability[] {
+  const caps = ENGINES[engine].capabilities;
+  return (Object.keys(caps) as Capability[]).filter((c) => caps[c]);
+}
+
 function modelObject(s: ModelStatus) {
   const d = s.descriptor;
   const det = d.detection;
@@ -45,7 +54,15 @@ function modelObject(s: ModelStatus) {
       object: "model",
       created: d.created,
       owned_by: d.upstream.name,
-      tabagent: { format: "upstream", engine: "upstream", upstream: d.upstream.name, upstream_model: d.upstream.model, base_url: d.path, state: s.state },
+      tabagent: {
+        format: "upstream",
+        engine: "upstream",
+        upstream: d.upstream.name,
+        upstream_model: d.upstream.model,
+        base_url: d.path,
+        capabilities: capabilityList("upstream"),
+        state: s.state,
+      },
     };
   }
   return {
@@ -59,6 +76,7 @@ function modelObject(s: ModelStatus) {
       engine: d.engine,
       engine_reason: det.engine?.reason ?? null,
       alternatives: det.alternatives,
+      capabilities: d.engine === null ? [] : capabilityList(d.engine),
       loaded: s.state === "loaded",
       state: s.state,
       architecture: det.architecture,
