@@ -37,7 +37,7 @@ class Embedder:
         each checked against the tokenizer's vocabulary."""
         vocab = len(self.tokenizer)
         out = []
-        for i, item in enumerate(request.inputs):
+        for i, item in enumerate(request):
             if isinstance(item, str):
                 ids = list(self.tokenizer(item, add_special_tokens=True)["input_ids"])
             else:
@@ -64,7 +64,7 @@ class Embedder:
         batch and run through the same modules, without special tokens added (the caller tokenized already)."""
         batches = self.ids(request)
         tokens = sum(len(ids) for ids in batches)
-        texts = request.inputs
+        texts = list(request)
         if all(isinstance(t, str) for t in texts):
             if self.st is not None:
                 vectors = self.st.encode(texts, convert_to_tensor=True, batch_size=32, show_progress_bar=False)

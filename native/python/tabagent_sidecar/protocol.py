@@ -156,13 +156,16 @@ def parse_embeddings(body):
     fmt = body.get("encoding_format", "float")
     if fmt not in (None, "float"):
         raise ProtocolError("encoding_format must be float (the daemon encodes base64 itself)", "encoding_format")
-    return Embeddings(inputs=inputs, flat=flat)
+    return Embeddings(inputs, flat=flat)
 
 
-@dataclass
-class Embeddings:
-    inputs: list  # strings, or lists of token ids
-    flat: bool = False  # one flat list of ids was sent: a bad id is input[j]
+class Embeddings(list):
+    """The inputs (strings, or lists of token ids) as a list, so an engine's embed(inputs) iterates them as before;
+    `flat`: one flat list of ids was sent, whose bad id is input[j]."""
+
+    def __init__(self, inputs, flat=False):
+        super().__init__(inputs)
+        self.flat = flat
 
     def param(self, i, j=None):
         if j is None:

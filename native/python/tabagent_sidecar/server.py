@@ -9,7 +9,7 @@ The engine (state.engine, set once loaded; any Python engine, see serve.py) is d
   text-generation: chat_ids(messages) and prompt_ids(prompt) -> token ids; check_length(ids, sampling) raises
     ProtocolError when the prompt does not fit; run(ids, sampling, cancelled) yields ("token", id), ("text", piece)
     and last ("finish", reason, prompt_tokens, completion_tokens), and stops once `cancelled` is set.
-  embeddings: embed(Embeddings request: texts or token ids) -> (vectors, prompt_tokens).
+  embeddings: embed(inputs: a list of texts or of token-id lists, with .flat and .param) -> (vectors, prompt_tokens).
 
 One thread per request (ThreadingHTTPServer). A streamed generation writes each piece as one SSE event in its own
 HTTP chunk (with TCP_NODELAY set on TCP); a failed write means the daemon hung up, which cancels the generation
