@@ -28,6 +28,8 @@ export const llamaServerEngine: EngineSpec = {
   formats: ["gguf"],
   why: "GGUF runs on a supervised llama-server",
   install: "this daemon was started without the llama-server engine; see docs/native.md",
-  capabilities: capabilities("chat", "completions", "embeddings"),
+  // Tools and JSON modes: passed to llama-server, which renders them with the model's template (--jinja) and
+  // enforces them with a grammar; named tool choices and json_object are reshaped in LlamaServerBackend.
+  capabilities: capabilities("chat", "completions", "embeddings", "tools", "jsonObject", "jsonSchema"),
   load: () => loadLlamaServer("standard"),
 };

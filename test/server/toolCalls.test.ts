@@ -1,8 +1,11 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateJsonSchema } from "../api/openapi/validateJsonSchema.js";
-import { llamaServerBinary } from "../helpers/llamaServerBinary.js";
+import { writeTinyChatModel } from "../fixtures/makeTinyChatModel.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../helpers/startTestDaemon.js";
 
 /**
@@ -67,13 +70,12 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
   const port = (upstream.address() as AddressInfo).port;
-  const { ensureFixtures } = await import("../fixtures/ensureFixtures.js");
-  const { chatModelPath } = await ensureFixtures();
-  t = await startTestDaemon(
-    { contextSize: 1024, upstreams: [{ name: "tools", baseUrl: `http://127.0.0.1:${port}/v1`, prefix: "up/" }] },
-    [{ id: "srv-chat", path: chatModelPath, engine: "llama-server" } as { id: string; path: string }],
-    { ...process.env, TABAGENT_LLAMA_SERVER: await llamaServerBinary() },
-  );
+  const bitnetPath = join(await mkdtemp(join(tmpdir(), "tabagent-tools-")), "tiny-bitnet.gguf");
+  await writeTinyChatModel(bitnetPath, { architecture: "bitnet" });
+  t = await startTestDaemon({ contextSize: 1024, upstreams: [{ name: "tools", baseUrl: `http://127.0.0.1:${port}/v1`, prefix: "up/" }] }, [
+    // llama-server-bitnet has no tools: capabilities are checked before any load, so no BitNet build is needed.
+    { id: "bitnet-chat", path: bitnetPath, engine: "llama-server-bitnet" } as { id: string; path: string },
+  ]);
 });
 afterAll(async () => {
   await t?.close();
@@ -265,11 +267,11 @@ describe("tool calls and JSON modes on the in-process GGUF engine", () => {
 
 describe("engines without tools", () => {
   it("an engine without tools refuses them by name, saying which engines have them", async () => {
-    const r = await postJson(`${t.url}/v1/chat/completions`, { model: "srv-chat", messages: [{ role: "user", content: "Hi" }], tools: [weather] });
+    const r = await postJson(`${t.url}/v1/chat/completions`, { model: "bitnet-chat", messages: [{ role: "user", content: "Hi" }], tools: [weather] });
     expect(r.status).toBe(400);
     const error = (r.json as { error: { param: string; code: string; message: string } }).error;
     expect(error).toMatchObject({ param: "tools", code: "unsupported_parameter" });
-    expect(error.message).toMatch(/llama-server engine that serves 'srv-chat' \(engines that support it: node-llama-cpp, upstream\)/);
+    expect(error.message).toMatch(/llama-server-bitnet engine that serves 'bitnet-chat' \(engines that support it: node-llama-cpp, llama-server, upstream\)/);
   });
 
   it("bad tool input is a 400 naming the field, before any engine sees it", async () => {

@@ -51,6 +51,40 @@ export function llamaServerSampling<R extends GenerationOptions>(request: R): R 
   return { ...request, sampling };
 }
 
+/**
+ * Tool choice and JSON mode in the forms llama-server (`--jinja`) honours. It reads `tool_choice` as a string only
+ * (an object is logged and treated as "auto"), so a named choice becomes "required" with that tool alone; and it
+ * takes `json_object` as the empty schema `{}`, which its chat parser treats as no schema at all (unconstrained
+ * text), so `json_object` becomes the schema `{"type":"object"}`.
+ */
+export function llamaServerToolShape(request: ChatRequest): ChatRequest {
+  let out = request;
+  const choice = request.toolChoice;
+  if (choice.type === "function") {
+    out = { ...out, tools: request.tools.filter((t) => t.name === choice.name), toolChoice: { type: "required" } };
+  }
+  if (request.responseFormat.type === "json_object") {
+    out = { ...out, responseFormat: { type: "json_schema", name: "json_object", schema: { type: "object" }, strict: false } };
+  }
+  return out;
+}
+
+/**
+ * `parallel_tool_calls: false` for llama-server, which takes the flag but still lets the model write (and its parser
+ * return) several calls: only the first call is passed on. A turn cut off by max_tokens while writing a later call
+ * has its first call whole, so it finishes as `tool_calls`.
+ */
+async function* firstCallOnly(chunks: AsyncIterable<GenerationChunk>): AsyncGenerator<GenerationChunk> {
+  let dropped = false;
+  for await (const c of chunks) {
+    if ((c.type === "tool_call" || c.type === "tool_call_arguments") && c.callIndex > 0) {
+      dropped = true;
+      continue;
+    }
+    yield c.type === "finish" && dropped && c.reason === "length" ? { ...c, reason: "tool_calls" } : c;
+  }
+}
+
 /** Arguments the daemon sets itself (each takes a value). */
 const RESERVED_FLAGS = new Set(["--host", "--port", "--api-key", "--api-key-file"]);
 
@@ -76,7 +110,8 @@ export class LlamaServerBackend extends ChildServerBackend {
   }
 
   override chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return super.chat(llamaServerSampling(request), signal);
+    const chunks = super.chat(llamaServerToolShape(llamaServerSampling(request)), signal);
+    return request.tools.length > 0 && !request.parallelToolCalls ? firstCallOnly(chunks) : chunks;
   }
 
   override complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
