@@ -48,8 +48,6 @@ const SERVE_OPTIONS = {
   "data-dir": { type: "string" },
   "stall-timeout": { type: "string" },
   config: { type: "string" },
-  json: { type: "boolean" },
-  refresh: { type: "boolean" },
   "store-dir": { type: "string" },
   "hub-url": { type: "string" },
   "hf-token-file": { type: "string" },
@@ -58,6 +56,13 @@ const SERVE_OPTIONS = {
   "max-loaded-models": { type: "string" },
   "memory-budget": { type: "string" },
   help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+/** `models` takes serve's options (the same command line answers "what would this serve?") and its own two. */
+const MODELS_OPTIONS = {
+  ...SERVE_OPTIONS,
+  json: { type: "boolean" },
+  refresh: { type: "boolean" },
 } as const satisfies ParseArgsConfig["options"];
 
 const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
@@ -202,9 +207,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
-  if (!command || command === "help" || command === "--help" || command === "-h") {
+  if (!command) {
+    // No command is a usage error: the help goes to stderr, so a script piping stdout sees nothing.
+    process.stderr.write(`tabagent: name a command\n\n${HELP}`);
+    return 2;
+  }
+  if (command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(HELP);
-    return command ? 0 : 2;
+    return 0;
   }
   if (command === "detect") return detect(rest, env);
   if (command === "doctor") return doctor(rest, env);
@@ -219,9 +229,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   let values: Record<string, unknown>;
   try {
-    ({ values } = parseArgs({ args: rest, options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: rest, options: command === "models" ? MODELS_OPTIONS : SERVE_OPTIONS, strict: true, allowPositionals: false }));
   } catch (err) {
-    process.stderr.write(`tabagent ${command}: ${(err as Error).message}\nRun 'tabagent --help' for the options.\n`);
+    const modelsOnly = command === "serve" && /'--(json|refresh)'/.test((err as Error).message) ? " (--json and --refresh are options of `tabagent models`)" : "";
+    process.stderr.write(`tabagent ${command}: ${(err as Error).message}${modelsOnly}\nRun 'tabagent --help' for the options.\n`);
     return 2;
   }
   if (values.help) {
@@ -328,8 +339,13 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 2;
   }
   if (values.help || positionals.length === 0) {
-    process.stdout.write("Usage: tabagent detect SOURCE... [--json] [--engine ENGINE] [--hub-url URL] [--no-probe] [--data-dir DIR]\n");
+    (values.help ? process.stdout : process.stderr).write("Usage: tabagent detect SOURCE... [--json] [--engine ENGINE] [--hub-url URL] [--no-probe | --data-dir DIR]\n");
     return values.help ? 0 : 2;
+  }
+  if (values["no-probe"] && values["data-dir"] !== undefined) {
+    // --data-dir only says where the probes' verdicts are kept: with no probe it would do nothing.
+    process.stderr.write("tabagent detect: --data-dir keeps the probes' verdicts; it means nothing with --no-probe\n");
+    return 2;
   }
   const engine = values.engine === undefined ? undefined : engineNameSchema.safeParse(values.engine);
   if (engine && !engine.success) {

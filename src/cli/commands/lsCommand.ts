@@ -2,21 +2,35 @@ import { ConfigError } from "../../core/errors.js";
 import { loadListing } from "./loadListing.js";
 import { LISTING_OPTIONS, parseCommandArgs } from "./parseCommandArgs.js";
 
-const USAGE = `Usage: tabagent ls [--json] [--refresh] [--config FILE] [--store-dir DIR] [--models-dir DIR] [--url URL]
+const USAGE = `Usage: tabagent ls [options]
 
 Every model the daemon would serve: configured ones, and those found in the store (the Hugging Face cache),
 LM Studio's folder and Ollama's store. LOADED comes from a running daemon (--url, default the config's address).
 Detections are remembered between runs; --refresh scans everything again.
+
+  --json                 the rows as JSON
+  --refresh              detect every model again instead of using the remembered detections
+  --config FILE          config file: the models, folders and discovery serve would use, and the daemon's address
+  --store-dir DIR        the store (TABAGENT_STORE_DIR; default HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)
+  -m, --model [ID=]PATH  also list a model file or folder, as serve --model would serve it; repeatable
+  --models-dir DIR       also list every model in DIR; repeatable
+  --discover SOURCE      where else models are found: store, lmstudio, ollama (repeatable; none = off;
+                         TABAGENT_DISCOVER, default all three)
+  --url URL              the daemon to ask what is loaded (default http://HOST:PORT from the config)
 `;
 
 /** `tabagent ls`: id, format, task, size, engine, source, loaded. */
 export async function lsCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const parsed = parseCommandArgs("ls", args, LISTING_OPTIONS);
   if (typeof parsed === "number") return parsed;
-  const { values } = parsed;
+  const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
+  }
+  if (positionals.length > 0) {
+    process.stderr.write(`tabagent ls: unexpected argument '${positionals[0]}' (ls takes options only)\n\n${USAGE}`);
+    return 2;
   }
   let listing;
   try {

@@ -32,15 +32,28 @@ export function storeFlags(values: Record<string, unknown>): Record<string, stri
   return flags;
 }
 
-/** Options of the commands that list models (`ls`, `rm`, `models`): where models are and which daemon to ask. */
+/** Options of `tabagent ls`: where models are (as serve finds them) and which daemon to ask what is loaded. */
 export const LISTING_OPTIONS = {
-  ...STORE_OPTIONS,
+  config: { type: "string" },
+  "store-dir": { type: "string" },
   "models-dir": { type: "string", multiple: true },
   model: { type: "string", short: "m", multiple: true },
   discover: { type: "string", multiple: true },
   url: { type: "string" },
   json: { type: "boolean" },
   refresh: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+/**
+ * Options of `tabagent rm`: it deletes only from the store, always detects afresh and prints plain lines, so the
+ * listing's --models-dir, --model and --discover (other places models are), --json and --refresh have no job there.
+ */
+export const REMOVE_OPTIONS = {
+  config: { type: "string" },
+  "store-dir": { type: "string" },
+  url: { type: "string" },
+  help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
 export function listingFlags(values: Record<string, unknown>): Record<string, string | string[]> {

@@ -9,7 +9,7 @@ GGUF repos: one file, by the quantisation named (:Q4_K_M) or the preference orde
 Other repos: config, tokenizer and one weights format. Interrupted pulls resume; every file is hash-checked.
 
   --json               one JSON object per line (progress at most once a second)
-  --quiet              no progress, only the result
+  -q, --quiet          no progress, only the result
   --config FILE        config file (storeDir, hubUrl, hfTokenFile)
   --store-dir DIR      the store (TABAGENT_STORE_DIR; default HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)
   --hub-url URL        hub or mirror (HF_ENDPOINT; default https://huggingface.co)

@@ -1,16 +1,20 @@
 import { ConfigError } from "../../core/errors.js";
 import { loadListing } from "./loadListing.js";
-import { LISTING_OPTIONS, parseCommandArgs } from "./parseCommandArgs.js";
+import { parseCommandArgs, REMOVE_OPTIONS } from "./parseCommandArgs.js";
 
-const USAGE = `Usage: tabagent rm ID... [--config FILE] [--store-dir DIR] [--url URL]
+const USAGE = `Usage: tabagent rm ID... [options]
 
 Removes models pulled into the store (ids as \`tabagent ls\` shows them). Models from LM Studio, Ollama or your
 own folders are never deleted. A model a running daemon has loaded is refused: unload it (or stop the daemon) first.
+
+  --config FILE      config file (storeDir, and host, port and apiKeys to reach the daemon)
+  --store-dir DIR    the store (TABAGENT_STORE_DIR; default HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)
+  --url URL          the daemon to ask what is loaded (default http://HOST:PORT from the config)
 `;
 
 /** `tabagent rm`: exit 0 when every id was removed, 1 when one was refused or unknown. */
 export async function rmCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const parsed = parseCommandArgs("rm", args, LISTING_OPTIONS);
+  const parsed = parseCommandArgs("rm", args, REMOVE_OPTIONS);
   if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
   if (values.help || positionals.length === 0) {
