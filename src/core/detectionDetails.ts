@@ -160,8 +160,6 @@ const transformersShape = {
   invalidWeights: z.array(invalidShardSchema).optional(),
   /** Pickle weights: loading them can run code. */
   unsafePickle: z.literal(true).optional(),
-  /** The folder's owner allowed the pickle weights (config.json `tabagent.allow_pickle` or tabagent.json). */
-  pickleAllowed: z.boolean().optional(),
   ...probeShape,
 };
 

@@ -148,8 +148,3 @@ export function upstreamName(d: FormatDetection): string | null {
 export function hasInvalidWeights(d: FormatDetection): boolean {
   return d.details.invalidWeights !== undefined;
 }
-
-/** Pickle weights whose folder's owner allowed them; false for anything else. */
-export function pickleAllowed(d: FormatDetection): boolean {
-  return d.format === "pytorch" && d.details.pickleAllowed === true;
-}

@@ -1,4 +1,4 @@
-import { bitnetFlavorReason, hasInvalidWeights, pickleAllowed, type EngineName, type FormatDetection } from "../core/detectionSchema.js";
+import { bitnetFlavorReason, hasInvalidWeights, type EngineName, type FormatDetection } from "../core/detectionSchema.js";
 import { ENGINES, enginesForFormat } from "../engines/engineTable.js";
 
 interface EngineChoice {
@@ -24,9 +24,9 @@ export function chooseEngine(d: FormatDetection, options: ChooseEngineOptions = 
 
   // Weights whose header is broken would only fail at load time: serve nothing, the warning says why.
   if (hasInvalidWeights(d)) return { engine: null, alternatives: [] };
-  if (d.format === "pytorch" && !pickleAllowed(d)) {
-    return { engine: null, alternatives: candidates };
-  }
+  // Pickle weights run code when unpickled and the transformers sidecar loads safetensors only: nothing serves them
+  // (the warning says to convert them), and no model config can choose an engine for them.
+  if (d.format === "pytorch") return { engine: null, alternatives: [] };
   if (d.format === "unknown" || candidates.length === 0) return { engine: null, alternatives: [] };
 
   if (options.override) {

@@ -7,7 +7,6 @@ import {
   hasInvalidWeights,
   liteRtDetails,
   onnxDetails,
-  pickleAllowed,
   transformersDetails,
   upstreamName,
   withProbeDetails,
@@ -99,7 +98,7 @@ const EXAMPLES: Record<string, Record<string, unknown>> = {
     format: "pytorch",
     engine: null,
     alternatives: ["transformers"],
-    details: { pickleFormats: { "pytorch_model.bin": "torch-zip" }, modelType: "llama", shards: 1, unsafePickle: true, pickleAllowed: true },
+    details: { pickleFormats: { "pytorch_model.bin": "torch-zip" }, modelType: "llama", shards: 1, unsafePickle: true },
   },
   litert: {
     ...BASE,
@@ -146,7 +145,7 @@ describe("detectionSchema: details typed per format", () => {
     ["gguf", { ...EXAMPLES.gguf, details: { ...GGUF, tensorCount: "2" } }],
     ["onnx layout", { ...EXAMPLES.onnx, details: { ...ONNX, layout: "zip" } }],
     ["onnx variant", { ...EXAMPLES.onnx, details: { ...ONNX, variants: [{ path: "x.onnx" }] } }],
-    ["pytorch", { ...EXAMPLES.pytorch, details: { pickleAllowed: "yes" } }],
+    ["pytorch", { ...EXAMPLES.pytorch, details: { unsafePickle: false } }],
     ["safetensors invalid weights", { ...EXAMPLES.safetensors, details: { invalidWeights: ["not an object"] } }],
     ["litert", { ...EXAMPLES.litert, details: { container: "zip" } }],
     ["upstream", { ...EXAMPLES.upstream, details: { upstream: 1 } }],
@@ -158,6 +157,8 @@ describe("detectionSchema: details typed per format", () => {
   it("rejects details of another format and keys no detector writes", () => {
     expect(detectionSchema.safeParse({ ...EXAMPLES.gguf, details: ONNX }).success).toBe(false);
     expect(detectionSchema.safeParse({ ...EXAMPLES.onnx, details: { ...ONNX, surprise: 1 } }).success).toBe(false);
+    // The pickle opt-in is gone: a detection cached with it is a miss, so its model is detected again.
+    expect(detectionSchema.safeParse({ ...EXAMPLES.pytorch, details: { unsafePickle: true, pickleAllowed: true } }).success).toBe(false);
     expect(detectionSchema.safeParse({ ...EXAMPLES.unknown, format: "zip" }).success).toBe(false);
   });
 });
@@ -180,7 +181,7 @@ describe("typed reads of details", () => {
     expect(upstreamName(D.unknown!)).toBeNull();
   });
 
-  it("answer what engine choice asks: BitNet flavor, broken weights, allowed pickle", () => {
+  it("answer what engine choice asks: BitNet flavor, broken weights", () => {
     expect(bitnetFlavorReason(D.bitnet!)).toBe("tensor types I2_S");
     expect(bitnetFlavorReason(D.gguf!)).toBeNull();
     expect(hasInvalidWeights(D.invalidGguf!)).toBe(true);
@@ -188,9 +189,6 @@ describe("typed reads of details", () => {
     expect(hasInvalidWeights(detectionSchema.parse({ ...EXAMPLES.safetensors, details: { invalidWeights: [{ path: "a", message: "b", actualFormat: null }] } }))).toBe(
       true,
     );
-    expect(pickleAllowed(D.pytorch!)).toBe(true);
-    expect(pickleAllowed(detectionSchema.parse({ ...EXAMPLES.pytorch, details: { unsafePickle: true, pickleAllowed: false } }))).toBe(false);
-    expect(pickleAllowed(D.safetensors!)).toBe(false);
   });
 
   it("withProbeDetails adds probe facts to a copy", () => {

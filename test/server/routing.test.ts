@@ -52,7 +52,7 @@ describe("routing by detection", () => {
     expect(onnx.json.error!.message).toMatch(/no tokenizer\.json/);
   });
 
-  it("pickle weights without an opt-in are not served, and say why", async () => {
+  it("pickle weights are not served, and say why", async () => {
     const r = await postJson(`${t.url}/v1/completions`, { model: "pickled", prompt: "x" });
     expect(r.status).toBe(400);
     expect(r.json.error).toMatchObject({ code: "model_not_servable", param: "model" });

@@ -38,8 +38,12 @@ export class TransformersBackend extends PythonSidecarBackend {
       const what = names.length > 0 ? `auto_map names ${names.join(", ")}` : "its config has an auto_map";
       throw new ModelNotServableError(id, `it needs custom code (${what}); set trustRemoteCode: true in its config entry once you have read that code`);
     }
+    // Detection never routes pickle weights here; a descriptor built by hand gets the sidecar's answer at once.
     if (detection.format === "pytorch") {
-      throw new ModelNotServableError(id, "its weights are pickle files; the transformers engine loads safetensors only (pickle runs arbitrary code on load)");
+      throw new ModelNotServableError(
+        id,
+        "its weights are pickle files; the transformers engine loads safetensors only (pickle runs arbitrary code on load): convert them to safetensors",
+      );
     }
   }
 

@@ -9,11 +9,9 @@ import { readWeightsMagic, type WeightsMagic } from "./sniffWeightsMagic.js";
 import { summarizeSafetensorsShards, type SafetensorsShardsSummary } from "./summarizeSafetensorsShards.js";
 
 /*
- * Pickle opt-in. Loading a pickle (`torch.load`) can execute arbitrary code, so pickle weights are reported with
- * `details.unsafePickle = true` and only marked `details.pickleAllowed = true` when the folder's owner says so
- * explicitly, in either of two places (only the JSON literal `true` counts):
- *   config.json                       { ..., "tabagent": { "allow_pickle": true } }
- *   tabagent.json next to config.json  { "allow_pickle": true }
+ * Pickle weights. Loading a pickle (`torch.load`) can execute arbitrary code, and the transformers sidecar loads
+ * safetensors only, so pickle weights are reported (`details.unsafePickle = true`, a warning saying to convert them)
+ * and no engine is chosen for them: there is no opt-in.
  */
 
 const MAX_CONFIG_BYTES = 4 << 20;
@@ -21,7 +19,6 @@ const MAX_CONFIG_BYTES = 4 << 20;
 const MAX_TOKENIZER_CONFIG_BYTES = 16 << 20;
 /** weight_map lists every tensor: ~10 MB for the largest published MoE models. */
 const MAX_INDEX_BYTES = 64 << 20;
-const MAX_SMALL_JSON_BYTES = 1 << 20;
 const MAX_ARCHITECTURES = 16;
 /** Context lengths past this are placeholders (`1e30`-style sentinels), not limits. */
 const MAX_CONTEXT = 2 ** 31 - 1;
@@ -46,7 +43,6 @@ const CONFIG_FILES = new Set([
   "modules.json",
   "config_sentence_transformers.json",
   "sentence_bert_config.json",
-  "tabagent.json",
   "adapter_config.json",
 ]);
 const TOKENIZER_FILE =
@@ -333,14 +329,9 @@ export async function detectTransformersModel(fs: ModelFileSystem, files: ModelF
   } else if (choice?.format === "pytorch") {
     details.shards = choice.weights.length;
     details.unsafePickle = true;
-    const tabagentJson = present.has("tabagent.json") ? await readJsonFile(fs, "tabagent.json", MAX_SMALL_JSON_BYTES, warnings, signal) : null;
-    const inConfig = isJsonObject(config?.tabagent) && config.tabagent.allow_pickle === true;
-    details.pickleAllowed = inConfig || tabagentJson?.allow_pickle === true;
     warnings.push(
-      `${describeWeights(choice)}: pickle weights can execute arbitrary code when loaded` +
-        (details.pickleAllowed
-          ? ` (allowed by ${inConfig ? "config.json tabagent.allow_pickle" : "tabagent.json allow_pickle"})`
-          : `; set "tabagent": {"allow_pickle": true} in config.json or {"allow_pickle": true} in tabagent.json to allow them`),
+      `${describeWeights(choice)}: pickle weights can execute arbitrary code when loaded, so tabagent does not serve them; ` +
+        "convert them to safetensors (transformers: save_pretrained(..., safe_serialization=True)) and serve that folder",
     );
     // The checkpoint's dtype is not readable without unpickling; config.json's torch_dtype is what it was saved in.
     quantization ??= torchDtype ? (TORCH_DTYPES[torchDtype] ?? null) : null;

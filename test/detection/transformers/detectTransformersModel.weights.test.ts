@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatDetectionSchema, transformersDetails, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { LocalModelFileSystem } from "../../../src/detection/ModelFileSystem.js";
+import { chooseEngine } from "../../../src/detection/chooseEngine.js";
 import { detectTransformersModel } from "../../../src/detection/transformers/detectTransformersModel.js";
 import { buildSafetensors, encodeSafetensors } from "../safetensors/writeSafetensors.js";
 import { GGUF_BYTES, makeFolder, RAW_PICKLE, recordingFs, TORCH_ZIP, type FolderSpec, type RecordingFs } from "./hfFolder.js";
@@ -172,19 +173,20 @@ describe("invalid safetensors", () => {
 });
 
 describe("PyTorch pickle weights", () => {
-  it("recognises a torch zip by its magic bytes and refuses it without an opt-in", async () => {
+  it("recognises a torch zip by its magic bytes and chooses no engine for it", async () => {
     const d = await detect({ "config.json": LLAMA, ...TOKENIZER, "pytorch_model.bin": TORCH_ZIP, "training_args.bin": RAW_PICKLE });
     expect(d).toMatchObject({
       format: "pytorch",
       task: "text-generation",
       parameterCount: null,
       quantization: "F16",
-      details: { unsafePickle: true, pickleAllowed: false, pickleFormats: { "pytorch_model.bin": "torch-zip" }, shards: 1 },
+      details: { unsafePickle: true, pickleFormats: { "pytorch_model.bin": "torch-zip" }, shards: 1 },
     });
     expect(d!.reason).toMatch(/; weights: pytorch_model\.bin \(pickle\)$/);
     expect(d!.warnings).toEqual([
-      'pytorch_model.bin (pickle): pickle weights can execute arbitrary code when loaded; set "tabagent": {"allow_pickle": true} in config.json or {"allow_pickle": true} in tabagent.json to allow them',
+      "pytorch_model.bin (pickle): pickle weights can execute arbitrary code when loaded, so tabagent does not serve them; convert them to safetensors (transformers: save_pretrained(..., safe_serialization=True)) and serve that folder",
     ]);
+    expect(chooseEngine(d!)).toEqual({ engine: null, alternatives: [] });
     expect(d!.files.map((f) => [f.path, f.role])).toEqual([
       ["config.json", "config"],
       ["pytorch_model.bin", "weights"],
@@ -192,17 +194,17 @@ describe("PyTorch pickle weights", () => {
     ]);
   });
 
-  it("allows pickle only on an explicit true in config.json or tabagent.json", async () => {
+  it("has no opt-in: an allow_pickle in config.json or tabagent.json gets pickle weights no engine, not even a chosen one", async () => {
     const inConfig = await detect({ "config.json": { ...LLAMA, tabagent: { allow_pickle: true } }, ...TOKENIZER, "model.pt": RAW_PICKLE });
-    expect(inConfig).toMatchObject({ format: "pytorch", details: { pickleAllowed: true, pickleFormats: { "model.pt": "pickle" } } });
-    expect(inConfig!.warnings[0]).toMatch(/allowed by config\.json tabagent\.allow_pickle/);
-    const inFile = await detect({ "config.json": LLAMA, "tabagent.json": { allow_pickle: true }, ...TOKENIZER, "model.ckpt": RAW_PICKLE });
-    expect(inFile).toMatchObject({ details: { pickleAllowed: true } });
-    expect(inFile!.files.find((f) => f.path === "tabagent.json")?.role).toBe("config");
-    for (const optIn of [{ tabagent: { allow_pickle: "true" } }, { tabagent: { allow_pickle: 1 } }, { allow_pickle: true }]) {
-      const d = await detect({ "config.json": { ...LLAMA, ...optIn }, ...TOKENIZER, "pytorch_model.bin": TORCH_ZIP });
-      expect(transformersDetails(d!)?.pickleAllowed).toBe(false);
+    const inFile = await detect({ "config.json": LLAMA, "tabagent.json": { allow_pickle: true }, ...TOKENIZER, "pytorch_model.bin": TORCH_ZIP });
+    for (const d of [inConfig!, inFile!]) {
+      expect(d).toMatchObject({ format: "pytorch", details: { unsafePickle: true } });
+      expect(d.details).not.toHaveProperty("pickleAllowed");
+      expect(d.warnings[0]).toMatch(/tabagent does not serve them; convert them to safetensors/);
+      expect(chooseEngine(d)).toEqual({ engine: null, alternatives: [] });
+      expect(chooseEngine(d, { override: "transformers" })).toEqual({ engine: null, alternatives: [] });
     }
+    expect(inConfig!.details).toMatchObject({ pickleFormats: { "model.pt": "pickle" } });
   });
 
   it("follows a pickle shard index", async () => {
@@ -232,7 +234,7 @@ describe("PyTorch pickle weights", () => {
     expect(await detectTransformersModel(...(await single(join(dir, "ggml-model.bin"))))).toBeNull();
     // A lone file with any name is judged by its bytes.
     const renamed = await detectTransformersModel(...(await single(join(dir, "pickle.data"))));
-    expect(renamed).toMatchObject({ format: "pytorch", details: { unsafePickle: true, pickleAllowed: false } });
+    expect(renamed).toMatchObject({ format: "pytorch", details: { unsafePickle: true } });
     const pkl = await detectTransformersModel(...(await single(join(dir, "weights.pkl"))));
     expect(pkl).toMatchObject({ format: "pytorch", task: "unknown" });
   });
