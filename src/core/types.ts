@@ -95,10 +95,13 @@ export type ToolChoice = { type: "none" } | { type: "auto" } | { type: "required
 
 export interface GenerationOptions {
   sampling: SamplingParams;
-  /** Number of choices; only 1 is implemented, the field is here so n > 1 needs no type change. */
+  /** Number of choices (1–16); choice i samples with seed + i. */
   n: number;
   responseFormat: ResponseFormat;
-  /** Top logprobs to return per token; null = logprobs off. */
+  /**
+   * Logprobs of each generated token, with this many most likely alternatives (0–20); null = logprobs off. The
+   * values are the log-softmax of the model's logits before any sampler (temperature 1, no penalty or cut-off).
+   */
   logprobs: number | null;
   /** Also return the prompt's and the answer's token ids (vLLM's `return_token_ids` extension). */
   returnTokenIds: boolean;
@@ -126,6 +129,18 @@ export interface Usage {
   completionTokens: number;
 }
 
+/** A token and its log probability; `bytes` are its UTF-8 bytes (null when it has no text). */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+/** One generated token's logprob and the most likely tokens at its position, most likely first. */
+export interface LogprobEntry extends TokenLogprob {
+  top: TokenLogprob[];
+}
+
 /** What a backend streams. Non-streaming responses are these chunks folded together. */
 export type GenerationChunk =
   | { type: "text"; index: number; text: string }
@@ -138,6 +153,8 @@ export type GenerationChunk =
   | { type: "tool_call"; index: number; callIndex: number; id: string; name: string; arguments: string }
   | { type: "tool_call_arguments"; index: number; callIndex: number; arguments: string }
   | { type: "finish"; index: number; reason: FinishReason }
+  /** Only when `logprobs` is set: the tokens of the text that follows (sent before it), in order. */
+  | { type: "logprobs"; index: number; entries: LogprobEntry[] }
   | { type: "usage"; usage: Usage };
 
 /** One embedding input: a text, or token ids in the model's vocabulary (embedded as they are). */

@@ -29,6 +29,8 @@ export const chatCompletionBodySchema = z.object({
   ...generationParamsShape,
   messages: z.array(message).min(1, "must contain at least one message"),
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
+  logprobs: z.boolean().nullable().optional(),
+  top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
   parallel_tool_calls: z.boolean().nullable().optional(),
   store: z.unknown().optional(),
   modalities: z.array(z.string()).nullable().optional(),
@@ -83,6 +85,9 @@ export function toChatRequest(body: ChatCompletionBody): ChatRequest {
   if (messages.every((m) => m.role === "system")) {
     throw new InvalidRequestError("'messages' must contain at least one user or assistant message.", { param: "messages" });
   }
+  if (body.logprobs !== true && body.top_logprobs != null && body.top_logprobs > 0) {
+    throw new InvalidRequestError("'top_logprobs' requires 'logprobs' to be true.", { param: "top_logprobs", code: "invalid_value" });
+  }
   const { tools, toolChoice } = toTools(body.tools, body.tool_choice);
   return {
     model: body.model,
@@ -91,6 +96,7 @@ export function toChatRequest(body: ChatCompletionBody): ChatRequest {
     toolChoice,
     parallelToolCalls: body.parallel_tool_calls ?? true,
     ...toGenerationOptions(body),
+    logprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : null,
     responseFormat: toResponseFormat(body.response_format),
   };
 }

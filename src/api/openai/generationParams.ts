@@ -6,6 +6,9 @@ import { refuseExtensions, refusedExtensionsShape, samplerExtensionsShape, toSam
 
 const nullable = <T extends z.ZodType>(t: T) => t.nullable().optional();
 
+/** The most choices (`n`) one request may ask for. */
+export const MAX_CHOICES = 16;
+
 /** Sampling and output fields shared by /v1/chat/completions and /v1/completions. */
 export const generationParamsShape = {
   model: z.string().min(1, "must be a model id"),
@@ -24,7 +27,7 @@ export const generationParamsShape = {
   stop: nullable(z.union([z.string(), z.array(z.string()).max(16)])),
   presence_penalty: nullable(z.number().min(-2).max(2)),
   frequency_penalty: nullable(z.number().min(-2).max(2)),
-  n: nullable(z.number().int().min(1).max(128)),
+  n: nullable(z.number().int().min(1).max(MAX_CHOICES)),
   logprobs: z.unknown().optional(),
   top_logprobs: z.unknown().optional(),
   logit_bias: nullable(z.record(z.string(), z.number())),
@@ -54,6 +57,7 @@ type WireGeneration = WireSamplerExtensions & {
   presence_penalty?: number | null | undefined;
   frequency_penalty?: number | null | undefined;
   return_token_ids?: boolean | null | undefined;
+  n?: number | null | undefined;
 };
 
 /**
@@ -79,7 +83,7 @@ export function toGenerationOptions(body: WireGeneration): GenerationOptions {
       stop: stop.filter((s) => s.length > 0),
       ...toSamplerExtensions(body),
     },
-    n: 1,
+    n: body.n ?? 1,
     responseFormat: { type: "text" },
     logprobs: null,
     returnTokenIds: body.return_token_ids ?? false,

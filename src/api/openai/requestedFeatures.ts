@@ -10,22 +10,23 @@ import type { EmbeddingBody } from "./embeddingSchema.js";
  * checkCapabilities holds the list against the serving engine; one list per endpoint, so a new OpenAI parameter
  * is mapped to a capability here and nowhere else.
  */
-type Shared = Pick<
-  ChatCompletionBody,
-  "n" | "logprobs" | "top_logprobs" | "logit_bias" | "response_format" | "tools" | "tool_choice" | "functions" | "function_call" | "return_token_ids"
->;
+type Shared = Pick<ChatCompletionBody, "n" | "logit_bias" | "response_format" | "tools" | "tool_choice" | "functions" | "function_call" | "return_token_ids"> & {
+  /** Chat: a boolean; completions: a count, where 0 still asks for the chosen tokens' logprobs. */
+  logprobs?: boolean | number | null | undefined;
+  top_logprobs?: unknown;
+};
 
 const PART_CAPABILITY: Record<string, Capability> = { image_url: "images", input_audio: "audio", file: "files" };
 
 const nonEmpty = (v: unknown) => (Array.isArray(v) ? v.length > 0 : v != null);
 const choosesSomething = (v: unknown) => v != null && v !== "none" && v !== "auto";
 
-function sharedFeatures(body: Shared, logprobsIsCount: boolean): RequestedFeature[] {
+function sharedFeatures(body: Shared): RequestedFeature[] {
   const out: RequestedFeature[] = [];
   const add = (capability: Capability, param: string) => out.push({ capability, param });
   if (body.n != null && body.n > 1) add("multipleChoices", "n");
   const lp = body.logprobs;
-  if (lp != null && lp !== false && !(logprobsIsCount && lp === 0)) add("logprobs", "logprobs");
+  if (lp != null && lp !== false) add("logprobs", "logprobs");
   if (body.top_logprobs != null && body.top_logprobs !== 0) add("logprobs", "top_logprobs");
   if (body.logit_bias && Object.keys(body.logit_bias).length > 0) add("logitBias", "logit_bias");
   if (body.response_format?.type === "json_object") add("jsonObject", "response_format");
@@ -40,7 +41,7 @@ function sharedFeatures(body: Shared, logprobsIsCount: boolean): RequestedFeatur
 }
 
 export function chatFeatures(body: ChatCompletionBody): RequestedFeature[] {
-  const out = sharedFeatures(body, false);
+  const out = sharedFeatures(body);
   const add = (capability: Capability, param: string) => out.push({ capability, param });
   body.messages.forEach((m, i) => {
     if (m.role === "tool") add("tools", `messages[${i}].role`);
@@ -73,7 +74,7 @@ export function completionFeatures(body: CompletionBody): RequestedFeature[] {
       (typeof value === "object" && "type" in value && value.type === "text");
     if (!neutral) throw new UnsupportedParameterError(param, "applies to /v1/chat/completions only");
   }
-  const out = sharedFeatures(body, true);
+  const out = sharedFeatures(body);
   if (body.best_of != null && body.best_of > 1) out.push({ capability: "multipleChoices", param: "best_of" });
   if (body.suffix) out.push({ capability: "suffix", param: "suffix" });
   return out;
@@ -87,7 +88,17 @@ export function embeddingFeatures(body: EmbeddingBody): RequestedFeature[] {
  * Capabilities the API layer turns into internal requests today. A feature an engine declares but the API does not
  * translate yet is refused here too, so flipping an engine's flag can never make a parameter silently ignored.
  */
-const TRANSLATED: ReadonlySet<Capability> = new Set<Capability>(["chat", "completions", "embeddings", "tokenIds", "tools", "jsonObject", "jsonSchema"]);
+const TRANSLATED: ReadonlySet<Capability> = new Set<Capability>([
+  "chat",
+  "completions",
+  "embeddings",
+  "tokenIds",
+  "tools",
+  "jsonObject",
+  "jsonSchema",
+  "logprobs",
+  "multipleChoices",
+]);
 
 export function assertTranslated(features: readonly RequestedFeature[]): void {
   const missing = features.find((f) => !TRANSLATED.has(f.capability));

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { TabAgentError } from "../../core/errors.js";
-import type { FinishReason, ToolCall, Usage } from "../../core/types.js";
+import type { FinishReason, LogprobEntry, TokenLogprob, ToolCall, Usage } from "../../core/types.js";
 
 export interface FoldedChoice {
   index: number;
@@ -10,6 +10,9 @@ export interface FoldedChoice {
   /** Set when the request asked for `return_token_ids`. */
   tokenIds?: number[];
   promptTokenIds?: number[];
+  /** Set when the request asked for logprobs: each generated token's, and where its text starts in `text`. */
+  logprobs?: LogprobEntry[];
+  textOffsets?: number[];
 }
 
 /** `return_token_ids` fields riding on a streamed event: the ids since the last event, the prompt's on the first. */
@@ -25,12 +28,13 @@ export interface TokenIdsExtra {
 export interface ResponseFormatter {
   /** Sent once per choice before any text (chat sends the assistant role here). */
   start(index: number): string | null;
-  text(index: number, text: string, ids?: TokenIdsExtra): string;
+  /** `logprobs`: the tokens this text came from (they ride on the event that carries their text). */
+  text(index: number, text: string, ids?: TokenIdsExtra, logprobs?: LogprobEntry[]): string;
   /** A tool call starts (`callIndex` numbers the calls within the choice): id, type and name, arguments "". */
   toolCallStart(index: number, callIndex: number, id: string, name: string, ids?: TokenIdsExtra): string;
   /** More of a started call's arguments. */
   toolCallArguments(index: number, callIndex: number, args: string, ids?: TokenIdsExtra): string;
-  finish(index: number, reason: FinishReason, ids?: TokenIdsExtra): string;
+  finish(index: number, reason: FinishReason, ids?: TokenIdsExtra, logprobs?: LogprobEntry[]): string;
   usage(usage: Usage): string;
   whole(choices: FoldedChoice[], usage: Usage): object;
 }
@@ -67,6 +71,45 @@ interface FormatterContext {
   model: string;
   /** With include_usage, OpenAI sends `usage: null` on every chunk but the last. */
   includeUsage: boolean;
+  /** The request asked for logprobs: a choice without tokens still gets an (empty) logprobs object. */
+  logprobs?: boolean;
+}
+
+function tokenLogprobToWire(t: TokenLogprob) {
+  return { token: t.token, logprob: t.logprob, bytes: t.bytes };
+}
+
+/** Chat's `logprobs`: `{content: [{token, logprob, bytes, top_logprobs: [...]}]}`. */
+export function chatLogprobsToWire(entries: readonly LogprobEntry[]) {
+  return { content: entries.map((e) => ({ ...tokenLogprobToWire(e), top_logprobs: e.top.map(tokenLogprobToWire) })), refusal: null };
+}
+
+/**
+ * The legacy completions `logprobs`: parallel arrays, and for each token a `{token: logprob}` object of the most
+ * likely tokens plus the chosen one (OpenAI's "up to logprobs + 1"). `text_offset`: where each token's text starts.
+ */
+export function completionLogprobsToWire(entries: readonly LogprobEntry[], offsets: readonly number[]) {
+  return {
+    tokens: entries.map((e) => e.token),
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => {
+      const top: Record<string, number> = {};
+      for (const t of e.top) if (!Object.hasOwn(top, t.token)) top[t.token] = t.logprob;
+      if (!Object.hasOwn(top, e.token)) top[e.token] = e.logprob;
+      return top;
+    }),
+    text_offset: [...offsets],
+  };
+}
+
+/** Where each token's text starts, the first at `start`. */
+export function textOffsets(entries: readonly LogprobEntry[], start: number): number[] {
+  let at = start;
+  return entries.map((e) => {
+    const here = at;
+    at += e.token.length;
+    return here;
+  });
 }
 
 /** vLLM's layout: `token_ids` on the choice; the prompt's ids on the choice (completions) or the response (chat). */
@@ -79,24 +122,24 @@ function toolCallToWire(call: ToolCall) {
   return { id: call.id, type: "function" as const, function: { name: call.name, arguments: call.arguments } };
 }
 
-export function chatFormatter({ model, includeUsage }: FormatterContext): ResponseFormatter {
+export function chatFormatter({ model, includeUsage, logprobs = false }: FormatterContext): ResponseFormatter {
   const id = newId("chatcmpl");
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: "chat.completion.chunk", created, model, system_fingerprint: null };
-  const chunk = (index: number, delta: object, finish: FinishReason | null, ids?: TokenIdsExtra) => ({
+  const chunk = (index: number, delta: object, finish: FinishReason | null, ids?: TokenIdsExtra, lp?: LogprobEntry[]) => ({
     ...base,
     ...(ids?.promptTokenIds ? { prompt_token_ids: ids.promptTokenIds } : {}),
-    choices: [{ index, delta, logprobs: null, finish_reason: finish, ...idsOnChoice(ids, false) }],
+    choices: [{ index, delta, logprobs: lp ? chatLogprobsToWire(lp) : null, finish_reason: finish, ...idsOnChoice(ids, false) }],
     ...(includeUsage ? { usage: null } : {}),
   });
   const plainText = textTemplate((index, text) => chunk(index, { content: text }, null));
   return {
     start: (index) => JSON.stringify(chunk(index, { role: "assistant", content: "" }, null)),
-    text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, { content: text }, null, ids)) : plainText(index, text)),
+    text: (index, text, ids, lp) => (ids || lp ? JSON.stringify(chunk(index, { content: text }, null, ids, lp)) : plainText(index, text)),
     toolCallStart: (index, callIndex, callId, name, ids) =>
       JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, ...toolCallToWire({ id: callId, name, arguments: "" }) }] }, null, ids)),
     toolCallArguments: (index, callIndex, args, ids) => JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, function: { arguments: args } }] }, null, ids)),
-    finish: (index, reason, ids) => JSON.stringify(chunk(index, {}, reason, ids)),
+    finish: (index, reason, ids, lp) => JSON.stringify(chunk(index, {}, reason, ids, lp)),
     usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => ({
       id,
@@ -112,7 +155,7 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
           c.toolCalls.length > 0
             ? { role: "assistant", content: c.text === "" ? null : c.text, refusal: null, tool_calls: c.toolCalls.filter(Boolean).map(toolCallToWire) }
             : { role: "assistant", content: c.text, refusal: null },
-        logprobs: null,
+        logprobs: c.logprobs || logprobs ? chatLogprobsToWire(c.logprobs ?? []) : null,
         finish_reason: c.finishReason ?? "stop",
         ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
       })),
@@ -121,26 +164,33 @@ export function chatFormatter({ model, includeUsage }: FormatterContext): Respon
   };
 }
 
-export function completionFormatter({ model, includeUsage }: FormatterContext): ResponseFormatter {
+export function completionFormatter({ model, includeUsage, logprobs = false }: FormatterContext): ResponseFormatter {
   const id = newId("cmpl");
   const created = Math.floor(Date.now() / 1000);
   const base = { id, object: "text_completion", created, model, system_fingerprint: null };
-  const chunk = (index: number, text: string, finish: FinishReason | null, ids?: TokenIdsExtra) => ({
-    ...base,
-    choices: [{ index, text, logprobs: null, finish_reason: finish, ...idsOnChoice(ids, true) }],
-    ...(includeUsage ? { usage: null } : {}),
-  });
+  // Streamed text_offset: how much text each choice has sent so far.
+  const sent = new Map<number, number>();
+  const wireLogprobs = (index: number, lp: LogprobEntry[] | undefined) => (lp ? completionLogprobsToWire(lp, textOffsets(lp, sent.get(index) ?? 0)) : null);
+  const chunk = (index: number, text: string, finish: FinishReason | null, ids?: TokenIdsExtra, lp?: LogprobEntry[]) => {
+    const out = {
+      ...base,
+      choices: [{ index, text, logprobs: wireLogprobs(index, lp), finish_reason: finish, ...idsOnChoice(ids, true) }],
+      ...(includeUsage ? { usage: null } : {}),
+    };
+    if (logprobs) sent.set(index, (sent.get(index) ?? 0) + text.length);
+    return out;
+  };
   const plainText = textTemplate((index, text) => chunk(index, text, null));
   return {
     start: () => null,
-    text: (index, text, ids) => (ids ? JSON.stringify(chunk(index, text, null, ids)) : plainText(index, text)),
+    text: (index, text, ids, lp) => (ids || lp || logprobs ? JSON.stringify(chunk(index, text, null, ids, lp)) : plainText(index, text)),
     toolCallStart: () => {
       throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
     },
     toolCallArguments: () => {
       throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
     },
-    finish: (index, reason, ids) => JSON.stringify(chunk(index, "", reason, ids)),
+    finish: (index, reason, ids, lp) => JSON.stringify(chunk(index, "", reason, ids, lp)),
     usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
     whole: (choices, usage) => {
       if (choices.some((c) => c.toolCalls.length > 0)) {
@@ -151,7 +201,7 @@ export function completionFormatter({ model, includeUsage }: FormatterContext): 
         choices: choices.map((c) => ({
           index: c.index,
           text: c.text,
-          logprobs: null,
+          logprobs: c.logprobs || logprobs ? completionLogprobsToWire(c.logprobs ?? [], c.textOffsets ?? []) : null,
           finish_reason: c.finishReason ?? "stop",
           ...(c.promptTokenIds ? { prompt_token_ids: c.promptTokenIds } : {}),
           ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),

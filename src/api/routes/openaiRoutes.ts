@@ -107,6 +107,13 @@ function enforceLimits(options: GenerationOptions, body: { max_tokens?: number |
     const param = body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
     throw new InvalidRequestError(`'${param}' is ${asked}, more than this server allows (${limits.maxTokensCap}).`, { param, code: "limit_exceeded" });
   }
+  // Every choice may generate max_tokens: n of them count against the cap together.
+  if (asked !== undefined && options.n > 1 && options.n * asked > limits.maxTokensCap) {
+    throw new InvalidRequestError(
+      `'n' is ${options.n}; n × max_tokens (${options.n} × ${asked} = ${options.n * asked}) is more than this server allows (${limits.maxTokensCap}).`,
+      { param: "n", code: "limit_exceeded" },
+    );
+  }
 }
 
 /** Times the generation from the request's arrival (queue wait and model load included). */
@@ -149,7 +156,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
         reply,
         chunks: backendOperation(lease.backend, "chat")(chatRequest, signal),
         observe: observer(metrics, body.model, reply),
-        formatter: chatFormatter({ model: body.model, includeUsage }),
+        formatter: chatFormatter({ model: body.model, includeUsage, logprobs: chatRequest.logprobs !== null }),
         stream: body.stream === true,
         includeUsage,
       });
@@ -174,7 +181,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
         reply,
         chunks: completeAll(requests, (r) => complete(r, signal)),
         observe: observer(metrics, body.model, reply),
-        formatter: completionFormatter({ model: body.model, includeUsage }),
+        formatter: completionFormatter({ model: body.model, includeUsage, logprobs: requests[0]!.logprobs !== null }),
         stream: body.stream === true,
         includeUsage,
       });
@@ -209,17 +216,25 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
   });
 }
 
-/** Several prompts run one after another on the same slot; each becomes the choice with its index. */
+/**
+ * Several prompts run one after another on the same slot; prompt p's choice j (of n) is the choice p × n + j, as
+ * OpenAI numbers them.
+ */
 async function* completeAll(requests: CompletionRequest[], run: (r: CompletionRequest) => AsyncIterable<GenerationChunk>): AsyncGenerator<GenerationChunk> {
-  for (const [index, request] of requests.entries()) {
-    let echoed = !request.echo;
+  for (const [p, request] of requests.entries()) {
+    const echoed = new Set<number>();
     for await (const chunk of run(request)) {
+      if (chunk.type === "usage") {
+        yield chunk;
+        continue;
+      }
+      const index = p * request.n + chunk.index;
       // Echo only once the engine accepted the prompt, so a rejected prompt is still a plain HTTP error.
-      if (!echoed) {
-        echoed = true;
+      if (request.echo && !echoed.has(index)) {
+        echoed.add(index);
         yield { type: "text", index, text: request.prompt };
       }
-      yield chunk.type === "usage" ? chunk : { ...chunk, index };
+      yield { ...chunk, index };
     }
   }
 }

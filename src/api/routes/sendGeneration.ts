@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { GenerationChunk, Usage } from "../../core/types.js";
+import type { GenerationChunk, LogprobEntry, Usage } from "../../core/types.js";
 import { toErrorEnvelope } from "../openai/errorEnvelope.js";
-import type { FoldedChoice, ResponseFormatter, TokenIdsExtra } from "../openai/responseFormatters.js";
+import { textOffsets, type FoldedChoice, type ResponseFormatter, type TokenIdsExtra } from "../openai/responseFormatters.js";
 import { SseWriter } from "../openai/SseWriter.js";
 import { readAhead } from "../../backends/generation/readAhead.js";
 import { setStreamFailure } from "../streamFailure.js";
@@ -65,6 +65,13 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
         case "finish":
           choice(chunk.index).finishReason = chunk.reason;
           break;
+        case "logprobs": {
+          // The entries come before their text: their offsets start where the choice's text ends now.
+          const c = choice(chunk.index);
+          (c.logprobs ??= []).push(...chunk.entries);
+          (c.textOffsets ??= []).push(...textOffsets(chunk.entries, c.text.length));
+          break;
+        }
         case "usage":
           addUsage(usage, chunk.usage);
           break;
@@ -95,6 +102,13 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
     pendingIds.delete(index);
     return ids;
   };
+  // logprobs: entries wait for the text they became (or the finish), like ids.
+  const pendingLogprobs = new Map<number, LogprobEntry[]>();
+  const takeLogprobs = (index: number) => {
+    const entries = pendingLogprobs.get(index);
+    pendingLogprobs.delete(index);
+    return entries;
+  };
   let out = "";
   const add = (chunk: GenerationChunk) => {
     if (chunk.type === "usage") {
@@ -108,7 +122,7 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
     }
     switch (chunk.type) {
       case "text":
-        out += SseWriter.event(formatter.text(chunk.index, chunk.text, takeIds(chunk.index)));
+        out += SseWriter.event(formatter.text(chunk.index, chunk.text, takeIds(chunk.index), takeLogprobs(chunk.index)));
         break;
       case "tool_call":
         // OpenAI's shape, which client stream helpers rely on: the first delta of a call carries its id, type and
@@ -120,8 +134,14 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
         out += SseWriter.event(formatter.toolCallArguments(chunk.index, chunk.callIndex, chunk.arguments, takeIds(chunk.index)));
         break;
       case "finish":
-        out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index)));
+        out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index), takeLogprobs(chunk.index)));
         break;
+      case "logprobs": {
+        const entries = pendingLogprobs.get(chunk.index);
+        if (entries) entries.push(...chunk.entries);
+        else pendingLogprobs.set(chunk.index, [...chunk.entries]);
+        break;
+      }
       case "token_ids": {
         let ids = pendingIds.get(chunk.index);
         if (!ids) pendingIds.set(chunk.index, (ids = { tokenIds: [] }));

@@ -1,4 +1,5 @@
-import type { GenerationChunk } from "../../core/types.js";
+import type { GenerationChunk, LogprobEntry, TokenLogprob } from "../../core/types.js";
+import type { StepLogprobs } from "./logprobs.js";
 import { TokenTextStream } from "./TokenTextStream.js";
 
 export interface TokenLoopOptions<Token> {
@@ -16,8 +17,16 @@ export interface TokenLoopOptions<Token> {
   /** Stateful detokenization: the text of `tokens` after `last` (see StreamingDetokenizer). */
   detokenize: ConstructorParameters<typeof TokenTextStream<Token>>[0];
   toId(token: Token): number;
+  /**
+   * With logprobs on: the logprobs of the token the engine just yielded (see logprobs.ts), and how many of the top
+   * ones to report; the token's text is its piece in context.
+   */
+  logprobs?: { top: number; step(token: Token): StepLogprobs; fromId(id: number): Token } | undefined;
   signal: AbortSignal;
 }
+
+/** JSON has no -Infinity: a token the model rules out gets OpenAI's floor instead. */
+const LOGPROB_FLOOR = -9999;
 
 /**
  * The one generation loop of the in-process engines: an engine supplies sampled tokens (it evaluates and samples
@@ -30,6 +39,14 @@ export async function* generateFromTokens<Token>(tokens: AsyncIterable<Token>, o
   const text = new TokenTextStream<Token>(o.detokenize, o.stop);
   let completionTokens = 0;
   let finish: "stop" | "length" = "length";
+  // logprobs: the entries of tokens whose text is still held back go out with (before) that text.
+  const lp = o.logprobs;
+  const pending: LogprobEntry[] = [];
+  const context: Token[] = o.promptTokens.slice(-8);
+  const tokenLogprob = (token: Token, logprob: number): TokenLogprob => {
+    const text = o.detokenize([token], context);
+    return { token: text, logprob: Math.max(logprob, LOGPROB_FLOOR), bytes: [...Buffer.from(text, "utf8")] };
+  };
   if (o.returnTokenIds) yield { type: "token_ids", index, ids: o.promptTokens.map((token) => o.toId(token)), prompt: true };
   if (o.maxTokens > 0) {
     for await (const token of tokens) {
@@ -40,11 +57,26 @@ export async function* generateFromTokens<Token>(tokens: AsyncIterable<Token>, o
       }
       completionTokens++;
       if (o.returnTokenIds) yield { type: "token_ids", index, ids: [o.toId(token)] };
+      if (lp) {
+        const step = lp.step(token);
+        pending.push({ ...tokenLogprob(token, step.logprob), top: step.top.slice(0, lp.top).map((t) => tokenLogprob(lp.fromId(t.id), t.logprob)) });
+        context.push(token);
+        if (context.length > 8) context.shift();
+      }
       const match = text.push(token);
-      if (match.text) yield { type: "text", index, text: match.text };
       if (match.stopped) {
+        // The token that completed the stop sequence is not part of the answer; those before it are if any of
+        // their text is.
+        pending.pop();
+        if (match.text && pending.length > 0) yield { type: "logprobs", index, entries: pending.splice(0) };
+        if (match.text) yield { type: "text", index, text: match.text };
+        pending.length = 0;
         finish = "stop";
         break;
+      }
+      if (match.text) {
+        if (pending.length > 0) yield { type: "logprobs", index, entries: pending.splice(0) };
+        yield { type: "text", index, text: match.text };
       }
       if (completionTokens >= o.maxTokens) break;
     }
@@ -52,6 +84,7 @@ export async function* generateFromTokens<Token>(tokens: AsyncIterable<Token>, o
   signal.throwIfAborted();
   const tail = text.end();
   if (tail.stopped) finish = "stop";
+  if (pending.length > 0) yield { type: "logprobs", index, entries: pending.splice(0) };
   if (tail.text) yield { type: "text", index, text: tail.text };
   yield { type: "finish", index, reason: finish };
   yield { type: "usage", usage: { promptTokens: o.promptTokens.length, completionTokens } };

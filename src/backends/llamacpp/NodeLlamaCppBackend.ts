@@ -1,7 +1,7 @@
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { basename } from "node:path";
 import type { Logger } from "pino";
-import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError } from "../../core/errors.js";
+import { ContextLengthExceededError, InvalidRequestError, ModelLoadError, ModelNotLoadedError, UnsupportedParameterError } from "../../core/errors.js";
 import {
   REPEAT_PENALTY_WINDOW,
   type ChatMessage,
@@ -10,6 +10,7 @@ import {
   type EmbedRequest,
   type EmbedResult,
   type GenerationChunk,
+  type GenerationOptions,
   type ModelDescriptor,
   type SamplingParams,
 } from "../../core/types.js";
@@ -17,6 +18,9 @@ import type { Backend } from "../Backend.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
 import { checkTokenIds, inputParam } from "../generation/embedInputs.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
+import { logprobsFromProbabilities, type StepLogprobs } from "../generation/logprobs.js";
+import { runChoices } from "../generation/runChoices.js";
+import { SequencePool } from "./SequencePool.js";
 import { forcedCallSchema, messagesWithTools, templateReadsTools, toolMode, toolsForTemplate, withToolCalls, type ToolMode } from "../generation/toolCalls.js";
 import { toGrammarSchema } from "./jsonSchemaGrammar.js";
 import { seed32 } from "../generation/seed32.js";
@@ -46,7 +50,8 @@ interface Loaded {
   templateReadsTools: boolean;
   /** Tokens the chat template uses to end a turn, beyond the model's own end-of-generation tokens. */
   stopTokens: Set<Token>;
-  freeSequences: LlamaContextSequence[];
+  /** The context's sequences, one per generating choice (empty for an embedding model). */
+  sequences: SequencePool<LlamaContextSequence>;
   /**
    * KV-cache edits of requests that are starting. They need node-llama-cpp's context lock, which its decode loop
    * holds for as long as any sequence keeps asking for tokens: running generations pause between tokens until
@@ -116,7 +121,7 @@ export class NodeLlamaCppBackend implements Backend {
           template: null,
           templateReadsTools: false,
           stopTokens: new Set(),
-          freeSequences: [],
+          sequences: new SequencePool<LlamaContextSequence>(() => null),
           pendingPrefixWork: new Set(),
           contextSize,
         };
@@ -160,7 +165,7 @@ export class NodeLlamaCppBackend implements Backend {
         template,
         templateReadsTools: source !== null && templateReadsTools(source),
         stopTokens,
-        freeSequences: [],
+        sequences: new SequencePool(() => (context.sequencesLeft > 0 ? context.getSequence() : null)),
         pendingPrefixWork: new Set(),
         contextSize: context.contextSize,
       };
@@ -193,9 +198,13 @@ export class NodeLlamaCppBackend implements Backend {
       ? await this.renderChat(loaded, request.messages, mode === "none" ? undefined : toolsForTemplate(request.tools))
       : await this.renderChat(loaded, messagesWithTools(request.messages, request.tools, mode));
     const grammar = await this.grammarFor(request, mode);
-    const sampling = grammar ? { ...request.sampling, stop: [...request.sampling.stop, GRAMMAR_END] } : request.sampling;
-    const chunks = this.generate(loaded, tokens, sampling, 0, "messages", signal, request.returnTokenIds, grammar);
-    yield* withToolCalls(chunks, mode, request.tools);
+    refuseLogprobSamplers(request);
+    // n > 1: each choice on its own sequence, evaluated in the same batches (see SequencePool for n > parallel).
+    yield* runChoices(request, signal, (choice, s) => {
+      const sampling = grammar ? { ...choice.sampling, stop: [...choice.sampling.stop, GRAMMAR_END] } : choice.sampling;
+      const chunks = this.generate(loaded, tokens, sampling, 0, "messages", s, choice.returnTokenIds, grammar, choice.logprobs);
+      return withToolCalls(chunks, mode, request.tools);
+    });
   }
 
   /**
@@ -241,7 +250,8 @@ export class NodeLlamaCppBackend implements Backend {
     const loaded = this.require();
     const { model } = loaded;
     const tokens = withBos(model, model.tokenize(request.prompt, false));
-    yield* this.generate(loaded, tokens, request.sampling, 0, "prompt", signal, request.returnTokenIds);
+    refuseLogprobSamplers(request);
+    yield* runChoices(request, signal, (choice, s) => this.generate(loaded, tokens, choice.sampling, 0, "prompt", s, choice.returnTokenIds, null, choice.logprobs));
   }
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
@@ -281,13 +291,14 @@ export class NodeLlamaCppBackend implements Backend {
     signal: AbortSignal,
     returnTokenIds = false,
     grammar: LlamaGrammar | null = null,
+    logprobs: number | null = null,
   ): AsyncGenerator<GenerationChunk> {
     const { model, contextSize } = loaded;
     if (promptTokens.length >= contextSize) throw new ContextLengthExceededError(promptTokens.length, contextSize, promptParam);
     const room = contextSize - promptTokens.length;
     const maxTokens = Math.min(sampling.maxTokens ?? room, room);
 
-    const sequence = loaded.freeSequences.pop() ?? loaded.context!.getSequence();
+    const sequence = await loaded.sequences.take(signal);
     try {
       const work = reusePrefix(sequence, promptTokens);
       const settled = work.then(
@@ -309,7 +320,7 @@ export class NodeLlamaCppBackend implements Backend {
         repeatPenalty !== 1
           ? () => [...promptTokens.slice(-REPEAT_PENALTY_WINDOW), ...generated].slice(-REPEAT_PENALTY_WINDOW)
           : () => generated.slice(-REPEAT_PENALTY_WINDOW);
-      const evaluation = sequence.evaluate(toEvaluate, {
+      const options: Parameters<LlamaContextSequence["evaluate"]>[1] = {
         // We want to see the end-of-generation token: without it an ended iterator looks like a length stop.
         yieldEogToken: true,
         grammarEvaluationState: grammarState,
@@ -329,7 +340,19 @@ export class NodeLlamaCppBackend implements Backend {
               frequencyPenalty: sampling.frequencyPenalty,
             }
           : undefined,
-      });
+      };
+      // logprobs: node-llama-cpp's probabilities are those after its sampler chain, which (refuseLogprobSamplers)
+      // is at most a temperature here; logprobsFromProbabilities takes it back out.
+      let last: StepLogprobs | null = null;
+      const evaluation =
+        logprobs === null
+          ? sequence.evaluate(toEvaluate, options)
+          : (async function* () {
+              for await (const { token, probabilities } of sequence.evaluateWithMetadata(toEvaluate, { probabilities: true }, options)) {
+                last = logprobsFromProbabilities(probabilities, token, logprobs, sampling.temperature);
+                yield token;
+              }
+            })();
       async function* tokens(): AsyncGenerator<Token> {
         for await (const token of evaluation) {
           // KV-cache edits of starting requests go first (see Loaded.pendingPrefixWork).
@@ -347,11 +370,36 @@ export class NodeLlamaCppBackend implements Backend {
         isEnd: (token) => model.isEogToken(token) || loaded.stopTokens.has(token),
         detokenize: (t, last) => model.detokenize(t, false, last),
         toId: Number,
+        logprobs: logprobs === null ? undefined : { top: logprobs, step: () => last!, fromId: (id) => id as Token },
         signal,
       });
     } finally {
-      loaded.freeSequences.push(sequence);
+      loaded.sequences.give(sequence);
     }
+  }
+}
+
+/**
+ * node-llama-cpp reports token probabilities after its sampler chain. With logprobs on, a sampler that changes the
+ * distribution beyond the temperature (which is taken back out) would change the values, so it is refused by name.
+ */
+function refuseLogprobSamplers(request: GenerationOptions): void {
+  if (request.logprobs === null) return;
+  const s = request.sampling;
+  const changed: [string, boolean][] = [
+    ["top_p", s.topP !== undefined && s.topP < 1],
+    ["top_k", (s.topK ?? 0) > 0],
+    ["min_p", (s.minP ?? 0) > 0],
+    ["presence_penalty", s.presencePenalty !== 0],
+    ["frequency_penalty", s.frequencyPenalty !== 0],
+    ["repeat_penalty", (s.repeatPenalty ?? 1) !== 1],
+  ];
+  const param = changed.find(([, on]) => on)?.[0];
+  if (param) {
+    throw new UnsupportedParameterError(
+      param,
+      "cannot be combined with logprobs on the node-llama-cpp engine, which reports probabilities after its samplers (engines that can: onnxruntime, llama-server, upstream)",
+    );
   }
 }
 

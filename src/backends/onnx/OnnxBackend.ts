@@ -9,6 +9,7 @@ import {
   type EmbedRequest,
   type EmbedResult,
   type GenerationChunk,
+  type GenerationOptions,
   type ModelDescriptor,
   type SamplingParams,
 } from "../../core/types.js";
@@ -20,6 +21,8 @@ import type { Backend, RuntimeInfo } from "../Backend.js";
 import { ChatTemplate, type TemplateOwner } from "../generation/ChatTemplate.js";
 import { checkTokenIds, inputParam } from "../generation/embedInputs.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
+import { logprobsFromLogits, type StepLogprobs } from "../generation/logprobs.js";
+import { runChoices } from "../generation/runChoices.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
 import type { OnnxRunner } from "./OnnxWorkerSession.js";
@@ -203,13 +206,15 @@ export class OnnxBackend implements Backend {
     for (const m of request.messages) {
       if (m.role === "tool") throw new InvalidRequestError(`Role '${m.role}' is not supported by this model yet.`, { param: "messages" });
     }
-    const text = await loaded.template.render(request.messages);
-    yield* this.generate(loaded, loaded.tokenizer.encode(text, false), request.sampling, request.returnTokenIds, "messages", signal);
+    const tokens = loaded.tokenizer.encode(await loaded.template.render(request.messages), false);
+    // n > 1: the choices step concurrently, each with its own KV cache.
+    yield* runChoices(request, signal, (choice, s) => this.generate(loaded, tokens, choice, "messages", s));
   }
 
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require("decoder");
-    yield* this.generate(loaded, loaded.tokenizer.encode(request.prompt, true), request.sampling, request.returnTokenIds, "prompt", signal);
+    const tokens = loaded.tokenizer.encode(request.prompt, true);
+    yield* runChoices(request, signal, (choice, s) => this.generate(loaded, tokens, choice, "prompt", s));
   }
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
@@ -230,18 +235,22 @@ export class OnnxBackend implements Backend {
   private async *generate(
     loaded: LoadedDecoder,
     promptTokens: number[],
-    sampling: SamplingParams,
-    returnTokenIds: boolean,
+    request: GenerationOptions,
     promptParam: string,
     signal: AbortSignal,
   ): AsyncGenerator<GenerationChunk> {
+    const { sampling, returnTokenIds } = request;
     const { contextSize, decoder, tokenizer } = loaded;
     if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty after tokenization.", { param: promptParam });
     if (promptTokens.length >= contextSize) throw new ContextLengthExceededError(promptTokens.length, contextSize, promptParam);
     const room = contextSize - promptTokens.length;
     const maxTokens = Math.min(sampling.maxTokens ?? room, room);
 
-    yield* generateFromTokens(sampledTokens(decoder, promptTokens, sampling, signal), {
+    // logprobs: computed from each step's logits before the sampler sees them.
+    const top = request.logprobs;
+    let last: StepLogprobs | null = null;
+    const record = top === null ? undefined : (logits: ArrayLike<number>, token: number) => (last = logprobsFromLogits(logits, token, top));
+    yield* generateFromTokens(sampledTokens(decoder, promptTokens, sampling, signal, record), {
       index: 0,
       promptTokens,
       maxTokens,
@@ -250,6 +259,7 @@ export class OnnxBackend implements Backend {
       isEnd: (token) => tokenizer.eosIds.has(token),
       detokenize: (tokens, last) => tokenizer.decodeAfter(tokens, last),
       toId: (token) => token,
+      logprobs: top === null ? undefined : { top, step: () => last!, fromId: (id) => id },
       signal,
     });
   }
@@ -259,7 +269,13 @@ export class OnnxBackend implements Backend {
  * Tokens sampled from the decoder, one per request for the next: the KV cache lives in the session's worker, and the
  * step for the next token runs there while this thread writes the one just yielded.
  */
-async function* sampledTokens(decoder: OnnxDecoder, promptTokens: number[], sampling: SamplingParams, signal: AbortSignal): AsyncGenerator<number> {
+async function* sampledTokens(
+  decoder: OnnxDecoder,
+  promptTokens: number[],
+  sampling: SamplingParams,
+  signal: AbortSignal,
+  record?: (logits: ArrayLike<number>, token: number) => void,
+): AsyncGenerator<number> {
   const state = decoder.start();
   const random = createRandom(sampling.seed);
   const counts = new Map<number, number>(); // for presence and frequency penalties
@@ -269,6 +285,7 @@ async function* sampledTokens(decoder: OnnxDecoder, promptTokens: number[], samp
     let logits = await decoder.step(state, promptTokens);
     for (;;) {
       const token = sampleToken(logits, sampling, random, counts, window ? new Set(window) : undefined);
+      record?.(logits, token);
       yield token;
       counts.set(token, (counts.get(token) ?? 0) + 1);
       if (window) {

@@ -79,8 +79,6 @@ describe("chat completion body", () => {
   });
 
   it.each([
-    [{ n: 2 }, "n"],
-    [{ logprobs: true }, "logprobs"],
     [{ top_logprobs: 3 }, "top_logprobs"],
 
     [{ logit_bias: { "1": 5 } }, "logit_bias"],
@@ -173,8 +171,38 @@ describe("completion body", () => {
   it("refuses suffix, best_of > 1 and token-array prompts", () => {
     expect(paramOf(() => toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", suffix: "z" })))).toBe("suffix");
     expect(paramOf(() => toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", best_of: 2 })))).toBe("best_of");
+    expect(paramOf(() => toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", best_of: 3, n: 2 })))).toBe("best_of");
     expect(paramOf(() => parseBody(completionBodySchema, { model: "m", prompt: [1, 2] }))).toMatch(/^prompt/);
-    expect(paramOf(() => toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", logprobs: 2 })))).toBe("logprobs");
+    expect(paramOf(() => parseBody(completionBodySchema, { model: "m", prompt: "a", logprobs: 6 }))).toBe("logprobs");
+    expect(paramOf(() => toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", logprobs: 2, echo: true })))).toBe("echo");
+    expect(paramOf(() => toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", top_logprobs: 2 })))).toBe("top_logprobs");
+  });
+
+  it("carries n, best_of = n and the logprobs count", () => {
+    const [r] = toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", n: 3, best_of: 3, logprobs: 2 }));
+    expect([r!.n, r!.logprobs]).toEqual([3, 2]);
+    const [zero] = toCompletionRequests(parseBody(completionBodySchema, { model: "m", prompt: "a", logprobs: 0 }));
+    expect(zero!.logprobs).toBe(0);
+  });
+});
+
+describe("chat logprobs and n", () => {
+  it("carries logprobs as the number of alternatives, and n", () => {
+    expect(chat({}).logprobs).toBeNull();
+    expect(chat({ logprobs: true }).logprobs).toBe(0);
+    expect(chat({ logprobs: true, top_logprobs: 20, n: 16 })).toMatchObject({ logprobs: 20, n: 16 });
+    expect(chat({ logprobs: false, top_logprobs: 0 }).logprobs).toBeNull();
+  });
+  it.each([
+    [{ top_logprobs: 2 }, "top_logprobs"],
+    [{ logprobs: false, top_logprobs: 2 }, "top_logprobs"],
+    [{ logprobs: true, top_logprobs: 21 }, "top_logprobs"],
+    [{ logprobs: true, top_logprobs: -1 }, "top_logprobs"],
+    [{ logprobs: 1 }, "logprobs"],
+    [{ n: 17 }, "n"],
+    [{ n: 0 }, "n"],
+  ])("refuses %j naming %s", (body, param) => {
+    expect(paramOf(() => chat(body))).toBe(param);
   });
 });
 

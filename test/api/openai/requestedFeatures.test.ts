@@ -24,7 +24,9 @@ describe("requestedFeatures", () => {
         logit_bias: {},
       }),
     ).toEqual([]);
-    expect(completion({ logprobs: 0, best_of: 1, suffix: "" })).toEqual([]);
+    expect(completion({ best_of: 1, suffix: "" })).toEqual([]);
+    // logprobs 0 still asks for the chosen tokens' logprobs.
+    expect(completion({ logprobs: 0 })).toEqual([{ capability: "logprobs", param: "logprobs" }]);
     expect(embeddingFeatures(parseBody(embeddingBodySchema, { model: "e", input: "x" }))).toEqual([]);
   });
 
@@ -98,6 +100,7 @@ describe("requestedFeatures", () => {
   it("refuses, never drops, a feature the API layer does not translate yet", () => {
     expect(() => assertTranslated([{ capability: "tokenIds", param: "return_token_ids" }])).not.toThrow();
     expect(() => assertTranslated([{ capability: "tools", param: "tools" }])).not.toThrow();
-    expect(() => assertTranslated([{ capability: "logprobs", param: "logprobs" }])).toThrow(/Parameter 'logprobs'/);
+    expect(() => assertTranslated([{ capability: "logprobs", param: "logprobs" }])).not.toThrow();
+    expect(() => assertTranslated([{ capability: "logitBias", param: "logit_bias" }])).toThrow(/Parameter 'logit_bias'/);
   });
 });
