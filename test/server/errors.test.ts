@@ -171,8 +171,7 @@ describe("bad input answers with an OpenAI error envelope", () => {
     for (const [patch, param] of [
       [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],
       [{ response_format: { type: "json_object" } }, "response_format"],
-      [{ logprobs: true }, "logprobs"],
-      [{ n: 3 }, "n"],
+      [{ logit_bias: { "1": 1 } }, "logit_bias"],
       [{ reasoning_effort: "low" }, "reasoning_effort"],
     ] as const) {
       const r = await postJson(chatUrl(), { ...ok, ...patch });

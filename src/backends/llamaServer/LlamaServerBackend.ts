@@ -6,6 +6,7 @@ import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
 import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
 import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
+import { runChoices } from "../generation/runChoices.js";
 import { seed32 } from "../generation/seed32.js";
 
 export interface LlamaServerBackendOptions {
@@ -109,13 +110,17 @@ export class LlamaServerBackend extends ChildServerBackend {
     this.parallel = options.parallel;
   }
 
+  // n > 1: one llama-server request per choice, all at once (its slots batch them, and it queues what does not
+  // fit), rather than its `n` (n_cmpl), which is capped at its slot count.
   override chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    const chunks = super.chat(llamaServerToolShape(llamaServerSampling(request)), signal);
-    return request.tools.length > 0 && !request.parallelToolCalls ? firstCallOnly(chunks) : chunks;
+    return runChoices(request, signal, (choice, s) => {
+      const chunks = super.chat(llamaServerToolShape(llamaServerSampling(choice)), s);
+      return request.tools.length > 0 && !request.parallelToolCalls ? firstCallOnly(chunks) : chunks;
+    });
   }
 
   override complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return super.complete(llamaServerSampling(request), signal);
+    return runChoices(request, signal, (choice, s) => super.complete(llamaServerSampling(choice), s));
   }
 
   private engineName(): string {

@@ -3,7 +3,18 @@ import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { UpstreamError } from "../../core/errors.js";
-import type { ChatMessage, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, GenerationChunk, GenerationOptions } from "../../core/types.js";
+import type {
+  ChatMessage,
+  ChatRequest,
+  CompletionRequest,
+  EmbedRequest,
+  EmbedResult,
+  FinishReason,
+  GenerationChunk,
+  GenerationOptions,
+  LogprobEntry,
+  TokenLogprob,
+} from "../../core/types.js";
 import { parseSse } from "./parseSse.js";
 
 export interface UpstreamTarget {
@@ -48,6 +59,22 @@ const toolCallDeltasSchema = z
   )
   .nullable()
   .optional();
+/** A token's logprob as OpenAI's chat API (and llama-server on both endpoints) streams it. */
+const tokenLogprobSchema = z.object({ token: z.string(), logprob: z.number().nullable(), bytes: z.array(z.number().int()).nullable().optional() }).loose();
+const chatLogprobsSchema = z
+  .object({ content: z.array(tokenLogprobSchema.extend({ top_logprobs: z.array(tokenLogprobSchema).nullable().optional() })).nullable() })
+  .loose();
+/** The legacy completions form: parallel arrays, alternatives as {token: logprob}. */
+const legacyLogprobsSchema = z
+  .object({
+    tokens: z.array(z.string()),
+    token_logprobs: z.array(z.number().nullable()),
+    top_logprobs: z.array(z.record(z.string(), z.number()).nullable()).nullable().optional(),
+  })
+  .loose();
+type ChatLogprobs = z.infer<typeof chatLogprobsSchema>;
+type LegacyLogprobs = z.infer<typeof legacyLogprobsSchema>;
+const logprobsSchema = z.union([chatLogprobsSchema, legacyLogprobsSchema]).nullable().optional();
 /** vLLM's `return_token_ids` fields (the transformers sidecar speaks them too). */
 const tokenIdsSchema = z.array(z.number().int().nonnegative()).nullable().optional();
 const streamChunkSchema = z
@@ -60,6 +87,7 @@ const streamChunkSchema = z
             delta: z.object({ content: z.string().nullable().optional(), tool_calls: toolCallDeltasSchema }).loose().optional(),
             text: z.string().nullable().optional(),
             finish_reason: finishSchema,
+            logprobs: logprobsSchema,
             token_ids: tokenIdsSchema,
             prompt_token_ids: tokenIdsSchema,
           })
@@ -98,6 +126,7 @@ function samplingBody(o: GenerationOptions): Record<string, unknown> {
     ...(s.presencePenalty !== 0 ? { presence_penalty: s.presencePenalty } : {}),
     ...(s.frequencyPenalty !== 0 ? { frequency_penalty: s.frequencyPenalty } : {}),
     ...(o.returnTokenIds ? { return_token_ids: true } : {}),
+    ...(o.n > 1 ? { n: o.n } : {}),
     // llama.cpp / vLLM samplers, sent when set; the server judges them. The repeat penalty in both spellings:
     // llama.cpp reads `repeat_penalty`, vLLM `repetition_penalty`, and each ignores the other's.
     ...(s.topK !== undefined ? { top_k: s.topK } : {}),
@@ -134,6 +163,41 @@ function toolsBody(r: ChatRequest): Record<string, unknown> {
   if (f.type === "json_object") out["response_format"] = { type: "json_object" };
   if (f.type === "json_schema") out["response_format"] = { type: "json_schema", json_schema: { name: f.name, schema: f.schema, strict: f.strict } };
   return out;
+}
+
+/**
+ * Logprobs as the server is asked for them: at least one alternative, since llama-server reports nothing at all for
+ * 0 (`top_logprobs: 0`, `n_probs: 0`); the answer's are cut back to what was asked. llama-server's values are then
+ * those before its samplers (`post_sampling_probs` false, its default), the daemon's definition.
+ */
+function logprobsBody(o: GenerationOptions, shape: "delta" | "text"): Record<string, unknown> {
+  if (o.logprobs === null) return {};
+  const top = Math.max(o.logprobs, 1);
+  return shape === "delta" ? { logprobs: true, top_logprobs: top } : { logprobs: top };
+}
+
+const utf8 = (text: string) => [...Buffer.from(text, "utf8")];
+const LOGPROB_FLOOR = -9999;
+
+function toTokenLogprob(t: { token: string; logprob: number | null; bytes?: number[] | null | undefined }): TokenLogprob {
+  return { token: t.token, logprob: t.logprob ?? LOGPROB_FLOOR, bytes: t.bytes ?? utf8(t.token) };
+}
+
+/** An upstream event's logprobs in the daemon's form, `top` alternatives each. */
+function toLogprobEntries(lp: ChatLogprobs | LegacyLogprobs, top: number): LogprobEntry[] {
+  if (!Array.isArray((lp as LegacyLogprobs).tokens)) {
+    return ((lp as ChatLogprobs).content ?? []).map((e) => ({ ...toTokenLogprob(e), top: (e.top_logprobs ?? []).slice(0, top).map(toTokenLogprob) }));
+  }
+  const legacy = lp as LegacyLogprobs;
+  return legacy.tokens.map((token, i) => {
+    const alternatives = Object.entries(legacy.top_logprobs?.[i] ?? {}).sort((a, b) => b[1] - a[1]);
+    return {
+      token,
+      logprob: legacy.token_logprobs[i] ?? LOGPROB_FLOOR,
+      bytes: utf8(token),
+      top: alternatives.slice(0, top).map(([t, logprob]) => ({ token: t, logprob, bytes: utf8(t) })),
+    };
+  });
 }
 
 function toFinish(reason: string | null | undefined): FinishReason | null {
@@ -232,17 +296,25 @@ export class OpenAIUpstream {
         messages: request.messages.map(messageToWire),
         ...toolsBody(request),
         ...samplingBody(request),
+        ...logprobsBody(request, "delta"),
       },
       "delta",
       signal,
+      request.logprobs,
     );
   }
 
   complete(request: CompletionRequest, model: string, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return this.stream("/completions", { model, prompt: request.prompt, ...samplingBody(request) }, "text", signal);
+    return this.stream("/completions", { model, prompt: request.prompt, ...samplingBody(request), ...logprobsBody(request, "text") }, "text", signal, request.logprobs);
   }
 
-  private async *stream(path: string, body: Record<string, unknown>, shape: "delta" | "text", signal: AbortSignal): AsyncGenerator<GenerationChunk> {
+  private async *stream(
+    path: string,
+    body: Record<string, unknown>,
+    shape: "delta" | "text",
+    signal: AbortSignal,
+    logprobs: number | null = null,
+  ): AsyncGenerator<GenerationChunk> {
     const { firstByteTimeoutMs, name } = this.target;
     // A stalled upstream (loading a model forever, wedged) fails instead of holding the slot.
     const stall = new AbortController();
@@ -300,6 +372,10 @@ export class OpenAIUpstream {
           const index = choice.index ?? 0;
           if (choice.prompt_token_ids) yield { type: "token_ids", index, ids: choice.prompt_token_ids, prompt: true };
           if (choice.token_ids?.length) yield { type: "token_ids", index, ids: choice.token_ids };
+          if (logprobs !== null && choice.logprobs) {
+            const entries = toLogprobEntries(choice.logprobs, logprobs);
+            if (entries.length > 0) yield { type: "logprobs", index, entries };
+          }
           const text = shape === "delta" ? choice.delta?.content : choice.text;
           if (text) {
             textChunks++;
