@@ -8,6 +8,7 @@ import torch
 
 from .folder import check_folder
 from .protocol import REPEAT_WINDOW, ProtocolError
+from .structured import Grammars, hermes_messages, template_reads_tools, tools_for_template
 
 # Decode this many earlier tokens with each new one, so tokenizers that merge spaces across tokens decode right.
 DETOK_CONTEXT = 5
@@ -82,18 +83,31 @@ class CausalLM:
             eos = self.tokenizer.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [eos]) - {None}
         self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.reads_tools = self.has_template and template_reads_tools(self.tokenizer.chat_template)
+        out_emb = self.model.get_output_embeddings()
+        vocab = int(out_emb.weight.shape[0]) if out_emb is not None else int(getattr(cfg, "vocab_size", 0) or 0)
+        self.grammars = Grammars(self.tokenizer, max(vocab, len(self.tokenizer)), self.eos)
         # transformers renamed `past_key_values` to `cache` (5.2x); speak whichever this version has.
         params = inspect.signature(self.model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         # Only the last position's logits are needed: skips a [prompt x vocab] matmul on the prompt.
         self.step_kwargs = {"use_cache": True, **({"logits_to_keep": 1} if "logits_to_keep" in params else {})}
+        self.log = log
         log(f"loaded {cfg.model_type} on {device} ({dtype}), context {self.context}, eos {sorted(self.eos)}")
 
-    def chat_ids(self, messages):
+    def chat_ids(self, messages, tools=None):
+        """The prompt's ids. With tools, or tool calls and results in the history, a template that reads `tools` gets
+        them as transformers passes them (calls' arguments as objects); another gets them in the Hermes convention."""
         if not self.has_template:
             raise ProtocolError("this model has no chat template; use /v1/completions", "messages")
+        extra = {}
+        if self.reads_tools:
+            if tools:
+                extra["tools"] = tools_for_template(tools)
+        elif tools or any(m["role"] == "tool" or m.get("tool_calls") for m in messages):
+            messages = hermes_messages(messages, tools or [])
         try:
-            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, **extra)
         except Exception as err:  # a template that rejects the roles it was given (e.g. no system role)
             raise ProtocolError(f"the model's chat template failed: {err}", "messages") from err
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):
@@ -113,9 +127,15 @@ class CausalLM:
         room = self.context - len(ids)
         return room if sampling.max_tokens is None else min(sampling.max_tokens, room)
 
+    def constrain(self, req):
+        """The request's grammar (structured.Constraint), None for free text; a 400 for a schema it cannot enforce."""
+        return self.grammars.for_request(req)
+
     @torch.inference_mode()
-    def tokens(self, ids, sampling, max_tokens, cancelled):
-        """Yields token ids; stops at EOS, max_tokens or when `cancelled` is set (checked before each step)."""
+    def tokens(self, ids, sampling, max_tokens, cancelled, constraint=None):
+        """Yields token ids; stops at EOS, max_tokens or when `cancelled` is set (checked before each step). With a
+        constraint, tokens it does not allow are masked out before the pick (greedy and sampled alike) and each
+        picked token advances it."""
         gen = torch.Generator(device="cpu")
         gen.manual_seed(sampling.seed % (1 << 63) if sampling.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
         counts = {}
@@ -129,7 +149,11 @@ class CausalLM:
             out = self.model(input_ids=step_input, **self.step_kwargs, **{self.cache_arg: past})
             past = getattr(out, self.cache_arg)
             logits = out.logits[0, -1, :].float()
+            if constraint is not None:
+                constraint.mask(logits)
             token = self.pick(logits, sampling, counts, gen, window)
+            if constraint is not None and token not in self.eos:
+                constraint.advance(token)
             yield token
             if token in self.eos:
                 return
@@ -169,16 +193,17 @@ class CausalLM:
             probs = torch.where(probs >= s.min_p * probs.max(), probs, torch.zeros_like(probs))
         return int(torch.multinomial(probs.cpu(), 1, generator=gen))
 
-    def run(self, ids, sampling, cancelled=None):
+    def run(self, ids, sampling, cancelled=None, constraint=None):
         """Yields ("token", id) for each generated token (before the text it becomes), ("text", piece) events, and
-        ends with ("finish", reason, prompt_tokens, completion_tokens)."""
+        ends with ("finish", reason, prompt_tokens, completion_tokens). A constraint's grammar, once complete, ends
+        the generation as EOS would."""
         cancelled = cancelled or threading.Event()
         max_tokens = self.check_length(ids, sampling)
         detok = IncrementalDetokenizer(self.tokenizer, ids)
         stops = StopMatcher(sampling.stop)
         produced = 0
         reason = "length"
-        for token in self.tokens(ids, sampling, max_tokens, cancelled):
+        for token in self.tokens(ids, sampling, max_tokens, cancelled, constraint):
             if token in self.eos:
                 reason = "stop"
                 break
@@ -188,6 +213,11 @@ class CausalLM:
             if text:
                 yield ("text", text)
             if stopped:
+                reason = "stop"
+                break
+            if constraint is not None and (constraint.done or constraint.error):
+                if constraint.error:
+                    self.log(f"error: the grammar refused a token: {constraint.error}")
                 reason = "stop"
                 break
         else:

@@ -1,5 +1,6 @@
 """Validation of the daemon's requests. The daemon validates first (zod); this side checks again, because a
 request that slips through must end in a clear 400, never a traceback or a hung generation."""
+import json
 from dataclasses import dataclass, field
 
 
@@ -40,6 +41,23 @@ class Generation:
     return_token_ids: bool = False
     messages: list | None = None  # chat
     prompt: str | None = None  # completions
+    tools: list = field(default_factory=list)  # [{"name", "description", "parameters"}]
+    tool_choice: object = "auto"  # "none" | "auto" | "required" | ("function", name)
+    parallel_tool_calls: bool = True
+    response_format: dict | None = None  # None (text), {"type": "json_object"}, {"type": "json_schema", "schema"}
+
+    @property
+    def tool_mode(self):
+        """none: tools (if any) are rendered, no call is parsed; auto: `<tool_call>` blocks become calls; forced: the
+        answer is one call, generated under a grammar."""
+        if not self.tools or self.tool_choice == "none":
+            return "none"
+        return "auto" if self.tool_choice == "auto" else "forced"
+
+    def forced_tools(self):
+        if isinstance(self.tool_choice, tuple):
+            return [t for t in self.tools if t["name"] == self.tool_choice[1]]
+        return self.tools
 
 
 def _require_object(body):
@@ -119,13 +137,118 @@ def parse_chat(body):
     if not isinstance(messages, list) or not messages:
         raise ProtocolError("messages must be a non-empty list", "messages")
     out = []
+    names = {}  # tool call id -> function name, for the tool messages that answer them
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise ProtocolError(f"messages[{i}] needs a string role and a string content", f"messages[{i}]")
-        if m["role"] not in ("system", "user", "assistant", "tool"):
-            raise ProtocolError(f"messages[{i}].role '{m['role']}' is not supported", f"messages[{i}].role")
-        out.append({"role": m["role"], "content": m["content"]})
-    return Generation(sampling=parse_sampling(body), stream=bool(body.get("stream")), messages=out, return_token_ids=_flag(body, "return_token_ids"))
+        out.append(_message(m, i, names))
+    tools = _tools(body)
+    return Generation(
+        sampling=parse_sampling(body),
+        stream=bool(body.get("stream")),
+        messages=out,
+        return_token_ids=_flag(body, "return_token_ids"),
+        tools=tools,
+        tool_choice=_tool_choice(body, tools),
+        parallel_tool_calls=body.get("parallel_tool_calls") is not False,
+        response_format=_response_format(body),
+    )
+
+
+def _message(m, i, names):
+    """One message as chat templates take it: tool calls with their arguments as objects (what templates that
+    render them expect), a tool message with its call's id and function name."""
+    at = f"messages[{i}]"
+    if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+        raise ProtocolError(f"{at} needs a string role", at)
+    role = m["role"]
+    if role not in ("system", "user", "assistant", "tool"):
+        raise ProtocolError(f"{at}.role '{role}' is not supported", f"{at}.role")
+    calls = m.get("tool_calls") if role == "assistant" else None
+    content = m.get("content")
+    if calls:
+        if content is None:
+            content = ""
+    if not isinstance(content, str):
+        raise ProtocolError(f"{at} needs a string content", f"{at}.content")
+    msg = {"role": role, "content": content}
+    if calls:
+        if not isinstance(calls, list):
+            raise ProtocolError(f"{at}.tool_calls must be a list", f"{at}.tool_calls")
+        msg["tool_calls"] = []
+        for j, c in enumerate(calls):
+            fn = c.get("function") if isinstance(c, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(fn.get("arguments", ""), str):
+                raise ProtocolError(f"{at}.tool_calls[{j}] needs a function with a string name and string arguments", f"{at}.tool_calls[{j}]")
+            args = fn.get("arguments") or "{}"
+            try:
+                parsed = json.loads(args)
+            except ValueError:
+                parsed = args  # kept as the client sent it
+            cid = c.get("id") if isinstance(c.get("id"), str) else f"call_{j}"
+            names[cid] = fn["name"]
+            msg["tool_calls"].append({"id": cid, "type": "function", "function": {"name": fn["name"], "arguments": parsed}})
+    if role == "tool":
+        cid = m.get("tool_call_id")
+        if cid is not None and not isinstance(cid, str):
+            raise ProtocolError(f"{at}.tool_call_id must be a string", f"{at}.tool_call_id")
+        if cid is not None:
+            msg["tool_call_id"] = cid
+            if cid in names:
+                msg["name"] = names[cid]
+    return msg
+
+
+def _tools(body):
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise ProtocolError("tools must be a list", "tools")
+    out = []
+    for i, t in enumerate(tools):
+        fn = t.get("function") if isinstance(t, dict) and t.get("type", "function") == "function" else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise ProtocolError(f"tools[{i}] must be a function tool with a name", f"tools[{i}]")
+        params = fn.get("parameters")
+        if params is None:
+            params = {"type": "object", "properties": {}}
+        if not isinstance(params, dict):
+            raise ProtocolError(f"tools[{i}].function.parameters must be a JSON Schema object", f"tools[{i}].function.parameters")
+        desc = fn.get("description")
+        out.append({"name": fn["name"], "description": desc if isinstance(desc, str) else "", "parameters": params})
+    return out
+
+
+def _tool_choice(body, tools):
+    c = body.get("tool_choice")
+    if c is None:
+        return "auto"
+    if c in ("none", "auto", "required"):
+        return c
+    fn = c.get("function") if isinstance(c, dict) and c.get("type") == "function" else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise ProtocolError("tool_choice must be none, auto, required or {type: function, function: {name}}", "tool_choice")
+    if not any(t["name"] == fn["name"] for t in tools):
+        raise ProtocolError(f"tool_choice names the function '{fn['name']}', which is not in tools", "tool_choice")
+    return ("function", fn["name"])
+
+
+def _response_format(body):
+    f = body.get("response_format")
+    if f is None:
+        return None
+    if not isinstance(f, dict) or f.get("type") not in ("text", "json_object", "json_schema"):
+        raise ProtocolError("response_format.type must be text, json_object or json_schema", "response_format")
+    if f["type"] == "text":
+        return None
+    if f["type"] == "json_object":
+        return {"type": "json_object"}
+    spec = f.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if schema is None:
+        schema = {}
+    if not isinstance(schema, (dict, bool)):
+        raise ProtocolError("response_format.json_schema.schema must be a JSON Schema", "response_format", code="invalid_schema")
+    return {"type": "json_schema", "schema": schema}
 
 
 def parse_completion(body):

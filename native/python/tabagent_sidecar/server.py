@@ -8,7 +8,10 @@ DNS rebinding). Anything else gets 401 or 403 with a JSON error, and the connect
 The engine (state.engine, set once loaded; any Python engine, see serve.py) is duck-typed by task:
   text-generation: chat_ids(messages) and prompt_ids(prompt) -> token ids; check_length(ids, sampling) raises
     ProtocolError when the prompt does not fit; run(ids, sampling, cancelled) yields ("token", id), ("text", piece)
-    and last ("finish", reason, prompt_tokens, completion_tokens), and stops once `cancelled` is set.
+    and last ("finish", reason, prompt_tokens, completion_tokens), and stops once `cancelled` is set. Tools and
+    JSON output (tools, tool history, response_format) need two more: chat_ids(messages, tools) and
+    constrain(req) -> a structured.Constraint or None, which run(ids, sampling, cancelled, constraint) obeys; an
+    engine without `constrain` answers such a request with a 400. Tool calls are parsed here (structured.ToolCalls).
   embeddings: embed(inputs: a list of texts or of token-id lists, with .flat and .param) -> (vectors, prompt_tokens).
 
 One thread per request (ThreadingHTTPServer). A streamed generation writes each piece as one SSE event in its own
@@ -25,6 +28,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .protocol import ProtocolError, parse_chat, parse_completion, parse_embeddings
+from .structured import ToolCalls, with_tool_calls
 
 MAX_BODY = 64 * 1024 * 1024
 REFUSED_BODY_DRAIN = 64 * 1024
@@ -196,7 +200,15 @@ def make_handler(state):
             if state.task != "text-generation":
                 raise ProtocolError("this model serves embeddings, not chat", "model", code="wrong_task")
             req = parse_chat(body)
-            self.generate(req, state.engine.chat_ids(req.messages), "chat.completion")
+            engine = state.engine
+            structured = bool(req.tools or req.response_format or any(m["role"] == "tool" or m.get("tool_calls") for m in req.messages))
+            if not structured:
+                self.generate(req, engine.chat_ids(req.messages), "chat.completion")
+                return
+            if not hasattr(engine, "constrain"):
+                raise ProtocolError("this engine has no tools or JSON output", "tools" if req.tools else "response_format")
+            ids = engine.chat_ids(req.messages, req.tools)
+            self.generate(req, ids, "chat.completion", engine.constrain(req))
 
         def completions(self, body):
             if state.task != "text-generation":
@@ -215,14 +227,21 @@ def make_handler(state):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             })
 
-        def generate(self, req, ids, kind):
+        def generate(self, req, ids, kind, constraint=None):
             engine = state.engine
             engine.check_length(ids, req.sampling)  # a 400 before any stream starts
             cancelled = threading.Event()
             with state.lock:
                 state.active += 1
             try:
-                self.run_generation(req, ids, kind, engine.run(ids, req.sampling, cancelled), cancelled)
+                if constraint is None:
+                    events = engine.run(ids, req.sampling, cancelled)
+                else:
+                    events = engine.run(ids, req.sampling, cancelled, constraint)
+                mode = getattr(req, "tool_mode", "none")
+                if mode != "none":
+                    events = with_tool_calls(events, ToolCalls(mode, req.tools, first_only=not req.parallel_tool_calls), len(ids))
+                self.run_generation(req, ids, kind, events, cancelled)
             finally:
                 with state.lock:
                     state.active -= 1
@@ -242,17 +261,24 @@ def make_handler(state):
             created = int(time.time())
             chat = kind == "chat.completion"
             if not req.stream:
-                text, tokens, finish = [], [], None
+                text, tokens, finish, calls = [], [], None, []
                 for ev in events:
                     if ev[0] == "text":
                         text.append(ev[1])
                     elif ev[0] == "token":
                         tokens.append(ev[1])
+                    elif ev[0] == "call":
+                        calls.append({"id": ev[2], "type": "function", "function": {"name": ev[3], "arguments": ev[4]}})
+                    elif ev[0] == "args":
+                        calls[ev[1]]["function"]["arguments"] += ev[2]
                     else:
                         finish = ev
                 content = "".join(text)
                 choice = {"index": 0, "finish_reason": finish[1]}
-                choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
+                message = {"role": "assistant", "content": content}
+                if calls:
+                    message = {"role": "assistant", "content": content or None, "tool_calls": calls}
+                choice.update({"message": message} if chat else {"text": content})
                 extra = {}
                 if req.return_token_ids:  # vLLM's layout
                     choice["token_ids"] = tokens
@@ -275,6 +301,20 @@ def make_handler(state):
                     if kind_ == "token":
                         if want_ids:
                             pending.append(ev[1])
+                    elif kind_ in ("call", "args"):
+                        if kind_ == "call":
+                            _, i, cid, name, args = ev
+                            deltas = [{"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}]
+                            if args:
+                                deltas.append({"index": i, "function": {"arguments": args}})
+                        else:
+                            deltas = [{"index": ev[1], "function": {"arguments": ev[2]}}]
+                        for d in deltas:
+                            if want_ids:
+                                self.event(self.ids_event(rid, kind, created, chat, {"tool_calls": [d]}, None, pending, prompt_ids))
+                                pending, prompt_ids = [], None
+                            else:
+                                self.event(head + b'{"index":0,"delta":%s,"finish_reason":null}]}' % json.dumps({"tool_calls": [d]}, separators=(",", ":")).encode())
                     elif kind_ == "text":
                         if want_ids:
                             self.event(self.ids_event(rid, kind, created, chat, {"content": ev[1]} if chat else ev[1], None, pending, prompt_ids))
