@@ -118,17 +118,13 @@ describe("bad input answers with an OpenAI error envelope", () => {
     expect(expectEnvelope(noPrompt.json)).toMatchObject({ param: "prompt", code: "missing_required_parameter" });
   });
 
-  it("functions and function_call are refused by name on chat and completions, like tools", async () => {
+  it("functions and function_call (the deprecated spellings) are refused by name on chat and completions; tools on completions too", async () => {
     const fn = { name: "f", parameters: { type: "object", properties: {} } };
-    for (const [url, base] of [
-      [chatUrl(), ok],
-      [`${t.url}/v1/completions`, { model: "tiny-chat", prompt: "Hi", max_tokens: 2 }],
+    for (const [url, base, patches] of [
+      [chatUrl(), ok, [] as const],
+      [`${t.url}/v1/completions`, { model: "tiny-chat", prompt: "Hi", max_tokens: 2 }, [[{ tools: [{ type: "function", function: fn }] }, "tools"]] as const],
     ] as const) {
-      for (const [patch, param] of [
-        [{ functions: [fn] }, "functions"],
-        [{ function_call: { name: "f" } }, "function_call"],
-        [{ tools: [{ type: "function", function: fn }] }, "tools"],
-      ] as const) {
+      for (const [patch, param] of [[{ functions: [fn] }, "functions"], [{ function_call: { name: "f" } }, "function_call"], ...patches] as const) {
         const r = await postJson(url, { ...base, ...patch });
         expect(r.status, `${url} ${param}`).toBe(400);
         expect(expectEnvelope(r.json)).toMatchObject({ param, code: "unsupported_parameter" });
@@ -169,9 +165,8 @@ describe("bad input answers with an OpenAI error envelope", () => {
 
   it("unsupported parameters are refused by name, harmless unknown fields accepted", async () => {
     for (const [patch, param] of [
-      [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],
-      [{ response_format: { type: "json_object" } }, "response_format"],
       [{ logit_bias: { "1": 1 } }, "logit_bias"],
+      [{ prediction: { type: "content", content: "x" } }, "prediction"],
       [{ reasoning_effort: "low" }, "reasoning_effort"],
     ] as const) {
       const r = await postJson(chatUrl(), { ...ok, ...patch });
