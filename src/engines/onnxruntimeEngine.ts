@@ -7,7 +7,7 @@ export const onnxruntimeEngine: EngineSpec = {
   formats: ["onnx"],
   why: "ONNX graphs run on ONNX Runtime",
   install: "onnxruntime-node failed to install; run `npm ci` again (docs/backends.md, ONNX Runtime)",
-  capabilities: capabilities("chat", "completions", "embeddings", "tokenIds", "logprobs", "multipleChoices"),
+  capabilities: capabilities("chat", "completions", "embeddings", "tokenIds", "logprobs", "multipleChoices", "tools", "jsonObject", "jsonSchema"),
   load: async () => {
     const { OnnxBackend } = await import("../backends/onnx/OnnxBackend.js");
     return (descriptor, { settings, config, logger }) =>

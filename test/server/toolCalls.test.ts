@@ -271,7 +271,9 @@ describe("engines without tools", () => {
     expect(r.status).toBe(400);
     const error = (r.json as { error: { param: string; code: string; message: string } }).error;
     expect(error).toMatchObject({ param: "tools", code: "unsupported_parameter" });
-    expect(error.message).toMatch(/llama-server-bitnet engine that serves 'bitnet-chat' \(engines that support it: node-llama-cpp, llama-server, transformers, upstream\)/);
+    expect(error.message).toMatch(
+      /llama-server-bitnet engine that serves 'bitnet-chat' \(engines that support it: node-llama-cpp, llama-server, onnxruntime, transformers, upstream\)/,
+    );
   });
 
   it("bad tool input is a 400 naming the field, before any engine sees it", async () => {

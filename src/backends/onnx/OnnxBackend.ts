@@ -18,11 +18,14 @@ import { LocalModelFileSystem } from "../../detection/ModelFileSystem.js";
 import { InvalidOnnxError, readOnnxSummary } from "../../detection/onnx/readOnnxSummary.js";
 import { readSentenceTransformersInfo } from "../../detection/transformers/readSentenceTransformersInfo.js";
 import type { Backend, RuntimeInfo } from "../Backend.js";
-import { ChatTemplate, type TemplateOwner } from "../generation/ChatTemplate.js";
+import { ChatTemplate, readFolderChatTemplate, type TemplateOwner } from "../generation/ChatTemplate.js";
 import { checkTokenIds, inputParam } from "../generation/embedInputs.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
 import { logprobsFromLogits, type StepLogprobs } from "../generation/logprobs.js";
 import { runChoices } from "../generation/runChoices.js";
+import { requestMatcher, type JsonSchemaMatcher } from "../generation/JsonSchemaMatcher.js";
+import { TokenConstraint, TokenMask } from "../generation/TokenMask.js";
+import { messagesWithTools, templateReadsTools, toolMode, toolsForTemplate, withToolCalls } from "../generation/toolCalls.js";
 import type { OnnxProviderName } from "./chooseExecutionProviders.js";
 import { createOnnxSession } from "./createOnnxSession.js";
 import type { OnnxRunner } from "./OnnxWorkerSession.js";
@@ -59,6 +62,10 @@ interface LoadedDecoder extends LoadedCommon {
   kind: "decoder";
   decoder: OnnxDecoder;
   template: ChatTemplate | null;
+  /** The template renders `tools` itself; otherwise tools go in a system message (see toolCalls.ts). */
+  templateReadsTools: boolean;
+  /** The vocabulary's trie for constrained decoding, built at the first request with a schema. */
+  vocabulary: TokenMask | null;
   contextSize: number;
 }
 
@@ -151,9 +158,20 @@ export class OnnxBackend implements Backend {
         const graph = describeDecoderGraph(inputs, outputs, { heads, headDim }, where.names);
         if (graph.cache.length === 0) this.options.logger.warn("this ONNX graph has no KV-cache inputs: every token re-evaluates the whole sequence");
         const template = await ChatTemplate.load(where.configDir, tokenizer.config, this.templateOwner(), this.options.chatTemplate);
+        const source = template ? (this.options.chatTemplate ?? (await readFolderChatTemplate(where.configDir, tokenizer.config))) : null;
         const trained = this.descriptor.detection.contextLength;
         const contextSize = Math.min(this.options.contextSize, trained ?? this.options.contextSize);
-        this.loaded = { kind: "decoder", session, tokenizer, provider, decoder: new OnnxDecoder(ort, session, graph), template, contextSize };
+        this.loaded = {
+          kind: "decoder",
+          session,
+          tokenizer,
+          provider,
+          decoder: new OnnxDecoder(ort, session, graph),
+          template,
+          contextSize,
+          templateReadsTools: source !== null && templateReadsTools(source),
+          vocabulary: null,
+        };
       }
       this.runtime = { engine: "onnxruntime", execution_provider: provider, ...(notes.length ? { notes } : {}) };
       this.options.logger.info({ provider, layout: where.layout, graph: where.graph, threads: this.options.threads }, "ONNX model loaded");
@@ -203,12 +221,16 @@ export class OnnxBackend implements Backend {
   async *chat(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     const loaded = this.require("decoder");
     if (!loaded.template) throw new InvalidRequestError(`The model '${this.descriptor.id}' has no chat template; use /v1/completions.`, { param: "model" });
-    for (const m of request.messages) {
-      if (m.role === "tool") throw new InvalidRequestError(`Role '${m.role}' is not supported by this model yet.`, { param: "messages" });
-    }
-    const tokens = loaded.tokenizer.encode(await loaded.template.render(request.messages), false);
-    // n > 1: the choices step concurrently, each with its own KV cache.
-    yield* runChoices(request, signal, (choice, s) => this.generate(loaded, tokens, choice, "messages", s));
+    const mode = toolMode(request);
+    // A template that reads `tools` gets them and the raw tool history; any other gets both written into messages.
+    const prompt = loaded.templateReadsTools
+      ? await loaded.template.render(request.messages, mode === "none" ? undefined : toolsForTemplate(request.tools))
+      : await loaded.template.render(messagesWithTools(request.messages, request.tools, mode));
+    const tokens = loaded.tokenizer.encode(prompt, false);
+    // A forced call, json_schema and json_object are generated under a schema (see TokenMask).
+    const matcher = requestMatcher(request, mode, "onnxruntime");
+    // n > 1: the choices step concurrently, each with its own KV cache (and its own calls).
+    yield* runChoices(request, signal, (choice, s) => withToolCalls(this.generate(loaded, tokens, choice, "messages", s, matcher), mode, request.tools));
   }
 
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
@@ -238,6 +260,7 @@ export class OnnxBackend implements Backend {
     request: GenerationOptions,
     promptParam: string,
     signal: AbortSignal,
+    matcher: JsonSchemaMatcher | null = null,
   ): AsyncGenerator<GenerationChunk> {
     const { sampling, returnTokenIds } = request;
     const { contextSize, decoder, tokenizer } = loaded;
@@ -250,13 +273,14 @@ export class OnnxBackend implements Backend {
     const top = request.logprobs;
     let last: StepLogprobs | null = null;
     const record = top === null ? undefined : (logits: ArrayLike<number>, token: number) => (last = logprobsFromLogits(logits, token, top));
-    yield* generateFromTokens(sampledTokens(decoder, promptTokens, sampling, signal, record), {
+    const constraint = matcher ? new TokenConstraint(matcher, (loaded.vocabulary ??= TokenMask.build(tokenizer.pieces(), tokenizer.eosIds))) : undefined;
+    yield* generateFromTokens(sampledTokens(decoder, promptTokens, sampling, signal, record, constraint), {
       index: 0,
       promptTokens,
       maxTokens,
       stop: sampling.stop,
       returnTokenIds,
-      isEnd: (token) => tokenizer.eosIds.has(token),
+      isEnd: (token) => token === CONSTRAINT_END || tokenizer.eosIds.has(token),
       detokenize: (tokens, last) => tokenizer.decodeAfter(tokens, last),
       toId: (token) => token,
       logprobs: top === null ? undefined : { top, step: () => last!, fromId: (id) => id },
@@ -265,9 +289,13 @@ export class OnnxBackend implements Backend {
   }
 }
 
+/** Not a token: the end of the answer under a constraint (the document is complete), a `stop`. */
+const CONSTRAINT_END = -1;
+
 /**
  * Tokens sampled from the decoder, one per request for the next: the KV cache lives in the session's worker, and the
- * step for the next token runs there while this thread writes the one just yielded.
+ * step for the next token runs there while this thread writes the one just yielded. Under a `constraint` each step's
+ * logits are masked to the tokens it allows, and CONSTRAINT_END comes once it is done.
  */
 async function* sampledTokens(
   decoder: OnnxDecoder,
@@ -275,6 +303,7 @@ async function* sampledTokens(
   sampling: SamplingParams,
   signal: AbortSignal,
   record?: (logits: ArrayLike<number>, token: number) => void,
+  constraint?: TokenConstraint,
 ): AsyncGenerator<number> {
   const state = decoder.start();
   const random = createRandom(sampling.seed);
@@ -284,15 +313,25 @@ async function* sampledTokens(
   try {
     let logits = await decoder.step(state, promptTokens);
     for (;;) {
-      const token = sampleToken(logits, sampling, random, counts, window ? new Set(window) : undefined);
+      const row = constraint ? constraint.mask(logits) : logits;
+      if (row === null) {
+        yield CONSTRAINT_END;
+        return;
+      }
+      const token = sampleToken(row, sampling, random, counts, window ? new Set(window) : undefined);
       record?.(logits, token);
       yield token;
+      constraint?.advance(token);
       counts.set(token, (counts.get(token) ?? 0) + 1);
       if (window) {
         window.push(token);
         if (window.length > REPEAT_PENALTY_WINDOW) window.shift();
       }
       if (signal.aborted) return;
+      if (constraint?.done) {
+        yield CONSTRAINT_END; // no step for a token that cannot follow
+        return;
+      }
       logits = await decoder.step(state, [token]);
     }
   } finally {

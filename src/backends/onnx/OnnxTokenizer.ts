@@ -100,6 +100,21 @@ export class OnnxTokenizer {
     return all.startsWith(before) ? all.slice(before.length) : this.decode(tokens);
   }
 
+  private pieceTexts: string[] | null = null;
+
+  /**
+   * Each token's text on its own, as it reads in the middle of a text (decoded after an ordinary token, so a
+   * SentencePiece word keeps its leading space): "" for special tokens, U+FFFD for a piece of a multi-byte character.
+   * Computed once (about 5 µs a token), for constrained decoding (TokenMask).
+   */
+  pieces(): readonly string[] {
+    if (this.pieceTexts === null) {
+      const anchor = this.encode("a", false).slice(-1);
+      this.pieceTexts = Array.from({ length: this.vocabSize }, (_, id) => this.decodeAfter([id], anchor));
+    }
+    return this.pieceTexts;
+  }
+
   tokenId(text: string): number | undefined {
     return this.tokenizer.token_to_id(text);
   }
