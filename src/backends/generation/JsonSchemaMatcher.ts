@@ -47,6 +47,8 @@ interface ObjectNode {
   additional: SchemaNode | null;
   minProperties: number;
   maxProperties: number;
+  /** Declared keys only in declared order (see MatcherOptions.generation). */
+  ordered: boolean;
 }
 
 interface ArrayNode {
@@ -147,7 +149,7 @@ const MAX_INDENT = 4;
 const MAX_REF_CHAIN = 32;
 
 const ANY: SchemaNode = { kind: "any" };
-const ANY_OBJECT: ObjectNode = { kind: "object", properties: new Map(), required: [], additional: ANY, minProperties: 0, maxProperties: Infinity };
+const ANY_OBJECT: ObjectNode = { kind: "object", properties: new Map(), required: [], additional: ANY, minProperties: 0, maxProperties: Infinity, ordered: false };
 const ANY_ARRAY: ArrayNode = { kind: "array", prefix: [], items: ANY, minItems: 0, maxItems: Infinity };
 const ANY_STRING = { kind: "string", minLength: 0, maxLength: Infinity, format: null } as const;
 const NUMBER: SchemaNode = { kind: "number", integer: false };
@@ -189,16 +191,30 @@ function isHex(ch: string): boolean {
   return ch.length === 1 && ((ch >= "0" && ch <= "9") || (ch >= "a" && ch <= "f") || (ch >= "A" && ch <= "F"));
 }
 
+/**
+ * `generation`: the form the engines generate, so the same weights give the same document on every engine (llama.cpp's
+ * grammars and llguidance write it this way): no whitespace outside strings, and the declared keys of a closed object
+ * in declared order (an optional one may be skipped, a required one may not). Without it the matcher accepts any
+ * valid document with bounded whitespace and keys in any order (what a validator of given text needs).
+ */
+export interface MatcherOptions {
+  generation?: boolean;
+}
+
 export class JsonSchemaMatcher {
   /** The state before any character. */
   readonly initial: MatcherState;
 
-  constructor(readonly root: SchemaNode) {
+  constructor(
+    readonly root: SchemaNode,
+    private readonly compact = false,
+  ) {
     this.initial = [push({ kind: "start", node: root }, null)];
   }
 
   /** The state after `ch` (one code point), or null when no valid document continues this way. */
   accepts(state: MatcherState, ch: string): MatcherState | null {
+    if (this.compact && isWs(ch) && !state.some((alt) => alt !== null && alt.top.kind === "string")) return null;
     if (state.length === 1) {
       const only = state[0]!;
       if (only === null) return null;
@@ -421,11 +437,23 @@ function canClose(f: ObjectFrame): boolean {
   return true;
 }
 
-/** The JSON texts of the declared keys still unused, when only declared keys are allowed; null when any key is. */
+/**
+ * The JSON texts of the keys that may come next, when only declared keys are allowed; null when any key is.
+ * Declared keys come in their declared order, an optional one may be skipped, a required one may not: the order
+ * llama.cpp's grammars and llguidance generate, so the same weights give the same object on every engine.
+ */
 function keyCandidates(f: ObjectFrame): string[] | null {
   if (f.node.additional !== null) return null;
   const out: string[] = [];
-  for (const name of f.node.properties.keys()) if (!hasKey(f.used, name)) out.push(JSON.stringify(name));
+  if (!f.node.ordered) {
+    for (const name of f.node.properties.keys()) if (!hasKey(f.used, name)) out.push(JSON.stringify(name));
+    return out;
+  }
+  const names = [...f.node.properties.keys()];
+  for (let i = f.used === null ? 0 : names.indexOf(f.used.key) + 1; i < names.length; i++) {
+    out.push(JSON.stringify(names[i]));
+    if (f.node.required.includes(names[i]!)) break;
+  }
   return out;
 }
 
@@ -602,7 +630,7 @@ type Json = Record<string, unknown>;
  * Compiles a JSON Schema, or throws a 400 naming the first keyword the matcher cannot enforce (`param` is the
  * schema's path in the request; `engine` is named in the message).
  */
-export function compileJsonSchema(schema: Json, param: string, engine: string): JsonSchemaMatcher {
+export function compileJsonSchema(schema: Json, param: string, engine: string, options: MatcherOptions = {}): JsonSchemaMatcher {
   if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES) {
     throw new InvalidRequestError(`'${param}' is larger than ${MAX_SCHEMA_BYTES / 1024} KiB, the most this server compiles for constrained decoding.`, {
       param,
@@ -610,7 +638,7 @@ export function compileJsonSchema(schema: Json, param: string, engine: string): 
     });
   }
   const defs = new Map<string, SchemaNode>();
-  const compiler = new Compiler(engine, defs);
+  const compiler = new Compiler(engine, defs, options.generation === true);
   for (const key of ["$defs", "definitions"]) {
     const table = schema[key];
     if (table === undefined) continue;
@@ -623,12 +651,12 @@ export function compileJsonSchema(schema: Json, param: string, engine: string): 
     if (!defs.has(name)) defs.set(name, compiler.compile(sub, path));
   }
   for (const name of compiler.referenced) if (!defs.has(name)) throw invalid(compiler.refPaths.get(name)!, `refers to '#/$defs/${name}', which is not defined`);
-  return new JsonSchemaMatcher(root);
+  return new JsonSchemaMatcher(root, options.generation === true);
 }
 
 /** The matcher for json_object: any JSON object. */
-export function jsonObjectMatcher(): JsonSchemaMatcher {
-  return new JsonSchemaMatcher(ANY_OBJECT);
+export function jsonObjectMatcher(options: MatcherOptions = {}): JsonSchemaMatcher {
+  return new JsonSchemaMatcher(ANY_OBJECT, options.generation === true);
 }
 
 function invalid(param: string, what: string): InvalidRequestError {
@@ -643,6 +671,7 @@ class Compiler {
   constructor(
     private readonly engine: string,
     private readonly defs: Map<string, SchemaNode>,
+    private readonly ordered: boolean,
   ) {}
 
   private unsupported(param: string, what: string): InvalidRequestError {
@@ -778,6 +807,7 @@ class Compiler {
           additional: additional === false ? null : additional === undefined ? ANY : this.compile(additional, `${path}.additionalProperties`),
           minProperties: this.count(s, "minProperties", path, 0),
           maxProperties: this.count(s, "maxProperties", path, Infinity),
+          ordered: this.ordered,
         };
         if (node.additional === null) {
           const missing = node.required.find((r) => !properties.has(r));
@@ -816,7 +846,7 @@ function jsonType(v: unknown, type: string): boolean {
 const cache = new Map<string, JsonSchemaMatcher>();
 const MAX_CACHED = 64;
 
-/** compileJsonSchema, cached by the schema's text. A schema that is refused is not cached (it throws each time). */
+/** compileJsonSchema in its generation form, cached by the schema's text. A schema that is refused is not cached (it throws each time). */
 export function cachedJsonSchemaMatcher(schema: Json, param: string, engine: string): JsonSchemaMatcher {
   const key = `${engine}\u0000${param}\u0000${JSON.stringify(schema)}`;
   let matcher = cache.get(key);
@@ -825,13 +855,13 @@ export function cachedJsonSchemaMatcher(schema: Json, param: string, engine: str
     cache.set(key, matcher); // most recently used last
     return matcher;
   }
-  matcher = compileJsonSchema(schema, param, engine);
+  matcher = compileJsonSchema(schema, param, engine, { generation: true });
   cache.set(key, matcher);
   if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
   return matcher;
 }
 
-const JSON_OBJECT = jsonObjectMatcher();
+const JSON_OBJECT = jsonObjectMatcher({ generation: true });
 
 /**
  * The matcher a chat answer must follow: one call's JSON for a forced tool call (see forcedCallSchema), the schema

@@ -394,3 +394,31 @@ function complete(m: JsonSchemaMatcher, state: MatcherState, r: Rand): string {
   }
   return text;
 }
+
+describe("JsonSchemaMatcher, generation form", () => {
+  const schema = {
+    type: "object",
+    properties: { a: { type: "string" }, b: { type: "integer" }, c: { type: "boolean" } },
+    required: ["a", "c"],
+    additionalProperties: false,
+  };
+  const gen = compileJsonSchema(schema, "s", "test", { generation: true });
+  const accepted = (text: string) => gen.acceptsText(gen.initial, text) !== null;
+
+  it("writes no whitespace outside strings, keeps it inside them", () => {
+    expect(accepted('{"a":"x y","c":true}')).toBe(true);
+    expect(accepted('{ "a":"x"')).toBe(false);
+    expect(accepted('{"a": "x"')).toBe(false);
+    expect(accepted('{"a":"x"\n')).toBe(false);
+  });
+
+  it("takes a closed object's keys in declared order, skipping optional ones only", () => {
+    expect(accepted('{"a":"x","b":1,"c":false}')).toBe(true);
+    expect(accepted('{"a":"x","c":false}')).toBe(true);
+    expect(accepted('{"c":false')).toBe(false); // the required "a" cannot be skipped
+    expect(accepted('{"a":"x","c":false,"b"')).toBe(false); // "b" comes before "c"
+    // The validating form takes any order and bounded whitespace.
+    const any = compileJsonSchema(schema, "s", "test");
+    expect(any.acceptsText(any.initial, '{ "c": false, "a": "x" }')).not.toBeNull();
+  });
+});
