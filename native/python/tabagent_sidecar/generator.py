@@ -12,6 +12,10 @@ from .structured import Grammars, hermes_messages, template_reads_tools, tools_f
 
 # Decode this many earlier tokens with each new one, so tokenizers that merge spaces across tokens decode right.
 DETOK_CONTEXT = 5
+# A logprob entry's token text: its piece after this many earlier tokens of the choice (the in-process engines' 8).
+LOGPROB_CONTEXT = 8
+# JSON has no -Infinity: a token the model rules out reports OpenAI's floor.
+LOGPROB_FLOOR = -9999.0
 
 
 class IncrementalDetokenizer:
@@ -62,6 +66,26 @@ class StopMatcher:
     def flush(self):
         text, self.held = self.held, ""
         return text
+
+
+class _Choice:
+    """One choice's decoding state in a batch: its seed stream, penalties' counts, detokenizer, stop matcher,
+    grammar, and the logprob entries whose text is still held back."""
+
+    def __init__(self, index, seed, constraint, ids, sampling, tokenizer):
+        self.index = index
+        self.gen = torch.Generator(device="cpu")
+        self.gen.manual_seed(seed)
+        self.counts = {}
+        # The repeat penalty's window: the last tokens of the prompt and the answer (kept only when it is on).
+        self.window = list(ids[-REPEAT_WINDOW:]) if sampling.repeat_penalty != 1.0 else None
+        self.detok = IncrementalDetokenizer(tokenizer, ids)
+        self.stops = StopMatcher(sampling.stop)
+        self.constraint = constraint
+        self.produced = 0
+        self.pending = []
+        self.context = list(ids[-LOGPROB_CONTEXT:])
+        self.done = False
 
 
 class CausalLM:
@@ -132,36 +156,170 @@ class CausalLM:
         return self.grammars.for_request(req)
 
     @torch.inference_mode()
-    def tokens(self, ids, sampling, max_tokens, cancelled, constraint=None):
-        """Yields token ids; stops at EOS, max_tokens or when `cancelled` is set (checked before each step). With a
-        constraint, tokens it does not allow are masked out before the pick (greedy and sampled alike) and each
-        picked token advances it."""
-        gen = torch.Generator(device="cpu")
-        gen.manual_seed(sampling.seed % (1 << 63) if sampling.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
-        counts = {}
-        # The repeat penalty's window: the last tokens of the prompt and the answer (kept only when it is on).
-        window = list(ids[-REPEAT_WINDOW:]) if sampling.repeat_penalty != 1.0 else None
+    def generate(self, ids, sampling, cancelled=None, n=1, logprobs=None, constraints=None, halted=None):
+        """`n` choices of one prompt in one decode loop, yielding events tagged with the choice's index i:
+        ("token", i, id) for each generated token (before the text it becomes), ("logprobs", i, entries) for the
+        tokens of the text event that follows (or of the finish, for text held back), ("text", i, piece), and last
+        ("finish", i, reason, prompt_tokens, completion_tokens). Stops at EOS, a stop sequence, max_tokens, a
+        complete grammar, or when `cancelled` is set (checked before each step; no finish then).
+
+        The prompt is evaluated once; its KV cache is then repeated to n rows, each choice's row decoding its own
+        tokens (a finished choice's row is dropped from the batch). Choice i samples with its own generator seeded
+        seed + i (the request's seed, or one drawn for it), so it is the answer of a one-choice request with seed + i;
+        its penalties count its own tokens; `constraints[i]` (a structured.Constraint, or None) masks its logits and
+        advances with its tokens. A choice whose index is added to `halted` (a set) is dropped without a finish.
+
+        `logprobs` (None: off): each generated token's log-softmax of the model's logits before anything touches
+        them (temperature 1, no penalty, no top-k/top-p/min-p, no grammar mask), with that many most likely
+        alternatives; an entry is {"token", "logprob", "bytes", "top": [{"token", "logprob", "bytes"}, ...]}, the
+        token's text being its piece in context. A stop sequence's last token and EOS are not listed."""
+        cancelled = cancelled or threading.Event()
+        halted = halted if halted is not None else set()
+        max_tokens = self.check_length(ids, sampling)
+        base = sampling.seed if sampling.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
+        constraints = constraints or [None] * n
+        rows = [_Choice(i, (base + i) % (1 << 63), constraints[i], ids, sampling, self.tokenizer) for i in range(n)]
+        prompt_tokens = len(ids)
+        top = logprobs or 0
         past = None
         step_input = torch.tensor([ids], device=self.device)
-        for _ in range(max_tokens):
+        for step in range(max_tokens):
             if cancelled.is_set():
+                return
+            for c in rows:
+                if c.index in halted:
+                    c.done = True
+            rows, past, step_input = self._live(rows, past, step_input)
+            if not rows:
                 return
             out = self.model(input_ids=step_input, **self.step_kwargs, **{self.cache_arg: past})
             past = getattr(out, self.cache_arg)
-            logits = out.logits[0, -1, :].float()
-            if constraint is not None:
-                constraint.mask(logits)
-            token = self.pick(logits, sampling, counts, gen, window)
-            if constraint is not None and token not in self.eos:
-                constraint.advance(token)
-            yield token
-            if token in self.eos:
-                return
-            counts[token] = counts.get(token, 0) + 1
-            if window is not None:
-                window.append(token)
-                del window[:-REPEAT_WINDOW]
-            step_input = torch.tensor([[token]], device=self.device)
+            logits = out.logits[:, -1, :].float()
+            if step == 0 and n > 1:
+                if hasattr(past, "batch_repeat_interleave"):
+                    past.batch_repeat_interleave(n)
+                else:  # a cache that cannot be repeated: the prompt again, as n rows
+                    out = self.model(input_ids=step_input.expand(n, -1), **self.step_kwargs, **{self.cache_arg: None})
+                    past = getattr(out, self.cache_arg)
+                logits = logits.expand(n, -1).clone()
+            lsm = torch.log_softmax(logits, dim=-1) if logprobs is not None else None
+            picked = []
+            for r, c in enumerate(rows):
+                if c.done:  # a row kept only because this cache cannot drop it
+                    picked.append(next(iter(self.eos), 0))
+                    continue
+                row = logits[r]
+                if c.constraint is not None:
+                    c.constraint.mask(row)
+                token = self.pick(row, sampling, c.counts, c.gen, c.window)
+                if c.constraint is not None and token not in self.eos:
+                    c.constraint.advance(token)
+                picked.append(token)
+            chosen = tops = None
+            if lsm is not None:
+                at = torch.tensor(picked, device=lsm.device).unsqueeze(1)
+                chosen = lsm.gather(1, at).squeeze(1).tolist()
+                if top > 0:
+                    values, order = torch.topk(lsm, min(top, lsm.shape[-1]), dim=-1)
+                    tops = [list(zip(o, v)) for o, v in zip(order.tolist(), values.tolist())]
+            events = []
+            for r, c in enumerate(rows):
+                if not c.done:
+                    self._advance(c, picked[r], prompt_tokens, None if chosen is None else chosen[r], None if tops is None else tops[r], events)
+            for ev in events:
+                if ev[1] not in halted:
+                    yield ev
+            step_input = torch.tensor([[t] for t in picked], device=self.device)
+        if cancelled.is_set():
+            return
+        for c in rows:
+            if not c.done and c.index not in halted:
+                yield from self._finish(c, "length", prompt_tokens)
+
+    def _live(self, rows, past, step_input):
+        """Drops finished choices' rows from the batch (and the cache) where the cache allows it."""
+        keep = [r for r, c in enumerate(rows) if not c.done]
+        if len(keep) == len(rows) or past is None:
+            return (rows if keep else []), past, step_input
+        if not keep:
+            return [], past, step_input
+        if not hasattr(past, "batch_select_indices"):
+            return rows, past, step_input  # still decoded, never reported
+        at = torch.tensor(keep, device=self.device)
+        past.batch_select_indices(at)
+        return [rows[r] for r in keep], past, step_input[at]
+
+    def _advance(self, c, token, prompt_tokens, logprob, top, events):
+        """Choice `c` took `token`: its events appended to `events`."""
+        i = c.index
+        if token in self.eos:
+            c.done = True
+            events.extend(self._finish(c, "stop", prompt_tokens))
+            return
+        c.produced += 1
+        c.counts[token] = c.counts.get(token, 0) + 1
+        if c.window is not None:
+            c.window.append(token)
+            del c.window[:-REPEAT_WINDOW]
+        events.append(("token", i, token))
+        if logprob is not None:
+            c.pending.append(self._entry(c, token, logprob, top or ()))
+        text, stopped = c.stops.push(c.detok.push(token))
+        if stopped:
+            # The token that completed the stop sequence is not part of the answer; those before it are if any of
+            # their text is.
+            if c.pending:
+                c.pending.pop()
+            if text:
+                if c.pending:
+                    events.append(("logprobs", i, c.pending))
+                events.append(("text", i, text))
+            c.pending = []
+            c.done = True
+            events.extend(self._finish(c, "stop", prompt_tokens))
+            return
+        if text:
+            if c.pending:
+                events.append(("logprobs", i, c.pending))
+                c.pending = []
+            events.append(("text", i, text))
+        if c.constraint is not None and (c.constraint.done or c.constraint.error):
+            if c.constraint.error:
+                self.log(f"error: the grammar refused a token: {c.constraint.error}")
+            c.done = True
+            events.extend(self._finish(c, "stop", prompt_tokens))
+
+    @staticmethod
+    def _finish(c, reason, prompt_tokens):
+        c.done = True
+        out = []
+        if c.pending:  # tokens whose text is still held back ride on the finish
+            out.append(("logprobs", c.index, c.pending))
+            c.pending = []
+        rest = c.stops.flush()  # text held back for a stop sequence that never completed
+        if rest:
+            out.append(("text", c.index, rest))
+        out.append(("finish", c.index, reason, prompt_tokens, c.produced))
+        return out
+
+    def _entry(self, c, token, logprob, top):
+        """One token's logprob entry; texts are pieces after the choice's last LOGPROB_CONTEXT tokens."""
+        before = self.tokenizer.decode(c.context, skip_special_tokens=True)
+
+        def piece(t):  # as the in-process engines decode it (special tokens are skipped, as in the text)
+            text = self.tokenizer.decode(c.context + [t], skip_special_tokens=True)
+            return text[len(before):] if text.startswith(before) else self.tokenizer.decode([t], skip_special_tokens=True)
+
+        def one(t, lp):
+            text = piece(t)
+            return {"token": text, "logprob": max(lp, LOGPROB_FLOOR), "bytes": list(text.encode("utf-8"))}
+
+        ranked = sorted(top, key=lambda x: (-x[1], x[0]))  # ties to the lower id
+        entry = one(token, logprob)
+        entry["top"] = [one(t, lp) for t, lp in ranked]
+        c.context.append(token)
+        del c.context[:-LOGPROB_CONTEXT]
+        return entry
 
     @staticmethod
     def pick(logits, s, counts, gen, window=None):
@@ -194,36 +352,8 @@ class CausalLM:
         return int(torch.multinomial(probs.cpu(), 1, generator=gen))
 
     def run(self, ids, sampling, cancelled=None, constraint=None):
-        """Yields ("token", id) for each generated token (before the text it becomes), ("text", piece) events, and
-        ends with ("finish", reason, prompt_tokens, completion_tokens). A constraint's grammar, once complete, ends
-        the generation as EOS would."""
-        cancelled = cancelled or threading.Event()
-        max_tokens = self.check_length(ids, sampling)
-        detok = IncrementalDetokenizer(self.tokenizer, ids)
-        stops = StopMatcher(sampling.stop)
-        produced = 0
-        reason = "length"
-        for token in self.tokens(ids, sampling, max_tokens, cancelled, constraint):
-            if token in self.eos:
-                reason = "stop"
-                break
-            produced += 1
-            yield ("token", token)
-            text, stopped = stops.push(detok.push(token))
-            if text:
-                yield ("text", text)
-            if stopped:
-                reason = "stop"
-                break
-            if constraint is not None and (constraint.done or constraint.error):
-                if constraint.error:
-                    self.log(f"error: the grammar refused a token: {constraint.error}")
-                reason = "stop"
-                break
-        else:
-            if cancelled.is_set():
-                return
-        rest = stops.flush()  # text held back for a stop sequence that never completed
-        if rest:
-            yield ("text", rest)
-        yield ("finish", reason, len(ids), produced)
+        """One choice, its events without the index: ("token", id), ("text", piece), ("finish", reason,
+        prompt_tokens, completion_tokens) (see generate)."""
+        for ev in self.generate(ids, sampling, cancelled, constraints=[constraint]):
+            if ev[0] != "logprobs":
+                yield (ev[0], *ev[2:])

@@ -45,6 +45,8 @@ class Generation:
     tool_choice: object = "auto"  # "none" | "auto" | "required" | ("function", name)
     parallel_tool_calls: bool = True
     response_format: dict | None = None  # None (text), {"type": "json_object"}, {"type": "json_schema", "schema"}
+    n: int = 1  # choices of the one prompt
+    logprobs: int | None = None  # None: off; else how many most likely alternatives per token (chat 0-20, legacy 0-5)
 
     @property
     def tool_mode(self):
@@ -131,6 +133,24 @@ def _repeat_penalty(body):
     return v
 
 
+MAX_CHOICES = 16
+
+
+def _choices(body):
+    return _int(body, "n", 1, MAX_CHOICES) or 1
+
+
+def _chat_logprobs(body):
+    """chat: `logprobs: true` with `top_logprobs` (0-20) alternatives; `top_logprobs` alone is refused, as OpenAI does."""
+    on = _flag(body, "logprobs")
+    top = _int(body, "top_logprobs", 0, 20)
+    if not on:
+        if top:
+            raise ProtocolError("top_logprobs needs logprobs: true", "top_logprobs")
+        return None
+    return top or 0
+
+
 def parse_chat(body):
     body = _require_object(body)
     messages = body.get("messages")
@@ -150,6 +170,8 @@ def parse_chat(body):
         tool_choice=_tool_choice(body, tools),
         parallel_tool_calls=body.get("parallel_tool_calls") is not False,
         response_format=_response_format(body),
+        n=_choices(body),
+        logprobs=_chat_logprobs(body),
     )
 
 
@@ -258,7 +280,14 @@ def parse_completion(body):
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise ProtocolError("prompt must be a string (the daemon sends one prompt per request)", "prompt")
-    return Generation(sampling=parse_sampling(body), stream=bool(body.get("stream")), prompt=prompt, return_token_ids=_flag(body, "return_token_ids"))
+    return Generation(
+        sampling=parse_sampling(body),
+        stream=bool(body.get("stream")),
+        prompt=prompt,
+        return_token_ids=_flag(body, "return_token_ids"),
+        n=_choices(body),
+        logprobs=_int(body, "logprobs", 0, 5),  # the legacy count; null is off
+    )
 
 
 def parse_embeddings(body):

@@ -12,6 +12,8 @@ The engine (state.engine, set once loaded; any Python engine, see serve.py) is d
     JSON output (tools, tool history, response_format) need two more: chat_ids(messages, tools) and
     constrain(req) -> a structured.Constraint or None, which run(ids, sampling, cancelled, constraint) obeys; an
     engine without `constrain` answers such a request with a 400. Tool calls are parsed here (structured.ToolCalls).
+    `n` > 1 and logprobs need generate(ids, sampling, cancelled, n, logprobs, constraints, halted), whose events
+    carry their choice's index (see generator.CausalLM.generate); an engine with run() only refuses them (400).
   embeddings: embed(inputs: a list of texts or of token-id lists, with .flat and .param) -> (vectors, prompt_tokens).
 
 One thread per request (ThreadingHTTPServer). A streamed generation writes each piece as one SSE event in its own
@@ -208,7 +210,8 @@ def make_handler(state):
             if not hasattr(engine, "constrain"):
                 raise ProtocolError("this engine has no tools or JSON output", "tools" if req.tools else "response_format")
             ids = engine.chat_ids(req.messages, req.tools)
-            self.generate(req, ids, "chat.completion", engine.constrain(req))
+            # Each choice its own matcher (a grammar's state is the text so far).
+            self.generate(req, ids, "chat.completion", [engine.constrain(req) for _ in range(req.n)])
 
         def completions(self, body):
             if state.task != "text-generation":
@@ -227,110 +230,170 @@ def make_handler(state):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             })
 
-        def generate(self, req, ids, kind, constraint=None):
+        def events_of(self, engine, req, ids, cancelled, constraints, halted):
+            """The engine's events, tagged with their choice's index: generate() where the engine has it (n choices,
+            logprobs), else run() for one choice without logprobs."""
+            if hasattr(engine, "generate"):
+                return engine.generate(ids, req.sampling, cancelled, n=req.n, logprobs=req.logprobs, constraints=constraints, halted=halted)
+            if req.n > 1:
+                raise ProtocolError("this engine generates one choice per request", "n")
+            if req.logprobs is not None:
+                raise ProtocolError("this engine has no logprobs", "logprobs")
+            events = engine.run(ids, req.sampling, cancelled) if constraints is None else engine.run(ids, req.sampling, cancelled, constraints[0])
+            return ((ev[0], 0, *ev[1:]) for ev in events)
+
+        def generate(self, req, ids, kind, constraints=None):
             engine = state.engine
             engine.check_length(ids, req.sampling)  # a 400 before any stream starts
             cancelled = threading.Event()
+            halted = set()  # choices ended early (one tool call, parallel_tool_calls false)
+            events = self.events_of(engine, req, ids, cancelled, constraints, halted)
             with state.lock:
                 state.active += 1
             try:
-                if constraint is None:
-                    events = engine.run(ids, req.sampling, cancelled)
-                else:
-                    events = engine.run(ids, req.sampling, cancelled, constraint)
                 mode = getattr(req, "tool_mode", "none")
                 if mode != "none":
-                    events = with_tool_calls(events, ToolCalls(mode, req.tools, first_only=not req.parallel_tool_calls), len(ids))
+                    events = with_tool_calls(events, lambda: ToolCalls(mode, req.tools, first_only=not req.parallel_tool_calls), len(ids), halted)
                 self.run_generation(req, ids, kind, events, cancelled)
             finally:
                 with state.lock:
                     state.active -= 1
 
         @staticmethod
-        def ids_event(rid, kind, created, chat, content, reason, token_ids, prompt_ids):
-            """A streamed event with return_token_ids fields (vLLM's layout); the plain path stays pre-serialized."""
-            choice = {"index": 0, "finish_reason": reason, "token_ids": token_ids}
-            choice.update({"delta": content} if chat else {"text": content})
-            obj = {"id": rid, "object": f"{kind}.chunk" if chat else "text_completion", "created": created, "model": state.model_id, "choices": [choice]}
-            if prompt_ids is not None:
-                (obj if chat else choice)["prompt_token_ids"] = prompt_ids
-            return obj
+        def logprobs_json(entries, chat, offset):
+            """Logprob entries in OpenAI's shape: chat's `content` list, or the legacy completions arrays (each
+            `top_logprobs` object holds the alternatives and the chosen token; `text_offset` counts from `offset`)."""
+            if chat:
+                return {"content": [{"token": e["token"], "logprob": e["logprob"], "bytes": e["bytes"],
+                                     "top_logprobs": [{"token": t["token"], "logprob": t["logprob"], "bytes": t["bytes"]} for t in e["top"]]}
+                                    for e in entries], "refusal": None}
+            offsets = []
+            for e in entries:
+                offsets.append(offset)
+                offset += len(e["token"])
+            tops = []
+            for e in entries:
+                top = {}
+                for t in (*e["top"], e):
+                    top[t["token"]] = max(top.get(t["token"], t["logprob"]), t["logprob"])
+                tops.append(top)
+            return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries], "top_logprobs": tops, "text_offset": offsets}
 
         def run_generation(self, req, ids, kind, events, cancelled):
             rid = f"{'chatcmpl' if kind == 'chat.completion' else 'cmpl'}-{uuid.uuid4().hex}"
             created = int(time.time())
             chat = kind == "chat.completion"
+            n = req.n
             if not req.stream:
-                text, tokens, finish, calls = [], [], None, []
+                text = [[] for _ in range(n)]
+                tokens = [[] for _ in range(n)]
+                calls = [[] for _ in range(n)]
+                lps = [[] for _ in range(n)]
+                finish = [None] * n
                 for ev in events:
-                    if ev[0] == "text":
-                        text.append(ev[1])
-                    elif ev[0] == "token":
-                        tokens.append(ev[1])
-                    elif ev[0] == "call":
-                        calls.append({"id": ev[2], "type": "function", "function": {"name": ev[3], "arguments": ev[4]}})
-                    elif ev[0] == "args":
-                        calls[ev[1]]["function"]["arguments"] += ev[2]
+                    k, i = ev[0], ev[1]
+                    if k == "text":
+                        text[i].append(ev[2])
+                    elif k == "token":
+                        tokens[i].append(ev[2])
+                    elif k == "logprobs":
+                        lps[i].extend(ev[2])
+                    elif k == "call":
+                        calls[i].append({"id": ev[3], "type": "function", "function": {"name": ev[4], "arguments": ev[5]}})
+                    elif k == "args":
+                        calls[i][ev[2]]["function"]["arguments"] += ev[3]
                     else:
-                        finish = ev
-                content = "".join(text)
-                choice = {"index": 0, "finish_reason": finish[1]}
-                message = {"role": "assistant", "content": content}
-                if calls:
-                    message = {"role": "assistant", "content": content or None, "tool_calls": calls}
-                choice.update({"message": message} if chat else {"text": content})
+                        finish[i] = ev
+                if any(f is None for f in finish):
+                    raise RuntimeError("the generation ended without finishing every choice")
+                choices = []
                 extra = {}
-                if req.return_token_ids:  # vLLM's layout
-                    choice["token_ids"] = tokens
-                    (extra if chat else choice)["prompt_token_ids"] = list(ids)
-                usage = {"prompt_tokens": finish[2], "completion_tokens": finish[3], "total_tokens": finish[2] + finish[3]}
-                self.send_json(200, {"id": rid, "object": kind, "created": created, "model": state.model_id, **extra, "choices": [choice], "usage": usage})
+                for i in range(n):
+                    content = "".join(text[i])
+                    choice = {"index": i, "finish_reason": finish[i][2]}
+                    message = {"role": "assistant", "content": content}
+                    if calls[i]:
+                        message = {"role": "assistant", "content": content or None, "tool_calls": calls[i]}
+                    choice.update({"message": message} if chat else {"text": content})
+                    choice["logprobs"] = None if req.logprobs is None else self.logprobs_json(lps[i], chat, 0)
+                    if req.return_token_ids:  # vLLM's layout
+                        choice["token_ids"] = tokens[i]
+                        (extra if chat else choice)["prompt_token_ids"] = list(ids)
+                    choices.append(choice)
+                completion = sum(f[4] for f in finish)
+                usage = {"prompt_tokens": len(ids), "completion_tokens": completion, "total_tokens": len(ids) + completion}
+                self.send_json(200, {"id": rid, "object": kind, "created": created, "model": state.model_id, **extra, "choices": choices, "usage": usage})
                 return
             head = b'{"id":"%s","object":"%s.chunk","created":%d,"model":%s,"choices":[' % (
                 rid.encode(), kind.encode() if chat else b"text_completion", created, json.dumps(state.model_id).encode())
             self.start_stream()
             self.writer = ChunkWriter(self.wfile)
+            want_ids = req.return_token_ids
+            pending = [[] for _ in range(n)]  # ids wait for the next event of their choice: their text, or the finish
+            pending_lp = [[] for _ in range(n)]  # so do logprob entries
+            offsets = [0] * n  # legacy text_offset
+            prompt_ids = [list(ids) if want_ids else None for _ in range(n)]  # chat: on the response's first event only
+            finished = 0
+            completion = 0
+
+            def emit(i, content, reason=None):
+                """One choice's event: chat `content` is its delta, a completion's its text."""
+                if not want_ids and not pending_lp[i]:
+                    if chat:
+                        body = b'{"index":%d,"delta":%s,"finish_reason":%s}]}' % (i, json.dumps(content, separators=(",", ":")).encode(), json.dumps(reason).encode())
+                    else:
+                        body = b'{"index":%d,"text":%s,"finish_reason":%s}]}' % (i, json.dumps(content).encode(), json.dumps(reason).encode())
+                    self.event(head + body)
+                    return
+                choice = {"index": i, "finish_reason": reason}
+                choice.update({"delta": content} if chat else {"text": content})
+                obj = {"id": rid, "object": f"{kind}.chunk" if chat else "text_completion", "created": created, "model": state.model_id, "choices": [choice]}
+                if pending_lp[i]:
+                    choice["logprobs"] = self.logprobs_json(pending_lp[i], chat, offsets[i])
+                    offsets[i] += sum(len(e["token"]) for e in pending_lp[i])
+                    pending_lp[i] = []
+                if want_ids:  # vLLM's layout
+                    choice["token_ids"] = pending[i]
+                    pending[i] = []
+                    if prompt_ids[i] is not None:
+                        (obj if chat else choice)["prompt_token_ids"] = prompt_ids[i]
+                        if chat:
+                            prompt_ids[:] = [None] * n
+                        else:
+                            prompt_ids[i] = None
+                self.event(obj)
+
             try:
                 if chat:
-                    self.event(head + b'{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}')
-                want_ids = req.return_token_ids
-                pending = []  # ids wait for the next event: the text they became, or the finish
-                prompt_ids = list(ids) if want_ids else None
+                    for i in range(n):
+                        self.event(head + b'{"index":%d,"delta":{"role":"assistant","content":""},"finish_reason":null}]}' % i)
                 for ev in events:
-                    kind_ = ev[0]
-                    if kind_ == "token":
+                    k, i = ev[0], ev[1]
+                    if k == "token":
                         if want_ids:
-                            pending.append(ev[1])
-                    elif kind_ in ("call", "args"):
-                        if kind_ == "call":
-                            _, i, cid, name, args = ev
-                            deltas = [{"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}]
+                            pending[i].append(ev[2])
+                    elif k == "logprobs":
+                        pending_lp[i].extend(ev[2])
+                    elif k in ("call", "args"):
+                        if k == "call":
+                            _, _, c, cid, name, args = ev
+                            deltas = [{"index": c, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}]
                             if args:
-                                deltas.append({"index": i, "function": {"arguments": args}})
+                                deltas.append({"index": c, "function": {"arguments": args}})
                         else:
-                            deltas = [{"index": ev[1], "function": {"arguments": ev[2]}}]
+                            deltas = [{"index": ev[2], "function": {"arguments": ev[3]}}]
                         for d in deltas:
-                            if want_ids:
-                                self.event(self.ids_event(rid, kind, created, chat, {"tool_calls": [d]}, None, pending, prompt_ids))
-                                pending, prompt_ids = [], None
-                            else:
-                                self.event(head + b'{"index":0,"delta":%s,"finish_reason":null}]}' % json.dumps({"tool_calls": [d]}, separators=(",", ":")).encode())
-                    elif kind_ == "text":
-                        if want_ids:
-                            self.event(self.ids_event(rid, kind, created, chat, {"content": ev[1]} if chat else ev[1], None, pending, prompt_ids))
-                            pending, prompt_ids = [], None
-                            continue
-                        piece = json.dumps(ev[1]).encode()
-                        body = b'{"index":0,"delta":{"content":%s},"finish_reason":null}]}' % piece if chat else b'{"index":0,"text":%s,"finish_reason":null}]}' % piece
-                        self.event(head + body)
+                            emit(i, {"tool_calls": [d]})
+                    elif k == "text":
+                        emit(i, {"content": ev[2]} if chat else ev[2])
                     else:
-                        _, reason, prompt, completion = ev
-                        if want_ids:
-                            self.event(self.ids_event(rid, kind, created, chat, {} if chat else "", reason, pending, prompt_ids))
-                        else:
-                            self.event(head + (b'{"index":0,"delta":{},"finish_reason":"%s"}]}' if chat else b'{"index":0,"text":"","finish_reason":"%s"}]}') % reason.encode())
-                        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-                        self.event(head + b"]," + json.dumps({"usage": usage})[1:].encode())
+                        _, _, reason, _, produced = ev
+                        emit(i, {} if chat else "", reason)
+                        finished += 1
+                        completion += produced
+                if finished == n:
+                    usage = {"prompt_tokens": len(ids), "completion_tokens": completion, "total_tokens": len(ids) + completion}
+                    self.event(head + b"]," + json.dumps({"usage": usage})[1:].encode())
                 self.event(b"[DONE]")
             except ClientGone:
                 cancelled.set()

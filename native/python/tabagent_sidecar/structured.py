@@ -384,26 +384,36 @@ class ToolCalls:
         return out, ("tool_calls" if self.calls and reason == "stop" else reason)
 
 
-def with_tool_calls(events, calls, prompt_tokens):
-    """A generation's events with its text turned into tool-call events by `calls` (a ToolCalls). When `calls` is
-    done early (one call and parallel_tool_calls false), the generation is closed and finishes there."""
-    produced = 0
+def with_tool_calls(events, make_calls, prompt_tokens, halted):
+    """A generation's events (tagged with their choice's index, see generator.generate) with each choice's text
+    turned into tool-call events by its own ToolCalls (from `make_calls()`): ("call", i, call_index, id, name,
+    arguments) and ("args", i, call_index, fragment). When a choice's calls are done early (one call and
+    parallel_tool_calls false), that choice finishes there and is added to `halted`, which the generation reads to
+    drop it."""
+    calls = {}
+    produced = {}
     try:
         for ev in events:
-            if ev[0] == "text":
-                yield from calls.push(ev[1])
-                if calls.done:
-                    events.close()
-                    rest, reason = calls.finish("stop")
-                    yield from rest
-                    yield ("finish", reason, prompt_tokens, produced)
-                    return
-            elif ev[0] == "finish":
-                rest, reason = calls.finish(ev[1])
-                yield from rest
-                yield ("finish", reason, *ev[2:])
+            kind, i = ev[0], ev[1]
+            if i in halted:
+                continue
+            c = calls.get(i)
+            if c is None:
+                c = calls[i] = make_calls()
+            if kind == "text":
+                yield from ((out[0], i, *out[1:]) for out in c.push(ev[2]))
+                if c.done:
+                    halted.add(i)
+                    rest, reason = c.finish("stop")
+                    yield from ((out[0], i, *out[1:]) for out in rest)
+                    yield ("finish", i, reason, prompt_tokens, produced.get(i, 0))
+            elif kind == "finish":
+                rest, reason = c.finish(ev[2])
+                yield from ((out[0], i, *out[1:]) for out in rest)
+                yield ("finish", i, reason, *ev[3:])
             else:
-                produced += ev[0] == "token"
+                if kind == "token":
+                    produced[i] = produced.get(i, 0) + 1
                 yield ev
     finally:
         events.close()

@@ -14,6 +14,10 @@ export interface TransformersBackendOptions extends PythonSidecarBackendOptions 
  * A Hugging Face transformers folder (SafeTensors) served by the Python sidecar (native/python/tabagent_sidecar):
  * one supervised child per model, speaking a subset of the OpenAI API on a private Unix socket, proxied like
  * llama-server (see PythonSidecarBackend for what every Python engine shares).
+ *
+ * Unlike llama-server (one request per choice), a request with `n` > 1 goes to the sidecar whole, as OpenAIUpstream
+ * sends it (`n`, `logprobs`, `top_logprobs`): the sidecar decodes the choices as one batch over the prompt's KV cache
+ * and streams them interleaved by `index`, with the usage summed.
  */
 export class TransformersBackend extends PythonSidecarBackend {
   protected readonly engine = "transformers";
