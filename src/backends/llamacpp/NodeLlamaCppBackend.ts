@@ -398,7 +398,7 @@ function refuseLogprobSamplers(request: GenerationOptions): void {
   if (param) {
     throw new UnsupportedParameterError(
       param,
-      "cannot be combined with logprobs on the node-llama-cpp engine, which reports probabilities after its samplers (engines that can: onnxruntime, llama-server, upstream)",
+      "cannot be combined with logprobs on the node-llama-cpp engine, which reports probabilities after its samplers (engines that can: onnxruntime, llama-server, transformers, upstream)",
     );
   }
 }
