@@ -24,7 +24,17 @@ describe("models", () => {
     });
     expect(typeof chat.created).toBe("number");
     // The engine's capabilities, from the engine table: what a request may use on this model.
-    expect((chat.tabagent as { capabilities: string[] }).capabilities).toEqual(["chat", "completions", "embeddings", "tokenIds", "tools", "jsonObject", "jsonSchema"]);
+    expect((chat.tabagent as { capabilities: string[] }).capabilities).toEqual([
+      "chat",
+      "completions",
+      "embeddings",
+      "tokenIds",
+      "tools",
+      "jsonObject",
+      "jsonSchema",
+      "logprobs",
+      "multipleChoices",
+    ]);
   });
 
   it("retrieves one model and 404s an unknown one", async () => {
