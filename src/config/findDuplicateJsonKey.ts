@@ -54,7 +54,8 @@ function pathOf(frames: Frame[]): (string | number)[] {
   return frames.map((f) => (f.kind === "object" ? (f.key ?? "") : f.index));
 }
 
-function positionOf(text: string, offset: number): TextPosition {
+/** The line and column (both 1-based) of a character offset in `text`. */
+export function positionOf(text: string, offset: number): TextPosition {
   let line = 1;
   let lineStart = 0;
   for (let nl = text.indexOf("\n"); nl !== -1 && nl < offset; nl = text.indexOf("\n", nl + 1)) {

@@ -1,9 +1,11 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
+import { z } from "zod";
 import { ConfigError } from "../core/errors.js";
 import { configSchema, MODEL_ID_PATTERN, type Config, type ModelEntry } from "./configSchema.js";
 import { copyConfigTree } from "./copyConfigTree.js";
 import { formatKeyPath } from "./formatKeyPath.js";
+import { nearestKey } from "./nearestKey.js";
 import { isYamlConfigPath, parseConfigText } from "./parseConfigText.js";
 import { parseBooleanSetting, SECURITY_SETTINGS } from "./securityConfigShape.js";
 
@@ -149,22 +151,41 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return out;
 }
 
+/** A loaded config, or every reason the settings are invalid (each naming its key path and where it came from). */
+export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+
 /**
  * defaults < base < config file < env (TABAGENT_*) < flags, validated by one schema. Throws ConfigError naming the
- * setting. Merging happens in null-prototype records and reads only own keys of env and flags, so no source can
- * supply a setting through a prototype.
+ * setting (the first problem; checkConfig lists them all). Merging happens in null-prototype records and reads only
+ * own keys of env and flags, so no source can supply a setting through a prototype.
  */
-export function loadConfig({ env = {}, flags = {}, base = {}, file }: LoadConfigInput = {}): Config {
+export function loadConfig(input: LoadConfigInput = {}): Config {
+  const result = checkConfig(input);
+  if (!result.ok) throw result.errors[0]!;
+  return result.config;
+}
+
+/**
+ * loadConfig without the throw: the config, or every problem. A file that cannot be read or parsed is one error
+ * (nothing after it can be checked); otherwise each schema issue is one, an unknown key named with the nearest
+ * known one.
+ */
+export function checkConfig({ env = {}, flags = {}, base = {}, file }: LoadConfigInput = {}): ConfigResult {
   const merged = emptyRecord<unknown>();
   const origin = emptyRecord<string>();
-  Object.assign(merged, copyConfigTree(base, "base settings"));
-  const configFileEnv = ownValue(env, "TABAGENT_CONFIG");
-  const configFile = file ?? ((typeof configFileEnv === "string" && configFileEnv) || undefined);
-  if (configFile) {
-    for (const [key, value] of Object.entries(readConfigFile(configFile))) {
-      merged[key] = value;
-      origin[key] = configFile;
+  try {
+    Object.assign(merged, copyConfigTree(base, "base settings"));
+    const configFileEnv = ownValue(env, "TABAGENT_CONFIG");
+    const configFile = file ?? ((typeof configFileEnv === "string" && configFileEnv) || undefined);
+    if (configFile) {
+      for (const [key, value] of Object.entries(readConfigFile(configFile))) {
+        merged[key] = value;
+        origin[key] = configFile;
+      }
     }
+  } catch (err) {
+    if (err instanceof ConfigError) return { ok: false, errors: [err] };
+    throw err;
   }
   for (const spec of SETTINGS) {
     const fromEnv = ownValue(env, spec.env) as string | undefined;
@@ -179,15 +200,54 @@ export function loadConfig({ env = {}, flags = {}, base = {}, file }: LoadConfig
     }
   }
   const result = configSchema.safeParse(merged);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const key = String(issue?.path[0] ?? "config");
-    const where = origin[key] ? ` (from ${origin[key]})` : "";
-    // The key path as a user would write it: models[0].contextSize
-    const keyPath = formatKeyPath(issue?.path ?? [key]);
-    const value = merged[key];
-    const shown = typeof value === "string" ? `; got "${value}"` : "";
-    throw new ConfigError(`${keyPath}${where}`, `${issue?.message ?? "invalid"}${shown}`);
+  if (result.success) return { ok: true, config: result.data };
+  return { ok: false, errors: result.error.issues.flatMap((issue) => issueErrors(issue, merged, origin)) };
+}
+
+/** One schema issue as errors a user can act on: the key path as they would write it, where it came from, and why. */
+function issueErrors(issue: z.core.$ZodIssue, merged: Record<string, unknown>, origin: Record<string, string>): ConfigError[] {
+  const from = (key: string) => (origin[key] ? ` (from ${origin[key]})` : "");
+  if (issue.code === "unrecognized_keys") {
+    // One error per key, at the key itself (zod reports the object that holds them).
+    const known = knownKeysAt(issue.path);
+    return issue.keys.map((key) => {
+      const path = [...issue.path, key];
+      const near = nearestKey(key, known);
+      const what = issue.path.length === 0 ? "unknown setting" : "unknown key";
+      return new ConfigError(
+        `${formatKeyPath(path)}${from(String(path[0]))}`,
+        near ? `${what}; did you mean '${near}'?` : `${what} (the settings are listed in docs/configuration.md)`,
+      );
+    });
   }
-  return result.data;
+  const key = String(issue.path[0] ?? "config");
+  // The key path as a user would write it: models[0].contextSize
+  const keyPath = formatKeyPath(issue.path.length > 0 ? issue.path : [key]);
+  const value = merged[key];
+  const shown = typeof value === "string" ? `; got "${value}"` : "";
+  return [new ConfigError(`${keyPath}${from(key)}`, `${issue.message}${shown}`)];
+}
+
+/** The keys the schema knows for the mapping at `path` (`[]`: the settings; `["models", 0]`: a model entry's). */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  let schema = unwrapSchema(configSchema);
+  for (const segment of path) {
+    if (schema instanceof z.ZodObject) {
+      const next = (schema.shape as Record<string, z.ZodType | undefined>)[String(segment)];
+      if (!next) return [];
+      schema = unwrapSchema(next);
+    } else if (schema instanceof z.ZodArray) schema = unwrapSchema(schema.element as z.ZodType);
+    else if (schema instanceof z.ZodRecord) schema = unwrapSchema(schema.valueType as z.ZodType);
+    else return [];
+  }
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+}
+
+/** The schema under defaults, optionals and transforms (a preprocess's target, a transform's input). */
+function unwrapSchema(schema: z.ZodType): z.ZodType {
+  for (;;) {
+    if (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) schema = schema.unwrap() as z.ZodType;
+    else if (schema instanceof z.ZodPipe) schema = (schema.in instanceof z.ZodTransform ? schema.out : schema.in) as z.ZodType;
+    else return schema;
+  }
 }

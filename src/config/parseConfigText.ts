@@ -1,8 +1,9 @@
 import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, type ParsedNode, type YAMLError } from "yaml";
 import { ConfigError } from "../core/errors.js";
 import { copyConfigTree } from "./copyConfigTree.js";
-import { findDuplicateJsonKey, type TextPosition } from "./findDuplicateJsonKey.js";
+import { findDuplicateJsonKey, positionOf, type TextPosition } from "./findDuplicateJsonKey.js";
 import { formatKeyPath } from "./formatKeyPath.js";
+import { locateJsonError } from "./locateJsonError.js";
 
 /** `.yaml`/`.yml` files are YAML, everything else JSON. */
 export function isYamlConfigPath(path: string): boolean {
@@ -12,7 +13,7 @@ export function isYamlConfigPath(path: string): boolean {
 /**
  * Parses a config file's text (YAML for `.yaml`/`.yml`, JSON otherwise) into data whose mappings are
  * null-prototype objects holding only the file's own keys. Refuses, with a ConfigError naming the file:
- * syntax errors (YAML: with line and column); a key given twice in one mapping (with both places; JSON.parse
+ * syntax errors (with line and column); a key given twice in one mapping (with both places; JSON.parse
  * would silently keep the last); and `__proto__`, `constructor` or `prototype` at any depth (by key path).
  */
 export function parseConfigText(path: string, text: string): unknown {
@@ -24,11 +25,28 @@ function parseJson(path: string, text: string): unknown {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError("config", `cannot read ${path}: ${(err as Error).message}`);
+    throw new ConfigError("config", `cannot read ${path}: ${jsonSyntaxMessage(text, (err as Error).message)}`);
   }
   const dup = findDuplicateJsonKey(text);
   if (dup) throw duplicateKeyError(path, dup.path, dup.at, dup.first);
   return parsed;
+}
+
+/**
+ * V8's JSON.parse message with the place as a line and column: "Expected double-quoted property name at line 5,
+ * column 1" for "... in JSON at position 77". Where V8 names no position ("Unexpected token 'x', "{..." is not
+ * valid JSON"), the place is found by reading the text again.
+ */
+function jsonSyntaxMessage(text: string, message: string): string {
+  const stated = /\bat position (\d+)/.exec(message);
+  const offset = stated ? Number(stated[1]) : (locateJsonError(text) ?? text.length);
+  const what = message
+    .replace(/\s*\(line \d+ column \d+\)/, "")
+    .replace(/\s*(?:in JSON )?at position \d+/, "")
+    .replace(/, .* is not valid JSON$/s, "")
+    .replace(/ of JSON input$/, " of the file");
+  const { line, column } = positionOf(text, Math.min(offset, text.length));
+  return `${what} at line ${line}, column ${column}`;
 }
 
 /** Keys that toJS would turn into the same property name (`1` and `"1"`, `chat` and `"chat"`) are duplicates. */

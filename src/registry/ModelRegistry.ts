@@ -2,7 +2,7 @@ import { readdir, readlink, realpath, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import type { Config, ModelEntry } from "../config/configSchema.js";
-import { MODEL_ID_PATTERN } from "../config/configSchema.js";
+import { HUB_SOURCE_PATH_PREFIX, MODEL_ID_PATTERN } from "../config/configSchema.js";
 import { ConfigError } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { Detection, EngineName } from "../core/detectionSchema.js";
@@ -160,81 +160,110 @@ function checkId(id: string, from: string): void {
   }
 }
 
+interface BuildOptions {
+  cache?: DetectionCache;
+  signal?: AbortSignal;
+  /**
+   * Collects what would be fatal instead (`tabagent config check` lists every problem): the entry or folder in
+   * question is left out and the next one is tried.
+   */
+  onError?: (err: ConfigError) => void;
+}
+
 /**
  * Builds the registry from `--model` entries (errors are fatal: the user named them) and `--models-dir`
  * folders (entries that are not models are skipped; broken model files are skipped with a warning).
  */
-export async function buildModelRegistry(config: Config, logger?: Logger, options: { cache?: DetectionCache; signal?: AbortSignal } = {}): Promise<ModelRegistry> {
+export async function buildModelRegistry(config: Config, logger?: Logger, options: BuildOptions = {}): Promise<ModelRegistry> {
   const registry = new ModelRegistry();
   const cache = options.cache ?? new DetectionCache();
-  for (const entry of config.models) {
-    let found;
+  const attempt = async (step: () => Promise<void>) => {
     try {
-      found = await describeLocalModels(entry.path, { cache, engine: entry.engine, signal: options.signal });
+      await step();
     } catch (err) {
-      throw new ConfigError("models", `cannot serve ${entry.path}: ${(err as Error).message}`);
+      if (!(err instanceof ConfigError) || !options.onError) throw err;
+      options.onError(err);
     }
-    if (found.length !== 1) {
-      throw new ConfigError("models", `${entry.path} holds ${found.length} models; name one file, or serve the folder with --models-dir`);
-    }
-    if (found[0]!.detection.format === "unknown") {
-      throw new ConfigError("models", `cannot serve ${entry.path}: not a model (${found[0]!.detection.reason})`);
-    }
-    const id = entry.id ?? defaultModelId(found[0]!.descriptor.path);
-    checkId(id, entry.path);
-    const engineOptions = engineOptionsOf(entry);
-    registry.add({ id, ...found[0]!.descriptor, ...(engineOptions ? { engineOptions } : {}) });
+  };
+  for (const [i, entry] of config.models.entries()) {
+    // A hub-sourced entry names no file until its pull is done (startConfiguredPulls registers it then).
+    if (entry.path.startsWith(HUB_SOURCE_PATH_PREFIX)) continue;
+    await attempt(() => addConfiguredModel(registry, entry, `models[${i}]`, cache, options.signal));
   }
-  for (const dir of config.modelsDirs) {
-    let entries;
-    try {
-      entries = await readdir(resolve(dir), { withFileTypes: true });
-    } catch (err) {
-      throw new ConfigError("modelsDirs", `cannot read ${dir}: ${(err as Error).message}`);
+  for (const [i, dir] of config.modelsDirs.entries()) await attempt(() => addModelsFolder(registry, dir, `modelsDirs[${i}]`, cache, logger, options.signal));
+  return registry;
+}
+
+/** A `--model` entry: exactly one model that some engine can serve, under a valid id no other model has. */
+async function addConfiguredModel(registry: ModelRegistry, entry: ModelEntry, setting: string, cache: DetectionCache, signal?: AbortSignal): Promise<void> {
+  let found;
+  try {
+    found = await describeLocalModels(entry.path, { cache, engine: entry.engine, signal });
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+    throw new ConfigError(setting, `cannot serve ${entry.path}: ${missing ? "no such file or folder" : (err as Error).message}`);
+  }
+  if (found.length !== 1) {
+    throw new ConfigError(setting, `${entry.path} holds ${found.length} models; name one file, or serve the folder with --models-dir`);
+  }
+  if (found[0]!.detection.format === "unknown") {
+    throw new ConfigError(setting, `cannot serve ${entry.path}: not a model (${found[0]!.detection.reason})`);
+  }
+  const id = entry.id ?? defaultModelId(found[0]!.descriptor.path);
+  checkId(id, entry.path);
+  const engineOptions = engineOptionsOf(entry);
+  registry.add({ id, ...found[0]!.descriptor, ...(engineOptions ? { engineOptions } : {}) });
+}
+
+/** Every model in a `--models-dir` folder, in name order; what is not a model is skipped with a warning. */
+async function addModelsFolder(registry: ModelRegistry, dir: string, setting: string, cache: DetectionCache, logger?: Logger, signal?: AbortSignal): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(resolve(dir), { withFileTypes: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such folder" : code === "ENOTDIR" ? "not a folder" : (err as Error).message;
+    throw new ConfigError(setting, `cannot read ${dir}: ${why}`);
+  }
+  const candidates = (await resolveEntries(resolve(dir), entries, logger))
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .filter((e) => !e.name.startsWith(".") && (e.isFile() || e.isDirectory()) && !(e.isFile() && (!MODEL_FILE.test(e.name) || isProjectorFile(e.name))));
+  const linkRoots = allowedLinkRoots(await realpath(resolve(dir)));
+  // Detection is mostly waiting on file system round trips: several entries at once overlap them. Results are
+  // added in name order below, so ids and warnings do not depend on which detection finished first.
+  const results = new Array<Awaited<ReturnType<typeof describeLocalModels>> | Error>(candidates.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < candidates.length) {
+      const i = next++;
+      const full = join(resolve(dir), candidates[i]!.name);
+      results[i] = await describeLocalModels(full, { cache, signal, linkRoots, logger }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     }
-    const candidates = (await resolveEntries(resolve(dir), entries, logger))
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .filter((e) => !e.name.startsWith(".") && (e.isFile() || e.isDirectory()) && !(e.isFile() && (!MODEL_FILE.test(e.name) || isProjectorFile(e.name))));
-    const linkRoots = allowedLinkRoots(await realpath(resolve(dir)));
-    // Detection is mostly waiting on file system round trips: several entries at once overlap them. Results are
-    // added in name order below, so ids and warnings do not depend on which detection finished first.
-    const results = new Array<Awaited<ReturnType<typeof describeLocalModels>> | Error>(candidates.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < candidates.length) {
-        const i = next++;
-        const full = join(resolve(dir), candidates[i]!.name);
-        results[i] = await describeLocalModels(full, { cache, signal: options.signal, linkRoots, logger }).catch((err: unknown) =>
-          err instanceof Error ? err : new Error(String(err)),
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DETECT_CONCURRENCY, candidates.length) }, worker));
-    for (const [i, e] of candidates.entries()) {
-      const full = join(resolve(dir), e.name);
-      const found = results[i]!;
-      if (found instanceof Error) {
-        logger?.warn({ path: full, err: found.message }, "skipping: not a readable model");
+  };
+  await Promise.all(Array.from({ length: Math.min(DETECT_CONCURRENCY, candidates.length) }, worker));
+  for (const [i, e] of candidates.entries()) {
+    const full = join(resolve(dir), e.name);
+    const found = results[i]!;
+    if (found instanceof Error) {
+      logger?.warn({ path: full, err: found.message }, "skipping: not a readable model");
+      continue;
+    }
+    for (const { descriptor, detection } of found) {
+      if (detection.format === "unknown") {
+        if (e.isFile()) logger?.warn({ path: full, reason: detection.reason }, "skipping: not a model file");
         continue;
       }
-      for (const { descriptor, detection } of found) {
-        if (detection.format === "unknown") {
-          if (e.isFile()) logger?.warn({ path: full, reason: detection.reason }, "skipping: not a model file");
-          continue;
-        }
-        const isGguf = detection.format === "gguf" || detection.format === "bitnet-gguf";
-        const id = defaultModelId(e.isDirectory() && !isGguf ? full : descriptor.path);
-        if (!MODEL_ID_PATTERN.test(id)) {
-          logger?.warn({ path: descriptor.path }, "skipping model: its name is not a valid model id");
-          continue;
-        }
-        if (registry.get(id)) {
-          logger?.warn({ path: descriptor.path, id }, "skipping model: another model already has this id");
-          continue;
-        }
-        registry.add({ id, ...descriptor });
+      const isGguf = detection.format === "gguf" || detection.format === "bitnet-gguf";
+      const id = defaultModelId(e.isDirectory() && !isGguf ? full : descriptor.path);
+      if (!MODEL_ID_PATTERN.test(id)) {
+        logger?.warn({ path: descriptor.path }, "skipping model: its name is not a valid model id");
+        continue;
       }
+      if (registry.get(id)) {
+        logger?.warn({ path: descriptor.path, id }, "skipping model: another model already has this id");
+        continue;
+      }
+      registry.add({ id, ...descriptor });
     }
   }
-  return registry;
 }

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { Logger } from "pino";
 import { HUB_SOURCE_PATH_PREFIX, type Config } from "../config/configSchema.js";
+import type { ConfigError } from "../core/errors.js";
 import { DetectionCache } from "../registry/DetectionCache.js";
 import { buildModelRegistry, ModelRegistry } from "../registry/ModelRegistry.js";
 import { contentKey } from "./contentKey.js";
@@ -14,11 +15,6 @@ interface ServedModels {
   registry: ModelRegistry;
   /** Where each listed model comes from (`tabagent ls`'s SOURCE column; `rm` only touches `store`). */
   origins: Map<string, { origin: ModelOrigin; label: string; store?: DiscoveredModel["store"] }>;
-}
-
-/** The config without its hub-sourced entries, which name no file until they are pulled. */
-function localConfig(config: Config): Config {
-  return { ...config, models: config.models.filter((m) => !m.path.startsWith(HUB_SOURCE_PATH_PREFIX)) };
 }
 
 /** Models found by each discovery source in the config, in its order. */
@@ -53,10 +49,12 @@ export async function buildServedRegistry(options: {
   logger?: Logger;
   cache?: DetectionCache;
   signal?: AbortSignal;
+  /** Collects the configured models' and folders' errors instead of throwing the first (see buildModelRegistry). */
+  onError?: (err: ConfigError) => void;
 }): Promise<ServedModels> {
-  const { config, env, logger, signal } = options;
+  const { config, env, logger, signal, onError } = options;
   const cache = options.cache ?? new DetectionCache();
-  const registry = await buildModelRegistry(localConfig(config), logger, { cache, signal });
+  const registry = await buildModelRegistry(config, logger, { cache, signal, onError });
   const origins: ServedModels["origins"] = new Map();
   const seen = new Set<string>();
   const configured = config.models.filter((m) => !m.path.startsWith(HUB_SOURCE_PATH_PREFIX)).map((m) => resolve(m.path));

@@ -173,7 +173,7 @@ describe("tabagent config check", () => {
     return p;
   };
 
-  it("accepts a valid YAML file and warns about missing paths", async () => {
+  it("accepts a valid YAML file and refuses a model path that does not exist", async () => {
     const file = await write(
       "ok.yaml",
       `port: 9000
@@ -191,10 +191,15 @@ models:
     path: nowhere/model.gguf
 `,
     );
+    // serve refuses a model path that does not exist, so the check does too; the hub model is pulled when serve starts.
     const r = await runCli(["config", "check", file]);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/ok\.yaml: OK \(2 models, 1 from the hub, 0 models dirs, 1 aliases, 0 upstreams\)/);
-    expect(r.stderr).toMatch(/warning: models\[1\]\.path: .*nowhere\/model\.gguf does not exist/);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/ok\.yaml: Invalid setting 'models\[1\]': cannot serve .*nowhere\/model\.gguf: no such file or folder/);
+    await writeFile(file, (await readFile(file, "utf8")).replace(/ {2}- id: local\n.*\n$/, ""));
+    const ok = await runCli(["config", "check", file]);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/ok\.yaml: OK \(1 model, 1 from the hub, 0 models dirs, 1 aliases, 0 upstreams; 0 local models to serve\)/);
   });
 
   it.each([
@@ -208,7 +213,7 @@ models:
     ["budget.yaml", "memoryBudget: lots\n", /memoryBudget \(from .*budget\.yaml\)/],
     ["syntax.yaml", "port: 1\n  bad: [\n", /syntax\.yaml: .*cannot read .*syntax\.yaml: Nested mappings are not allowed in compact mappings at line 1, column 7$/m],
     ["dup.yaml", "port: 1\nport: 2\n", /dup\.yaml: .*'port .*duplicate key at line 2, column 1 \(first at line 1, column 1\)/],
-    ["unknown.json", JSON.stringify({ maxLoaded: 1 }), /Unrecognized key.*maxLoaded/],
+    ["unknown.json", JSON.stringify({ maxLoaded: 1 }), /'maxLoaded \(from .*unknown\.json\)': unknown setting/],
   ])("names the file, the key and the problem: %s", async (name, text, message) => {
     const r = await runCli(["config", "check", await write(name, text)]);
     expect(r.code).toBe(2);

@@ -74,7 +74,7 @@ describe("config file", () => {
   it.each([
     ["bad.json", "{ nope", /cannot read .*bad\.json/],
     ["array.json", "[1]", /must hold a JSON object/],
-    ["unknown.json", JSON.stringify({ prot: 1 }), /Unrecognized key.*prot/],
+    ["unknown.json", JSON.stringify({ prot: 1 }), /'prot \(from .*unknown\.json\)': unknown setting; did you mean 'port'\?/],
     ["engine.json", JSON.stringify({ models: [{ path: "/x.gguf", engine: "warp" }] }), /models\[0\]\.engine \(from .*engine\.json\).*expected one of/],
     ["type.json", JSON.stringify({ port: "80" }), /port \(from .*type\.json\)/],
   ])("names what is wrong in %s", (name, body, message) => {
