@@ -15,6 +15,7 @@ import { pullCommand } from "./commands/pullCommand.js";
 import { lsCommand } from "./commands/lsCommand.js";
 import { rmCommand } from "./commands/rmCommand.js";
 import { configCommand } from "./commands/configCommand.js";
+import { DETECT_USAGE, DOCTOR_USAGE } from "./commands/helpTexts.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -339,7 +340,7 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 2;
   }
   if (values.help || positionals.length === 0) {
-    (values.help ? process.stdout : process.stderr).write("Usage: tabagent detect SOURCE... [--json] [--engine ENGINE] [--hub-url URL] [--no-probe | --data-dir DIR]\n");
+    (values.help ? process.stdout : process.stderr).write(DETECT_USAGE);
     return values.help ? 0 : 2;
   }
   if (values["no-probe"] && values["data-dir"] !== undefined) {
@@ -436,7 +437,7 @@ async function doctor(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 2;
   }
   if (values.help) {
-    process.stdout.write("Usage: tabagent doctor [--json]\n");
+    process.stdout.write(DOCTOR_USAGE);
     return 0;
   }
   const { doctorReport, formatDoctorReport } = await import("../native/doctorReport.js");

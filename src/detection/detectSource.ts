@@ -75,7 +75,7 @@ export async function detectSource(source: string, options: DetectSourceOptions 
     skipped = localFs.skippedLinks;
   } else {
     const remote = await options.openRemote?.(source, signal);
-    if (!remote) throw new DetectionError(`${source}: no such file or folder${options.openRemote ? ", and not a Hugging Face repo id" : ""}`);
+    if (!remote) throw new DetectionError(`no such file or folder${options.openRemote ? ", and not a Hugging Face repo id" : ""}`);
     fs = remote.fs;
     onlyFile = remote.file;
   }
