@@ -9,7 +9,11 @@
 //   engines       one model as safetensors, GGUF and ONNX on the transformers, node-llama-cpp and ONNX engines,
 //                 side by side in one daemon (enginesBench.ts);
 //   load          requests/s and latency under load with API keys and metrics on vs off (loadBench.ts);
-//   all           the seven above, one after the other.
+//   structured    decode tok/s with a response_format json_schema constraint vs without, and the first request's
+//                 grammar compile, per engine (featuresBench.ts);
+//   sampling      decode tok/s with logprobs + top_logprobs vs without, and n: 4 vs 4 concurrent n: 1 requests, per
+//                 engine (featuresBench.ts);
+//   all           the nine above, one after the other.
 // A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a broken measurement (a run short
 // of max_tokens, a crash, a missing llama-server binary) exits 1.
 import { existsSync, statSync } from "node:fs";
@@ -26,6 +30,7 @@ import { runTransformersSuite } from "./transformersBench.js";
 import { runEnginesSuite } from "./enginesBench.js";
 import { runOnnxSuite } from "./onnxBench.js";
 import { runLoadSuite } from "./loadBench.js";
+import { runSamplingSuite, runStructuredSuite } from "./featuresBench.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
 import { checkTargets, compare, formatReport, perToken, type BenchReport, type CpuBreakdown, type LateArrivalResult, type ModeResults } from "./report.js";
 import { lateArrival, runConcurrent } from "./scenarios.js";
@@ -189,7 +194,7 @@ async function measure(options: BenchOptions, loadAvgAtStart: number, modelPath:
   };
 }
 
-const SUITES = ["detect", "llama-server", "transformers", "onnx", "engines", "load", "all"] as const;
+const SUITES = ["detect", "llama-server", "transformers", "onnx", "engines", "load", "structured", "sampling", "all"] as const;
 
 async function main(): Promise<number> {
   const [first, ...rest] = process.argv.slice(2);
@@ -199,6 +204,8 @@ async function main(): Promise<number> {
   if (first === "engines") return runEnginesSuite(rest);
   if (first === "onnx") return runOnnxSuite(rest);
   if (first === "load") return runLoadSuite(rest);
+  if (first === "structured") return runStructuredSuite(rest);
+  if (first === "sampling") return runSamplingSuite(rest);
   if (first === "all") {
     if (rest.some((a) => a !== "--json")) {
       process.stderr.write("bench: `all` takes no options but --json; run the suites one by one to tune them\n");
@@ -214,6 +221,8 @@ async function main(): Promise<number> {
       ["onnx", runOnnxSuite],
       ["engines", runEnginesSuite],
       ["load", runLoadSuite],
+      ["structured", runStructuredSuite],
+      ["sampling", runSamplingSuite],
     ] as const) {
       process.stderr.write(`[bench] ===== suite: ${name} =====\n`);
       if (!rest.includes("--json")) process.stdout.write(`\n===== ${name} =====\n`);
