@@ -42,17 +42,20 @@ run() {
   printf '+ %s\n' "$*" >&2
   [ "$DRY_RUN" -eq 1 ] || "$@"
 }
-# npm runs in DEST itself, so the project's .npmrc there applies (as it does for `npm ci` in a checkout).
+# npm runs in DEST itself, so the project's .npmrc and package.json's allowScripts apply (as they do for `npm ci` in a
+# checkout). npm 10 (Node.js 20's, the image's) ignores allowScripts and would run onnxruntime-node's install script,
+# which downloads CUDA provider libraries from NuGet: the script skips that with this variable (cuda12 fetches them).
+export ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}"
 in_dest() {
   printf '+ (cd %s && %s)\n' "$DEST" "$*" >&2
   [ "$DRY_RUN" -eq 1 ] || (cd "$DEST" && "$@")
 }
 
 if [ "$DRY_RUN" -eq 0 ]; then
-  command -v node >/dev/null 2>&1 || die 3 "node is not installed (Node.js >= 20.10 is required; deploy/docker/install-node.sh installs it)"
+  command -v node >/dev/null 2>&1 || die 3 "node is not installed (Node.js >= 20.19 is required; deploy/docker/install-node.sh installs it)"
   command -v npm >/dev/null 2>&1 || die 3 "npm is not installed (it comes with Node.js)"
-  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)' \
-    || die 3 "Node.js $(node --version) is too old: 20.10 or newer is required"
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+    || die 3 "Node.js $(node --version) is too old: 20.19 or newer is required"
   if [ -e "$DEST" ] && [ -n "$(ls -A "$DEST")" ]; then die 2 "--dest '$DEST' exists and is not empty"; fi
 fi
 

@@ -15,7 +15,7 @@
 # build, then deploy/docker/prune-runtime.sh: npm prune --omit=dev), swapped into --prefix only once it has
 # succeeded, owned by root; /etc/tabagent/tabagent.json and /etc/tabagent/tabagent.env when missing; the models
 # folder; /etc/systemd/system/tabagent.service; `systemctl daemon-reload`. It never starts or restarts the service.
-# Needs: bash, node >= 20.10 and npm on systemd's PATH, useradd/groupadd, tar. No prompts (safe with no stdin).
+# Needs: bash, node >= 20.19 and npm on systemd's PATH, useradd/groupadd, tar. No prompts (safe with no stdin).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -85,10 +85,10 @@ fi
 
 NODE_BIN="$(PATH="$SYSTEMD_PATH" command -v node || true)"
 if [ -z "$NODE_BIN" ]; then
-  msg="node is not on systemd's PATH ($SYSTEMD_PATH): install Node.js >= 20.10 system-wide (e.g. deploy/docker/install-node.sh, which links /usr/local/bin/node)"
+  msg="node is not on systemd's PATH ($SYSTEMD_PATH): install Node.js >= 20.19 system-wide (e.g. deploy/docker/install-node.sh, which links /usr/local/bin/node)"
   if [ "$DRY_RUN" -eq 1 ]; then warn "$msg"; else die 3 "$msg"; fi
-elif ! "$NODE_BIN" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)'; then
-  msg="$NODE_BIN is Node.js $("$NODE_BIN" --version); tabagent needs 20.10 or newer"
+elif ! "$NODE_BIN" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  msg="$NODE_BIN is Node.js $("$NODE_BIN" --version); tabagent needs 20.19 or newer"
   if [ "$DRY_RUN" -eq 1 ]; then warn "$msg"; else die 3 "$msg"; fi
 fi
 if [ "$SKIP_BUILD" -eq 0 ] && ! PATH="$SYSTEMD_PATH:$PATH" command -v npm >/dev/null 2>&1; then

@@ -19,8 +19,8 @@ export interface ProviderChoice {
 }
 
 export const CUDA_PROVIDER_HELP =
-  "onnxruntime-node's CUDA provider is downloaded by its install step, which this project skips (.npmrc: " +
-  "onnxruntime-node-install=skip). On a machine with CUDA 12 and cuDNN 9, run " +
+  "onnxruntime-node's CUDA provider is downloaded by its install step, which this project skips (package.json's " +
+  "allowScripts; ONNXRUNTIME_NODE_INSTALL=skip for npm 10). On a machine with CUDA 12 and cuDNN 9, run " +
   "`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (see docs/backends.md)";
 
 /**

@@ -147,7 +147,7 @@ describe("OnnxBackend", () => {
 
   it("a configured GPU provider that is missing or cannot start falls back to CPU, and says why", async () => {
     const llm = await ensureTinyLlmOnnx();
-    // CUDA's library is not installed here (.npmrc skips onnxruntime-node's download); WebGPU is bundled but this
+    // CUDA's library is not installed here (onnxruntime-node's install script does not run); WebGPU is bundled but this
     // machine has no adapter (on one that has, it would run there: the second assertion then does not hold).
     const backend = await backendFor(llm.dir, ["cuda", "webgpu", "cpu"]);
     await backend.load(AbortSignal.timeout(60_000));
