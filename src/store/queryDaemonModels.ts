@@ -65,7 +65,11 @@ export async function fetchDaemonModels(config: Config, options: { url?: string;
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
     const reason =
-      e.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : e.cause?.code === "ECONNREFUSED" ? "nothing is listening there" : (e.cause?.code ?? e.cause?.message ?? e.message);
+      e.name === "TimeoutError"
+        ? `no answer within ${timeoutMs} ms`
+        : e.cause?.code === "ECONNREFUSED"
+          ? "nothing is listening there"
+          : (e.cause?.code ?? e.cause?.message ?? e.message);
     return { ok: false, url, reason };
   }
   if (res.status === 401) return { ok: false, url, reason: "it wants an API key (set TABAGENT_API_KEYS or apiKeys in the config)" };
