@@ -30,6 +30,7 @@ const UNIT = [
   "test/backends/generation/TokenMask.test.ts",
   "test/backends/generation/TokenTextStream.test.ts",
   "test/backends/generation/readAhead.test.ts",
+  "test/bench/**/*.test.ts",
   "test/backends/generation/toolCalls.test.ts",
   "test/backends/llamacpp/jsonSchemaGrammar.test.ts",
   "test/backends/llamaServer/ChildEndpoint.test.ts",
