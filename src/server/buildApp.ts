@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { toErrorEnvelope } from "../api/openai/errorEnvelope.js";
 import { parseJsonBody } from "../api/openai/parseJsonBody.js";
 import { openaiRoutes, type RequestLimits } from "../api/routes/openaiRoutes.js";
-import { RouteNotFoundError, ServiceUnavailableError } from "../core/errors.js";
+import { InvalidRequestError, RouteNotFoundError, ServiceUnavailableError } from "../core/errors.js";
 import { answerClientError } from "./answerClientError.js";
 import { HttpProtocolError } from "./HttpProtocolError.js";
 import { redactUrl } from "./redactUrl.js";
@@ -51,6 +51,52 @@ const MAX_PARAM_LENGTH = 1024;
 /** Routes that still answer while draining: probes start no work, and `/ready` says why it is not ready. */
 const ANSWERED_WHILE_DRAINING = new Set(["/health", "/ready"]);
 
+/** The 415 for a body whose Content-Type the API does not take. */
+function unsupportedMediaType(): HttpProtocolError {
+  return new HttpProtocolError(415, "Unsupported Content-Type: send the body as application/json.", "unsupported_media_type");
+}
+
+/**
+ * A body sent as a form (curl -d's default) or with no Content-Type: taken when it is JSON. Otherwise a form is a
+ * 415 and an unlabelled body a 400, each saying what was sent and what the API expects.
+ */
+function parseUnlabelledJson(text: string, method: string, sent: "form" | "none"): unknown {
+  try {
+    return parseJsonBody(text, method);
+  } catch (err) {
+    if (!(err instanceof InvalidRequestError) || err.code !== "invalid_json") throw err;
+    if (sent === "form") {
+      throw new HttpProtocolError(
+        415,
+        "The body was sent as application/x-www-form-urlencoded (curl -d's default) and is not JSON: this API takes a JSON object; send it with Content-Type: application/json.",
+        "unsupported_media_type",
+      );
+    }
+    const detail = err.message.replace(/^The request body is not valid JSON: /, "");
+    throw new InvalidRequestError(`The request has no Content-Type and its body is not JSON (${detail}); send a JSON object with Content-Type: application/json.`, {
+      code: "invalid_json",
+    });
+  }
+}
+
+/** Requests whose connection closed before their response was complete (logged once, by logCancellation). */
+const cancelled = new WeakSet<object>();
+
+/**
+ * One line for a request whose connection closed before its response was complete (a client that cancelled or
+ * gave up, or a connection cut at shutdown), streamed or not, whichever stage it had reached.
+ */
+function logCancellation(request: FastifyRequest, reply: FastifyReply): void {
+  reply.raw.once("close", () => {
+    if (reply.raw.writableFinished) return;
+    cancelled.add(request.raw);
+    request.log.info(
+      { method: request.method, url: redactUrl(request.url), ms: Math.round(reply.elapsedTime), responseStarted: reply.raw.headersSent },
+      "request cancelled: the connection closed before the response was complete",
+    );
+  });
+}
+
 /** The HTTP app as a value: routes, error mapping, request ids. It never listens; startServer does. */
 export function buildApp({
   router,
@@ -73,6 +119,8 @@ export function buildApp({
   const sendError = (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = toErrorEnvelope(err);
     if (mapped.unexpected) request.log.error({ err }, "unexpected error");
+    // A request whose client went away has its line already (logCancellation): the abort that follows is no news.
+    else if (cancelled.has(request.raw)) request.log.debug({ status: mapped.status, code: mapped.body.error.code }, "request failed after its connection closed");
     else request.log.info({ status: mapped.status, code: mapped.body.error.code, reason: mapped.body.error.message }, "request failed");
     if (reply.sent || reply.raw.headersSent) return reply;
     return reply.code(mapped.status).headers(mapped.headers).send(mapped.body);
@@ -125,6 +173,27 @@ export function buildApp({
       done(err as Error, undefined);
     }
   });
+  // `curl -d '{...}'` labels JSON as a form, and some clients send no type at all: a body that parses as JSON is
+  // taken; one that does not is told what was wrong. Any other explicit type stays a 415.
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (request, body, done) => {
+    try {
+      done(null, parseUnlabelledJson(body as string, request.method, "form"));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addContentTypeParser("*", { parseAs: "string" }, (request, body, done) => {
+    // The catch-all also sees every type with no parser: those keep their 415 (an unknown route its 404).
+    if (request.headers["content-type"] !== undefined) {
+      done(request.is404 ? null : unsupportedMediaType(), undefined);
+      return;
+    }
+    try {
+      done(null, parseUnlabelledJson(body as string, request.method, "none"));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
   app.addHook("preClose", (done) => {
     closing = true;
     done();
@@ -132,6 +201,7 @@ export function buildApp({
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    logCancellation(request, reply);
     if (request.raw.httpVersion === "1.1" && request.headers.host === undefined) {
       reply.header("connection", "close");
       throw new HttpProtocolError(400, "HTTP/1.1 requests must carry a Host header.", "missing_host");
@@ -161,7 +231,15 @@ export function buildApp({
   app.setErrorHandler(async (err, request, reply) => sendError(err, request, reply));
 
   app.setNotFoundHandler(async (request) => {
-    throw new RouteNotFoundError(`Unknown route: ${request.method} ${request.url.split("?")[0]}`, { code: "unknown_route" });
+    const path = request.url.split("?")[0];
+    // No page at / yet: a browser or a curl there learns where the API and its documentation are.
+    if (path === "/" && (request.method === "GET" || request.method === "HEAD")) {
+      throw new RouteNotFoundError(
+        "This is tabagent's OpenAI-compatible API; it has no page at /. See /docs for its routes, /v1/models for the models it serves, /health for its state.",
+        { code: "unknown_route" },
+      );
+    }
+    throw new RouteNotFoundError(`Unknown route: ${request.method} ${path}`, { code: "unknown_route" });
   });
 
   app.get("/health", async (request) => {
@@ -170,6 +248,7 @@ export function buildApp({
     const trusted = isTrusted(request);
     return {
       status: "ok",
+      ...(version === undefined ? {} : { version }),
       models: models.map((m) => ({ id: m.descriptor.id, state: m.state, running: m.running, queued: m.queued })),
       loaded: models.filter((m) => m.state === "loaded").map((m) => m.descriptor.id),
       upstreams: router.upstreamStatus().map(({ name, baseUrl, state, error }) => (trusted ? { name, base_url: baseUrl, state, error } : { name, state })),

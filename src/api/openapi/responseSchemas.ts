@@ -168,6 +168,7 @@ export const errorEnvelopeSchema = z.object({
 
 export const healthSchema = z.object({
   status: z.literal("ok"),
+  version: z.string().optional().meta({ description: "The daemon's version (tabagent's package version)." }),
   models: z.array(z.object({ id: z.string(), state: runnerStateSchema, running: int().nonnegative(), queued: int().nonnegative() })),
   loaded: z.array(z.string()),
   upstreams: z.array(

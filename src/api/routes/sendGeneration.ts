@@ -177,7 +177,8 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
       await writer.write(out);
       await writer.send(mapped.body);
     } else {
-      request.log.info({ reason: (err as Error).message }, "stream ended: client gone");
+      // The connection's close has its line already ("request cancelled", buildApp).
+      request.log.debug({ reason: (err as Error).message }, "stream ended: client gone");
     }
     writer.end();
   } finally {
