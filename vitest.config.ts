@@ -50,6 +50,7 @@ const UNIT = [
   "test/registry/**/*.test.ts",
   "test/router/**/*.test.ts",
   "test/server/createLogger.test.ts",
+  "test/server/explainListenError.test.ts",
   "test/server/metrics/DaemonMetrics.test.ts",
   // test/server/security/registerSecurity.test.ts listens with the daemon's security layer: integration.
   "test/server/security/checkBindSafety.test.ts",

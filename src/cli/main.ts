@@ -16,6 +16,10 @@ import { lsCommand } from "./commands/lsCommand.js";
 import { rmCommand } from "./commands/rmCommand.js";
 import { configCommand } from "./commands/configCommand.js";
 import { DETECT_USAGE, DOCTOR_USAGE } from "./commands/helpTexts.js";
+import { readFileSync, unlinkSync } from "node:fs";
+import { defaultDataDir } from "../native/findPythonEnv.js";
+import { lockDataDir, setAddress } from "../server/daemonLock.js";
+import { explainListenError } from "../server/explainListenError.js";
 
 const SERVE_OPTIONS = {
   host: { type: "string" },
@@ -248,7 +252,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       base: { discover: [...DEFAULT_DISCOVERY] },
     });
     if (command === "models") return await listModels(config, values.json === true, values.refresh === true, env);
-    return await serve(config);
+    return await serve(config, env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`tabagent: ${err.message}\n`);
@@ -279,13 +283,50 @@ async function listModels(config: ReturnType<typeof loadConfig>, json: boolean, 
   return 0;
 }
 
-async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
-  const logger = createLogger({ level: config.logLevel });
+async function serve(config: ReturnType<typeof loadConfig>, env: NodeJS.ProcessEnv): Promise<number> {
+  // JSON lines for machines unless stdout is a terminal; the one line meant for a human is then plain text on stderr.
+  const pretty = process.stdout.isTTY === true;
+  const logger = createLogger({ level: config.logLevel, pretty });
+  const dataDir = config.dataDir ?? defaultDataDir(env);
+  const locked = await lockDataDir(dataDir);
+  if (locked.kind === "held") {
+    process.stderr.write(`tabagent: ${locked.message}\n`);
+    return 1;
+  }
+  if (locked.kind === "unlockable") logger.warn(locked.warning);
+  const lock = locked.kind === "locked" ? locked.lock : null;
+  // Whatever ends the process, the lock goes with it (a SIGKILL's lock is taken over as stale by the next daemon).
+  const dropLock = () => {
+    try {
+      // Only while the file is still this process's: a released lock may be another daemon's by now.
+      if (lock && readFileSync(lock.file, "utf8").split("\n")[0] === String(process.pid)) unlinkSync(lock.file);
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once("exit", dropLock);
   const processes = new ProcessRegistry();
   // Children (llama-server, ...) die with the daemon, whatever ends it.
   installExitHandlers(processes);
-  const daemon = await createDaemon({ config, logger, processes });
-  const { url } = await daemon.listen();
+  let daemon: Awaited<ReturnType<typeof createDaemon>>;
+  try {
+    daemon = await createDaemon({ config, logger, processes });
+  } catch (err) {
+    await lock?.release();
+    throw err;
+  }
+  let url: string;
+  try {
+    ({ url } = await daemon.listen());
+  } catch (err) {
+    const message = await explainListenError(err, config.host, config.port);
+    await daemon.close().catch(() => undefined);
+    await lock?.release();
+    if (message === null) throw err;
+    process.stderr.write(`tabagent: ${message}\n`);
+    return 1;
+  }
+  if (lock) await setAddress(lock, url).catch((err: unknown) => logger.warn({ err }, "could not record the address in the data folder's lock"));
   const ids = daemon.registry.list().map((m) => m.id);
   logger.info({ url, models: ids, threads: config.threads }, `tabagent listening on ${url}`);
   if (ids.length === 0) logger.warn("no models configured: pass --model PATH or --models-dir DIR");
@@ -296,7 +337,9 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
       chat.task === "embeddings"
         ? `curl ${url}/v1/embeddings${auth} -H 'content-type: application/json' -d '{"model":"${chat.id}","input":"hello"}'`
         : `curl ${url}/v1/chat/completions${auth} -H 'content-type: application/json' -d '{"model":"${chat.id}","messages":[{"role":"user","content":"Hello"}],"max_tokens":32}'`;
-    logger.info(`try: ${example}`);
+    // Inside a JSON log line the quotes would come out escaped: not something to paste into a shell.
+    if (pretty) logger.info(`try: ${example}`);
+    else if (logger.isLevelEnabled("info")) process.stderr.write(`try: ${example}\n`);
   }
 
   return new Promise<number>((resolve) => {
@@ -309,9 +352,13 @@ async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
       stopping = true;
       logger.info({ signal }, "signal received");
       daemon.close().then(
-        () => resolve(0),
-        (err: unknown) => {
+        async () => {
+          await lock?.release();
+          resolve(0);
+        },
+        async (err: unknown) => {
           logger.error({ err }, "shutdown failed");
+          await lock?.release();
           resolve(1);
         },
       );

@@ -4,6 +4,7 @@ import type { BackendFactory } from "../backends/Backend.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { EngineName } from "../core/detectionSchema.js";
 import type { Logger } from "pino";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { GgufProbe } from "../backends/llamacpp/GgufProbe.js";
 import { LlamaProvider } from "../backends/llamacpp/LlamaProvider.js";
@@ -29,6 +30,7 @@ import { ConfigError } from "../core/errors.js";
 import { checkBindSafety } from "./security/checkBindSafety.js";
 import { resolveApiKeys } from "./security/securitySchema.js";
 import { trackInflight } from "./trackInflight.js";
+import { threadsWarning } from "./threadsWarning.js";
 
 export interface Daemon {
   processes: ProcessRegistry;
@@ -74,6 +76,9 @@ export async function createDaemon({
   const bind = checkBindSafety({ host: config.host, apiKeys, insecureNoAuth: config.insecureNoAuth });
   if (!bind.ok) throw new ConfigError("host", bind.message);
   if (bind.warning) logger.warn(bind.warning);
+  const cpus = availableParallelism();
+  const tooManyThreads = threadsWarning(config, cpus);
+  if (tooManyThreads) logger.warn({ threads: config.threads, cpus }, tooManyThreads);
 
   // Configured models, then what discovery finds (store, LM Studio, Ollama); hub-sourced entries come from pulls below.
   const models = registry ?? (await buildServedRegistry({ config, env, logger })).registry;

@@ -1,4 +1,7 @@
 import { execa, type Options, type ResultPromise } from "execa";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const BIN = fileURLToPath(new URL("../../bin/tabagent", import.meta.url));
@@ -50,10 +53,20 @@ export async function startListening(file: string, args: string[], options: Opti
   return { child, url, logs };
 }
 
-/** Starts `tabagent serve` on a free port and waits for its "listening" log line. */
-export function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
-  return startListening(process.execPath, [BIN, "serve", "--port", "0", "--gpu", "off", "--threads", "1", ...args], {
-    env: { TABAGENT_LOG_LEVEL: "info", ...env },
+/**
+ * Starts `tabagent serve` on a free port and waits for its "listening" log line. Unless `env` names one, the daemon
+ * gets a data folder of its own (removed when it exits): a daemon refuses a folder another one holds, and the
+ * default folder may be held by a daemon running on this machine.
+ */
+export async function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+  const dataDir = env.TABAGENT_DATA_DIR === undefined ? await mkdtemp(join(tmpdir(), "tabagent-test-data-")) : null;
+  const started = startListening(process.execPath, [BIN, "serve", "--port", "0", "--gpu", "off", "--threads", "1", ...args], {
+    env: { TABAGENT_LOG_LEVEL: "info", ...(dataDir ? { TABAGENT_DATA_DIR: dataDir } : {}), ...env },
     extendEnv: true,
   });
+  if (dataDir) {
+    const removeDataDir = () => rm(dataDir, { recursive: true, force: true });
+    started.then((s) => void s.child.finally(removeDataDir), removeDataDir);
+  }
+  return started;
 }

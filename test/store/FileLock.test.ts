@@ -78,3 +78,44 @@ describe("FileLock", () => {
     await expect(FileLock.acquire(join(dir.path, "missing", "x.lock"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
+
+describe("FileLock.tryAcquire (a daemon's data folder)", () => {
+  it("takes a free lock with its details, updates them whole, and names a live holder without waiting", async () => {
+    const got = await FileLock.tryAcquire(lockPath, { details: ["starting"] });
+    expect(got.lock).toBeDefined();
+    expect(await readFile(lockPath, "utf8")).toBe(`${process.pid}\nstarting\n`);
+    await got.lock!.update(["http://127.0.0.1:8471"]);
+    expect(await readFile(lockPath, "utf8")).toBe(`${process.pid}\nhttp://127.0.0.1:8471\n`);
+    await got.lock!.release();
+    // Held by a live process (the one that started this test): its pid and details, at once.
+    await writeFile(lockPath, `${process.ppid}\nhttp://127.0.0.1:9000\n`);
+    expect(await FileLock.tryAcquire(lockPath)).toEqual({ owner: { pid: process.ppid, details: ["http://127.0.0.1:9000"] } });
+    expect(await readFile(lockPath, "utf8")).toBe(`${process.ppid}\nhttp://127.0.0.1:9000\n`);
+  });
+
+  it.each([
+    ["a dead pid", () => `${deadPid()}\nhttp://x\n`],
+    ["this process's own pid (left by an earlier process with the same pid)", () => `${process.pid}\n`],
+  ])("takes over a lock left by %s", async (_name, text) => {
+    await writeFile(lockPath, text());
+    const got = await FileLock.tryAcquire(lockPath, { details: ["mine"] });
+    expect(got.lock).toBeDefined();
+    expect(await readFile(lockPath, "utf8")).toBe(`${process.pid}\nmine\n`);
+  });
+
+  it("takes over a live pid that isStale calls stale, and a file left empty past the grace period", async () => {
+    await writeFile(lockPath, `${process.ppid}\n`);
+    expect((await FileLock.tryAcquire(lockPath, { isStale: (o) => o.pid === process.ppid })).lock).toBeDefined();
+    await writeFile(lockPath, "");
+    const started = Date.now();
+    expect((await FileLock.tryAcquire(lockPath, { emptyGraceMs: 100 })).lock).toBeDefined();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+  });
+
+  it("acquire reads the pid from the first line of a lock with details", async () => {
+    await writeFile(lockPath, `${deadPid()}\nhttp://x\n`);
+    const lock = await FileLock.acquire(lockPath, { pollMs: 5 });
+    expect(await readFile(lockPath, "utf8")).toBe(String(process.pid));
+    await lock.release();
+  });
+});
