@@ -1,4 +1,5 @@
 import { InvalidRequestError } from "../../core/errors.js";
+import { MAX_SCHEMA_BYTES, SCHEMA_ANNOTATIONS as ANNOTATIONS, SCHEMA_CONSTRAINTS as CONSTRAINTS } from "./jsonSchemaKeywords.js";
 import type { ChatRequest } from "../../core/types.js";
 import { forcedCallSchema, type ToolMode } from "./toolCalls.js";
 
@@ -594,35 +595,11 @@ export function matchFormat(format: StringFormat, text: string): { complete: boo
 // ---------------------------------------------------------------------------------------------------------------
 // Compiling a schema.
 
-const CONSTRAINTS = new Set([
-  "type",
-  "properties",
-  "required",
-  "additionalProperties",
-  "items",
-  "prefixItems",
-  "minItems",
-  "maxItems",
-  "minProperties",
-  "maxProperties",
-  "minLength",
-  "maxLength",
-  "enum",
-  "const",
-  "oneOf",
-  "anyOf",
-  "format",
-  "$ref",
-  "$defs",
-  "definitions",
-]);
-const ANNOTATIONS = new Set(["title", "description", "$schema", "$id", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"]);
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
 const OBJECT_KEYWORDS = ["properties", "required", "additionalProperties", "minProperties", "maxProperties"];
 const ARRAY_KEYWORDS = ["items", "prefixItems", "minItems", "maxItems"];
 const STRING_KEYWORDS = ["minLength", "maxLength", "format"];
-/** Past this a schema is refused (the same limit as node-llama-cpp's grammars). */
-export const MAX_SCHEMA_BYTES = 64 * 1024;
+export { MAX_SCHEMA_BYTES };
 
 type Json = Record<string, unknown>;
 

@@ -1,33 +1,8 @@
 import { InvalidRequestError } from "../../core/errors.js";
+import { MAX_SCHEMA_BYTES, SCHEMA_ANNOTATIONS as ANNOTATIONS, SCHEMA_CONSTRAINTS as CONSTRAINTS } from "../generation/jsonSchemaKeywords.js";
 
-/** Keywords the grammar builder turns into constraints (node-llama-cpp's GbnfJsonSchema). */
-const CONSTRAINTS = new Set([
-  "type",
-  "properties",
-  "required",
-  "additionalProperties",
-  "items",
-  "prefixItems",
-  "minItems",
-  "maxItems",
-  "minProperties",
-  "maxProperties",
-  "minLength",
-  "maxLength",
-  "enum",
-  "const",
-  "oneOf",
-  "anyOf",
-  "format",
-  "$ref",
-  "$defs",
-  "definitions",
-]);
-/** Annotations: they describe, they do not constrain, so a grammar may leave them out. */
-const ANNOTATIONS = new Set(["title", "description", "$schema", "$id", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"]);
 const FORMATS = new Set(["date-time", "date", "time"]);
-/** Past this a schema is refused: its grammar would be slow to build and to sample with. */
-export const MAX_SCHEMA_BYTES = 64 * 1024;
+export { MAX_SCHEMA_BYTES };
 
 /**
  * A JSON Schema as node-llama-cpp's grammar builder takes it, or a 400 naming the first keyword it cannot enforce
