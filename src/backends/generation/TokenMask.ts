@@ -114,6 +114,8 @@ export class TokenMask {
  */
 export class TokenConstraint {
   private state: MatcherState | null;
+  /** The masked row, reused step to step: the sampler reads it before the next step masks again. */
+  private row: Float32Array | null = null;
 
   constructor(
     private readonly matcher: JsonSchemaMatcher,
@@ -127,11 +129,15 @@ export class TokenConstraint {
     return this.state === null || this.matcher.isDone(this.state);
   }
 
-  /** A copy of `logits` with every token the matcher refuses at -Infinity; null when the answer must end here. */
+  /**
+   * `logits` with every token the matcher refuses at -Infinity (a buffer reused by the next call); null when the
+   * answer must end here.
+   */
   mask(logits: ArrayLike<number>): Float32Array | null {
     if (this.done) return null;
     const ids = this.vocabulary.allowed(this.matcher, this.state!);
-    const out = new Float32Array(logits.length).fill(-Infinity);
+    if (this.row?.length !== logits.length) this.row = new Float32Array(logits.length);
+    const out = this.row.fill(-Infinity);
     let any = false;
     for (const id of ids) {
       if (id < logits.length) {

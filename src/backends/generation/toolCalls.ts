@@ -98,7 +98,12 @@ function readCall(json: string, tools: readonly ToolDefinition[]): { name: strin
  * block is held back until it is known not to be one. A block that is not a valid call of a declared tool stays
  * text, as the model wrote it. A choice that made calls and stopped finishes with `tool_calls`.
  */
-export async function* withToolCalls(chunks: AsyncIterable<GenerationChunk>, mode: ToolMode, tools: readonly ToolDefinition[]): AsyncGenerator<GenerationChunk> {
+export async function* withToolCalls(
+  chunks: AsyncIterable<GenerationChunk>,
+  mode: ToolMode,
+  tools: readonly ToolDefinition[],
+  parallel = true,
+): AsyncGenerator<GenerationChunk> {
   if (mode === "none") {
     yield* chunks;
     return;
@@ -106,6 +111,8 @@ export async function* withToolCalls(chunks: AsyncIterable<GenerationChunk>, mod
   let pending = "";
   let inside = false;
   let calls = 0;
+  // parallel_tool_calls false: the answer is over after its first call; what the model writes after it is dropped.
+  const closed = () => !parallel && calls > 0;
   const call = (index: number, c: { name: string; arguments: string }): GenerationChunk => ({
     type: "tool_call",
     index,
@@ -115,6 +122,9 @@ export async function* withToolCalls(chunks: AsyncIterable<GenerationChunk>, mod
     arguments: c.arguments,
   });
   for await (const chunk of chunks) {
+    if (chunk.type === "text" || chunk.type === "logprobs" || chunk.type === "token_ids") {
+      if (closed()) continue;
+    }
     if (chunk.type === "text") {
       pending += chunk.text;
       if (mode === "forced") continue;
@@ -140,6 +150,10 @@ export async function* withToolCalls(chunks: AsyncIterable<GenerationChunk>, mod
         yield parsed ? call(chunk.index, parsed) : { type: "text", index: chunk.index, text: block };
         pending = pending.slice(end + CLOSE.length).replace(/^\s+/, "");
         inside = false;
+        if (closed()) {
+          pending = "";
+          break;
+        }
       }
       continue;
     }
@@ -148,7 +162,7 @@ export async function* withToolCalls(chunks: AsyncIterable<GenerationChunk>, mod
         const parsed = readCall(pending.trim(), tools);
         if (parsed) yield call(chunk.index, parsed);
         else if (pending) yield { type: "text", index: chunk.index, text: pending };
-      } else if (pending) yield { type: "text", index: chunk.index, text: pending };
+      } else if (pending && !closed()) yield { type: "text", index: chunk.index, text: pending };
       pending = "";
       yield calls > 0 && chunk.reason === "stop" ? { ...chunk, reason: "tool_calls" } : chunk;
       continue;

@@ -203,7 +203,7 @@ export class NodeLlamaCppBackend implements Backend {
     yield* runChoices(request, signal, (choice, s) => {
       const sampling = grammar ? { ...choice.sampling, stop: [...choice.sampling.stop, GRAMMAR_END] } : choice.sampling;
       const chunks = this.generate(loaded, tokens, sampling, 0, "messages", s, choice.returnTokenIds, grammar, choice.logprobs);
-      return withToolCalls(chunks, mode, request.tools);
+      return withToolCalls(chunks, mode, request.tools, request.parallelToolCalls);
     });
   }
 

@@ -230,7 +230,9 @@ export class OnnxBackend implements Backend {
     // A forced call, json_schema and json_object are generated under a schema (see TokenMask).
     const matcher = requestMatcher(request, mode, "onnxruntime");
     // n > 1: the choices step concurrently, each with its own KV cache (and its own calls).
-    yield* runChoices(request, signal, (choice, s) => withToolCalls(this.generate(loaded, tokens, choice, "messages", s, matcher), mode, request.tools));
+    yield* runChoices(request, signal, (choice, s) =>
+      withToolCalls(this.generate(loaded, tokens, choice, "messages", s, matcher), mode, request.tools, request.parallelToolCalls),
+    );
   }
 
   async *complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {

@@ -83,3 +83,19 @@ describe("withToolCalls", () => {
     expect(out[3]).toEqual({ role: "user", content: "<tool_response>\nsunny\n</tool_response>" });
   });
 });
+
+describe("withToolCalls, parallel_tool_calls false", () => {
+  it("ends the answer after the first call: later calls and text are dropped, the finish says tool_calls", async () => {
+    async function* engine(): AsyncGenerator<GenerationChunk> {
+      for (const text of ['<tool_call>{"name":"get_time","arguments":{}}</tool_call>', ' and <tool_call>{"name":"get_weather","arguments":{}}</tool_call>', " more"]) {
+        yield { type: "text", index: 0, text };
+      }
+      yield { type: "finish", index: 0, reason: "stop" };
+    }
+    const out: GenerationChunk[] = [];
+    for await (const c of withToolCalls(engine(), "auto", tools, false)) out.push(c);
+    expect(calls(out)).toEqual([[0, "get_time", "{}"]]);
+    expect(text(out)).toBe("");
+    expect(finish(out)).toMatchObject({ reason: "tool_calls" });
+  });
+});
