@@ -95,6 +95,11 @@ export type ToolChoice = { type: "none" } | { type: "auto" } | { type: "required
 
 export interface GenerationOptions {
   sampling: SamplingParams;
+  /**
+   * Top-level request fields this server does not know, as the client sent them. Upstream servers get them (another
+   * server's own extensions reach it untouched); local engines ignore them, as OpenAI ignores unknown fields.
+   */
+  extraFields?: Record<string, unknown>;
   /** Number of choices (1–16); choice i samples with seed + i. */
   n: number;
   responseFormat: ResponseFormat;

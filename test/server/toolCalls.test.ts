@@ -112,8 +112,11 @@ describe("tool calls through an upstream", () => {
       tool_choice: { type: "function", function: { name: "get_weather" } },
       parallel_tool_calls: false,
       response_format: { type: "json_schema", json_schema: { name: "answer", schema: { type: "object" }, strict: true } },
+      // A field this server does not know (another server's extension) reaches the upstream untouched.
+      ...({ vendor_option: { keep: [1, "two"] } } as object),
     });
     expect(r.choices[0]!.message.content).toBe("done");
+    expect(received[0]).toMatchObject({ vendor_option: { keep: [1, "two"] } });
     expect(received[0]).toMatchObject({
       model: "tool-model",
       messages,
@@ -291,5 +294,18 @@ describe("engines without tools", () => {
       expect((r.json as { error: { param: string } }).error.param, JSON.stringify(patch)).toBe(param);
     }
     expect(received).toEqual([]);
+  });
+});
+
+describe("unknown request fields", () => {
+  it("go to an upstream on completions too; a local engine ignores them", async () => {
+    received = [];
+    script = [{ id: "x", object: "text_completion", created: 0, model: "m", choices: [{ index: 0, text: "ok", finish_reason: "stop" }] }, usage];
+    const r = await postJson(`${t.url}/v1/completions`, { model: "up/tool-model", prompt: "Hi", vendor_flag: true });
+    expect(r.status).toBe(200);
+    expect(received[0]).toMatchObject({ prompt: "Hi", vendor_flag: true });
+    // A local engine ignores them, as OpenAI ignores unknown fields.
+    const local = await postJson(`${t.url}/v1/completions`, { model: "tiny-chat", prompt: "Hi", max_tokens: 2, vendor_flag: true });
+    expect(local.status).toBe(200);
   });
 });

@@ -94,10 +94,13 @@ function modelObject(s: ModelStatus) {
   };
 }
 
-function warnUnknownFields(request: FastifyRequest, known: readonly string[]): void {
+/** The body's fields the schema does not know (logged at debug level): passed on to upstream servers only. */
+function unknownFields(request: FastifyRequest, known: readonly string[]): Record<string, unknown> | undefined {
   const body = request.body as Record<string, unknown>;
   const unknown = Object.keys(body).filter((k) => !known.includes(k));
-  if (unknown.length > 0) request.log.debug({ fields: unknown }, "ignoring unknown request fields");
+  if (unknown.length === 0) return undefined;
+  request.log.debug({ fields: unknown }, "unknown request fields: passed to upstream servers, ignored by local engines");
+  return Object.fromEntries(unknown.map((k) => [k, body[k]]));
 }
 
 /** Server-side caps on top of the schema: a request over one gets a 400 naming the parameter. */
@@ -137,10 +140,10 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
 
   app.post("/v1/chat/completions", async (request, reply) => {
     const body = parseBody(chatCompletionBodySchema, request.body);
-    warnUnknownFields(request, Object.keys(chatCompletionBodySchema.shape));
+    const extraFields = unknownFields(request, Object.keys(chatCompletionBodySchema.shape));
     const signal = requestSignal(request, reply, shutdownSignal);
     await router.check(body.model, "chat", chatFeatures(body), signal);
-    const chatRequest = toChatRequest(body);
+    const chatRequest = { ...toChatRequest(body), extraFields };
     enforceLimits(chatRequest, body, limits);
     if (chatRequest.messages.length > limits.maxMessages) {
       throw new InvalidRequestError(`'messages' has ${chatRequest.messages.length} entries, more than this server allows (${limits.maxMessages}).`, {
@@ -167,10 +170,10 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
 
   app.post("/v1/completions", async (request, reply) => {
     const body = parseBody(completionBodySchema, request.body);
-    warnUnknownFields(request, Object.keys(completionBodySchema.shape));
+    const extraFields = unknownFields(request, Object.keys(completionBodySchema.shape));
     const signal = requestSignal(request, reply, shutdownSignal);
     await router.check(body.model, "completions", completionFeatures(body), signal);
-    const requests = toCompletionRequests(body);
+    const requests = toCompletionRequests(body).map((r) => ({ ...r, extraFields }));
     for (const r of requests) enforceLimits(r, body, limits);
     const lease = await router.acquire(body.model, "completions", signal);
     try {

@@ -33,6 +33,8 @@ export interface UpstreamTarget {
    * long as that child. Default: one agent per origin, kept for the daemon's life (upstream servers, a fixed set).
    */
   agent?: Agent;
+  /** Send the client's unknown request fields on (configured upstreams: their own extensions); not to our children. */
+  forwardUnknownFields?: boolean;
   /** Until response headers arrive. */
   connectTimeoutMs: number;
   /** Until the first body bytes arrive (a model loading upstream can take a while). */
@@ -292,6 +294,7 @@ export class OpenAIUpstream {
     return this.stream(
       "/chat/completions",
       {
+        ...this.extra(request),
         model,
         messages: request.messages.map(messageToWire),
         ...toolsBody(request),
@@ -305,7 +308,18 @@ export class OpenAIUpstream {
   }
 
   complete(request: CompletionRequest, model: string, signal: AbortSignal): AsyncIterable<GenerationChunk> {
-    return this.stream("/completions", { model, prompt: request.prompt, ...samplingBody(request), ...logprobsBody(request, "text") }, "text", signal, request.logprobs);
+    return this.stream(
+      "/completions",
+      { ...this.extra(request), model, prompt: request.prompt, ...samplingBody(request), ...logprobsBody(request, "text") },
+      "text",
+      signal,
+      request.logprobs,
+    );
+  }
+
+  /** The client's unknown fields, first in the body so every field this server sets wins. */
+  private extra(request: GenerationOptions): Record<string, unknown> {
+    return this.target.forwardUnknownFields && request.extraFields ? request.extraFields : {};
   }
 
   private async *stream(

@@ -40,6 +40,7 @@ export class UpstreamCatalog {
         name: config.name,
         baseUrl: config.baseUrl ?? UPSTREAM_PRESETS[config.name]!,
         apiKey: config.apiKey,
+        forwardUnknownFields: true,
         connectTimeoutMs: config.connectTimeoutMs,
         firstByteTimeoutMs: config.firstByteTimeoutMs,
         fetch: options.fetch,
