@@ -73,7 +73,7 @@ describe("a burst of 40 requests on 2 slots and 4 queue places", () => {
     const health = (await (await fetch(`${t.url}/health`)).json()) as { models: { id: string; running: number; queued: number }[] };
     expect(health.models.find((m) => m.id === "tiny-chat")).toMatchObject({ running: 0, queued: 0 });
     expect((await fetch(`${t.url}/ready`)).status).toBe(200);
-    const r = await t.client.chat.completions.create({ ...body, max_tokens: 4 });
+    const r = await t.client.chat.completions.create({ ...body, max_tokens: 4, temperature: 0 });
     expect(r.choices[0]!.finish_reason).toBe("length");
     const s = await t.client.chat.completions.create({ ...body, max_tokens: 4, stream: true });
     let chunks = 0;

@@ -94,7 +94,7 @@ describe("concurrency and cancellation", () => {
     }
     expect(n).toBeLessThan(100);
     await waitFor(async () => (await chatStatus()).running === 0, 2000);
-    const r = await t.client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 4 });
+    const r = await t.client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 4, temperature: 0 });
     expect(r.choices[0]!.finish_reason).toBe("length");
   });
 
@@ -103,7 +103,7 @@ describe("concurrency and cancellation", () => {
     const pending = fetch(`${t.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900 }),
+      body: JSON.stringify({ model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, temperature: 0 }),
       signal: controller.signal,
     }).catch(() => null);
     await waitFor(async () => (await chatStatus()).running === 1);
@@ -114,7 +114,8 @@ describe("concurrency and cancellation", () => {
 
   it("past the slots and the queue: 429 with Retry-After", async () => {
     const controllers = Array.from({ length: 5 }, () => new AbortController());
-    const body = { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, stream: true };
+    // Greedy: a sampled answer may end early (each request gets a fresh seed) before the slots are seen full.
+    const body = { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, temperature: 0, stream: true };
     const open = controllers.map((c) =>
       fetch(`${t.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: c.signal }).catch(
         () => null,

@@ -32,7 +32,7 @@ describe("exposure and auth on the real daemon", () => {
     expect(r.status).toBe(401);
     expect(r.json.error).toMatchObject({ type: "authentication_error", code: "invalid_api_key" });
     const client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: KEY, maxRetries: 0 });
-    const ok = await client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "x" }], max_tokens: 2 });
+    const ok = await client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "x" }], max_tokens: 2, temperature: 0 });
     expect(ok.choices[0]!.finish_reason).toBe("length");
     await expect(new OpenAI({ baseURL: `${t.url}/v1`, apiKey: "wrong-key-0123456789abcdef", maxRetries: 0 }).models.list()).rejects.toThrow(/401/);
     expect((await fetch(`${t.url}/health`)).status).toBe(200);

@@ -124,7 +124,7 @@ describe("llama-server child access (the daemon's key, CORS and Host checks cann
   it("a restart gets a fresh socket, directory and key; the old directory is removed", async () => {
     const before = await child();
     process.kill(before.pid, "SIGKILL");
-    const r = await client.chat.completions.create({ model: "srv-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
+    const r = await client.chat.completions.create({ model: "srv-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 2, temperature: 0 });
     expect(r.choices[0]!.finish_reason).toBe("length");
     const after = await child();
     expect(after.pid).not.toBe(before.pid);

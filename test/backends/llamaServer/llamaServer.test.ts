@@ -183,7 +183,7 @@ describe("llama-server engine (real child process)", () => {
       await new Promise((r) => setTimeout(r, 1800));
       expect(d.daemon.processes.pids()).toEqual([]);
       expect((await pidsMatching(binary)).filter((p) => mine.includes(p))).toEqual([]);
-      const r = await d.client.chat.completions.create({ model: "ttl", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
+      const r = await d.client.chat.completions.create({ model: "ttl", messages: [{ role: "user", content: "Hi" }], max_tokens: 2, temperature: 0 });
       expect(r.choices[0]!.finish_reason).toBe("length");
     } finally {
       await d.close();

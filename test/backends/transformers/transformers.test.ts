@@ -184,7 +184,7 @@ print(json.dumps(m.encode(${JSON.stringify(sentences)}).tolist()))
   });
 
   it("bad requests get a 400 envelope from the daemon or the sidecar, and it keeps serving", async () => {
-    const long = await postJson(`${t.url}/v1/completions`, { model: "hf-chat", prompt: "word ".repeat(3000), max_tokens: 4 });
+    const long = await postJson(`${t.url}/v1/completions`, { model: "hf-chat", prompt: "word ".repeat(3000), max_tokens: 4, temperature: 0 });
     expect(long.status).toBe(400);
     expect(long.text).toMatch(/context/);
     const ok = await t.client.completions.create({ model: "hf-chat", prompt: "Hi", max_tokens: 2, temperature: 0 });
@@ -239,7 +239,7 @@ describe("transformers engine refusals and failures", () => {
       const a = await postJson(`${d.url}/v1/completions`, { model: "custom", prompt: "Hi", max_tokens: 2 });
       expect(a.status).toBe(400);
       expect(a.text).toMatch(/custom code.*trustRemoteCode/);
-      const b = await postJson(`${d.url}/v1/completions`, { model: "pickle", prompt: "Hi", max_tokens: 2 });
+      const b = await postJson(`${d.url}/v1/completions`, { model: "pickle", prompt: "Hi", max_tokens: 2, temperature: 0 });
       expect(b.status).toBe(400);
       expect(b.text).toMatch(/pickle/);
       const ok = await d.client.completions.create({ model: "tiny-chat", prompt: "Hi", max_tokens: 2, temperature: 0 });

@@ -127,7 +127,7 @@ describe("upstream OpenAI servers", () => {
     const res = await fetch(`${front.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "up/tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, stream: true }),
+      body: JSON.stringify({ model: "up/tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, temperature: 0, stream: true }),
     });
     // the upstream drops every connection once content flows
     const text = await readSse(res, () => upstream.daemon.app.server.closeAllConnections());
@@ -137,7 +137,7 @@ describe("upstream OpenAI servers", () => {
     expect(last.error.message).toMatch(/broke off the stream|before it was complete/);
     expect(text).not.toContain("[DONE]");
     // and the front keeps serving (the upstream too, for new connections)
-    const ok = await front.client.chat.completions.create({ model: "up/tiny-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
+    const ok = await front.client.chat.completions.create({ model: "up/tiny-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 2, temperature: 0 });
     expect(ok.choices[0]!.finish_reason).toBe("length");
   });
 });
