@@ -6,6 +6,7 @@ import threading
 
 import torch
 
+from .batching import Batcher, Job, batchable
 from .folder import check_folder
 from .protocol import REPEAT_WINDOW, ProtocolError
 from .structured import Grammars, hermes_messages, template_reads_tools, tools_for_template
@@ -117,7 +118,11 @@ class CausalLM:
         # Only the last position's logits are needed: skips a [prompt x vocab] matmul on the prompt.
         self.step_kwargs = {"use_cache": True, **({"logits_to_keep": 1} if "logits_to_keep" in params else {})}
         self.log = log
-        log(f"loaded {cfg.model_type} on {device} ({dtype}), context {self.context}, eos {sorted(self.eos)}")
+        # Concurrent requests share one decode loop (batching.py) where the model's cache allows it.
+        on = os.environ.get("TABAGENT_SIDECAR_BATCHING", "1") != "0"
+        self.batcher = Batcher(self) if on and batchable(self.model, self.cache_arg, device) else None
+        batching = "batched decoding" if self.batcher else "one request at a time (this cache cannot be batched)" if on else "batching off"
+        log(f"loaded {cfg.model_type} on {device} ({dtype}), context {self.context}, eos {sorted(self.eos)}, {batching}")
 
     def chat_ids(self, messages, tools=None):
         """The prompt's ids. With tools, or tool calls and results in the history, a template that reads `tools` gets
@@ -178,8 +183,13 @@ class CausalLM:
         max_tokens = self.check_length(ids, sampling)
         base = sampling.seed if sampling.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         constraints = constraints or [None] * n
-        rows = [_Choice(i, (base + i) % (1 << 63), constraints[i], ids, sampling, self.tokenizer) for i in range(n)]
         prompt_tokens = len(ids)
+        if self.batcher is not None:
+            job = Job(ids, sampling, n, logprobs, constraints, halted, cancelled, max_tokens, base)
+            self.batcher.submit(job)
+            yield from self._batched(job, prompt_tokens)
+            return
+        rows = [_Choice(i, (base + i) % (1 << 63), constraints[i], ids, sampling, self.tokenizer) for i in range(n)]
         top = logprobs or 0
         past = None
         step_input = torch.tensor([ids], device=self.device)
@@ -235,6 +245,42 @@ class CausalLM:
         for c in rows:
             if not c.done and c.index not in halted:
                 yield from self._finish(c, "length", prompt_tokens)
+
+    def _batched(self, job, prompt_tokens):
+        """A batched job's events, made on the request's thread from the decode thread's items: detokenizing, stop
+        sequences and logprob texts happen here, out of the decode loop's way."""
+        choices = [_Choice(i, 0, None, job.ids, job.sampling, self.tokenizer) for i in range(job.n)]
+        open_ = set(range(job.n))
+        halted = job.halted
+        try:
+            while open_:
+                for item in job.out.get():
+                    kind = item[0]
+                    if kind == "error":
+                        raise RuntimeError(f"the batch failed: {type(item[1]).__name__}: {item[1]}") from item[1]
+                    i = item[1]
+                    if i not in open_:
+                        continue
+                    c = choices[i]
+                    if kind == "tok":
+                        events = []
+                        self._advance(c, item[2], prompt_tokens, item[3], item[4], events)
+                        if c.done:
+                            job.ended.add(i)
+                            open_.discard(i)
+                        for ev in events:
+                            if ev[1] not in halted:
+                                yield ev
+                    elif kind == "end":
+                        open_.discard(i)
+                        if i not in halted:
+                            yield from self._finish(c, item[2], prompt_tokens)
+                    else:  # gone: halted
+                        open_.discard(i)
+                open_ -= halted
+        finally:
+            if open_:  # abandoned (the client left, or an error): its rows leave the batch before the next step
+                job.cancelled.set()
 
     def _live(self, rows, past, step_input):
         """Drops finished choices' rows from the batch (and the cache) where the cache allows it."""
