@@ -155,6 +155,10 @@ export const configSchema = z.strictObject({
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Prometheus metrics: per-request and per-token series and `GET /metrics`. Off: none of it is recorded, /metrics is 404. */
   metrics: z.boolean().default(true),
+  /** Every chat/completion answer carries llama-server's `timings` object, as if each request asked for it. */
+  timings: z.boolean().default(false),
+  /** The management API's POST and DELETE routes (pull, load, unload, delete) are refused with 403 `read_only`. */
+  readOnly: z.boolean().default(false),
   /** "auto" lets node-llama-cpp use CUDA/Vulkan/Metal when a prebuilt binary for it works. */
   gpu: z.enum(["auto", "off"]).default("auto"),
   gpuLayers: z.union([z.literal("auto"), z.literal("max"), int(0, 100_000)]).default("auto"),

@@ -43,6 +43,8 @@ interface AppDeps {
    */
   isDraining?: () => boolean;
   version?: string;
+  /** Config `timings`: every chat/completion answer carries llama-server's `timings` unless the request opts out. */
+  timings?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -111,6 +113,7 @@ export function buildApp({
   isReady = () => ({ ready: true }),
   isDraining = () => false,
   version,
+  timings = false,
 }: AppDeps): FastifyInstance {
   let closing = false;
   const draining = () => closing || isDraining();
@@ -255,6 +258,6 @@ export function buildApp({
     };
   });
 
-  openaiRoutes(app, { router, shutdownSignal, limits, metrics: metrics ?? NO_METRICS });
+  openaiRoutes(app, { router, shutdownSignal, limits, metrics: metrics ?? NO_METRICS, timings });
   return app;
 }

@@ -146,6 +146,7 @@ export async function createDaemon({
     isReady: () => (draining ? { ready: false, reason: "draining" } : { ready: true }),
     isDraining: () => draining,
     version: packageVersion(),
+    timings: config.timings,
   });
   const inflight = trackInflight(app);
 

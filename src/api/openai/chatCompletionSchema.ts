@@ -38,6 +38,8 @@ export const chatCompletionBodySchema = z.object({
   prediction: z.unknown().optional(),
   reasoning_effort: z.unknown().optional(),
   service_tier: z.unknown().optional(),
+  /** tabagent: llama-server's `timings` object on the answer (or the stream's final chunk); on for all with config `timings`. */
+  timings: z.boolean().nullable().optional(),
 });
 export type ChatCompletionBody = z.infer<typeof chatCompletionBodySchema>;
 

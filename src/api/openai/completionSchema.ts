@@ -12,6 +12,8 @@ export const completionBodySchema = z.object({
   best_of: z.number().int().min(1).nullable().optional(),
   /** The legacy form: how many alternatives per token (OpenAI allows 0–5); 0 gives the chosen tokens' alone. */
   logprobs: z.number().int().min(0).max(5).nullable().optional(),
+  /** tabagent: llama-server's `timings` object on the answer (or the stream's final chunk); on for all with config `timings`. */
+  timings: z.boolean().nullable().optional(),
 });
 export type CompletionBody = z.infer<typeof completionBodySchema>;
 

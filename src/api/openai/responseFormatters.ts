@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { TabAgentError } from "../../core/errors.js";
 import type { FinishReason, LogprobEntry, TokenLogprob, ToolCall, Usage } from "../../core/types.js";
+import type { Timings } from "../GenerationTimings.js";
 
 export interface FoldedChoice {
   index: number;
@@ -34,9 +35,10 @@ export interface ResponseFormatter {
   toolCallStart(index: number, callIndex: number, id: string, name: string, ids?: TokenIdsExtra): string;
   /** More of a started call's arguments. */
   toolCallArguments(index: number, callIndex: number, args: string, ids?: TokenIdsExtra): string;
-  finish(index: number, reason: FinishReason, ids?: TokenIdsExtra, logprobs?: LogprobEntry[]): string;
-  usage(usage: Usage): string;
-  whole(choices: FoldedChoice[], usage: Usage): object;
+  /** `timings`: set on the stream's final chunk when the request asked for them. */
+  finish(index: number, reason: FinishReason, ids?: TokenIdsExtra, logprobs?: LogprobEntry[], timings?: Timings): string;
+  usage(usage: Usage, timings?: Timings): string;
+  whole(choices: FoldedChoice[], usage: Usage, timings?: Timings): object;
 }
 
 const TEXT_MARK = "@@tabagent-text@@";
@@ -139,9 +141,9 @@ export function chatFormatter({ model, includeUsage, logprobs = false }: Formatt
     toolCallStart: (index, callIndex, callId, name, ids) =>
       JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, ...toolCallToWire({ id: callId, name, arguments: "" }) }] }, null, ids)),
     toolCallArguments: (index, callIndex, args, ids) => JSON.stringify(chunk(index, { tool_calls: [{ index: callIndex, function: { arguments: args } }] }, null, ids)),
-    finish: (index, reason, ids, lp) => JSON.stringify(chunk(index, {}, reason, ids, lp)),
-    usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
-    whole: (choices, usage) => ({
+    finish: (index, reason, ids, lp, timings) => JSON.stringify({ ...chunk(index, {}, reason, ids, lp), ...(timings ? { timings } : {}) }),
+    usage: (usage, timings) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage), ...(timings ? { timings } : {}) }),
+    whole: (choices, usage, timings) => ({
       id,
       object: "chat.completion",
       created,
@@ -160,6 +162,7 @@ export function chatFormatter({ model, includeUsage, logprobs = false }: Formatt
         ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
       })),
       usage: usageToWire(usage),
+      ...(timings ? { timings } : {}),
     }),
   };
 }
@@ -190,9 +193,9 @@ export function completionFormatter({ model, includeUsage, logprobs = false }: F
     toolCallArguments: () => {
       throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
     },
-    finish: (index, reason, ids, lp) => JSON.stringify(chunk(index, "", reason, ids, lp)),
-    usage: (usage) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage) }),
-    whole: (choices, usage) => {
+    finish: (index, reason, ids, lp, timings) => JSON.stringify({ ...chunk(index, "", reason, ids, lp), ...(timings ? { timings } : {}) }),
+    usage: (usage, timings) => JSON.stringify({ ...base, choices: [], usage: usageToWire(usage), ...(timings ? { timings } : {}) }),
+    whole: (choices, usage, timings) => {
       if (choices.some((c) => c.toolCalls.length > 0)) {
         throw new TabAgentError("The engine produced a tool call for a text completion, which has no place for one.");
       }
@@ -207,6 +210,7 @@ export function completionFormatter({ model, includeUsage, logprobs = false }: F
           ...(c.tokenIds ? { token_ids: c.tokenIds } : {}),
         })),
         usage: usageToWire(usage),
+        ...(timings ? { timings } : {}),
       };
     },
   };

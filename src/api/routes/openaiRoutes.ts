@@ -28,6 +28,8 @@ interface OpenAIRoutesOptions {
   metrics: GenerationMetrics;
   /** Aborted when the server gives up waiting for in-flight requests at shutdown. */
   shutdownSignal: AbortSignal;
+  /** Config `timings`: answers carry `timings` unless the request says `"timings": false`. */
+  timings?: boolean;
 }
 
 /** Aborts when the client goes away before the response is complete, or when shutdown's grace period ends. */
@@ -125,7 +127,7 @@ function observer(metrics: GenerationMetrics, model: string, reply: FastifyReply
   return (chunk) => o.chunk(chunk);
 }
 
-export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits, metrics }: OpenAIRoutesOptions): void {
+export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits, metrics, timings = false }: OpenAIRoutesOptions): void {
   app.get("/v1/models", async () => {
     await router.refreshUpstreams();
     return { object: "list", data: router.status().map(modelObject) };
@@ -162,6 +164,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
         formatter: chatFormatter({ model: body.model, includeUsage, logprobs: chatRequest.logprobs !== null }),
         stream: body.stream === true,
         includeUsage,
+        timings: body.timings ?? timings,
       });
     } finally {
       lease.release();
@@ -187,6 +190,7 @@ export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, lim
         formatter: completionFormatter({ model: body.model, includeUsage, logprobs: requests[0]!.logprobs !== null }),
         stream: body.stream === true,
         includeUsage,
+        timings: body.timings ?? timings,
       });
     } finally {
       lease.release();

@@ -1,10 +1,11 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { GenerationChunk, LogprobEntry, Usage } from "../../core/types.js";
+import type { FinishReason, GenerationChunk, LogprobEntry, Usage } from "../../core/types.js";
 import { toErrorEnvelope } from "../openai/errorEnvelope.js";
 import { textOffsets, type FoldedChoice, type ResponseFormatter, type TokenIdsExtra } from "../openai/responseFormatters.js";
 import { SseWriter } from "../openai/SseWriter.js";
 import { readAhead } from "../../backends/generation/readAhead.js";
 import { setStreamFailure } from "../streamFailure.js";
+import { GenerationTimer, type Timings } from "../GenerationTimings.js";
 
 interface SendGenerationOptions {
   request: FastifyRequest;
@@ -15,6 +16,8 @@ interface SendGenerationOptions {
   includeUsage: boolean;
   /** Sees every chunk as the engine produces it (metrics); cheaper than wrapping the stream in another generator. */
   observe?: (chunk: GenerationChunk) => void;
+  /** Add llama-server's `timings` to the whole answer, or to the stream's final chunk. */
+  timings?: boolean;
 }
 
 /** A chunk kind added to GenerationChunk without a case here fails to compile (`never`), and fails loudly at run time. */
@@ -32,8 +35,16 @@ function addUsage(total: Usage, u: Usage): void {
  * first chunk (a prompt too long for the context, say) propagate, so they become a normal HTTP error response.
  */
 export async function sendGeneration(options: SendGenerationOptions): Promise<unknown> {
-  const { chunks, formatter, stream, observe } = options;
+  const { chunks, formatter, stream } = options;
   const usage: Usage = { promptTokens: 0, completionTokens: 0 };
+  // Started now: the lease is held and the engine's generator has not run yet.
+  const timer = options.timings ? new GenerationTimer() : null;
+  const observe = timer
+    ? (chunk: GenerationChunk) => {
+        timer.chunk(chunk);
+        options.observe?.(chunk);
+      }
+    : options.observe;
   if (!stream) {
     const choices = new Map<number, FoldedChoice>();
     const choice = (index: number) => {
@@ -82,12 +93,17 @@ export async function sendGeneration(options: SendGenerationOptions): Promise<un
     return formatter.whole(
       [...choices.values()].sort((a, b) => a.index - b.index),
       usage,
+      timer?.timings(usage),
     );
   }
-  return streamSse(options, usage);
+  return streamSse({ ...options, observe }, usage, timer);
 }
 
-async function streamSse({ request, reply, chunks, formatter, includeUsage, observe }: SendGenerationOptions, usage: Usage): Promise<unknown> {
+async function streamSse(
+  { request, reply, chunks, formatter, includeUsage, observe }: SendGenerationOptions,
+  usage: Usage,
+  timer: GenerationTimer | null,
+): Promise<unknown> {
   // The engine keeps decoding while this loop writes: token generation and SSE writes overlap.
   const iterator = readAhead(chunks, 64, observe);
   const first = await iterator.next(); // may throw: still a normal HTTP error
@@ -110,11 +126,20 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
     return entries;
   };
   let out = "";
+  // With timings, the latest finish waits: it is the final chunk (and carries them) unless something follows it.
+  let heldFinish: { index: number; reason: FinishReason; ids?: TokenIdsExtra; logprobs?: LogprobEntry[] } | null = null;
+  const flushFinish = (timings?: Timings) => {
+    if (!heldFinish) return;
+    const { index, reason, ids, logprobs } = heldFinish;
+    heldFinish = null;
+    out += SseWriter.event(formatter.finish(index, reason, ids, logprobs, timings));
+  };
   const add = (chunk: GenerationChunk) => {
     if (chunk.type === "usage") {
       addUsage(usage, chunk.usage);
       return;
     }
+    flushFinish();
     if (!started.has(chunk.index)) {
       started.add(chunk.index);
       const opening = formatter.start(chunk.index);
@@ -134,7 +159,8 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
         out += SseWriter.event(formatter.toolCallArguments(chunk.index, chunk.callIndex, chunk.arguments, takeIds(chunk.index)));
         break;
       case "finish":
-        out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index), takeLogprobs(chunk.index)));
+        if (timer) heldFinish = { index: chunk.index, reason: chunk.reason, ids: takeIds(chunk.index), logprobs: takeLogprobs(chunk.index) };
+        else out += SseWriter.event(formatter.finish(chunk.index, chunk.reason, takeIds(chunk.index), takeLogprobs(chunk.index)));
         break;
       case "logprobs": {
         const entries = pendingLogprobs.get(chunk.index);
@@ -166,7 +192,9 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
       if (!writer.open) break;
       next = await iterator.next();
     }
-    if (includeUsage) out += SseWriter.event(formatter.usage(usage));
+    const timings = timer?.timings(usage);
+    flushFinish(includeUsage ? undefined : timings);
+    if (includeUsage) out += SseWriter.event(formatter.usage(usage, timings));
     await writer.write(out);
     await writer.done();
   } catch (err) {
@@ -174,6 +202,7 @@ async function streamSse({ request, reply, chunks, formatter, includeUsage, obse
     if (writer.open) {
       request.log.error({ err }, "generation failed mid-stream");
       setStreamFailure(request, mapped.status);
+      flushFinish();
       await writer.write(out);
       await writer.send(mapped.body);
     } else {
