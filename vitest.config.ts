@@ -57,8 +57,8 @@ const UNIT = [
   "test/server/security/createKeyMatcher.test.ts",
   "test/server/security/policies.test.ts",
   "test/server/security/securitySchema.test.ts",
-  // test/store/serveOnDemand.test.ts starts the daemon: integration.
-  "test/store/!(serveOnDemand).test.ts",
+  // test/store/serveOnDemand.test.ts and ggufServingEngine.test.ts start the daemon: integration.
+  "test/store/!(serveOnDemand|ggufServingEngine).test.ts",
   "test/supervisor/ManagedProcess.test.ts",
   "test/supervisor/ProcessRegistry.test.ts",
   "test/supervisor/RingBuffer.test.ts",

@@ -8,6 +8,9 @@ import { findLlamaServer } from "../src/native/findLlamaServer.js";
  * cached outside the clone afterwards), so `npm test` works anywhere `npm ci` does.
  */
 export default async function setup(): Promise<void> {
+  // With a llama-server binary here, `ggufEngine: auto` would move every GGUF chat model the CLI tests serve onto
+  // it; those tests name the engine they test, and the default path has tests of its own (which set auto).
+  process.env.TABAGENT_GGUF_ENGINE ??= "node-llama-cpp";
   await preparePython();
   await prepareLlamaServer();
 }

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { DEFAULT_DISCOVERY, DEFAULT_PORT } from "../config/configSchema.js";
+import { DEFAULT_DISCOVERY, DEFAULT_PORT, ggufEngineSchema } from "../config/configSchema.js";
 import { loadConfig, type RawSettings } from "../config/loadConfig.js";
 import { ConfigError } from "../core/errors.js";
 import { createDaemon } from "../server/createDaemon.js";
@@ -9,6 +9,8 @@ import { createLogger } from "../server/createLogger.js";
 import { packageVersion } from "../server/packageVersion.js";
 import { engineNameSchema, type Detection } from "../core/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
+import { withGgufServingChoice } from "../engines/ggufServingEngine.js";
+import { resolveGgufServingChoice } from "../store/buildServedRegistry.js";
 import { setupCommand } from "./commands/setupCommand.js";
 import { formatBytes } from "../store/formatBytes.js";
 import { pullCommand } from "./commands/pullCommand.js";
@@ -42,6 +44,7 @@ const SERVE_OPTIONS = {
   metrics: { type: "string" },
   gpu: { type: "string" },
   "gpu-layers": { type: "string" },
+  "gguf-engine": { type: "string" },
   upstream: { type: "string", multiple: true },
   "api-key": { type: "string", multiple: true },
   "api-key-file": { type: "string" },
@@ -98,6 +101,7 @@ const FLAG_TO_KEY: Record<string, keyof RawSettings> = {
   metrics: "metrics",
   gpu: "gpu",
   "gpu-layers": "gpuLayers",
+  "gguf-engine": "ggufEngine",
   upstream: "upstreams",
   "api-key": "apiKeys",
   "api-key-file": "apiKeyFile",
@@ -162,6 +166,9 @@ Options of serve and models (each also as an environment variable, and as a key 
   --metrics on|off       Prometheus metrics and GET /metrics (TABAGENT_METRICS, default on)
   --gpu auto|off         use a GPU when node-llama-cpp finds one (TABAGENT_GPU, default auto)
   --gpu-layers auto|max|N  layers to offload (TABAGENT_GPU_LAYERS, default auto)
+  --gguf-engine auto|node-llama-cpp|llama-server
+                         engine for GGUF models whose entry names none (TABAGENT_GGUF_ENGINE, default auto:
+                         generation on llama-server when a built one is found, else in process)
   --api-key KEY          require \`Authorization: Bearer KEY\`; repeatable (TABAGENT_API_KEYS, comma separated;
                          prefer the env or a key file: flags show up in \`ps\`)
   --api-key-file FILE    one key per line, # comments (TABAGENT_API_KEY_FILE)
@@ -407,10 +414,17 @@ async function detect(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const results: Detection[] = [];
   let failed = 0;
   const probe = values["no-probe"] ? null : await detectionProbe(values["data-dir"] ?? env.TABAGENT_DATA_DIR, env);
+  const ggufEngine = ggufEngineSchema.safeParse(env.TABAGENT_GGUF_ENGINE ?? "auto");
+  if (!ggufEngine.success) {
+    process.stderr.write(`tabagent detect: TABAGENT_GGUF_ENGINE must be one of ${ggufEngineSchema.options.join(", ")}\n`);
+    return 2;
+  }
+  // The same engine the daemon would pick on this machine (a built llama-server moves GGUF generation there).
+  const ggufChoice = await resolveGgufServingChoice({ ggufEngine: ggufEngine.data }, env);
   for (const source of positionals) {
     try {
       const found = await detectSource(source, { openRemote, engineOverride: engine?.data });
-      for (const d of found) results.push(probe ? await probe(d) : d);
+      for (const d of found) results.push(withGgufServingChoice(probe ? await probe(d) : d, ggufChoice));
     } catch (err) {
       failed++;
       process.stderr.write(`tabagent detect: ${source}: ${(err as Error).message}\n`);

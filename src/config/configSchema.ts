@@ -93,6 +93,9 @@ function parseByteSize(v: unknown): unknown {
 }
 const byteSize = z.preprocess(parseByteSize, z.number().int().min(0).max(Number.MAX_SAFE_INTEGER));
 
+/** The `ggufEngine` setting (see GgufEngineSetting). */
+export const ggufEngineSchema = z.enum(["auto", "node-llama-cpp", "llama-server"]);
+
 /** Places besides the configured ones where models are found at start. */
 const discoverySourceSchema = z.enum(["store", "lmstudio", "ollama"]);
 
@@ -167,6 +170,11 @@ export const configSchema = z.strictObject({
    * fallback. CUDA and TensorRT need onnxruntime-node's provider libraries (docs/backends.md).
    */
   onnxProviders: z.array(z.enum(ONNX_PROVIDERS)).min(1).max(ONNX_PROVIDERS.length).default(["cpu"]),
+  /**
+   * Which engine serves GGUF models whose entry names none. `auto`: generation on a supervised llama-server when
+   * a built or configured binary is found (faster), else in process on node-llama-cpp; embeddings stay in process.
+   */
+  ggufEngine: ggufEngineSchema.default("auto"),
   /** The Python interpreter for the transformers sidecar; default: the venv `tabagent setup python` made. */
   python: z.string().min(1).optional(),
   /** Create the Python venv on the first use of a transformers model when none exists (minutes; logged). */

@@ -38,6 +38,7 @@ const SETTINGS: readonly SettingSpec[] = [
   { key: "metrics", env: "TABAGENT_METRICS", flag: "--metrics", kind: "boolean" },
   { key: "gpu", env: "TABAGENT_GPU", flag: "--gpu", kind: "string" },
   { key: "gpuLayers", env: "TABAGENT_GPU_LAYERS", flag: "--gpu-layers", kind: "gpuLayers" },
+  { key: "ggufEngine", env: "TABAGENT_GGUF_ENGINE", flag: "--gguf-engine", kind: "string" },
   { key: "upstreams", env: "TABAGENT_UPSTREAMS", flag: "--upstream", kind: "upstreams" },
   { key: "python", env: "TABAGENT_PYTHON", flag: "--python", kind: "string" },
   { key: "pythonAutoSetup", env: "TABAGENT_PYTHON_AUTO_SETUP", flag: "--python-auto-setup", kind: "boolean" },

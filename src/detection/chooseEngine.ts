@@ -1,5 +1,6 @@
 import { bitnetFlavorReason, hasInvalidWeights, type EngineName, type FormatDetection } from "../core/detectionSchema.js";
 import { ENGINES, enginesForFormat } from "../engines/engineTable.js";
+import { CONFIG_ENGINE_REASON } from "../engines/ggufServingEngine.js";
 
 interface EngineChoice {
   engine: { name: EngineName; reason: string } | null;
@@ -31,7 +32,7 @@ export function chooseEngine(d: FormatDetection, options: ChooseEngineOptions = 
 
   if (options.override) {
     if (candidates.includes(options.override) || options.override === "upstream") {
-      return { engine: { name: options.override, reason: `chosen in the model's config` }, alternatives: candidates.filter((c) => c !== options.override) };
+      return { engine: { name: options.override, reason: CONFIG_ENGINE_REASON }, alternatives: candidates.filter((c) => c !== options.override) };
     }
     throw new Error(`engine '${options.override}' cannot serve a ${d.format} model (possible: ${candidates.join(", ") || "none"})`);
   }

@@ -7,6 +7,7 @@ import { ConfigError } from "../core/errors.js";
 import type { ModelDescriptor } from "../core/types.js";
 import type { Detection, EngineName } from "../core/detectionSchema.js";
 import { detectSource } from "../detection/detectSource.js";
+import { withGgufServingChoice, type GgufServingChoice } from "../engines/ggufServingEngine.js";
 import { isProjectorFile } from "../detection/groupGgufFiles.js";
 import { allowedLinkRoots, describeSkippedLink, isInside } from "../detection/ModelFileSystem.js";
 import { DetectionCache } from "./DetectionCache.js";
@@ -18,11 +19,17 @@ import { DetectionCache } from "./DetectionCache.js";
 export class ModelRegistry {
   private readonly byId = new Map<string, ModelDescriptor>();
 
-  constructor(descriptors: Iterable<ModelDescriptor> = []) {
+  /** `ggufChoice`: the daemon's default engine for GGUF models (the `ggufEngine` setting), applied to each model added. */
+  constructor(
+    descriptors: Iterable<ModelDescriptor> = [],
+    readonly ggufChoice: GgufServingChoice | null = null,
+  ) {
     for (const d of descriptors) this.add(d);
   }
 
-  add(descriptor: ModelDescriptor): void {
+  add(added: ModelDescriptor): void {
+    const detection = withGgufServingChoice(added.detection, this.ggufChoice);
+    const descriptor = detection === added.detection ? added : { ...added, engine: detection.engine!.name, detection };
     const existing = this.byId.get(descriptor.id);
     if (existing) {
       throw new ConfigError(
@@ -35,6 +42,11 @@ export class ModelRegistry {
 
   get(id: string): ModelDescriptor | undefined {
     return this.byId.get(id);
+  }
+
+  /** Stops listing a model (its files were deleted); true when it was there. */
+  remove(id: string): boolean {
+    return this.byId.delete(id);
   }
 
   list(): ModelDescriptor[] {
@@ -162,6 +174,7 @@ function checkId(id: string, from: string): void {
 
 interface BuildOptions {
   cache?: DetectionCache;
+  ggufChoice?: GgufServingChoice | null;
   signal?: AbortSignal;
   /**
    * Collects what would be fatal instead (`tabagent config check` lists every problem): the entry or folder in
@@ -175,7 +188,7 @@ interface BuildOptions {
  * folders (entries that are not models are skipped; broken model files are skipped with a warning).
  */
 export async function buildModelRegistry(config: Config, logger?: Logger, options: BuildOptions = {}): Promise<ModelRegistry> {
-  const registry = new ModelRegistry();
+  const registry = new ModelRegistry([], options.ggufChoice ?? null);
   const cache = options.cache ?? new DetectionCache();
   const attempt = async (step: () => Promise<void>) => {
     try {

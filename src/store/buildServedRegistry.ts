@@ -3,6 +3,8 @@ import type { Logger } from "pino";
 import { HUB_SOURCE_PATH_PREFIX, type Config } from "../config/configSchema.js";
 import type { ConfigError } from "../core/errors.js";
 import { DetectionCache } from "../registry/DetectionCache.js";
+import { ggufServingChoice, type GgufServingChoice } from "../engines/ggufServingEngine.js";
+import { findLlamaServer } from "../native/findLlamaServer.js";
 import { buildModelRegistry, ModelRegistry } from "../registry/ModelRegistry.js";
 import { contentKey } from "./contentKey.js";
 import { discoverLmStudioModels, findLmStudioDir } from "./discoverLmStudioModels.js";
@@ -38,6 +40,13 @@ async function discoverModels(
   return out;
 }
 
+/** The `ggufEngine` setting on this machine: with `auto`, whether a standard llama-server binary is here. */
+export async function resolveGgufServingChoice(config: Pick<Config, "ggufEngine">, env: NodeJS.ProcessEnv): Promise<GgufServingChoice | null> {
+  if (config.ggufEngine === "node-llama-cpp") return ggufServingChoice("node-llama-cpp", null);
+  const found = await findLlamaServer("standard", { env });
+  return ggufServingChoice(config.ggufEngine, found.path === null ? null : { path: found.path, source: found.source });
+}
+
 /**
  * Everything the daemon serves, each once: configured models first (`models`, then `modelsDirs`), then what
  * discovery finds in the store, LM Studio's folder and Ollama's store. A discovered model whose id or weights
@@ -54,7 +63,9 @@ export async function buildServedRegistry(options: {
 }): Promise<ServedModels> {
   const { config, env, logger, signal, onError } = options;
   const cache = options.cache ?? new DetectionCache();
-  const registry = await buildModelRegistry(config, logger, { cache, signal, onError });
+  const ggufChoice = await resolveGgufServingChoice(config, env);
+  if (ggufChoice) logger?.debug({ engine: ggufChoice.engine, reason: ggufChoice.reason }, "GGUF serving engine");
+  const registry = await buildModelRegistry(config, logger, { cache, signal, onError, ggufChoice });
   const origins: ServedModels["origins"] = new Map();
   const seen = new Set<string>();
   const configured = config.models.filter((m) => !m.path.startsWith(HUB_SOURCE_PATH_PREFIX)).map((m) => resolve(m.path));
@@ -64,7 +75,7 @@ export async function buildServedRegistry(options: {
     seen.add(await contentKey(d.path));
   }
   const found = await discoverModels(config, env, { cache, logger, signal });
-  const all = new ModelRegistry(registry.list());
+  const all = new ModelRegistry(registry.list(), ggufChoice);
   for (const m of found) {
     if (all.get(m.id) || seen.has(m.contentKey)) {
       logger?.debug({ id: m.id, origin: m.origin }, "discovered model already listed");

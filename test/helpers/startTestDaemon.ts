@@ -27,6 +27,8 @@ export async function startTestDaemon(
       port: 0,
       threads: 1,
       gpu: "off",
+      // GGUF tests name the engine they test; the default (auto) path has tests of its own.
+      ggufEngine: "node-llama-cpp",
       contextSize: 512,
       parallel: 4,
       logLevel: "silent",

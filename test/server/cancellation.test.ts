@@ -20,7 +20,16 @@ const lines: LogLine[] = [];
 beforeAll(async () => {
   const fixtures = await ensureFixtures();
   const config = loadConfig({
-    base: { host: "127.0.0.1", port: 0, threads: 1, gpu: "off", contextSize: 2048, logLevel: "info", models: [{ id: "tiny-chat", path: fixtures.chatModelPath }] },
+    base: {
+      host: "127.0.0.1",
+      port: 0,
+      threads: 1,
+      gpu: "off",
+      ggufEngine: "node-llama-cpp",
+      contextSize: 2048,
+      logLevel: "info",
+      models: [{ id: "tiny-chat", path: fixtures.chatModelPath }],
+    },
   });
   // The daemon's own logger, written to a stream this test reads back: what an operator's log would hold.
   const destination = new PassThrough();

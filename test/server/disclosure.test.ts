@@ -28,6 +28,7 @@ async function start(overrides: Record<string, unknown>) {
     base: {
       port: 0,
       models: [{ id: "tiny-chat", path: fx.chatModelPath }],
+      ggufEngine: "node-llama-cpp",
       upstreams: [{ name: "lab", baseUrl: UPSTREAM, prefix: "lab/", connectTimeoutMs: 1000 }],
       ...overrides,
     },

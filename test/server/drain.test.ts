@@ -29,7 +29,9 @@ let url: string;
 let port: number;
 beforeAll(async () => {
   const fx = await ensureFixtures();
-  const config = loadConfig({ base: { port: 0, models: [{ id: "held", path: fx.chatModelPath }], logLevel: "silent", shutdownGraceSeconds: 30 } });
+  const config = loadConfig({
+    base: { port: 0, models: [{ id: "held", path: fx.chatModelPath }], ggufEngine: "node-llama-cpp", logLevel: "silent", shutdownGraceSeconds: 30 },
+  });
   daemon = await createDaemon({ config, logger: pino({ level: "silent" }), backends: { "node-llama-cpp": (d) => new HeldBackend(d) } });
   url = (await daemon.listen()).url;
   port = Number(new URL(url).port);

@@ -29,7 +29,7 @@ let daemon: Daemon;
 let url: string;
 beforeAll(async () => {
   const fx = await ensureFixtures();
-  const config = loadConfig({ base: { port: 0, models: [{ id: "broken", path: fx.chatModelPath }], logLevel: "silent" } });
+  const config = loadConfig({ base: { port: 0, models: [{ id: "broken", path: fx.chatModelPath }], ggufEngine: "node-llama-cpp", logLevel: "silent" } });
   daemon = await createDaemon({ config, logger: pino({ level: "silent" }), backends: { "node-llama-cpp": (d) => new BrokenBackend(d) } });
   url = (await daemon.listen()).url;
 });

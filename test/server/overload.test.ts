@@ -43,7 +43,7 @@ beforeAll(async () => {
   const fx = await ensureFixtures();
   const models = ["slow-a", "slow-b", "fast"].map((id) => ({ id, path: fx.chatModelPath }));
   // One slot and two queue places per model; four requests in the daemon at once.
-  const config = loadConfig({ base: { port: 0, models, queueSize: 2, maxInflight: 4, logLevel: "silent" } });
+  const config = loadConfig({ base: { port: 0, models, ggufEngine: "node-llama-cpp", queueSize: 2, maxInflight: 4, logLevel: "silent" } });
   daemon = await createDaemon({ config, logger: pino({ level: "silent" }), backends: { "node-llama-cpp": (d) => new HeldBackend(d) } });
   url = (await daemon.listen()).url;
 });

@@ -37,7 +37,7 @@ let port: number;
 const serverSockets: Socket[] = [];
 beforeAll(async () => {
   const fx = await ensureFixtures();
-  const config = loadConfig({ base: { port: 0, models: [{ id: "firehose", path: fx.chatModelPath }], logLevel: "silent" } });
+  const config = loadConfig({ base: { port: 0, models: [{ id: "firehose", path: fx.chatModelPath }], ggufEngine: "node-llama-cpp", logLevel: "silent" } });
   daemon = await createDaemon({ config, logger: pino({ level: "silent" }), backends: { "node-llama-cpp": (d) => new FirehoseBackend(d) } });
   port = Number(new URL((await daemon.listen()).url).port);
   daemon.app.server.on("connection", (s: Socket) => serverSockets.push(s));
