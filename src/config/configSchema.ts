@@ -179,6 +179,8 @@ export const configSchema = z.strictObject({
   python: z.string().min(1).optional(),
   /** Create the Python venv on the first use of a transformers model when none exists (minutes; logged). */
   pythonAutoSetup: z.boolean().default(true),
+  /** `tabagent native-host` starts `tabagent serve` (with this config) when a browser extension calls and no daemon answers. */
+  nativeHostAutoStart: z.boolean().default(false),
   /** Where venvs and other daemon data live; default $TABAGENT_DATA_DIR or $XDG_DATA_HOME/tabagent. */
   dataDir: z.string().min(1).optional(),
   /** A generation that produces nothing for this long is treated as hung: its engine process is replaced. */
