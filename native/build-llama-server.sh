@@ -2,9 +2,11 @@
 # Builds llama-server (standard llama.cpp or Microsoft's BitNet fork) with cmake + ninja into a content-keyed cache.
 #
 #   native/build-llama-server.sh [--variant standard|bitnet] [--source DIR | --git-ref REF] [--cmake-flag FLAG]...
-#                                [--jobs N] [--cache-dir DIR] [--print-path] [--dry-run] [--force]
+#                                [--bitnet-kernels MODEL|none] [--jobs N] [--cache-dir DIR] [--print-path] [--dry-run]
+#                                [--force]
 #
-# The output is <cache-dir>/<key>/bin/llama-server (plus a llama-server-<variant> link next to it), where <key>
+# The output is <cache-dir>/<key>/bin/llama-server (plus a llama-server-<variant> link next to it; the bitnet
+# variant also ships llama-quantize, which writes I2_S / TL1 / TL2 files), where <key>
 # hashes everything that changes the binary: the source revision, the variant, the cmake flags, the compiler and
 # SCRIPT_VERSION. A build runs in a temp folder and is renamed into place only once build-info.json is written,
 # so a half-finished build never looks complete, and a second run with the same inputs answers at once.
@@ -13,6 +15,10 @@ set -euo pipefail
 
 # Bump when the default flags or the output layout change: it is part of every cache key.
 SCRIPT_VERSION="1"
+
+# Microsoft's BitNet (github.com/microsoft/BitNet at c82b5e6, with its llama.cpp fork in 3rdparty/llama.cpp) as
+# shipped beside the project; --source names a checkout of it instead.
+BITNET_TARBALL_DEFAULT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/../shared/third_party/BitNet-c82b5e6.tar.xz"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROJECT_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -48,9 +54,15 @@ Usage: native/build-llama-server.sh [options]
 
 Builds llama-server with cmake + ninja and prints the path of the binary.
 
-  --variant standard|bitnet  which engine this build is for (default: standard); names the output
-  --source DIR               build this llama.cpp checkout (e.g. BitNet's 3rdparty/llama.cpp) instead of
-                             the llama.cpp tree bundled in node-llama-cpp
+  --variant standard|bitnet  which engine this build is for (default: standard); names the output.
+                             bitnet builds Microsoft's BitNet llama.cpp fork: llama-server and llama-quantize,
+                             from $TABAGENT_BITNET_SOURCE or ../shared/third_party/BitNet-c82b5e6.tar.xz
+                             unless --source names a BitNet checkout (with 3rdparty/llama.cpp filled in)
+  --source DIR               build this llama.cpp checkout instead of the llama.cpp tree bundled in
+                             node-llama-cpp (with --variant bitnet: a BitNet checkout)
+  --bitnet-kernels MODEL     bitnet only: generate the LUT kernels (TL2 on x86_64, TL1 on arm64) for this
+                             upstream model shape: bitnet_b1_58-large (default), bitnet_b1_58-3B,
+                             Llama3-8B-1.58-100B-tokens; or 'none' (I2_S only, which runs any model)
   --git-ref REF              build this tag/commit of the bundle (or of the --source git checkout)
   --cmake-flag FLAG          extra cmake flag, repeatable (e.g. -DGGML_CUDA=ON, -DGGML_VULKAN=ON)
   --jobs N                   parallel compile jobs (default: number of CPUs)
@@ -60,7 +72,8 @@ Builds llama-server with cmake + ninja and prints the path of the binary.
   --force                    rebuild even when a complete build with the same key exists
   -h, --help                 this help
 
-Environment: CC, CXX (compilers), CMAKE, NINJA (tool paths), TABAGENT_CACHE_DIR.
+Environment: CC, CXX (compilers; bitnet prefers clang as upstream does), CMAKE, NINJA, PYTHON (tool paths),
+TABAGENT_CACHE_DIR, TABAGENT_BITNET_SOURCE (a BitNet .tar.xz or checkout for --variant bitnet).
 Exit status: 0 built or found, 2 bad arguments, 3 a required tool is missing, 1 the build failed.
 EOF
 }
@@ -75,6 +88,7 @@ CACHE_DIR=""
 PRINT_PATH=0
 DRY_RUN=0
 FORCE=0
+BITNET_KERNELS=""
 
 need_value() { [ "$2" -ge 2 ] || die 2 "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -87,6 +101,8 @@ while [ $# -gt 0 ]; do
     --git-ref=*) GIT_REF="${1#*=}"; shift ;;
     --cmake-flag) need_value "$1" $#; USER_FLAGS+=("$2"); shift 2 ;;
     --cmake-flag=*) USER_FLAGS+=("${1#*=}"); shift ;;
+    --bitnet-kernels) need_value "$1" $#; BITNET_KERNELS="$2"; shift 2 ;;
+    --bitnet-kernels=*) BITNET_KERNELS="${1#*=}"; shift ;;
     --jobs | -j) need_value "$1" $#; JOBS="$2"; shift 2 ;;
     --jobs=*) JOBS="${1#*=}"; shift ;;
     --cache-dir) need_value "$1" $#; CACHE_DIR="$2"; shift 2 ;;
@@ -103,6 +119,53 @@ case "$VARIANT" in
   standard | bitnet) ;;
   *) die 2 "--variant must be 'standard' or 'bitnet', not '$VARIANT'" ;;
 esac
+# ---------------------------------------------------------------- BitNet kernels
+# Upstream's setup_env.py: the LUT kernels are generated per model shape (utils/codegen_tl2.py on x86_64,
+# codegen_tl1.py on arm64) and switched on with one cmake flag; I2_S needs no generated code.
+BITNET_ARCH=""
+BITNET_CODEGEN=""
+BITNET_CODEGEN_ARGS=""
+BITNET_DEFAULT_FLAGS=()
+if [ "$VARIANT" = "bitnet" ]; then
+  case "$(uname -m 2>/dev/null || echo unknown)" in
+    x86_64 | amd64 | AMD64 | x86 | i686) BITNET_ARCH="x86_64" ;;
+    aarch64 | arm64 | ARM64) BITNET_ARCH="arm64" ;;
+    *) BITNET_ARCH="other" ;;
+  esac
+  if [ -z "$BITNET_KERNELS" ]; then
+    if [ "$BITNET_ARCH" = "other" ]; then BITNET_KERNELS="none"; else BITNET_KERNELS="bitnet_b1_58-large"; fi
+  fi
+  # BM, BK, bm per model, as setup_env.py passes them.
+  case "$BITNET_ARCH:$BITNET_KERNELS" in
+    *:none) ;;
+    x86_64:bitnet_b1_58-large) BITNET_CODEGEN_ARGS="--BM 256,128,256 --BK 96,192,96 --bm 32,32,32" ;;
+    x86_64:bitnet_b1_58-3B) BITNET_CODEGEN_ARGS="--BM 160,320,320 --BK 96,96,96 --bm 32,32,32" ;;
+    x86_64:Llama3-8B-1.58-100B-tokens) BITNET_CODEGEN_ARGS="--BM 256,128,256,128 --BK 96,96,96,96 --bm 32,32,32,32" ;;
+    arm64:bitnet_b1_58-large) BITNET_CODEGEN_ARGS="--BM 256,128,256 --BK 128,64,128 --bm 32,64,32" ;;
+    arm64:bitnet_b1_58-3B) BITNET_CODEGEN_ARGS="--BM 160,320,320 --BK 64,128,64 --bm 32,64,32" ;;
+    arm64:Llama3-8B-1.58-100B-tokens) BITNET_CODEGEN_ARGS="--BM 256,128,256,128 --BK 128,64,128,64 --bm 32,64,32,64" ;;
+    other:*) die 2 "--bitnet-kernels '$BITNET_KERNELS': LUT kernels exist for x86_64 (TL2) and arm64 (TL1) only; use 'none' (I2_S)" ;;
+    *) die 2 "--bitnet-kernels must be bitnet_b1_58-large, bitnet_b1_58-3B, Llama3-8B-1.58-100B-tokens or none, not '$BITNET_KERNELS'" ;;
+  esac
+  # The fork is a subproject of BitNet's CMakeLists, so its examples and server are off unless asked for.
+  BITNET_DEFAULT_FLAGS=(-DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_SERVER=ON)
+  if [ -n "$BITNET_CODEGEN_ARGS" ]; then
+    if [ "$BITNET_ARCH" = "x86_64" ]; then
+      BITNET_CODEGEN="utils/codegen_tl2.py"
+      BITNET_DEFAULT_FLAGS+=(-DBITNET_X86_TL2=ON)
+    else
+      BITNET_CODEGEN="utils/codegen_tl1.py"
+      BITNET_DEFAULT_FLAGS+=(-DBITNET_ARM_TL1=ON)
+    fi
+  fi
+  # The I2_S and TL2 kernels are AVX2 code behind #if __AVX2__: a portable (non-native) x86 build must ask for it.
+  if [ "$BITNET_ARCH" = "x86_64" ]; then
+    BITNET_DEFAULT_FLAGS+=(-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
+  fi
+elif [ -n "$BITNET_KERNELS" ]; then
+  die 2 "--bitnet-kernels is only for --variant bitnet"
+fi
+
 if [ -z "$JOBS" ]; then
   JOBS="$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 2)"
 fi
@@ -191,7 +254,9 @@ add_flag() {
   fi
   FLAGS+=("$new")
 }
-for f in "${DEFAULT_FLAGS[@]}" ${USER_FLAGS[@]+"${USER_FLAGS[@]}"}; do add_flag "$f"; done
+for f in "${DEFAULT_FLAGS[@]}" ${BITNET_DEFAULT_FLAGS[@]+"${BITNET_DEFAULT_FLAGS[@]}"} ${USER_FLAGS[@]+"${USER_FLAGS[@]}"}; do
+  add_flag "$f"
+done
 SORTED=()
 while IFS= read -r line; do SORTED+=("$line"); done < <(printf '%s\n' "${FLAGS[@]}" | LC_ALL=C sort)
 FLAGS=("${SORTED[@]}")
@@ -200,9 +265,16 @@ FLAGS=("${SORTED[@]}")
 CMAKE_BIN="${CMAKE:-cmake}"
 NINJA_BIN="${NINJA:-ninja}"
 C_COMPILER="$(flag_value CMAKE_C_COMPILER)"
-C_COMPILER="${C_COMPILER:-${CC:-cc}}"
+DEFAULT_CC="cc"
+DEFAULT_CXX="c++"
+# Upstream builds BitNet with clang (setup_env.py; ClangCL on Windows); gcc is the fallback.
+if [ "$VARIANT" = "bitnet" ] && command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1; then
+  DEFAULT_CC="clang"
+  DEFAULT_CXX="clang++"
+fi
+C_COMPILER="${C_COMPILER:-${CC:-$DEFAULT_CC}}"
 CXX_COMPILER="$(flag_value CMAKE_CXX_COMPILER)"
-CXX_COMPILER="${CXX_COMPILER:-${CXX:-c++}}"
+CXX_COMPILER="${CXX_COMPILER:-${CXX:-$DEFAULT_CXX}}"
 
 require_tool() {
   local what="$1" bin="$2" hint="$3"
@@ -270,10 +342,29 @@ dirty_hash() {
   ) | sha256_stdin
 }
 
-if [ -n "$SOURCE_DIR" ]; then
+BITNET_TARBALL=""
+if [ "$VARIANT" = "bitnet" ] && [ -z "$SOURCE_DIR" ]; then
+  BITNET_FROM="${TABAGENT_BITNET_SOURCE:-$BITNET_TARBALL_DEFAULT}"
+  if [ -d "$BITNET_FROM" ]; then
+    SOURCE_DIR="$BITNET_FROM"
+  elif [ -f "$BITNET_FROM" ]; then
+    BITNET_TARBALL="$(cd "$(dirname "$BITNET_FROM")" && pwd -P)/$(basename "$BITNET_FROM")"
+  else
+    die 2 "no BitNet source: $BITNET_FROM is missing. Pass --source DIR (a checkout of github.com/microsoft/BitNet with 'git submodule update --init') or set TABAGENT_BITNET_SOURCE to a BitNet .tar.xz"
+  fi
+fi
+
+if [ -n "$BITNET_TARBALL" ]; then
+  SOURCE_KIND="tarball"
+  REVISION="tarball-$(sha256_file "$BITNET_TARBALL")"
+elif [ -n "$SOURCE_DIR" ]; then
   [ -d "$SOURCE_DIR" ] || die 2 "--source '$SOURCE_DIR' is not a folder"
   SOURCE_DIR="$(cd "$SOURCE_DIR" && pwd -P)"
   [ -f "$SOURCE_DIR/CMakeLists.txt" ] || die 2 "--source '$SOURCE_DIR' has no CMakeLists.txt (expected a llama.cpp checkout)"
+  if [ "$VARIANT" = "bitnet" ]; then
+    [ -f "$SOURCE_DIR/3rdparty/llama.cpp/CMakeLists.txt" ] && [ -f "$SOURCE_DIR/utils/codegen_tl2.py" ] \
+      || die 2 "--source '$SOURCE_DIR' is not a BitNet checkout (expected utils/codegen_tl2.py and 3rdparty/llama.cpp; run 'git submodule update --init --recursive')"
+  fi
   TOPLEVEL=""
   if command -v git >/dev/null 2>&1; then
     TOPLEVEL="$(git -C "$SOURCE_DIR" rev-parse --show-toplevel 2>/dev/null || true)"
@@ -330,6 +421,7 @@ KEY_MATERIAL="$(
   printf 'compiler-cxx=%s\n' "$COMPILER_CXX"
   printf 'cuda=%s\n' "$CUDA_VERSION"
   printf 'flag=%s\n' "${FLAGS[@]}"
+  [ "$VARIANT" != "bitnet" ] || printf 'bitnet-kernels=%s:%s\n' "$BITNET_ARCH" "$BITNET_KERNELS"
 )"
 KEY="$VARIANT-$(printf '%s\n' "$KEY_MATERIAL" | sha256_stdin | cut -c1-20)"
 FINAL_DIR="$CACHE_DIR/$KEY"
@@ -356,15 +448,19 @@ quote_cmd() {
   printf '%s' "${out# }"
 }
 
+TARGETS=(llama-server)
+[ "$VARIANT" != "bitnet" ] || TARGETS=(llama-server llama-quantize)
+
 if [ $DRY_RUN -eq 1 ]; then
   SRC_FOR_PRINT="$SOURCE_DIR"
-  case "$SOURCE_KIND" in bundle | git-ref) SRC_FOR_PRINT="<tmp>/src" ;; esac
+  case "$SOURCE_KIND" in bundle | git-ref | tarball) SRC_FOR_PRINT="<tmp>/src" ;; esac
+  [ "$VARIANT" != "bitnet" ] || SRC_FOR_PRINT="<tmp>/src"
   complete="no"
   if is_complete; then complete="yes"; fi
   printf 'key=%s\n' "$KEY"
   printf 'variant=%s\n' "$VARIANT"
   printf 'source-kind=%s\n' "$SOURCE_KIND"
-  printf 'source=%s\n' "${SOURCE_DIR:-$BUNDLE}"
+  printf 'source=%s\n' "${BITNET_TARBALL:-${SOURCE_DIR:-$BUNDLE}}"
   printf 'revision=%s\n' "$REVISION"
   printf 'release-tag=%s\n' "$RELEASE_TAG"
   printf 'compiler-cxx=%s\n' "$COMPILER_CXX"
@@ -372,8 +468,12 @@ if [ $DRY_RUN -eq 1 ]; then
   printf 'path=%s\n' "$FINAL_BIN"
   printf 'complete=%s\n' "$complete"
   printf 'flag=%s\n' "${FLAGS[@]}"
+  if [ "$VARIANT" = "bitnet" ]; then
+    printf 'bitnet-kernels=%s\n' "$BITNET_KERNELS"
+    [ -z "$BITNET_CODEGEN" ] || printf 'codegen=%s\n' "$(quote_cmd "${PYTHON:-python3}" "$BITNET_CODEGEN" --model "$BITNET_KERNELS" $BITNET_CODEGEN_ARGS)"
+  fi
   printf 'configure=%s\n' "$(quote_cmd "$CMAKE_BIN" -S "$SRC_FOR_PRINT" -B "<tmp>/build" -G Ninja "-DCMAKE_MAKE_PROGRAM=$NINJA_BIN" "${FLAGS[@]}")"
-  printf 'build=%s\n' "$(quote_cmd "$CMAKE_BIN" --build "<tmp>/build" --target llama-server -j "$JOBS")"
+  printf 'build=%s\n' "$(quote_cmd "$CMAKE_BIN" --build "<tmp>/build" --target "${TARGETS[@]}" -j "$JOBS")"
   exit 0
 fi
 
@@ -446,13 +546,36 @@ case "$SOURCE_KIND" in
     ;;
   *) SRC="$SOURCE_DIR" ;;
 esac
+if [ "$VARIANT" = "bitnet" ]; then
+  # Kernel generation writes into include/: it runs on a private copy, never in the caller's checkout.
+  if [ "$SOURCE_KIND" = "tarball" ]; then
+    log "unpacking $BITNET_TARBALL"
+    mkdir -p "$TMP_ROOT/unpack"
+    tar -xf "$BITNET_TARBALL" -C "$TMP_ROOT/unpack"
+    top="$(find "$TMP_ROOT/unpack" -mindepth 1 -maxdepth 1 -type d | sed -n 1p)"
+    [ -n "$top" ] && [ -f "$top/3rdparty/llama.cpp/CMakeLists.txt" ] || die 1 "$BITNET_TARBALL does not hold a BitNet tree with 3rdparty/llama.cpp"
+    mv "$top" "$TMP_ROOT/src"
+  elif [ "$SRC" != "$TMP_ROOT/src" ]; then
+    mkdir -p "$TMP_ROOT/src"
+    (cd "$SRC" && tar -cf - --exclude=./.git --exclude=./build --exclude='./build-*' .) | (cd "$TMP_ROOT/src" && tar -xf -)
+  fi
+  SRC="$TMP_ROOT/src"
+  if [ -n "$BITNET_CODEGEN" ]; then
+    PYTHON_BIN="${PYTHON:-python3}"
+    require_tool "python" "$PYTHON_BIN" "BitNet's kernel generator is a Python 3 script (standard library only); install python3 or set PYTHON, or pass --bitnet-kernels none."
+    log "generating $BITNET_ARCH LUT kernels for $BITNET_KERNELS ($BITNET_CODEGEN)"
+    # shellcheck disable=SC2086 # the argument string is split on purpose
+    (cd "$SRC" && "$PYTHON_BIN" "$BITNET_CODEGEN" --model "$BITNET_KERNELS" $BITNET_CODEGEN_ARGS) >&2 \
+      || die 1 "BitNet kernel generation failed (see the output above)"
+  fi
+fi
 BUILD_DIR="$TMP_ROOT/build"
 log "configuring $KEY (source: $SOURCE_KIND, revision $REVISION)"
 log "flags: ${FLAGS[*]}"
 CC="$C_COMPILER" CXX="$CXX_COMPILER" "$CMAKE_BIN" -S "$SRC" -B "$BUILD_DIR" -G Ninja "-DCMAKE_MAKE_PROGRAM=$NINJA_PATH" "${FLAGS[@]}" >&2 \
   || die 1 "cmake configure failed (see the output above)"
-log "building llama-server with $JOBS jobs"
-"$CMAKE_BIN" --build "$BUILD_DIR" --target llama-server -j "$JOBS" >&2 || die 1 "the llama-server build failed (see the output above)"
+log "building ${TARGETS[*]} with $JOBS jobs"
+"$CMAKE_BIN" --build "$BUILD_DIR" --target "${TARGETS[@]}" -j "$JOBS" >&2 || die 1 "the llama-server build failed (see the output above)"
 
 BUILT=""
 for candidate in "$BUILD_DIR/bin/llama-server$EXE" "$BUILD_DIR/bin/Release/llama-server$EXE" "$BUILD_DIR/llama-server$EXE"; do
@@ -472,6 +595,13 @@ done
 # The variant's own name, as release folders use it (a hard link: no extra space, no symlink support needed).
 ln "$STAGE/bin/llama-server$EXE" "$STAGE/bin/llama-server-$VARIANT$EXE" 2>/dev/null \
   || cp "$STAGE/bin/llama-server$EXE" "$STAGE/bin/llama-server-$VARIANT$EXE"
+if [ "$VARIANT" = "bitnet" ]; then
+  [ -f "$(dirname "$BUILT")/llama-quantize$EXE" ] || die 1 "the build finished but no llama-quantize$EXE was found next to $BUILT"
+  cp "$(dirname "$BUILT")/llama-quantize$EXE" "$STAGE/bin/llama-quantize$EXE"
+  chmod 755 "$STAGE/bin/llama-quantize$EXE"
+  # The generated kernel shapes: a TL1/TL2 model only loads if its matrices match them.
+  [ ! -f "$SRC/include/kernel_config.ini" ] || cp "$SRC/include/kernel_config.ini" "$STAGE/kernel_config.ini"
+fi
 
 DEPS=()
 if command -v ldd >/dev/null 2>&1 && [ -z "$EXE" ]; then
@@ -509,9 +639,10 @@ FINISHED_AT="$(date +%s)"
   printf '  "key": %s,\n' "$(json_str "$KEY")"
   printf '  "variant": %s,\n' "$(json_str "$VARIANT")"
   printf '  "source": {"kind": %s, "path": %s, "gitRef": %s, "releaseTag": %s},\n' \
-    "$(json_str "$SOURCE_KIND")" "$(json_str "${SOURCE_DIR:-$BUNDLE}")" "$(json_str "$GIT_REF")" "$(json_str "$RELEASE_TAG")"
+    "$(json_str "$SOURCE_KIND")" "$(json_str "${BITNET_TARBALL:-${SOURCE_DIR:-$BUNDLE}}")" "$(json_str "$GIT_REF")" "$(json_str "$RELEASE_TAG")"
   printf '  "revision": %s,\n' "$(json_str "$REVISION")"
   printf '  "cmakeFlags": %s,\n' "$(json_array "${FLAGS[@]}")"
+  printf '  "bitnetKernels": %s,\n' "$(json_str "$BITNET_KERNELS")"
   printf '  "compiler": {"c": %s, "cxx": %s, "cuda": %s},\n' "$(json_str "$COMPILER_C")" "$(json_str "$COMPILER_CXX")" "$(json_str "$CUDA_VERSION")"
   printf '  "platform": %s,\n' "$(json_str "$(uname -sm 2>/dev/null || echo unknown)")"
   printf '  "date": %s,\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"

@@ -13,6 +13,7 @@ const SCRIPT = resolve("native/build-llama-server.sh");
 let root: string;
 let fakeCmake: string;
 let source: string;
+let bitnetSource: string;
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "tabagent-build-"));
   // Logs every call; on --build it "compiles" a llama-server into <build>/bin, optionally slowly or failing.
@@ -26,6 +27,8 @@ beforeAll(async () => {
       '  mkdir -p "$2/bin"',
       `  printf '#!/bin/sh\\necho "version: 1 (fake)" >&2\\n' > "$2/bin/llama-server"`,
       '  chmod +x "$2/bin/llama-server"',
+      `  printf '#!/bin/sh\\nexit 0\\n' > "$2/bin/llama-quantize"`,
+      '  chmod +x "$2/bin/llama-quantize"',
       "fi",
       "exit 0",
     ].join("\n"),
@@ -33,6 +36,16 @@ beforeAll(async () => {
   source = join(root, "llama.cpp");
   await mkdir(source);
   await writeFile(join(source, "CMakeLists.txt"), "project(fake)\n");
+  // A BitNet tree: its CMakeLists, the llama.cpp fork, and a kernel generator that records its arguments.
+  bitnetSource = join(root, "BitNet");
+  await mkdir(join(bitnetSource, "3rdparty", "llama.cpp"), { recursive: true });
+  await mkdir(join(bitnetSource, "utils"));
+  await mkdir(join(bitnetSource, "include"));
+  await writeFile(join(bitnetSource, "CMakeLists.txt"), "project(bitnet)\n");
+  await writeFile(join(bitnetSource, "3rdparty", "llama.cpp", "CMakeLists.txt"), "project(fork)\n");
+  const codegen = 'import os, sys\nopen(os.path.join("include", "kernel_config.ini"), "w").write(" ".join(sys.argv[1:]) + "\\n")\n';
+  await writeFile(join(bitnetSource, "utils", "codegen_tl2.py"), codegen);
+  await writeFile(join(bitnetSource, "utils", "codegen_tl1.py"), codegen);
 });
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
@@ -105,9 +118,10 @@ describe("build-llama-server.sh", () => {
     expect(native.flags).not.toContain("-DGGML_NATIVE=OFF");
     expect(native.key).not.toBe(base.key);
 
-    const bitnet = await dryRun(["--source", source, "--variant", "bitnet"]);
+    const bitnet = await dryRun(["--source", bitnetSource, "--variant", "bitnet"]);
     expect(bitnet.key).toMatch(/^bitnet-/);
-    expect(bitnet.key!.slice("bitnet-".length)).not.toBe(base.key!.slice("standard-".length));
+    const bitnetBase = await dryRun(["--source", bitnetSource]);
+    expect(bitnet.key!.slice("bitnet-".length)).not.toBe(bitnetBase.key!.slice("standard-".length));
 
     const compiler = await writeScript(join(root, "tools", "c++"), 'echo "fake c++ 99.0"');
     expect((await dryRun(["--source", source], { env: { CXX: compiler } })).key).not.toBe(base.key);
@@ -119,6 +133,62 @@ describe("build-llama-server.sh", () => {
     expect((await dryRun(["--source", copy])).revision).toBe(base.revision);
     await writeFile(join(copy, "ggml.c"), "int x;\n");
     expect((await dryRun(["--source", copy])).key).not.toBe(base.key);
+  });
+
+  it("bitnet: BitNet's tarball by default, kernel generation for the host, llama-server and llama-quantize", async () => {
+    const missing = await run(["--dry-run", "--variant", "bitnet"], { env: { TABAGENT_BITNET_SOURCE: join(root, "BitNet-test.tar.xz") } });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/no BitNet source: .*BitNet-test\.tar\.xz is missing.*--source DIR/);
+
+    const tarball = join(root, "BitNet-test.tar.xz");
+    await execa("tar", ["-cJf", tarball, "-C", root, "BitNet"]);
+    const t = await dryRun(["--variant", "bitnet"], { env: { TABAGENT_BITNET_SOURCE: tarball } });
+    expect(t.key).toMatch(/^bitnet-[0-9a-f]{20}$/);
+    expect(t["source-kind"]).toBe("tarball");
+    expect(t.source).toBe(tarball);
+    expect(t.revision).toMatch(/^tarball-[0-9a-f]{64}$/);
+    expect(t.build).toMatch(/--target llama-server llama-quantize -j \d+$/);
+    expect(t.flags).toEqual(expect.arrayContaining(["-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_EXAMPLES=ON"]));
+    const x86 = process.arch === "x64";
+    expect(t["bitnet-kernels"]).toBe("bitnet_b1_58-large");
+    expect(t.flags).toContain(x86 ? "-DBITNET_X86_TL2=ON" : "-DBITNET_ARM_TL1=ON");
+    if (x86) expect(t.flags).toEqual(expect.arrayContaining(["-DGGML_AVX2=ON", "-DGGML_NATIVE=OFF"]));
+    expect(t.codegen).toMatch(x86 ? /codegen_tl2\.py --model bitnet_b1_58-large --BM 256,128,256 --BK 96,192,96 --bm 32,32,32$/ : /codegen_tl1\.py/);
+
+    // I2_S only: no generated kernels, no TL flag, another key.
+    const none = await dryRun(["--variant", "bitnet", "--bitnet-kernels", "none"], { env: { TABAGENT_BITNET_SOURCE: tarball } });
+    expect(none.flags.filter((f) => f.startsWith("-DBITNET_"))).toEqual([]);
+    expect(none.codegen).toBeUndefined();
+    expect(none.key).not.toBe(t.key);
+
+    for (const [args, message] of [
+      [["--variant", "bitnet", "--bitnet-kernels", "llama-70b"], /--bitnet-kernels must be/],
+      [["--bitnet-kernels", "none"], /only for --variant bitnet/],
+      [["--variant", "bitnet", "--source", source], /is not a BitNet checkout/],
+    ] as const) {
+      const r = await run(["--dry-run", ...args], { env: { TABAGENT_BITNET_SOURCE: tarball } });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
+  it("bitnet: generates the kernels in a private copy, builds both tools, and ships them with the kernel config", async () => {
+    const cacheDir = join(root, "bitnet-full");
+    const r = await run(["--variant", "bitnet", "--source", bitnetSource, "--print-path"], { cacheDir });
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    const key = (await readdir(cacheDir)).find((name) => name.startsWith("bitnet-"))!;
+    expect(r.stdout).toBe(join(cacheDir, key, "bin", "llama-server"));
+    expect(r.cmakeCalls[0]).toMatch(new RegExp(`^-S ${cacheDir}/\\.tmp/build\\.\\w+/src -B `));
+    expect(r.cmakeCalls[1]).toMatch(/^--build \S+ --target llama-server llama-quantize -j \d+$/);
+    for (const name of ["llama-server-bitnet", "llama-quantize"]) expect((await stat(join(cacheDir, key, "bin", name))).isFile()).toBe(true);
+    if (process.arch === "x64") {
+      expect(await readFile(join(cacheDir, key, "kernel_config.ini"), "utf8")).toBe("--model bitnet_b1_58-large --BM 256,128,256 --BK 96,192,96 --bm 32,32,32\n");
+    }
+    // The caller's checkout is left as it was.
+    expect(existsSync(join(bitnetSource, "include", "kernel_config.ini"))).toBe(false);
+    const info = JSON.parse(await readFile(join(cacheDir, key, "build-info.json"), "utf8"));
+    expect(info).toMatchObject({ variant: "bitnet", bitnetKernels: "bitnet_b1_58-large", source: { kind: "folder", path: bitnetSource } });
   });
 
   it("takes the revision from git: HEAD, --git-ref, and uncommitted edits", async () => {
