@@ -362,8 +362,9 @@ elif [ -n "$SOURCE_DIR" ]; then
   SOURCE_DIR="$(cd "$SOURCE_DIR" && pwd -P)"
   [ -f "$SOURCE_DIR/CMakeLists.txt" ] || die 2 "--source '$SOURCE_DIR' has no CMakeLists.txt (expected a llama.cpp checkout)"
   if [ "$VARIANT" = "bitnet" ]; then
-    [ -f "$SOURCE_DIR/3rdparty/llama.cpp/CMakeLists.txt" ] && [ -f "$SOURCE_DIR/utils/codegen_tl2.py" ] \
-      || die 2 "--source '$SOURCE_DIR' is not a BitNet checkout (expected utils/codegen_tl2.py and 3rdparty/llama.cpp; run 'git submodule update --init --recursive')"
+    if [ ! -f "$SOURCE_DIR/3rdparty/llama.cpp/CMakeLists.txt" ] || [ ! -f "$SOURCE_DIR/utils/codegen_tl2.py" ]; then
+      die 2 "--source '$SOURCE_DIR' is not a BitNet checkout (expected utils/codegen_tl2.py and 3rdparty/llama.cpp; run 'git submodule update --init --recursive')"
+    fi
   fi
   TOPLEVEL=""
   if command -v git >/dev/null 2>&1; then
@@ -470,6 +471,7 @@ if [ $DRY_RUN -eq 1 ]; then
   printf 'flag=%s\n' "${FLAGS[@]}"
   if [ "$VARIANT" = "bitnet" ]; then
     printf 'bitnet-kernels=%s\n' "$BITNET_KERNELS"
+    # shellcheck disable=SC2086 # the argument string is split on purpose
     [ -z "$BITNET_CODEGEN" ] || printf 'codegen=%s\n' "$(quote_cmd "${PYTHON:-python3}" "$BITNET_CODEGEN" --model "$BITNET_KERNELS" $BITNET_CODEGEN_ARGS)"
   fi
   printf 'configure=%s\n' "$(quote_cmd "$CMAKE_BIN" -S "$SRC_FOR_PRINT" -B "<tmp>/build" -G Ninja "-DCMAKE_MAKE_PROGRAM=$NINJA_BIN" "${FLAGS[@]}")"
@@ -553,7 +555,7 @@ if [ "$VARIANT" = "bitnet" ]; then
     mkdir -p "$TMP_ROOT/unpack"
     tar -xf "$BITNET_TARBALL" -C "$TMP_ROOT/unpack"
     top="$(find "$TMP_ROOT/unpack" -mindepth 1 -maxdepth 1 -type d | sed -n 1p)"
-    [ -n "$top" ] && [ -f "$top/3rdparty/llama.cpp/CMakeLists.txt" ] || die 1 "$BITNET_TARBALL does not hold a BitNet tree with 3rdparty/llama.cpp"
+    if [ -z "$top" ] || [ ! -f "$top/3rdparty/llama.cpp/CMakeLists.txt" ]; then die 1 "$BITNET_TARBALL does not hold a BitNet tree with 3rdparty/llama.cpp"; fi
     mv "$top" "$TMP_ROOT/src"
   elif [ "$SRC" != "$TMP_ROOT/src" ]; then
     mkdir -p "$TMP_ROOT/src"
