@@ -23,10 +23,12 @@ const TRANSFORMERS_HELP = `npm run bench -- transformers [options]
   --max-tokens N     tokens per request (default 128)
   --prompt TEXT      the user message
   --reps N           timed runs per side (default 10)
+  --conc LIST        concurrent streams for the batching figures (default 1,4,8; the daemon gets --parallel max)
   --json             print the results as JSON
 `;
 
-const TRANSFORMERS_TARGETS = { decodeRatio: 0.95, ttftAddedP50Ms: 5 } as const;
+// conc8OverConc1: the CPU target (issue 16); a GPU's is 4.
+const TRANSFORMERS_TARGETS = { decodeRatio: 0.95, ttftAddedP50Ms: 5, conc8OverConc1: 1.5 } as const;
 
 interface Options {
   model: string | null;
@@ -34,7 +36,14 @@ interface Options {
   maxTokens: number;
   prompt: string;
   reps: number;
+  conc: number[];
   json: boolean;
+}
+
+/** One concurrency level: `reps` runs of `conc` streams started together. */
+interface ConcRow {
+  conc: number;
+  summary: ConfigSummary;
 }
 
 /** The direct side: one long-lived Python process, one `run` line per timed generate(). */
@@ -84,6 +93,7 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
         "max-tokens": { type: "string" },
         prompt: { type: "string" },
         reps: { type: "string" },
+        conc: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -98,6 +108,7 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
       maxTokens: integer("max-tokens", values["max-tokens"], 128),
       prompt: values.prompt ?? DEFAULT_PROMPT,
       reps: integer("reps", values.reps, 10),
+      conc: concList(values.conc ?? "1,4,8"),
       json: values.json === true,
     };
   } catch (err) {
@@ -130,7 +141,7 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
         "--threads",
         String(o.threads),
         "--parallel",
-        "1",
+        String(Math.max(1, ...o.conc)),
         "--idle-ttl",
         "0",
         "--log-level",
@@ -157,6 +168,24 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
     }
     const d = summarize(runs.direct);
     const s = summarize(runs.daemon);
+    // A/A: the direct side's odd runs against its even runs, the noise band any ratio here sits in.
+    const aa = summarize(runs.direct.filter((_, i) => i % 2 === 1)).decodeTokPerSec / summarize(runs.direct.filter((_, i) => i % 2 === 0)).decodeTokPerSec;
+    const conc: ConcRow[] = [];
+    for (const c of o.conc) {
+      const concRuns: RunSample[] = [];
+      for (let i = 0; i < o.reps; i++) {
+        const startMs = performance.now();
+        const run = await Promise.all(Array.from({ length: c }, () => daemon!.stream(o.prompt, o.maxTokens, { startMs })));
+        for (const sample of run) {
+          if (sample.completionTokens !== o.maxTokens) throw new Error(`a stream at concurrency ${c} produced ${sample.completionTokens} of ${o.maxTokens} tokens`);
+        }
+        concRuns.push(run);
+      }
+      conc.push({ conc: c, summary: summarize(concRuns) });
+      progress(`concurrency ${c}: aggregate ${conc.at(-1)!.summary.decodeTokPerSec.toFixed(1)} tok/s`);
+    }
+    const one = conc.find((r) => r.conc === 1);
+    const eight = conc.find((r) => r.conc === 8);
     const sameText = runs.direct[0]![0]!.text === runs.daemon[0]![0]!.text;
     const decodeRatio = s.decodeTokPerSec / d.decodeTokPerSec;
     const ttftAdded = s.ttftMs.p50 - d.ttftMs.p50;
@@ -169,12 +198,23 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
       },
       { name: "TTFT added p50", value: ttftAdded, target: `<= ${TRANSFORMERS_TARGETS.ttftAddedP50Ms} ms`, pass: ttftAdded <= TRANSFORMERS_TARGETS.ttftAddedP50Ms },
     ];
+    if (one && eight) {
+      const scale = eight.summary.decodeTokPerSec / one.summary.decodeTokPerSec;
+      targets.push({
+        name: "aggregate decode, concurrency 8 / 1 (CPU target)",
+        value: scale,
+        target: `>= ${TRANSFORMERS_TARGETS.conc8OverConc1}`,
+        pass: scale >= TRANSFORMERS_TARGETS.conc8OverConc1,
+      });
+    }
     const report = {
       setup: { model, threads: o.threads, maxTokens: o.maxTokens, promptTokens: started.promptTokens, reps: o.reps },
       direct: d,
       daemon: s,
       sameText,
       firstRequestMs,
+      aaRatio: aa,
+      conc,
       targets,
     };
     if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -195,6 +235,8 @@ function formatTransformers(r: {
   daemon: ConfigSummary;
   sameText: boolean;
   firstRequestMs: number;
+  aaRatio: number;
+  conc: ConcRow[];
   targets: { name: string; value: number; target: string; pass: boolean }[];
 }): string {
   const row = (name: string, x: ConfigSummary) => [name, x.decodeTokPerSec.toFixed(1), ms(x.ttftMs.p50), ms(x.ttftMs.p99), ms(x.itlMs.p50), ms(x.itlMs.p99)];
@@ -206,8 +248,27 @@ function formatTransformers(r: {
     "",
     `  decode ratio daemon/direct: ${(r.daemon.decodeTokPerSec / r.direct.decodeTokPerSec).toFixed(3)}; TTFT added p50 ${signedMs(r.daemon.ttftMs.p50 - r.direct.ttftMs.p50)}`,
     `  same text on both sides: ${r.sameText ? "yes" : "NO"}; daemon's first request (sidecar start + load): ${r.firstRequestMs.toFixed(0)} ms`,
+    `  A/A noise band (direct odd runs / even runs): ${r.aaRatio.toFixed(3)}`,
+    "",
+    table([
+      ["concurrency", "aggregate decode tok/s (median)", "per stream", "TTFT p50", "TTFT p99", "ITL p50"],
+      ...r.conc.map((c) => [
+        String(c.conc),
+        c.summary.decodeTokPerSec.toFixed(1),
+        (c.summary.decodeTokPerSec / c.conc).toFixed(1),
+        ms(c.summary.ttftMs.p50),
+        ms(c.summary.ttftMs.p99),
+        ms(c.summary.itlMs.p50),
+      ]),
+    ]),
     "",
     ...r.targets.map((t) => `  ${t.pass ? "PASS" : "MISS"}  ${t.name}: ${t.value.toFixed(3)} (target ${t.target})`),
     "",
   ].join("\n");
+}
+
+function concList(text: string): number[] {
+  const list = text.split(",").map((part) => integer("conc", part.trim(), 1));
+  if (list.some((c) => c < 1 || c > 64)) throw new Error("--conc takes concurrency levels between 1 and 64, comma-separated");
+  return list;
 }
