@@ -17,6 +17,7 @@ import { pullCommand } from "./commands/pullCommand.js";
 import { lsCommand } from "./commands/lsCommand.js";
 import { rmCommand } from "./commands/rmCommand.js";
 import { configCommand } from "./commands/configCommand.js";
+import { nativeHostCommand } from "./commands/nativeHostCommand.js";
 import { DETECT_USAGE, DOCTOR_USAGE } from "./commands/helpTexts.js";
 import { readFileSync, unlinkSync } from "node:fs";
 import { defaultDataDir } from "../native/findPythonEnv.js";
@@ -134,6 +135,9 @@ Usage:
                               HF_ENDPOINT (or --hub-url URL) are honoured. Local models are also tried: the chat
                               template rendered in its sandbox, a GGUF's vocabulary opened by llama.cpp in a child
                               (--no-probe: skip; verdicts kept under --data-dir DIR)
+  tabagent native-host install --extension-id ID... [--browser B] [--user|--system]
+                              let a browser extension use the daemon through native messaging (also
+                              uninstall, status; docs/native-messaging.md)
   tabagent doctor [--json]    what this machine can run: node-llama-cpp and its GPU support, the llama-server
                               binaries (standard and BitNet) and where each was looked for, the Python interpreter
                               for transformers models, and whether each engine can run here
@@ -235,6 +239,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (command === "ls") return lsCommand(rest, env);
   if (command === "rm") return rmCommand(rest, env);
   if (command === "config") return configCommand(rest, env);
+  if (command === "native-host") return nativeHostCommand(rest, env);
   if (command !== "serve" && command !== "models") {
     process.stderr.write(`tabagent: unknown command '${command}'\n\n${HELP}`);
     return 2;

@@ -55,6 +55,12 @@ describe("layering", () => {
     expect(crossing("detection", ["core", "engines"], { values: true })).toEqual([]);
   });
 
+  it("the native-messaging host talks to the daemon over HTTP: it never imports routing, engines or the API", () => {
+    expect(crossing("nativeHost", ["core", "config", "detection", "native", "store", "server"])).toEqual([]);
+    // Only the entry point reads the server's version and API-key helpers.
+    expect(all.filter((i) => i.from === "nativeHost" && i.to === "server" && !i.file.endsWith("runNativeHost.ts")).map((i) => i.file)).toEqual([]);
+  });
+
   it("the API does not reach into the server; backends do not reach into routing, the API or the server", () => {
     expect(crossing("api", ["core", "backends", "engines", "router"])).toEqual([]);
     expect(crossing("backends", ["core", "config", "detection", "native", "supervisor"])).toEqual([]);

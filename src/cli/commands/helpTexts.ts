@@ -38,3 +38,32 @@ TABAGENT_RELEASE_DIR, TABAGENT_CACHE_DIR, TABAGENT_PYTHON, TABAGENT_DATA_DIR and
 
 Exit 0 once the report is printed (what is missing is in the report, not the exit code), 2 for a usage error.
 `;
+
+/** `tabagent native-host --help`. */
+export const NATIVE_HOST_USAGE = `Usage: tabagent native-host install --extension-id ID... [--browser B...] [--user | --system] [--dir DIR]
+       tabagent native-host uninstall [--browser B...] [--user | --system] [--dir DIR]
+       tabagent native-host status [--browser B...] [--json]
+
+A native-messaging host lets a browser extension use the daemon over stdin/stdout (docs/native-messaging.md).
+The browser starts it through the launcher that install writes; run by hand it refuses to serve.
+
+  install                write the launcher and each browser's host manifest (com.tabagent.host) allowing the
+                         extensions named; Windows: registry keys too
+  uninstall              remove the manifests (and keys); the launcher goes with the last one
+  status                 list each browser's manifest: installed or not, which extensions it allows
+  --browser B            chrome, chromium, edge, brave, firefox or all (default all); repeatable
+  --extension-id ID      Chrome family: the 32-letter extension id; Firefox: the add-on id (name@domain or
+                         {GUID}); each browser gets the ids of its kind; repeatable
+  --user                 the current user's browser folders (default)
+  --system               every user's (needs root / administrator)
+  --dir DIR              write the manifest into DIR instead (a NativeMessagingHosts folder of a custom profile);
+                         one --browser
+  --data-dir DIR         where the user launcher lives: DIR/native-host (TABAGENT_DATA_DIR,
+                         default ~/.local/share/tabagent)
+  --config FILE          the config the host reads to find the daemon (TABAGENT_CONFIG); also the one an
+                         auto-started daemon gets (nativeHostAutoStart: true)
+  --json                 the result as JSON
+  -h, --help             this text
+
+Exit 0 on success, 1 when nothing could be written, 2 for a usage error.
+`;
