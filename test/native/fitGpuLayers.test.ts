@@ -3,6 +3,7 @@ import { openFileByteSource } from "../../src/detection/gguf/ByteSource.js";
 import { readGgufHeader, type GgufHeader, type GgufValue } from "../../src/detection/gguf/readGgufHeader.js";
 import { fitGpuLayers, ggufLayerSizes, type GgufLayerSizes } from "../../src/native/fitGpuLayers.js";
 import type { GpuReport } from "../../src/native/queryGpus.js";
+import { resolveGpuLayers } from "../../src/native/resolveGpuLayers.js";
 import { ensureTinyLlmGguf } from "../fixtures/ensurePythonFixtures.js";
 
 const GIB = 1024 ** 3;
@@ -96,5 +97,28 @@ describe("fitGpuLayers", () => {
     const bare = sevenB();
     bare.metadata.delete("llama.block_count");
     expect(ggufLayerSizes(bare)).toEqual({ error: "the GGUF header has no llama.block_count" });
+  });
+});
+
+describe("resolveGpuLayers", () => {
+  it("auto on an NVIDIA report becomes the fit from the file's header; a set number stays; no GPU leaves auto to the engine", async () => {
+    const path = await ensureTinyLlmGguf();
+    const fitted = await resolveGpuLayers({ path, setting: "auto", kvTokens: 4096, env: {}, gpus: () => Promise.resolve(gpu(1)) });
+    expect(fitted).toMatchObject({ gpuLayers: 3, reason: expect.stringMatching(/^auto: all 2 layers and the output fit/) });
+    expect(fitted.vramBytes).toBeGreaterThan(0);
+    expect(await resolveGpuLayers({ path, setting: 7, kvTokens: 4096, env: {} })).toEqual({ gpuLayers: 7, reason: "configured: 7", vramBytes: null });
+    const noGpu = await resolveGpuLayers({
+      path,
+      setting: "auto",
+      kvTokens: 4096,
+      env: {},
+      gpus: () => Promise.resolve({ gpus: [], cuda: null, error: "nvidia-smi is not installed (no NVIDIA driver)", source: "nvidia-smi" }),
+    });
+    expect(noGpu).toEqual({ gpuLayers: "auto", reason: "auto: left to the engine (nvidia-smi is not installed (no NVIDIA driver))", vramBytes: null });
+    // TABAGENT_FAKE_GPUS reaches the default query.
+    const fake = JSON.stringify({ gpus: [{ index: 0, name: "Tiny", vramTotalBytes: GIB, vramFreeBytes: 0.5 * GIB, driver: "1" }] });
+    expect((await resolveGpuLayers({ path, setting: "auto", kvTokens: 4096, env: { TABAGENT_FAKE_GPUS: fake } })).reason).toMatch(
+      /no layer fits in 0\.50 GiB free on Tiny/,
+    );
   });
 });

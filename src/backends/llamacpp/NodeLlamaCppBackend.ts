@@ -14,7 +14,7 @@ import {
   type ModelDescriptor,
   type SamplingParams,
 } from "../../core/types.js";
-import type { Backend } from "../Backend.js";
+import type { Backend, RuntimeInfo } from "../Backend.js";
 import { ChatTemplate } from "../generation/ChatTemplate.js";
 import { checkTokenIds, inputParam } from "../generation/embedInputs.js";
 import { generateFromTokens } from "../generation/generateFromTokens.js";
@@ -26,6 +26,8 @@ import { toGrammarSchema } from "./jsonSchemaGrammar.js";
 import { seed32 } from "../generation/seed32.js";
 import type { GgufProbe } from "./GgufProbe.js";
 import type { LlamaProvider } from "./LlamaProvider.js";
+import { resolveGpuLayers, type ResolvedGpuLayers } from "../../native/resolveGpuLayers.js";
+import type { GpuReport } from "../../native/queryGpus.js";
 
 export interface NodeLlamaCppBackendOptions {
   provider: LlamaProvider;
@@ -38,6 +40,8 @@ export interface NodeLlamaCppBackendOptions {
   chatTemplate?: string;
   /** Opens the file's vocabulary in a child process first, so a file that would abort llama.cpp is refused instead. */
   probe?: GgufProbe;
+  /** The GPU report for `gpuLayers: auto` (tests inject one); default nvidia-smi. */
+  gpus?: () => Promise<GpuReport>;
 }
 
 interface Loaded {
@@ -83,6 +87,7 @@ async function jsonSchemaGrammar(llama: Llama, schema: Record<string, unknown>):
 export class NodeLlamaCppBackend implements Backend {
   readonly parallel: number;
   private loaded: Loaded | null = null;
+  private gpuFit: ResolvedGpuLayers | null = null;
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
 
   constructor(
@@ -104,9 +109,22 @@ export class NodeLlamaCppBackend implements Backend {
     }
     const verdict = await this.options.probe?.check(this.descriptor.path, signal);
     if (verdict && !verdict.ok) throw new ModelLoadError(this.descriptor.id, `the file cannot be opened safely: ${verdict.reason}`);
+    // Our fit only where the runtime is CUDA (what nvidia-smi measures); Metal and Vulkan keep node-llama-cpp's own.
+    this.gpuFit =
+      llama.gpu === "cuda"
+        ? await resolveGpuLayers({
+            path: this.descriptor.path,
+            setting: gpuLayers,
+            kvTokens: this.options.contextSize * this.parallel,
+            env: process.env,
+            gpus: this.options.gpus,
+            signal,
+          })
+        : { gpuLayers, reason: gpuLayers === "auto" ? `auto: left to node-llama-cpp (its runtime: ${llama.gpu || "CPU"})` : `configured: ${gpuLayers}`, vramBytes: null };
+    this.options.logger.info({ model: this.descriptor.id, gpuLayers: this.gpuFit.gpuLayers, reason: this.gpuFit.reason }, "GPU layers");
     let model: LlamaModel;
     try {
-      model = await llama.loadModel({ modelPath: this.descriptor.path, gpuLayers, loadSignal: signal });
+      model = await llama.loadModel({ modelPath: this.descriptor.path, gpuLayers: this.gpuFit.gpuLayers, loadSignal: signal });
     } catch (err) {
       throw new ModelLoadError(this.descriptor.id, (err as Error).message, err);
     }
@@ -173,6 +191,11 @@ export class NodeLlamaCppBackend implements Backend {
       await model.dispose();
       throw new ModelLoadError(this.descriptor.id, (err as Error).message, err);
     }
+  }
+
+  runtimeInfo(): RuntimeInfo | null {
+    if (!this.loaded || !this.gpuFit) return null;
+    return { gpu_layers: this.gpuFit.gpuLayers, gpu_layers_reason: this.gpuFit.reason };
   }
 
   async unload(): Promise<void> {
