@@ -452,7 +452,7 @@ export async function runLlamaServerSuite(argv: string[]): Promise<number> {
 }
 
 /** Like runConcurrent, but waits for every stream before it rethrows the first failure (a retry must not overlap). */
-async function runSettled(streamer: Streamer, concurrency: number, prompt: string, maxTokens: number): Promise<RunSample> {
+export async function runSettled(streamer: Streamer, concurrency: number, prompt: string, maxTokens: number): Promise<RunSample> {
   const startMs = performance.now();
   const settled = await Promise.allSettled(Array.from({ length: concurrency }, () => streamer.stream(prompt, maxTokens, { startMs })));
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -465,7 +465,7 @@ async function runSettled(streamer: Streamer, concurrency: number, prompt: strin
  * llama.cpp's numerics, and a near-tie can flip to end-of-turn late in a stream. Those (>= 90 % of max_tokens) are
  * counted and reported; anything shorter makes the rates meaningless and fails the run.
  */
-function checkComplete(runs: RunSample[], maxTokens: number): number {
+export function checkComplete(runs: RunSample[], maxTokens: number): number {
   const short = runs.flat().filter((s) => s.completionTokens !== maxTokens);
   const tolerated = runs
     .filter((r) => r.length > 1)

@@ -2,7 +2,9 @@
 // stream: true. Everything the daemon adds on top of the engine (HTTP, zod, routing, SSE, JSON) is in these timings,
 // and so is the client's own SSE parsing, which shares the machine's cores with the daemon.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
@@ -27,6 +29,8 @@ interface DaemonArgsOptions {
   serveArgs: string[];
   modelId: string;
   nodeArgs?: string[];
+  /** Settings the daemon gets from its environment (the caller's own TABAGENT_* are never passed on). */
+  env?: Record<string, string>;
 }
 
 export interface DaemonRunner extends Streamer {
@@ -55,7 +59,13 @@ export function readRssBytes(pid: number): number | null {
 
 export async function startDaemon(options: DaemonOptions | DaemonArgsOptions): Promise<DaemonRunner> {
   // TABAGENT_* settings of the caller's shell would change what is measured: only the flags below count.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TABAGENT_")));
+  // A data folder of its own: a daemon the user runs holds the default one (daemon.lock), and must not see this one.
+  const dataDir = mkdtempSync(join(tmpdir(), "tabagent-bench-data-"));
+  const env = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TABAGENT_"))),
+    TABAGENT_DATA_DIR: dataDir,
+    ...("env" in options ? options.env : {}),
+  };
   const modelId = "serveArgs" in options ? options.modelId : MODEL_ID;
   const serveArgs =
     "serveArgs" in options
@@ -92,6 +102,7 @@ export async function startDaemon(options: DaemonOptions | DaemonArgsOptions): P
     url = await waitForListening(child, exited, keep);
   } catch (err) {
     await terminate(child, exited);
+    rmSync(dataDir, { recursive: true, force: true });
     throw new Error(`${(err as Error).message}\n--- daemon output ---\n${logs.join("\n")}`, { cause: err });
   }
   // Read before anything else talks to it: this is the footprint of a daemon that has loaded nothing.
@@ -109,7 +120,7 @@ export async function startDaemon(options: DaemonOptions | DaemonArgsOptions): P
       await client.models.list();
       return performance.now() - start;
     },
-    stop: () => terminate(child, exited),
+    stop: () => terminate(child, exited).finally(() => rmSync(dataDir, { recursive: true, force: true })),
   };
 }
 

@@ -20,7 +20,7 @@ export interface BenchOptions {
 
 export const BENCH_HELP = `npm run bench [-- SUITE] [options]
 
-Suites: (none) node-llama-cpp directly vs through the daemon (the options below); detect; llama-server;
+Suites: (none) node-llama-cpp directly vs through the daemon (the options below); detect; llama-server; vs-llama-server;
 transformers; onnx; engines; load; structured; sampling;
 all (every suite, default options; only --json is accepted).
 

@@ -3,6 +3,8 @@
 //                 context size and prompt (this file);
 //   detect        detection of a 200-entry models folder, cold and cached, and GET /v1/models (detectBench.ts);
 //   llama-server  llama-server used directly against llama-server behind the daemon (llamaServerBench.ts);
+//   vs-llama-server  the daemon's default GGUF path, its llama-server engine and in-process node-llama-cpp against
+//                 llama-server directly, tiny and ~26 M-param models, concurrency 1/4/8 (vsLlamaServerBench.ts);
 //   transformers  transformers' generate() called directly in Python against the daemon's transformers engine
 //                 (transformersBench.ts);
 //   onnx          onnxruntime-node with a minimal greedy loop against the daemon's ONNX engine (onnxBench.ts);
@@ -26,6 +28,7 @@ import { readRssBytes, startDaemon, type DaemonRunner } from "./measureDaemon.js
 import { openDirect, type DirectRunner } from "./measureDirect.js";
 import { DETECT_HELP, runDetectSuite } from "./detectBench.js";
 import { LLAMA_SERVER_HELP, runLlamaServerSuite } from "./llamaServerBench.js";
+import { runVsLlamaServerSuite, VS_LLAMA_SERVER_HELP } from "./vsLlamaServerBench.js";
 import { runTransformersSuite } from "./transformersBench.js";
 import { runEnginesSuite } from "./enginesBench.js";
 import { runOnnxSuite } from "./onnxBench.js";
@@ -194,12 +197,13 @@ async function measure(options: BenchOptions, loadAvgAtStart: number, modelPath:
   };
 }
 
-const SUITES = ["detect", "llama-server", "transformers", "onnx", "engines", "load", "structured", "sampling", "all"] as const;
+const SUITES = ["detect", "llama-server", "vs-llama-server", "transformers", "onnx", "engines", "load", "structured", "sampling", "all"] as const;
 
 async function main(): Promise<number> {
   const [first, ...rest] = process.argv.slice(2);
   if (first === "detect") return runDetectSuite(rest);
   if (first === "llama-server") return runLlamaServerSuite(rest);
+  if (first === "vs-llama-server") return runVsLlamaServerSuite(rest);
   if (first === "transformers") return runTransformersSuite(rest);
   if (first === "engines") return runEnginesSuite(rest);
   if (first === "onnx") return runOnnxSuite(rest);
@@ -217,6 +221,7 @@ async function main(): Promise<number> {
       ["default", runDaemonSuite],
       ["detect", runDetectSuite],
       ["llama-server", runLlamaServerSuite],
+      ["vs-llama-server", runVsLlamaServerSuite],
       ["transformers", runTransformersSuite],
       ["onnx", runOnnxSuite],
       ["engines", runEnginesSuite],
@@ -252,7 +257,7 @@ async function runDaemonSuite(argv: string[]): Promise<number> {
     return 2;
   }
   if (!options) {
-    process.stdout.write(`${BENCH_HELP}\n${DETECT_HELP}\n${LLAMA_SERVER_HELP}`);
+    process.stdout.write(`${BENCH_HELP}\n${DETECT_HELP}\n${LLAMA_SERVER_HELP}\n${VS_LLAMA_SERVER_HELP}`);
     return 0;
   }
   if (!existsSync(BUILT_CLI)) {
