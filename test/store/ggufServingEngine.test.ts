@@ -112,6 +112,55 @@ describe("ggufEngine: which engine serves a GGUF model whose entry names none", 
   });
 });
 
+describe("the default path under load keeps the daemon's queue, 429 and cancel on disconnect", () => {
+  it("past slots and queue: 429 with Retry-After; clients that go away free their slots on the llama-server child", async () => {
+    const d = await startTestDaemon({ ggufEngine: "auto", parallel: 2, queueSize: 1, contextSize: 2048 }, [], { ...bare(), TABAGENT_LLAMA_SERVER: binary });
+    const status = async () => {
+      const h = (await (await fetch(`${d.url}/health`)).json()) as { models: { id: string; running: number; queued: number }[] };
+      return h.models.find((m) => m.id === "tiny-chat")!;
+    };
+    const until = async (cond: () => Promise<boolean>, ms: number) => {
+      const end = Date.now() + ms;
+      while (!(await cond())) {
+        if (Date.now() > end) throw new Error("condition not met in time");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    try {
+      expect(((await d.client.models.retrieve("tiny-chat")) as unknown as ModelCard).tabagent.engine).toBe("llama-server");
+      // Loaded first: while the child starts, a request past the queue is a 503 model_loading instead.
+      await d.client.completions.create({ model: "tiny-chat", prompt: "x", max_tokens: 1, temperature: 0 });
+      const body = { model: "tiny-chat", messages: [{ role: "user", content: "Hello" }], max_tokens: 1900, temperature: 0, stream: true };
+      const controllers = Array.from({ length: 3 }, () => new AbortController());
+      const open = controllers.map((c) =>
+        fetch(`${d.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: c.signal }).catch(
+          () => null,
+        ),
+      );
+      await until(async () => {
+        const s = await status();
+        return s.running === 2 && s.queued === 1;
+      }, 15_000);
+      const r = await postJson(`${d.url}/v1/chat/completions`, { ...body, stream: false, max_tokens: 1 });
+      expect(r.status).toBe(429);
+      expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      for (const c of controllers) c.abort();
+      await Promise.all(open);
+      await until(async () => {
+        const s = await status();
+        return s.running === 0 && s.queued === 0;
+      }, 3_000);
+      // The child's slots are free again: both can take a request at once.
+      const again = await Promise.all(
+        [1, 2].map(() => d.client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0 })),
+      );
+      expect(again.map((a) => a.choices[0]!.finish_reason)).toEqual(["length", "length"]);
+    } finally {
+      await d.close();
+    }
+  });
+});
+
 async function startFixtures() {
   return (await import("../fixtures/ensureFixtures.js")).ensureFixtures();
 }
