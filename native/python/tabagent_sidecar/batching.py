@@ -97,6 +97,11 @@ class Batcher:
         self.cache = None
         self.thread = None
         self.start_lock = threading.Lock()
+        self.peak = 0
+        self.steps = 0
+
+    def stats(self):
+        return {"rows": len(self.rows), "peak_rows": self.peak, "steps": self.steps}
 
     def submit(self, job):
         with self.start_lock:
@@ -199,6 +204,8 @@ class Batcher:
     def _step(self):
         lm = self.lm
         rows = self.rows
+        self.steps += 1
+        self.peak = max(self.peak, len(rows))
         step_input = torch.tensor([[r.next] for r in rows], device=lm.device)
         kwargs = {}
         if any(r.pad for r in rows):

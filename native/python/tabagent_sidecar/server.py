@@ -172,7 +172,11 @@ def make_handler(state):
                 if state.engine is None:
                     self.send_json(503, {"status": "loading"})
                 else:
-                    self.send_json(200, {"status": "ok", "model": state.model_id, "task": state.task, "active": state.active})
+                    health = {"status": "ok", "model": state.model_id, "task": state.task, "active": state.active}
+                    batcher = getattr(state.engine, "batcher", None)
+                    if batcher is not None:  # rows decoding now, the most at once so far, decode steps run
+                        health["batch"] = batcher.stats()
+                    self.send_json(200, health)
             elif self.path == "/v1/models":
                 self.send_json(200, {"object": "list", "data": [{"id": state.model_id, "object": "model", "created": state.created, "owned_by": "tabagent"}]})
             else:
@@ -419,6 +423,8 @@ class Server(ThreadingHTTPServer):
     """TCP on 127.0.0.1: only where there are no Unix sockets (Windows)."""
     daemon_threads = True
     allow_reuse_address = False
+    # socketserver's default backlog is 5: a sixth simultaneous connect to a Unix socket fails at once (EAGAIN).
+    request_queue_size = 128
 
 
 if hasattr(socket, "AF_UNIX"):
