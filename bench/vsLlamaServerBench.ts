@@ -6,9 +6,9 @@
 //   daemon llama-server      the same model with `engine: llama-server`
 //   daemon in-process        the same model with `engine: node-llama-cpp` (the previous default; reference)
 // on the tiny test model and a ~26 M-param model (bench/makeBenchModel.ts), at concurrency 1, 4 and 8.
-import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { APIConnectionError } from "openai";
@@ -351,6 +351,7 @@ export async function runVsLlamaServerSuite(argv: string[]): Promise<number> {
     const tiny = (await ensureFixtures(FIXTURES_DIR)).chatModelPath;
     if (!(await stat(MEDIUM_MODEL).catch(() => null))) {
       progress(`writing ${MEDIUM_MODEL}`);
+      await mkdir(dirname(MEDIUM_MODEL), { recursive: true });
       await writeTinyChatModel(MEDIUM_MODEL, { nEmbd: 512, nLayer: 8, nHead: 8, nFf: 1536, eogBias: -40 });
     }
     models = [
