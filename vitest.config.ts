@@ -17,7 +17,14 @@ import { defineConfig } from "vitest/config";
  * e2e and unit are explicit lists (disjoint), and every other test file is integration: the safe default for a new
  * file, which then gets globalSetup and runs one file at a time.
  */
-const E2E = ["test/cli/**/*.test.ts", "test/conformance/**/*.test.ts", "test/deploy/**/*.test.ts", "test/native/buildLlamaServerScript.test.ts"];
+const E2E = [
+  "test/cli/**/*.test.ts",
+  "test/nativeHost/nativeHostProtocol.test.ts",
+  "test/nativeHost/chromiumNativeMessaging.test.ts",
+  "test/conformance/**/*.test.ts",
+  "test/deploy/**/*.test.ts",
+  "test/native/buildLlamaServerScript.test.ts",
+];
 
 const UNIT = [
   "test/api/openai/**/*.test.ts",
@@ -59,6 +66,7 @@ const UNIT = [
   "test/server/security/securitySchema.test.ts",
   // test/store/serveOnDemand.test.ts and ggufServingEngine.test.ts start the daemon: integration.
   "test/store/!(serveOnDemand|ggufServingEngine).test.ts",
+  "test/nativeHost/{FrameReader,encodeFrames,manifestLocations,installNativeHost}.test.ts",
   "test/supervisor/ManagedProcess.test.ts",
   "test/supervisor/ProcessRegistry.test.ts",
   "test/supervisor/RingBuffer.test.ts",
