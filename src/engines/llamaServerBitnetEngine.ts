@@ -8,6 +8,8 @@ export const llamaServerBitnetEngine: EngineSpec = {
   formats: ["bitnet-gguf"],
   why: "BitNet 1.58 kernels need the BitNet build of llama-server",
   install: "this daemon was started without the BitNet llama-server engine; see docs/native.md",
-  capabilities: capabilities("chat", "completions", "embeddings"),
+  // No tools, JSON modes or logprobs: the fork (llama.cpp of autumn 2024) has no --jinja and its own logprob format.
+  // n > 1 runs one child request per choice (LlamaServerBackend).
+  capabilities: capabilities("chat", "completions", "embeddings", "multipleChoices"),
   load: () => loadLlamaServer("bitnet"),
 };

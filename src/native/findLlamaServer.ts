@@ -127,8 +127,9 @@ export function missingBinaryHelp(variant: LlamaServerVariant): string {
   if (variant === "bitnet") {
     return (
       "No llama-server-bitnet binary was found (the llama-server of Microsoft's BitNet fork, needed for BitNet " +
-      "I2_S/TL models). Build it from a BitNet checkout with `native/build-llama-server.sh --variant bitnet " +
-      "--source <BitNet checkout>` (needs cmake, ninja and clang), or set " +
+      "I2_S/TL1/TL2 models). Build it with `native/build-llama-server.sh --variant bitnet` (from " +
+      "../shared/third_party/BitNet-c82b5e6.tar.xz, or add `--source <BitNet checkout>`; needs cmake, ninja, python3 " +
+      "and clang), or set " +
       `${envName} to an existing binary, or place llama-server-bitnet in ` +
       `$${RELEASE_DIR_ENV}/cpu/<linux|macos|windows>/ (gpu/<platform>/ is tried first), or put llama-server-bitnet ` +
       "on PATH. See docs/native.md."

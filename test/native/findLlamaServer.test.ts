@@ -153,7 +153,7 @@ describe("findLlamaServer", () => {
     expect(help).toMatch(/cpu\/<linux\|macos\|windows>/);
     const bitnetHelp = missingBinaryHelp("bitnet");
     expect(bitnetHelp).toMatch(/llama-server-bitnet/);
-    expect(bitnetHelp).toMatch(/--variant bitnet --source/);
+    expect(bitnetHelp).toMatch(/build-llama-server\.sh --variant bitnet`.*--source <BitNet checkout>/);
     expect(bitnetHelp).toMatch(/TABAGENT_LLAMA_SERVER_BITNET/);
     expect(bitnetHelp).not.toMatch(/\n/);
   });

@@ -71,6 +71,11 @@ export abstract class ChildServerBackend implements Backend {
     return this.requests.complete(request, signal);
   }
 
+  /** An engine-specific request to the child (see ChildServerClient.stream). */
+  protected viaChild<T>(run: (endpoint: ChildEndpoint, signal: AbortSignal) => AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+    return this.requests.stream(run, signal);
+  }
+
   embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
     return this.requests.embed(request, signal);
   }

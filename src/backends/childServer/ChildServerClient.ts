@@ -46,12 +46,15 @@ export class ChildServerClient {
    * A request that finds the socket closed because the child just died (its exit not yet seen by the supervisor)
    * is tried once more against the restarted child; nothing reached the engine, so the retry is safe.
    */
-  private async *withRestart<T>(run: (upstream: OpenAIUpstream, signal: AbortSignal) => AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+  private async *withRestart<T>(
+    run: (upstream: OpenAIUpstream, signal: AbortSignal, endpoint: ChildEndpoint) => AsyncIterable<T>,
+    signal: AbortSignal,
+  ): AsyncIterable<T> {
     for (let attempt = 0; ; attempt++) {
       const { upstream, endpoint } = await this.upstream(signal);
       let yielded = false;
       try {
-        for await (const item of this.watched(run(upstream, signal), signal)) {
+        for await (const item of this.watched(run(upstream, signal, endpoint), signal)) {
           yielded = true;
           yield item;
         }
@@ -101,6 +104,14 @@ export class ChildServerClient {
 
   complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
     return this.withRestart((u, s) => u.complete(request, this.options.modelId, s), signal);
+  }
+
+  /**
+   * A request of the engine's own (an endpoint outside the OpenAI API) to the current child, with the same retry
+   * and stall watchdog: `run` must throw UpstreamError `upstream_unreachable` when nothing reached the child.
+   */
+  stream<T>(run: (endpoint: ChildEndpoint, signal: AbortSignal) => AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+    return this.withRestart((_upstream, s, endpoint) => run(endpoint, s), signal);
   }
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {

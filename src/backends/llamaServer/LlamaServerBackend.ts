@@ -1,13 +1,15 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
-import { EngineUnavailableError } from "../../core/errors.js";
+import { EngineUnavailableError, ModelLoadError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, GenerationChunk, GenerationOptions, ModelDescriptor, SamplingParams } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
+import { ProcessStartError } from "../../supervisor/errors.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
 import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
 import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
 import { runChoices } from "../generation/runChoices.js";
 import { seed32 } from "../generation/seed32.js";
+import { bitnetComplete } from "./bitnetCompletion.js";
 
 export interface LlamaServerBackendOptions {
   variant: LlamaServerVariant;
@@ -90,6 +92,20 @@ async function* firstCallOnly(chunks: AsyncIterable<GenerationChunk>): AsyncGene
 const RESERVED_FLAGS = new Set(["--host", "--port", "--api-key", "--api-key-file"]);
 
 /**
+ * Why BitNet's llama-server refused a model, from its last output: llama.cpp's own load error (a truncated file, a
+ * tensor type or a TL1/TL2 kernel shape this build lacks). Only these lines, which describe the file, reach the
+ * client; the rest of the child's output stays in the log. Null when the child died of something else.
+ */
+export function bitnetLoadFailure(lines: readonly string[]): string | null {
+  const found: string[] = [];
+  for (const line of lines) {
+    const error = /error loading model: (.+)$/.exec(line) ?? /(GGML_ASSERT\(.+\) failed)/.exec(line) ?? /(unknown (?:model architecture|tensor type)[^\n]*)/.exec(line);
+    if (error && !found.includes(error[1]!.trim())) found.push(error[1]!.trim());
+  }
+  return found.length > 0 ? found.join("; ") : null;
+}
+
+/**
  * A GGUF model in a supervised llama-server child (the standard build, or Microsoft's BitNet build). The child is
  * started on load, stopped on unload, restarted by the supervisor if it dies; requests go through the same
  * OpenAI client as any upstream, so streaming is passed through chunk by chunk.
@@ -120,6 +136,11 @@ export class LlamaServerBackend extends ChildServerBackend {
   }
 
   override complete(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk> {
+    if (this.options.variant === "bitnet") {
+      // The fork's /v1/completions is not OpenAI's: its native /completion (see bitnetCompletion.ts).
+      const name = this.engineName();
+      return runChoices(request, signal, (choice, s) => this.viaChild((endpoint, s2) => bitnetComplete(endpoint, llamaServerSampling(choice), name, s2), s));
+    }
     return runChoices(request, signal, (choice, s) => super.complete(llamaServerSampling(choice), s));
   }
 
@@ -133,6 +154,9 @@ export class LlamaServerBackend extends ChildServerBackend {
     const ctx = Math.min(contextSize, d.contextLength ?? contextSize);
     const projector = d.files.find((f) => f.role === "projector");
     const modelDir = this.descriptor.path.slice(0, this.descriptor.path.length - (d.files[0]?.path.length ?? 0));
+    // BitNet's fork predates --jinja: it renders chat with its built-in templates (--chat-template NAME).
+    const bitnet = this.options.variant === "bitnet";
+    const templateFlag = bitnet ? [] : ["--jinja"];
     return [
       "--model",
       this.descriptor.path,
@@ -144,9 +168,9 @@ export class LlamaServerBackend extends ChildServerBackend {
       "--threads",
       String(threads),
       ...(gpuLayers === "auto" ? [] : ["--n-gpu-layers", gpuLayers === "max" ? "999" : String(gpuLayers)]),
-      ...(this.descriptor.task === "embeddings" ? ["--embeddings"] : ["--jinja"]),
+      ...(this.descriptor.task === "embeddings" ? ["--embeddings"] : templateFlag),
       ...(projector ? ["--mmproj", `${modelDir}${projector.path}`] : []),
-      ...this.ownArgs(extraArgs),
+      ...this.ownArgs(bitnet ? extraArgs.filter((a) => a !== "--jinja") : extraArgs),
     ];
   }
 
@@ -177,18 +201,31 @@ export class LlamaServerBackend extends ChildServerBackend {
       this.options.logger.info({ binary: found.path, from: found.source }, "using llama-server binary");
     }
     const binary = this.binary;
-    await this.startChild(
-      () => ({
-        name: `${this.engineName()}:${this.descriptor.id}`,
-        // The key in the environment, where only the daemon's user (through /proc) can read it; never in argv.
-        command: (endpoint) => ({ file: binary, args: this.args(endpoint), env: { LLAMA_API_KEY: endpoint.key } }),
-        logger: this.options.logger,
-        clock: this.options.clock,
-        registry: this.options.processes,
-        startTimeoutMs: this.options.startTimeoutMs ?? 120_000,
-      }),
-      { name: this.engineName(), logger: this.options.logger, stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000, transport: this.options.transport },
-      signal,
-    );
+    const bitnet = this.options.variant === "bitnet";
+    try {
+      await this.startChild(
+        () => ({
+          name: `${this.engineName()}:${this.descriptor.id}`,
+          // The key in the environment, where only the daemon's user (through /proc) can read it; never in argv.
+          command: (endpoint) => ({ file: binary, args: this.args(endpoint), env: { LLAMA_API_KEY: endpoint.key } }),
+          logger: this.options.logger,
+          clock: this.options.clock,
+          registry: this.options.processes,
+          startTimeoutMs: this.options.startTimeoutMs ?? 120_000,
+        }),
+        {
+          name: this.engineName(),
+          logger: this.options.logger,
+          stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000,
+          // The fork's HTTP server binds TCP only (no Unix sockets): 127.0.0.1 on a free port, with the start's key.
+          transport: this.options.transport ?? (bitnet ? "tcp" : undefined),
+        },
+        signal,
+      );
+    } catch (err) {
+      const reason = bitnet && err instanceof ProcessStartError ? bitnetLoadFailure(err.lastLines) : null;
+      if (reason === null) throw err;
+      throw new ModelLoadError(this.descriptor.id, `BitNet's llama-server cannot load it: ${reason}`, err);
+    }
   }
 }
