@@ -1,12 +1,16 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { availableParallelism, cpus, release } from "node:os";
+import { createRequire } from "node:module";
+import { availableParallelism, cpus, freemem, release, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { defaultThreads } from "../config/configSchema.js";
 import type { EngineName, ModelFormatName } from "../core/detectionSchema.js";
 import { ENGINES } from "../engines/engineTable.js";
+import { findCuda12Libraries, type Cuda12Lookup } from "./findCuda12Libraries.js";
 import { findPythonEnv, missingPythonHelp, type PythonLookup, type PythonSource } from "./findPythonEnv.js";
+import { queryGpus, type GpuReport } from "./queryGpus.js";
 import {
   findLlamaServer,
   missingBinaryHelp,
@@ -33,6 +37,11 @@ interface DoctorOptions {
   dataDir?: string;
   /** Limit for each probe: the GPU detection and each `--version` run. Default 20 s. */
   timeoutMs?: number;
+  /** The nvidia-smi binary (tests pass a fake); TABAGENT_FAKE_GPUS in `env` replaces the query altogether. */
+  nvidiaSmi?: string;
+  /** Where to look for CUDA 12 libraries besides env and the daemon's venvs (tests pass []). */
+  cuda12SystemDirs?: string[];
+  cuda12PythonPrefixes?: string[];
 }
 
 interface LlamaServerReport {
@@ -62,12 +71,19 @@ interface EngineReport {
   available: boolean | null;
   /** Why not, or how to get it; null when available. */
   help: string | null;
+  /** Whether it can use this machine's GPU, and why (or why not). */
+  gpu: { usable: boolean; reason: string };
 }
 
 interface DoctorReport {
   node: { version: string; execPath: string };
   platform: { os: NodeJS.Platform; arch: string; release: string };
   cpu: { count: number; model: string | null; defaultThreads: number; threads: number };
+  ram: { totalBytes: number; freeBytes: number };
+  /** NVIDIA GPUs (nvidia-smi): name, VRAM total/free, driver, CUDA; empty with the reason when none. */
+  gpus: GpuReport;
+  /** onnxruntime-node's CUDA provider: its library installed, and the CUDA 12 libraries it needs. */
+  onnxCuda: { providerInstalled: boolean; cuda12: Cuda12Lookup };
   nodeLlamaCpp: {
     version: string | null;
     /** Whether the prebuilt CPU binary loads without building or downloading anything. */
@@ -97,12 +113,17 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
   const probe = options.probeNodeLlamaCpp ?? true;
   const fallbackThreads = defaultThreads();
 
-  const [version, standard, bitnet, python] = await Promise.all([
+  const [version, standard, bitnet, python, gpus] = await Promise.all([
     nodeLlamaCppVersion(),
     llamaServerReport("standard", options, timeoutMs),
     llamaServerReport("bitnet", options, timeoutMs),
     pythonReport(options, timeoutMs),
+    queryGpus({ env: options.env, nvidiaSmi: options.nvidiaSmi, timeoutMs }),
   ]);
+  const onnxCuda = {
+    providerInstalled: onnxCudaProviderInstalled(),
+    cuda12: findCuda12Libraries({ env: options.env, systemDirs: options.cuda12SystemDirs, pythonPrefixes: options.cuda12PythonPrefixes }),
+  };
   // One after the other: both load native addons, and the GPU probe may spawn test processes.
   const cpuProbe = probe ? await probeCpuBinary() : null;
   const gpuProbe = probe ? await probeGpu(timeoutMs) : null;
@@ -118,9 +139,11 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
     transformers: python.probe?.ok === true,
     litert: false,
   };
+  const gpuUse = engineGpuUse(gpus, gpuProbe, { standard, bitnet }, python, onnxCuda);
   const engines = Object.values(ENGINES).map((e): EngineReport => {
     const ok = e.load === null ? false : (available[e.name] ?? null);
-    return { name: e.name, summary: e.summary, formats: e.formats, available: ok, help: ok === true ? null : e.install };
+    const gpu = gpuUse[e.name] ?? { usable: false, reason: e.name === "upstream" ? "runs elsewhere" : "CPU only" };
+    return { name: e.name, summary: e.summary, formats: e.formats, available: ok, help: ok === true ? null : e.install, gpu };
   });
 
   return {
@@ -132,11 +155,71 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
       defaultThreads: fallbackThreads,
       threads: options.threads ?? fallbackThreads,
     },
+    ram: { totalBytes: totalmem(), freeBytes: freemem() },
+    gpus,
+    onnxCuda,
     nodeLlamaCpp: { version, cpu: cpuProbe, gpu: gpuProbe },
     llamaServer: { standard, bitnet },
     python,
     engines,
   };
+}
+
+/** Whether onnxruntime-node's install step added the CUDA provider next to its binding. */
+function onnxCudaProviderInstalled(): boolean {
+  try {
+    const pkg = dirname(createRequire(import.meta.url).resolve("onnxruntime-node/package.json"));
+    return existsSync(join(pkg, "bin", "napi-v6", process.platform, process.arch, "libonnxruntime_providers_cuda.so"));
+  } catch {
+    return false;
+  }
+}
+
+/** Per engine: can it use the NVIDIA GPU nvidia-smi reports, and why not. */
+function engineGpuUse(
+  gpus: GpuReport,
+  nodeGpu: ProbeResult<{ selected: string | false; supportedTypes: string[] }> | null,
+  servers: { standard: LlamaServerReport; bitnet: LlamaServerReport },
+  python: DoctorReport["python"],
+  onnx: { providerInstalled: boolean; cuda12: Cuda12Lookup },
+): Partial<Record<EngineName, { usable: boolean; reason: string }>> {
+  const out: Partial<Record<EngineName, { usable: boolean; reason: string }>> = {};
+  const selected = nodeGpu?.value?.selected;
+  out["node-llama-cpp"] =
+    nodeGpu === null
+      ? { usable: false, reason: "not probed" }
+      : selected
+        ? { usable: true, reason: `its runtime uses ${selected}` }
+        : { usable: false, reason: nodeGpu.ok ? "no GPU runtime loads (CPU build)" : `GPU probe failed: ${nodeGpu.error ?? "unknown"}` };
+  if (gpus.gpus.length === 0) {
+    const none = { usable: false, reason: `no NVIDIA GPU (${gpus.error ?? "none reported"})` };
+    out["llama-server"] = none;
+    out["llama-server-bitnet"] = none;
+    out.onnxruntime = none;
+    out.transformers = python.probe?.value?.cuda ? { usable: true, reason: "torch sees CUDA" } : none;
+    return out;
+  }
+  for (const [name, server] of [
+    ["llama-server", servers.standard],
+    ["llama-server-bitnet", servers.bitnet],
+  ] as const) {
+    const cuda = server.path !== null && (existsSync(join(dirname(server.path), "libggml-cuda.so")) || /CUDA/i.test(server.version ?? ""));
+    out[name] =
+      server.path === null
+        ? { usable: false, reason: "not found" }
+        : cuda
+          ? { usable: true, reason: "a CUDA build" }
+          : { usable: false, reason: "a CPU build: rebuild with native/build-llama-server.sh --cmake-flag -DGGML_CUDA=ON" };
+  }
+  out.transformers = python.probe?.value?.cuda
+    ? { usable: true, reason: "torch sees CUDA" }
+    : { usable: false, reason: python.probe?.ok ? "this torch build has no CUDA (tabagent setup python --cuda)" : "no working sidecar venv" };
+  out.onnxruntime = !onnx.providerInstalled
+    ? { usable: false, reason: "the CUDA execution provider is not installed (docs/backends.md)" }
+    : onnx.cuda12.ok
+      ? { usable: true, reason: onnx.cuda12.reason }
+      : { usable: false, reason: onnx.cuda12.reason };
+  return out;
 }
 
 async function pythonReport(options: DoctorOptions, timeoutMs: number): Promise<DoctorReport["python"]> {
@@ -282,6 +365,17 @@ export function formatDoctorReport(report: DoctorReport): string {
       (cpu.threads === cpu.defaultThreads ? " (default)" : ` (default would be ${cpu.defaultThreads})`),
   );
 
+  const gib = (b: number) => `${(b / 1024 ** 3).toFixed(1)} GiB`;
+  row("ram", `${gib(report.ram.totalBytes)} total, ${gib(report.ram.freeBytes)} free`);
+  if (report.gpus.gpus.length === 0) row("gpus", `none (${report.gpus.error ?? "none reported"})`);
+  for (const g of report.gpus.gpus) {
+    row(
+      `gpu ${g.index}`,
+      `${g.name}, ${gib(g.vramTotalBytes)} VRAM, ${gib(g.vramFreeBytes)} free; driver ${g.driver}${report.gpus.cuda ? `, CUDA ${report.gpus.cuda}` : ""}`,
+    );
+  }
+  row("onnx cuda", report.onnxCuda.providerInstalled ? report.onnxCuda.cuda12.reason : "the CUDA execution provider is not installed");
+
   row("node-llama-cpp", nodeLlamaCpp.version ?? "not installed");
   if (nodeLlamaCpp.cpu) {
     const p = nodeLlamaCpp.cpu;
@@ -332,6 +426,7 @@ export function formatDoctorReport(report: DoctorReport): string {
     const state = e.available === true ? "ready" : e.available === false ? "NOT AVAILABLE" : "depends on the config";
     lines.push(`  ${e.name.padEnd(22)}${state}; ${e.formats.length > 0 ? e.formats.join(", ") : "proxied models"}`);
     if (e.available === false && e.help) lines.push(`${"".padEnd(24)}${e.help}`);
+    if (e.available !== false) lines.push(`${"".padEnd(24)}GPU: ${e.gpu.usable ? "yes" : "no"} (${e.gpu.reason})`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -85,3 +85,41 @@ describe("doctorReport", () => {
     expect(formatDoctorReport(missing)).toMatch(/python \(sidecar\) +NOT FOUND[^]*tabagent setup python/);
   }, 30_000);
 });
+
+describe("doctorReport: RAM, GPUs and which engines can use them", () => {
+  it("lists nvidia-smi's GPUs and says per engine whether it can use them; ONNX's CUDA 12 libraries are reported precisely", async () => {
+    const smi = await writeScript(
+      join(root, "gpu", "nvidia-smi"),
+      `case "$1" in --query-gpu=*) echo '0, NVIDIA H200, 143771, 140000, 580.65.06' ;; *) echo 'Driver Version: 580.65.06   CUDA Version: 13.0' ;; esac`,
+    );
+    const standard = await fakeLlamaServer(join(root, "gpu", "bin", "llama-server"), "gpu-test");
+    const report = await doctorReport({
+      env: { TABAGENT_LLAMA_SERVER: standard },
+      cacheDir: join(root, "cache"),
+      pathDirs: [],
+      probeNodeLlamaCpp: false,
+      nvidiaSmi: smi,
+      cuda12SystemDirs: [],
+      cuda12PythonPrefixes: [],
+    });
+    expect(report.ram.totalBytes).toBeGreaterThan(report.ram.freeBytes);
+    expect(report.gpus).toEqual({
+      gpus: [{ index: 0, name: "NVIDIA H200", vramTotalBytes: 143771 * 1024 ** 2, vramFreeBytes: 140000 * 1024 ** 2, driver: "580.65.06" }],
+      cuda: "13.0",
+      error: null,
+      source: "nvidia-smi",
+    });
+    const gpu = (name: string) => report.engines.find((e) => e.name === name)!.gpu;
+    expect(gpu("llama-server")).toEqual({ usable: false, reason: expect.stringMatching(/CPU build: rebuild with native\/build-llama-server\.sh/) });
+    expect(gpu("onnxruntime").usable).toBe(false);
+    expect(report.onnxCuda.cuda12.missing).toEqual(["libcudart.so.12", "libcublasLt.so.12", "libcublas.so.12", "libcufft.so.11", "libcurand.so.10", "libcudnn.so.9"]);
+    expect(gpu("node-llama-cpp")).toEqual({ usable: false, reason: "not probed" });
+    const text = formatDoctorReport(report);
+    expect(text).toMatch(/gpu 0\s+NVIDIA H200, 140\.4 GiB VRAM, 136\.7 GiB free; driver 580\.65\.06, CUDA 13\.0/);
+    expect(text).toMatch(/llama-server +ready; gguf\n +GPU: no \(a CPU build/);
+
+    const none = await doctorReport({ env: { TABAGENT_FAKE_GPUS: JSON.stringify({ gpus: [] }) }, pathDirs: [], probeNodeLlamaCpp: false, cuda12SystemDirs: [] });
+    expect(none.gpus.gpus).toEqual([]);
+    expect(formatDoctorReport(none)).toMatch(/gpus\s+none \(none reported\)/);
+  });
+});

@@ -1,4 +1,5 @@
 import type { ONNX_PROVIDERS } from "../../config/onnxProviders.js";
+import type { Cuda12Lookup } from "../../native/findCuda12Libraries.js";
 
 /** A provider name as config lists it (`onnxProviders`) and session options take it. */
 export type OnnxProviderName = (typeof ONNX_PROVIDERS)[number];
@@ -27,12 +28,16 @@ export const CUDA_PROVIDER_HELP =
  * Which providers a session is created with. `configured` is the daemon's preference list (`onnxProviders`); a
  * model's `device` overrides it (`cpu`, `cuda`, `cuda:N`; `auto` = CUDA when it is installed). A provider that this
  * onnxruntime-node build lacks, or whose library was never installed, is dropped with a note; CPU always remains.
+ * CUDA and TensorRT also need the CUDA 12 libraries their provider links against (`cuda12`, looked up only then):
+ * without them the provider is dropped with the lookup's reason, even under `auto` (the provider was installed, so
+ * its absence is worth saying).
  */
 export function chooseExecutionProviders(
   configured: readonly OnnxProviderName[],
   device: string | undefined,
   available: readonly AvailableProvider[],
   isInstalled: (name: string) => boolean,
+  cuda12?: () => Cuda12Lookup,
 ): ProviderChoice {
   let wanted: OnnxProviderName[] = [...configured];
   let deviceId: number | null = null;
@@ -60,6 +65,13 @@ export function chooseExecutionProviders(
     if (!found.bundled && !isInstalled(name)) {
       if (!auto) notes.push(`the ${name} execution provider is not installed: ${name === "cuda" || name === "tensorrt" ? CUDA_PROVIDER_HELP : "its library is missing"}`);
       continue;
+    }
+    if ((name === "cuda" || name === "tensorrt") && cuda12) {
+      const lookup = cuda12();
+      if (!lookup.ok) {
+        notes.push(`the ${name} execution provider cannot start: ${lookup.reason}`);
+        continue;
+      }
     }
     providers.push(name);
   }

@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { InferenceSession } from "onnxruntime-node";
 import type { Logger } from "pino";
+import { findCuda12Libraries, preloadCuda12Libraries, type Cuda12Lookup } from "../../native/findCuda12Libraries.js";
 import { chooseExecutionProviders, type OnnxProviderName } from "./chooseExecutionProviders.js";
 import { OnnxWorkerSession, type OnnxRunner } from "./OnnxWorkerSession.js";
 
@@ -48,11 +49,23 @@ function bindingFolder(): string {
 export async function createOnnxSession(path: string, options: OnnxSessionOptions): Promise<OnnxSession> {
   const ort = await import("onnxruntime-node");
   const folder = bindingFolder();
-  const choice = chooseExecutionProviders(options.providers, options.device, ort.listSupportedBackends(), (name) => {
-    const lib = PROVIDER_LIBRARIES[name];
-    return lib === undefined || existsSync(join(folder, lib));
-  });
+  let cuda12: Cuda12Lookup | null = null;
+  const lookupCuda12 = () => (cuda12 ??= findCuda12Libraries({ env: process.env }));
+  const choice = chooseExecutionProviders(
+    options.providers,
+    options.device,
+    ort.listSupportedBackends(),
+    (name) => {
+      const lib = PROVIDER_LIBRARIES[name];
+      return lib === undefined || existsSync(join(folder, lib));
+    },
+    lookupCuda12,
+  );
   const notes = [...choice.notes];
+  // The provider dlopens its CUDA 12 libraries by soname: load the ones found (wheels, TABAGENT_CUDA12_LIBS) first.
+  if (cuda12 !== null && (cuda12 as Cuda12Lookup).ok) {
+    for (const failed of preloadCuda12Libraries(cuda12)) notes.push(`a CUDA 12 library failed to load: ${failed}`);
+  }
   for (const note of notes) options.logger.warn(`ONNX Runtime: ${note}; using the next provider`);
   const base: InferenceSession.SessionOptions = {
     intraOpNumThreads: options.threads,
