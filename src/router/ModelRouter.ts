@@ -7,6 +7,8 @@ import type { EngineName } from "../core/detectionSchema.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import type { RequestedFeature } from "../engines/capabilities.js";
 import { checkCapabilities } from "../engines/checkCapabilities.js";
+import { ENGINES } from "../engines/engineTable.js";
+import { EngineUnavailableError } from "../core/errors.js";
 import { EvictionPolicy } from "./EvictionPolicy.js";
 import { ModelCatalog, type Endpoint, type ModelStatus, type PendingModel, type UsageOf } from "./ModelCatalog.js";
 import { ModelRunner, type Lease } from "./ModelRunner.js";
@@ -134,6 +136,32 @@ export class ModelRouter {
         this.options.logger.error({ model: id, err: (err as Error).message }, "preload failed");
       }
     }
+  }
+
+  /**
+   * Loads a local model now, without a request (the management API), as a first request would: eviction and the
+   * memory budget apply, and a failure throws the engine's reason. Resolves once it is loaded.
+   */
+  async load(descriptor: ModelDescriptor, signal: AbortSignal): Promise<void> {
+    if (!this.catalog.canRun(descriptor))
+      throw new EngineUnavailableError(descriptor.id, String(descriptor.engine), descriptor.engine ? ENGINES[descriptor.engine].install : "");
+    await this.runnerFor(descriptor).preload(signal);
+  }
+
+  /**
+   * Unloads a model now unless requests hold or wait for it (then nothing is done: "busy"); the decision is the
+   * runner's, taken under its state.
+   */
+  async unload(id: string): Promise<"unloaded" | "not-loaded" | "busy"> {
+    const runner = this.runners.get(id);
+    if (!runner || runner.status.state === "unloaded") return "not-loaded";
+    return (await runner.unloadIfIdle()) ? "unloaded" : "busy";
+  }
+
+  /** Drops the runner of a model that is no longer served (deleted), once it is unloaded and idle. */
+  forget(id: string): void {
+    const runner = this.runners.get(id);
+    if (runner && !runner.busy && runner.status.state === "unloaded") this.runners.delete(id);
   }
 
   /** Brings upstream model lists up to date (cached; an upstream that is down is reported, not fatal). */

@@ -16,6 +16,8 @@ import { registerMetricsRoute, registerRequestMetrics } from "./metrics/register
 import { registerReadyRoute, type Readiness } from "./metrics/registerReadyRoute.js";
 import { registerDocsRoutes } from "../api/openapi/registerDocsRoutes.js";
 import type { ModelRouter } from "../router/ModelRouter.js";
+import { managementRoutes, type ManagementOptions } from "../api/management/managementRoutes.js";
+import { registerWebPage, WEB_PATHS } from "./web/registerWebPage.js";
 
 interface AppDeps {
   router: ModelRouter;
@@ -45,6 +47,8 @@ interface AppDeps {
   version?: string;
   /** Config `timings`: every chat/completion answer carries llama-server's `timings` unless the request opts out. */
   timings?: boolean;
+  /** The management API under /api (docs/api.md); absent: no /api routes. */
+  management?: Omit<ManagementOptions, "router" | "metrics" | "version" | "shutdownSignal">;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -114,6 +118,7 @@ export function buildApp({
   isDraining = () => false,
   version,
   timings = false,
+  management,
 }: AppDeps): FastifyInstance {
   let closing = false;
   const draining = () => closing || isDraining();
@@ -219,7 +224,8 @@ export function buildApp({
     }
   });
   // Host check (DNS rebinding), CORS, then API keys: before any route, the 404 handler included.
-  const summary = registerSecurity(app, security);
+  // The page and its assets open without a key: they hold no data, and the page asks for the key itself.
+  const summary = registerSecurity(app, { ...security, openPaths: [...(security.openPaths ?? ["/health", "/ready"]), ...WEB_PATHS] });
   logger.info({ security: summary }, "request checks");
   if (metrics) {
     registerRequestMetrics(app, metrics);
@@ -227,6 +233,7 @@ export function buildApp({
   }
   registerReadyRoute(app, isReady);
   registerDocsRoutes(app, { version });
+  registerWebPage(app);
   app.addHook("onResponse", async (request, reply) => {
     request.log.info({ method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request completed");
   });
@@ -235,13 +242,6 @@ export function buildApp({
 
   app.setNotFoundHandler(async (request) => {
     const path = request.url.split("?")[0];
-    // No page at / yet: a browser or a curl there learns where the API and its documentation are.
-    if (path === "/" && (request.method === "GET" || request.method === "HEAD")) {
-      throw new RouteNotFoundError(
-        "This is tabagent's OpenAI-compatible API; it has no page at /. See /docs for its routes, /v1/models for the models it serves, /health for its state.",
-        { code: "unknown_route" },
-      );
-    }
     throw new RouteNotFoundError(`Unknown route: ${request.method} ${path}`, { code: "unknown_route" });
   });
 
@@ -259,5 +259,6 @@ export function buildApp({
   });
 
   openaiRoutes(app, { router, shutdownSignal, limits, metrics: metrics ?? NO_METRICS, timings });
+  if (management) managementRoutes(app, { ...management, router, metrics, version, shutdownSignal });
   return app;
 }

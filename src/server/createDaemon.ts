@@ -18,6 +18,7 @@ import { ServiceUnavailableError } from "../core/errors.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { buildServedRegistry } from "../store/buildServedRegistry.js";
 import { startConfiguredPulls } from "../store/startConfiguredPulls.js";
+import { storeSettings } from "../store/storeSettings.js";
 import { estimateModelMemory } from "../router/estimateModelMemory.js";
 import { ModelRouter } from "../router/ModelRouter.js";
 import { ENGINES } from "../engines/engineTable.js";
@@ -81,7 +82,10 @@ export async function createDaemon({
   if (tooManyThreads) logger.warn({ threads: config.threads, cpus }, tooManyThreads);
 
   // Configured models, then what discovery finds (store, LM Studio, Ollama); hub-sourced entries come from pulls below.
-  const models = registry ?? (await buildServedRegistry({ config, env, logger })).registry;
+  const served = registry ? null : await buildServedRegistry({ config, env, logger });
+  const models = registry ?? served!.registry;
+  // Where each model comes from (the management API deletes `store` models only); pulls over the API add to it.
+  const origins = new Map(served?.origins ?? []);
   const settingsOf = resolveModelSettings(config);
   const provider = new LlamaProvider({ gpu: config.gpu, threads: config.threads, logger });
   const ggufProbe = new GgufProbe({ logger, cacheFile: join(config.dataDir ?? defaultDataDir(env), "gguf-probes.json") });
@@ -147,6 +151,16 @@ export async function createDaemon({
     isDraining: () => draining,
     version: packageVersion(),
     timings: config.timings,
+    management: {
+      readOnly: config.readOnly,
+      origins,
+      store: () => storeSettings(config, env),
+      memoryOf: (d) => estimateModelMemory(d, settingsOf(d.id)),
+      memoryBudgetBytes: config.memoryBudget,
+      inflight: () => inflight.size,
+      systemReport: async () =>
+        (await import("../native/doctorReport.js")).doctorReport({ env, threads: config.threads, pythonPath: config.python, dataDir: config.dataDir }),
+    },
   });
   const inflight = trackInflight(app);
 
