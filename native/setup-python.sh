@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates (or finds) the Python virtual environment that runs the transformers sidecar.
+# Creates (or finds) the Python virtual environment that runs the transformers sidecar (or, with --engine litert,
+# the LiteRT engine: its own venv under <data-dir>/python-litert/, without torch).
 #
-#   native/setup-python.sh [--dev] [--cpu | --cuda] [--python PYTHON] [--data-dir DIR] [--print-path] [--dry-run] [--force]
+#   native/setup-python.sh [--engine transformers|litert] [--dev] [--cpu | --cuda] [--python PYTHON] [--data-dir DIR] [--print-path] [--dry-run] [--force]
 #
 # The venv lives at <data-dir>/python/<key>, where <key> hashes everything that changes what gets installed: the
 # requirements file(s), the torch variant, the Python version and SCRIPT_VERSION. venv-info.json is written last,
@@ -29,6 +30,8 @@ Usage: native/setup-python.sh [options]
 
 Creates the virtual environment for the transformers sidecar and prints its folder.
 
+  --engine NAME      transformers (default) or litert: LiteRT-LM's runtime (requirements-litert.txt; with --dev
+                     also the PyTorch -> LiteRT converter for fixtures, requirements-litert-dev.txt)
   --dev              also install what fixtures, tests and benchmarks need (requirements-dev.txt)
   --cpu              torch without CUDA, from PyTorch's CPU index (smaller; needs that index reachable)
   --cuda             torch with CUDA (PyPI's Linux build; the default on Linux)
@@ -41,6 +44,7 @@ EOF
 }
 
 dev=0
+engine="transformers"
 variant="default"
 python="${TABAGENT_PYTHON_BASE:-python3}"
 data_dir="${TABAGENT_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/tabagent}"
@@ -50,6 +54,11 @@ force=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dev) dev=1 ;;
+    --engine)
+      [ $# -ge 2 ] || die 2 "--engine needs a value"
+      case "$2" in transformers | litert) engine="$2" ;; *) die 2 "--engine: transformers or litert, not '$2'" ;; esac
+      shift
+      ;;
     --cpu) variant="cpu" ;;
     --cuda) variant="cuda" ;;
     --python)
@@ -86,19 +95,31 @@ esac
   die 3 "'$python' lacks the venv module (Debian/Ubuntu: apt-get install python3-venv)"
 
 sha() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi; }
-reqs=("$REQ_DIR/requirements.txt")
-[ "$dev" = 1 ] && reqs+=("$REQ_DIR/requirements-dev.txt")
-key="$({ printf 'v%s %s %s dev=%s\n' "$SCRIPT_VERSION" "$py_version" "$variant" "$dev"; cat "${reqs[@]}"; } | sha | cut -c1-20)"
-runtime_hash="$(sha <"$REQ_DIR/requirements.txt" | cut -c1-64)"
-venv="$data_dir/python/$key"
-torch_pin="$(grep -E '^torch==' "$REQ_DIR/requirements.txt")"
+if [ "$engine" = "litert" ]; then
+  # LiteRT-LM needs no torch at run time; its converter (dev) pins an older torch than the sidecar's.
+  reqs=("$REQ_DIR/requirements-litert.txt")
+  [ "$dev" = 1 ] && reqs+=("$REQ_DIR/requirements-litert-dev.txt")
+  variant="none"
+  key="$({ printf 'v%s %s litert dev=%s\n' "$SCRIPT_VERSION" "$py_version" "$dev"; cat "${reqs[@]}"; } | sha | cut -c1-20)"
+  runtime_hash="$(sha <"$REQ_DIR/requirements-litert.txt" | cut -c1-64)"
+  venv_root="$data_dir/python-litert"
+  torch_pin=""
+else
+  reqs=("$REQ_DIR/requirements.txt")
+  [ "$dev" = 1 ] && reqs+=("$REQ_DIR/requirements-dev.txt")
+  key="$({ printf 'v%s %s %s dev=%s\n' "$SCRIPT_VERSION" "$py_version" "$variant" "$dev"; cat "${reqs[@]}"; } | sha | cut -c1-20)"
+  runtime_hash="$(sha <"$REQ_DIR/requirements.txt" | cut -c1-64)"
+  venv_root="$data_dir/python"
+  torch_pin="$(grep -E '^torch==' "$REQ_DIR/requirements.txt")"
+fi
+venv="$venv_root/$key"
 
 torch_args=("$torch_pin")
 [ "$variant" = "cpu" ] && torch_args+=(--index-url "$CPU_INDEX")
 
 if [ "$dry_run" = 1 ]; then
   printf 'key: %s\nvenv: %s\npython: %s (%s)\nvariant: %s\n' "$key" "$venv" "$python" "$py_version" "$variant"
-  printf 'pip install %s\n' "${torch_args[*]}"
+  [ -z "$torch_pin" ] || printf 'pip install %s\n' "${torch_args[*]}"
   for r in "${reqs[@]}"; do printf 'pip install -r %s\n' "$r"; done
   exit 0
 fi
@@ -112,22 +133,31 @@ if [ "$force" = 0 ] && [ -f "$venv/venv-info.json" ] && [ -x "$venv/bin/python" 
   done_path
 fi
 
-mkdir -p "$data_dir/python"
+mkdir -p "$venv_root"
 # One setup at a time per key: a second caller waits for the first instead of racing it.
-exec 9>"$data_dir/python/$key.lock"
+exec 9>"$venv_root/$key.lock"
 if command -v flock >/dev/null; then flock 9; fi
 if [ "$force" = 0 ] && [ -f "$venv/venv-info.json" ]; then done_path; fi
 
 rm -rf "$venv"
-log "creating $venv (Python $py_version, torch: $variant)"
+log "creating $venv (Python $py_version, engine: $engine, torch: $variant)"
 "$python" -m venv "$venv" >&2
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check "$@" >&2; }
-log "installing $torch_pin (the largest download; several minutes on a slow link)"
-pip install "${torch_args[@]}" || die 4 "installing torch failed (see pip's output above); rerun native/setup-python.sh, or pass --cpu/--cuda to pick the other build"
+if [ -n "$torch_pin" ]; then
+  log "installing $torch_pin (the largest download; several minutes on a slow link)"
+  pip install "${torch_args[@]}" || die 4 "installing torch failed (see pip's output above); rerun native/setup-python.sh, or pass --cpu/--cuda to pick the other build"
+fi
 for r in "${reqs[@]}"; do
   log "installing $(basename "$r")"
   pip install -r "$r" || die 4 "installing $(basename "$r") failed (see pip's output above); rerun native/setup-python.sh"
 done
+if [ "$engine" = "litert" ]; then
+  "$venv/bin/python" -c 'import litert_lm, litert_lm_builder, jinja2' >&2 ||
+    die 4 "the new venv cannot import litert_lm (LiteRT-LM has wheels for Linux x86_64/arm64 and macOS arm64)"
+  printf '{"key": "%s", "engine": "litert", "python": "%s", "variant": "none", "dev": %s, "runtimeRequirementsSha256": "%s", "scriptVersion": "%s"}\n' \
+    "$key" "$py_version" "$([ "$dev" = 1 ] && echo true || echo false)" "$runtime_hash" "$SCRIPT_VERSION" >"$venv/venv-info.json"
+  done_path
+fi
 "$venv/bin/python" -c 'import torch, transformers, safetensors' >&2 || die 4 "the new venv cannot import torch/transformers"
 cat >"$venv/venv-info.json" <<EOF
 {"key": "$key", "python": "$py_version", "variant": "$variant", "dev": $([ "$dev" = 1 ] && echo true || echo false), "runtimeRequirementsSha256": "$runtime_hash", "scriptVersion": "$SCRIPT_VERSION"}

@@ -7,8 +7,13 @@ import type { Spawner } from "../supervisor/Spawner.js";
 import { projectRoot } from "./projectRoot.js";
 import { SETUP_COMMAND } from "./findPythonEnv.js";
 
+/** Which venv: the transformers sidecar's (default) or the LiteRT engine's (its own, without torch). */
+export type PythonVenvKind = "transformers" | "litert";
+
 interface SetupPythonOptions {
   variant?: "cpu" | "cuda";
+  /** Default "transformers". */
+  venv?: PythonVenvKind;
   dev?: boolean;
   dataDir?: string;
   env: NodeJS.ProcessEnv;
@@ -47,7 +52,12 @@ class PythonSetupError extends TabAgentError {
 export async function setupPython(options: SetupPythonOptions): Promise<string> {
   options.signal?.throwIfAborted();
   const spawn = options.spawn ?? (await import("../supervisor/createExecaSpawner.js")).createExecaSpawner();
-  const args = ["--print-path", ...(options.dev ? ["--dev"] : []), ...(options.variant ? [`--${options.variant}`] : [])];
+  const args = [
+    "--print-path",
+    ...(options.venv === "litert" ? ["--engine", "litert"] : []),
+    ...(options.dev ? ["--dev"] : []),
+    ...(options.variant ? [`--${options.variant}`] : []),
+  ];
   if (options.dataDir) args.push("--data-dir", options.dataDir);
   // The environment as given (keys set to undefined are removed), not merged into the daemon's.
   const env = Object.fromEntries(Object.keys(process.env).map((k) => [k, undefined])) as Record<string, string | undefined>;

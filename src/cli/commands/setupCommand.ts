@@ -3,9 +3,11 @@ import { TabAgentError } from "../../core/errors.js";
 import { setupPython } from "../../native/setupPython.js";
 
 const USAGE = `Usage: tabagent setup python [--cuda | --cpu] [--dev] [--data-dir DIR]
+       tabagent setup litert [--dev] [--data-dir DIR]
 
-Creates the Python virtual environment that runs transformers models (native/python/requirements.txt), under
-the data folder ($TABAGENT_DATA_DIR, default ~/.local/share/tabagent). Instant when it already exists.
+python: creates the Python virtual environment that runs transformers models (native/python/requirements.txt),
+under the data folder ($TABAGENT_DATA_DIR, default ~/.local/share/tabagent). Instant when it already exists.
+litert: the LiteRT engine's own venv (native/python/requirements-litert.txt: LiteRT-LM, no torch).
   --cuda   torch with CUDA (PyPI's Linux build; the default on Linux)
   --cpu    torch without CUDA, from PyTorch's CPU index (smaller download)
   --dev    also what tests, fixtures and benchmarks need (native/python/requirements-dev.txt)
@@ -29,8 +31,15 @@ export async function setupCommand(args: string[], env: NodeJS.ProcessEnv): Prom
     process.stdout.write(USAGE);
     return 0;
   }
-  if (positionals.length !== 1 || positionals[0] !== "python" || (values.cuda && values.cpu)) {
-    process.stderr.write(`tabagent setup: ${values.cuda && values.cpu ? "--cuda and --cpu exclude each other" : "name what to set up: python"}\n\n${USAGE}`);
+  const what = positionals[0];
+  if (positionals.length !== 1 || (what !== "python" && what !== "litert") || (values.cuda && values.cpu) || (what === "litert" && (values.cuda || values.cpu))) {
+    const why =
+      values.cuda && values.cpu
+        ? "--cuda and --cpu exclude each other"
+        : what === "litert" && positionals.length === 1
+          ? "--cuda/--cpu choose the torch build of `setup python`"
+          : "name what to set up: python or litert";
+    process.stderr.write(`tabagent setup: ${why}\n\n${USAGE}`);
     return 2;
   }
   const controller = new AbortController();
@@ -40,6 +49,7 @@ export async function setupCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   try {
     const python = await setupPython({
       env,
+      venv: what === "litert" ? "litert" : "transformers",
       variant: values.cuda ? "cuda" : values.cpu ? "cpu" : undefined,
       dev: values.dev,
       dataDir: values["data-dir"] ?? env.TABAGENT_DATA_DIR,

@@ -4,6 +4,7 @@ import type { DetectedTask, FileRole, FormatDetection } from "../../core/detecti
 import type { ByteSource } from "../gguf/ByteSource.js";
 import type { ModelFileEntry, ModelFileSystem } from "../ModelFileSystem.js";
 import { InvalidLiteRtError } from "./InvalidLiteRtError.js";
+import { MAX_LLM_METADATA_BYTES, readLlmMetadata, type LlmMetadataSummary } from "./readLlmMetadata.js";
 import { hasLitertlmMagic, readLitertlmHeader, type LitertlmHeader } from "./readLitertlmHeader.js";
 import { hasTfl3Identifier, readTfliteSummary, type ReadTfliteSummaryOptions, type TfliteSummary } from "./readTfliteSummary.js";
 import { readStoredEntryHead, readZipDirectory, storedEntryData, type ZipEntry } from "./readZipDirectory.js";
@@ -35,6 +36,8 @@ interface Candidate {
   llm?: boolean;
   summary?: TfliteSummary | null;
   header?: LitertlmHeader | null;
+  /** The LlmMetadata of a .litertlm section or a .task METADATA entry; null when absent or too large to read. */
+  llmMetadata?: LlmMetadataSummary | null;
 }
 
 /** A file with LiteRT magic that the runtime would refuse, and why. */
@@ -92,6 +95,20 @@ async function checkTflite(
   }
 }
 
+/** An LlmMetadata proto at [offset, offset+size) of the file; null when larger than the read cap. */
+async function llmMetadataAt(src: ByteSource, offset: number, size: number, signal?: AbortSignal): Promise<LlmMetadataSummary | null> {
+  if (size > MAX_LLM_METADATA_BYTES) return null;
+  const bytes = await src.read(offset, size, signal);
+  if (bytes.length !== size) throw new InvalidLiteRtError("the LlmMetadata runs past the end of the file");
+  return readLlmMetadata(bytes);
+}
+
+/** A ZIP entry name that would land outside the archive's folder if it were extracted (absolute, `..`, a drive). */
+function escapesFolder(name: string): boolean {
+  const n = name.replace(/\\/g, "/");
+  return n.startsWith("/") || /^[A-Za-z]:/.test(n) || n.split("/").includes("..");
+}
+
 function isRejection(x: unknown): x is Rejection {
   return typeof x === "object" && x !== null && "rejected" in x;
 }
@@ -117,7 +134,17 @@ async function inspectLitertlm(fs: ModelFileSystem, file: ModelFileEntry, warnin
       const r = await checkTflite(src, file.path, where, warnings, { signal, base: s.begin, length: s.end - s.begin, checkExternalBuffers: false });
       if (isRejection(r)) return r;
     }
-    return { file, kind: "litertlm" as const, header };
+    const meta = header.sections.find((s) => s.dataType === "LlmMetadataProto");
+    let llmMetadata: LlmMetadataSummary | null = null;
+    if (meta) {
+      try {
+        llmMetadata = await llmMetadataAt(src, meta.begin, meta.end - meta.begin, signal);
+      } catch (err) {
+        if (!(err instanceof InvalidLiteRtError)) throw err;
+        return { path: file.path, rejected: `${file.path}: its LlmMetadata section is not valid (${err.message})` };
+      }
+    }
+    return { file, kind: "litertlm" as const, header, llmMetadata };
   });
 }
 
@@ -133,6 +160,8 @@ async function inspectBundle(fs: ModelFileSystem, file: ModelFileEntry, warnings
     const out: BundleEntry[] = [];
     const stored = new Map<string, ZipEntry>();
     let verified = 0;
+    const escaping = entries.find((e) => escapesFolder(e.name));
+    if (escaping) return { path: file.path, rejected: `${file.path}: entry ${JSON.stringify(escaping.name)} points outside the archive (path traversal)` };
     for (const e of entries) {
       if (e.name.endsWith("/")) continue;
       const b: BundleEntry = { name: e.name, size: e.size, compressed: e.method !== 0, tflite: null };
@@ -169,9 +198,21 @@ async function inspectBundle(fs: ModelFileSystem, file: ModelFileEntry, warnings
       const r = await checkTflite(src, file.path, `${file.path} (entry ${name})`, warnings, { signal, base: data.offset, length: data.size });
       if (isRejection(r)) return r;
     }
+    let llmMetadata: LlmMetadataSummary | null = null;
+    const metadataEntry = stored.get("METADATA");
+    if (metadataEntry) {
+      try {
+        const data = await storedEntryData(src, metadataEntry, signal);
+        if (data) llmMetadata = await llmMetadataAt(src, data.offset, data.size, signal);
+      } catch (err) {
+        if (!(err instanceof InvalidLiteRtError)) throw err;
+        // MediaPipe's own .task bundles carry another proto (LlmParameters) here: not a reason to refuse the bundle.
+        warnings.push(`${file.path}: its METADATA entry is not an LlmMetadata proto (${err.message})`);
+      }
+    }
     const tokenizer = out.find((b) => /tokenizer/i.test(b.name) || /\.spm$/i.test(b.name))?.name ?? null;
     const llm = models.some((m) => /PREFILL_DECODE/i.test(m)) || (models.some((m) => /PREFILL/i.test(m)) && models.some((m) => /DECODE/i.test(m)));
-    return { file, kind: "task" as const, entries: out, models, tokenizer, llm };
+    return { file, kind: "task" as const, entries: out, models, tokenizer, llm, llmMetadata };
   });
 }
 
@@ -287,8 +328,8 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
     architecture: null,
     parameterCount: null,
     quantization: quantizationFromName(main.file.path),
-    contextLength: contextFromName(main.file.path),
-    hasChatTemplate: false,
+    contextLength: main.llmMetadata?.maxNumTokens ?? contextFromName(main.file.path),
+    hasChatTemplate: main.llmMetadata?.hasJinjaTemplate ?? false,
     files: files.map((f) => ({ path: f.path, size: f.size, role: roleOf(f.path, modelPaths) })),
     warnings,
     details,
