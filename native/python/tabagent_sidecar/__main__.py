@@ -1,4 +1,4 @@
-"""python -m tabagent_sidecar --model DIR --task text-generation|embeddings (--socket PATH | --port N) [--device auto] [--dtype auto]
+"""python -m tabagent_sidecar --model DIR --task text-generation|embeddings|rerank (--socket PATH | --port N) [--device auto] [--dtype auto]
 
 The key every request must carry comes from the environment (TABAGENT_SIDECAR_KEY), never from the command line."""
 import argparse
@@ -15,7 +15,7 @@ from .serve import add_listen_arguments, log, run  # noqa: E402 - after the envi
 def main(argv=None):
     p = argparse.ArgumentParser(prog="tabagent_sidecar")
     p.add_argument("--model", required=True, help="a transformers model folder")
-    p.add_argument("--task", required=True, choices=["text-generation", "embeddings"])
+    p.add_argument("--task", required=True, choices=["text-generation", "embeddings", "rerank"])
     add_listen_arguments(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
@@ -37,6 +37,10 @@ def main(argv=None):
             from .generator import CausalLM
 
             return CausalLM(a.model, device, dtype, a.trust_remote_code, log, a.chat_template)
+        if a.task == "rerank":
+            from .reranker import Reranker
+
+            return Reranker(a.model, device, dtype, a.trust_remote_code, log)
         from .embedder import Embedder
 
         return Embedder(a.model, device, dtype, a.trust_remote_code, log)

@@ -186,7 +186,7 @@ def make_handler(state):
             if self.refused():
                 return
             try:
-                routes = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions, "/v1/embeddings": self.embeddings}
+                routes = {"/v1/chat/completions": self.chat, "/v1/completions": self.completions, "/v1/embeddings": self.embeddings, "/v1/rerank": self.rerank}
                 route = routes.get(self.path)
                 if route is None:
                     raise ProtocolError(f"no route POST {self.path}", status=404, type_="not_found_error")
@@ -233,6 +233,13 @@ def make_handler(state):
                 "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             })
+
+        def rerank(self, body):
+            if state.task != "rerank":
+                raise ProtocolError(f"this model's task is {state.task}, not rerank", "model", code="wrong_task")
+            from .reranker import rerank_response
+
+            self.send_json(200, rerank_response(state, body))
 
         def events_of(self, engine, req, ids, cancelled, constraints, halted):
             """The engine's events, tagged with their choice's index: generate() where the engine has it (n choices,
