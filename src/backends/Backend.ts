@@ -1,4 +1,5 @@
 import { TabAgentError } from "../core/errors.js";
+import type { RerankRequest, RerankResult } from "../core/rerank.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../core/types.js";
 
 /**
@@ -15,6 +16,8 @@ export interface Backend {
   chat?(request: ChatRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   complete?(request: CompletionRequest, signal: AbortSignal): AsyncIterable<GenerationChunk>;
   embed?(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
+  /** One score per document, in request order (see RerankResult for what a score is). */
+  rerank?(request: RerankRequest, signal: AbortSignal): Promise<RerankResult>;
   /** What the engine runs on while loaded (the ONNX execution provider, say), for /v1/models; null when unloaded. */
   runtimeInfo?(): RuntimeInfo | null;
   /** Engines that run a child process report it (state, restarts) for /health and metrics. */
@@ -23,7 +26,7 @@ export interface Backend {
 
 export type RuntimeInfo = Record<string, string | number | boolean | string[] | null>;
 
-type Operation = "chat" | "complete" | "embed";
+type Operation = "chat" | "complete" | "embed" | "rerank";
 
 /**
  * A backend's operation, bound, for a route that has already checked the engine's capabilities. A backend lacking

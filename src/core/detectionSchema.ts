@@ -22,6 +22,7 @@ export const detectedTaskSchema = z.enum([
   "chat",
   "text-generation",
   "embeddings",
+  "rerank",
   "text2text",
   "text-classification",
   "token-classification",

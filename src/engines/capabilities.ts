@@ -7,6 +7,7 @@ export const CAPABILITIES = {
   chat: "/v1/chat/completions",
   completions: "/v1/completions",
   embeddings: "/v1/embeddings",
+  rerank: "/v1/rerank",
   tokenIds: "the prompt's and the answer's token ids (`return_token_ids`)",
   tools: "tool and function calling (`tools`, `tool_choice`, tool messages)",
   jsonObject: "JSON mode (`response_format` json_object)",

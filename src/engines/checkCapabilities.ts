@@ -3,9 +3,9 @@ import type { ModelDescriptor } from "../core/types.js";
 import type { Capability, RequestedFeature } from "./capabilities.js";
 import { ENGINES, enginesWith } from "./engineTable.js";
 
-export type EndpointCapability = Extract<Capability, "chat" | "completions" | "embeddings">;
+export type EndpointCapability = Extract<Capability, "chat" | "completions" | "embeddings" | "rerank">;
 
-const PATHS: Record<EndpointCapability, string> = { chat: "/v1/chat/completions", completions: "/v1/completions", embeddings: "/v1/embeddings" };
+const PATHS: Record<EndpointCapability, string> = { chat: "/v1/chat/completions", completions: "/v1/completions", embeddings: "/v1/embeddings", rerank: "/v1/rerank" };
 
 /**
  * The one check of a request against the engine that serves its model: a feature the engine lacks is a 400

@@ -30,6 +30,6 @@ export const llamaServerEngine: EngineSpec = {
   install: "this daemon was started without the llama-server engine; see docs/native.md",
   // Tools and JSON modes: passed to llama-server, which renders them with the model's template (--jinja) and
   // enforces them with a grammar; named tool choices and json_object are reshaped in LlamaServerBackend.
-  capabilities: capabilities("chat", "completions", "embeddings", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
+  capabilities: capabilities("chat", "completions", "embeddings", "rerank", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
   load: () => loadLlamaServer("standard"),
 };

@@ -7,7 +7,7 @@ export const nodeLlamaCppEngine: EngineSpec = {
   formats: ["gguf"],
   why: "GGUF runs in process on node-llama-cpp",
   install: "node-llama-cpp failed to install; run `npm ci` again",
-  capabilities: capabilities("chat", "completions", "embeddings", "tokenIds", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
+  capabilities: capabilities("chat", "completions", "embeddings", "rerank", "tokenIds", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
   load: async () => {
     const { NodeLlamaCppBackend } = await import("../backends/llamacpp/NodeLlamaCppBackend.js");
     return (descriptor, { settings, logger, services }) =>

@@ -7,7 +7,7 @@ export const transformersEngine: EngineSpec = {
   formats: ["safetensors", "pytorch"],
   why: "Transformers weights run in the Python transformers sidecar",
   install: "the Python transformers sidecar is not available; run `tabagent setup python` (docs/backends.md)",
-  capabilities: capabilities("chat", "completions", "embeddings", "tokenIds", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
+  capabilities: capabilities("chat", "completions", "embeddings", "rerank", "tokenIds", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
   load: async () => {
     const { TransformersBackend } = await import("../backends/transformers/TransformersBackend.js");
     return (descriptor, { settings, config, logger, clock, processes, env, services }) =>

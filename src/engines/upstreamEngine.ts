@@ -9,7 +9,7 @@ export const upstreamEngine: EngineSpec = {
   formats: [],
   why: "served by an upstream OpenAI-compatible server",
   install: "no upstream server is configured for this model",
-  capabilities: capabilities("chat", "completions", "embeddings", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
+  capabilities: capabilities("chat", "completions", "embeddings", "rerank", "tools", "jsonObject", "jsonSchema", "logprobs", "multipleChoices"),
   load: async () => {
     const { UpstreamBackend } = await import("../backends/upstream/UpstreamBackend.js");
     return (descriptor, { services }) => {

@@ -8,12 +8,13 @@ import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { ModelDownloadFailedError, ModelDownloadingError } from "../store/errors.js";
 import type { RunnerState } from "./ModelRunner.js";
 
-export type Endpoint = "chat" | "completions" | "embeddings";
+export type Endpoint = "chat" | "completions" | "embeddings" | "rerank";
 
 const ENDPOINT_PATH: Record<Endpoint, string> = {
   chat: "/v1/chat/completions",
   completions: "/v1/completions",
   embeddings: "/v1/embeddings",
+  rerank: "/v1/rerank",
 };
 
 /** A model from the config that is still being pulled from the hub (or whose pull failed). */
@@ -132,8 +133,8 @@ export class ModelCatalog {
     }
     const path = ENDPOINT_PATH[endpoint];
     const fits =
-      endpoint === "embeddings"
-        ? task === "embeddings"
+      endpoint === "embeddings" || endpoint === "rerank"
+        ? task === endpoint
         : endpoint === "chat"
           ? task === "chat" || task === "text-generation"
           : ["chat", "text-generation", "text2text"].includes(task);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AbortedError, InvalidRequestError, ModelNotFoundError } from "../../core/errors.js";
+import { InvalidRequestError, ModelNotFoundError } from "../../core/errors.js";
 import { backendOperation } from "../../backends/Backend.js";
 import type { CompletionRequest, GenerationChunk, GenerationOptions } from "../../core/types.js";
 import type { ModelRouter, ModelStatus } from "../../router/ModelRouter.js";
@@ -15,6 +15,8 @@ import type { Capability } from "../../engines/capabilities.js";
 import { ENGINES } from "../../engines/engineTable.js";
 import type { GenerationMetrics } from "../GenerationMetrics.js";
 import { requestStartedAt } from "../requestStartedAt.js";
+import { requestSignal } from "../requestSignal.js";
+import { rerankRoutes } from "./rerankRoutes.js";
 
 export interface RequestLimits {
   maxTokensCap: number;
@@ -30,15 +32,6 @@ interface OpenAIRoutesOptions {
   shutdownSignal: AbortSignal;
   /** Config `timings`: answers carry `timings` unless the request says `"timings": false`. */
   timings?: boolean;
-}
-
-/** Aborts when the client goes away before the response is complete, or when shutdown's grace period ends. */
-function requestSignal(request: FastifyRequest, reply: FastifyReply, shutdown: AbortSignal): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once("close", () => {
-    if (!reply.raw.writableFinished) controller.abort(new AbortedError("The client closed the connection."));
-  });
-  return AbortSignal.any([controller.signal, shutdown]);
 }
 
 /** The engine's capabilities by name, as /v1/models shows them. */
@@ -75,6 +68,7 @@ function modelObject(s: ModelStatus) {
     tabagent: {
       format: det.format,
       task: d.task,
+      task_reason: det.reason,
       engine: d.engine,
       engine_reason: det.engine?.reason ?? null,
       alternatives: det.alternatives,
@@ -128,6 +122,8 @@ function observer(metrics: GenerationMetrics, model: string, reply: FastifyReply
 }
 
 export function openaiRoutes(app: FastifyInstance, { router, shutdownSignal, limits, metrics, timings = false }: OpenAIRoutesOptions): void {
+  rerankRoutes(app, { router, shutdownSignal, metrics });
+
   app.get("/v1/models", async () => {
     await router.refreshUpstreams();
     return { object: "list", data: router.status().map(modelObject) };

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { ModelNotLoadedError } from "../../core/errors.js";
+import type { RerankRequest, RerankResult } from "../../core/rerank.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
 import type { ManagedProcess, ManagedProcessOptions } from "../../supervisor/ManagedProcess.js";
 import type { Backend } from "../Backend.js";
@@ -78,6 +79,11 @@ export abstract class ChildServerBackend implements Backend {
 
   embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
     return this.requests.embed(request, signal);
+  }
+
+  /** The child's own scores; an engine whose child sends raw logits converts them (LlamaServerBackend). */
+  rerank(request: RerankRequest, signal: AbortSignal): Promise<RerankResult> {
+    return this.requests.rerank(request, signal);
   }
 
   get processStatus() {

@@ -1,3 +1,4 @@
+import type { RerankRequest, RerankResult } from "../../core/rerank.js";
 import type { Logger } from "pino";
 import { UpstreamError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk } from "../../core/types.js";
@@ -122,5 +123,15 @@ export class ChildServerClient {
       })();
     for await (const result of this.withRestart(once, signal)) return result;
     throw new UpstreamError(`The ${this.options.name} engine sent no embeddings.`);
+  }
+
+  async rerank(request: RerankRequest, signal: AbortSignal): Promise<RerankResult> {
+    const id = this.options.modelId;
+    const once = (u: OpenAIUpstream, s: AbortSignal) =>
+      (async function* () {
+        yield await u.rerank(request, id, s);
+      })();
+    for await (const result of this.withRestart(once, signal)) return result;
+    throw new UpstreamError(`The ${this.options.name} engine sent no rerank scores.`);
   }
 }

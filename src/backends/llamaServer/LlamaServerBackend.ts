@@ -1,3 +1,4 @@
+import { sigmoid, type RerankRequest, type RerankResult } from "../../core/rerank.js";
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
 import { EngineUnavailableError, ModelLoadError } from "../../core/errors.js";
@@ -144,6 +145,16 @@ export class LlamaServerBackend extends ChildServerBackend {
     return runChoices(request, signal, (choice, s) => super.complete(llamaServerSampling(choice), s));
   }
 
+  /**
+   * llama-server answers a one-label head's raw logit; the daemon answers the probability (sigmoid), as the
+   * transformers and node-llama-cpp engines do. Qwen3 rerankers are already a softmax in llama.cpp's graph.
+   */
+  override async rerank(request: RerankRequest, signal: AbortSignal): Promise<RerankResult> {
+    const result = await super.rerank(request, signal);
+    const normalized = ["qwen3", "qwen3vl"].includes(this.descriptor.detection.architecture ?? "");
+    return normalized ? result : { ...result, scores: result.scores.map(sigmoid) };
+  }
+
   private engineName(): string {
     return this.options.variant === "bitnet" ? "llama-server-bitnet" : "llama-server";
   }
@@ -168,7 +179,7 @@ export class LlamaServerBackend extends ChildServerBackend {
       "--threads",
       String(threads),
       ...(gpuLayers === "auto" ? [] : ["--n-gpu-layers", gpuLayers === "max" ? "999" : String(gpuLayers)]),
-      ...(this.descriptor.task === "embeddings" ? ["--embeddings"] : templateFlag),
+      ...(this.descriptor.task === "embeddings" ? ["--embeddings"] : this.descriptor.task === "rerank" ? ["--reranking"] : templateFlag),
       ...(projector ? ["--mmproj", `${modelDir}${projector.path}`] : []),
       ...this.ownArgs(bitnet ? extraArgs.filter((a) => a !== "--jinja") : extraArgs),
     ];

@@ -21,6 +21,8 @@ import { generateFromTokens } from "../generation/generateFromTokens.js";
 import { logprobsFromProbabilities, type StepLogprobs } from "../generation/logprobs.js";
 import { runChoices } from "../generation/runChoices.js";
 import { SequencePool } from "./SequencePool.js";
+import { GgufRanker } from "./GgufRanker.js";
+import type { RerankRequest, RerankResult } from "../../core/rerank.js";
 import { forcedCallSchema, messagesWithTools, templateReadsTools, toolMode, toolsForTemplate, withToolCalls, type ToolMode } from "../generation/toolCalls.js";
 import { toGrammarSchema } from "./jsonSchemaGrammar.js";
 import { seed32 } from "../generation/seed32.js";
@@ -89,13 +91,14 @@ export class NodeLlamaCppBackend implements Backend {
   private loaded: Loaded | null = null;
   private gpuFit: ResolvedGpuLayers | null = null;
   private readonly grammars = new Map<string, Promise<LlamaGrammar>>();
+  private ranker: GgufRanker | null = null;
 
   constructor(
     readonly descriptor: ModelDescriptor,
     private readonly options: NodeLlamaCppBackendOptions,
   ) {
     // An embedding context evaluates one input at a time.
-    this.parallel = descriptor.task === "embeddings" ? 1 : options.parallel;
+    this.parallel = descriptor.task === "embeddings" || descriptor.task === "rerank" ? 1 : options.parallel;
   }
 
   async load(signal: AbortSignal): Promise<void> {
@@ -130,8 +133,10 @@ export class NodeLlamaCppBackend implements Backend {
     }
     try {
       const contextSize = Math.min(this.options.contextSize, model.trainContextSize || this.options.contextSize);
-      if (this.descriptor.task === "embeddings") {
-        const embedding = await model.createEmbeddingContext({ contextSize, threads });
+      if (this.descriptor.task === "embeddings" || this.descriptor.task === "rerank") {
+        const rerank = this.descriptor.task === "rerank";
+        this.ranker = rerank ? await GgufRanker.create(model, { contextSize, threads, signal }) : null;
+        const embedding = rerank ? null : await model.createEmbeddingContext({ contextSize, threads });
         this.loaded = {
           model,
           context: null,
@@ -195,7 +200,7 @@ export class NodeLlamaCppBackend implements Backend {
 
   runtimeInfo(): RuntimeInfo | null {
     if (!this.loaded || !this.gpuFit) return null;
-    return { gpu_layers: this.gpuFit.gpuLayers, gpu_layers_reason: this.gpuFit.reason };
+    return { gpu_layers: this.gpuFit.gpuLayers, gpu_layers_reason: this.gpuFit.reason, vram_bytes: this.gpuFit.vramBytes };
   }
 
   async unload(): Promise<void> {
@@ -204,6 +209,8 @@ export class NodeLlamaCppBackend implements Backend {
     if (!loaded) return;
     await loaded.template?.close();
     await loaded.embedding?.dispose();
+    await this.ranker?.dispose();
+    this.ranker = null;
     await loaded.context?.dispose();
     await loaded.model.dispose();
   }
@@ -275,6 +282,12 @@ export class NodeLlamaCppBackend implements Backend {
     const tokens = withBos(model, model.tokenize(request.prompt, false));
     refuseLogprobSamplers(request);
     yield* runChoices(request, signal, (choice, s) => this.generate(loaded, tokens, choice.sampling, 0, "prompt", s, choice.returnTokenIds, null, choice.logprobs));
+  }
+
+  async rerank(request: RerankRequest, signal: AbortSignal): Promise<RerankResult> {
+    this.require();
+    if (!this.ranker) throw new InvalidRequestError(`Model '${this.descriptor.id}' is not a reranker.`, { param: "model" });
+    return this.ranker.rank(request, signal);
   }
 
   async embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {

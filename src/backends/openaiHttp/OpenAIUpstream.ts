@@ -1,3 +1,4 @@
+import type { RerankRequest, RerankResult } from "../../core/rerank.js";
 import { randomUUID } from "node:crypto";
 import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
@@ -104,6 +105,12 @@ const streamChunkSchema = z
 const embeddingsSchema = z
   .object({
     data: z.array(z.object({ index: z.number().int().nonnegative(), embedding: z.array(z.number()) }).loose()),
+    usage: z.object({ prompt_tokens: z.number().int().nonnegative() }).loose().optional(),
+  })
+  .loose();
+const rerankSchema = z
+  .object({
+    results: z.array(z.object({ index: z.number().int().nonnegative(), relevance_score: z.number() }).loose()),
     usage: z.object({ prompt_tokens: z.number().int().nonnegative() }).loose().optional(),
   })
   .loose();
@@ -515,6 +522,19 @@ export class OpenAIUpstream {
     }
     const vectors = [...parsed.data.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
     return { vectors, promptTokens: parsed.data.usage?.prompt_tokens ?? 0 };
+  }
+
+  /** `/rerank` under the base URL (llama-server, vLLM, the sidecar): the scores as the server sent them, by index. */
+  async rerank(request: RerankRequest, model: string, signal: AbortSignal): Promise<RerankResult> {
+    const { query, documents, extraFields } = request;
+    const res = await this.post("/rerank", { ...extraFields, model, query, documents, return_documents: false }, signal);
+    const parsed = rerankSchema.safeParse(await res.json().catch(() => null));
+    const scores = new Array<number>(documents.length).fill(Number.NaN);
+    for (const r of parsed.success ? parsed.data.results : []) if (r.index < documents.length) scores[r.index] = r.relevance_score;
+    if (!parsed.success || scores.some(Number.isNaN)) {
+      throw new UpstreamError(`Upstream '${this.target.name}' sent a malformed rerank answer (it must score every document).`);
+    }
+    return { scores, promptTokens: parsed.data.usage?.prompt_tokens ?? 0 };
   }
 
   async listModels(signal: AbortSignal): Promise<string[]> {

@@ -59,7 +59,7 @@ export class TransformersBackend extends PythonSidecarBackend {
       "--id",
       id,
       "--task",
-      task === "embeddings" ? "embeddings" : "text-generation",
+      task === "embeddings" || task === "rerank" ? task : "text-generation",
       "--threads",
       String(this.options.threads),
       "--device",

@@ -1,3 +1,4 @@
+import type { RerankRequest, RerankResult } from "../../core/rerank.js";
 import type { ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, GenerationChunk, ModelDescriptor } from "../../core/types.js";
 import type { Backend } from "../Backend.js";
 import type { OpenAIUpstream } from "../openaiHttp/OpenAIUpstream.js";
@@ -28,5 +29,10 @@ export class UpstreamBackend implements Backend {
 
   embed(request: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
     return this.client.embed(request, this.model, signal);
+  }
+
+  /** Passed through: the upstream's scores as it sent them (`/rerank` under its base URL). */
+  rerank(request: RerankRequest, signal: AbortSignal): Promise<RerankResult> {
+    return this.client.rerank(request, this.model, signal);
   }
 }

@@ -15,6 +15,9 @@ const EMBEDDING_ARCHITECTURES = new Set([
   "llama-embed",
 ]);
 
+/** llama.cpp's LLAMA_POOLING_TYPE_RANK: the model scores a (query, document) pair (llama-server --reranking). */
+const RANK_POOLING = 4;
+
 interface GgufSummary {
   architecture: string | null;
   name: string | null;
@@ -47,7 +50,10 @@ export function summarizeGguf(header: GgufHeader): GgufSummary {
   const poolingType = num(md.get(`${arch}.pooling_type`));
   let task: ModelTask;
   let taskReason: string;
-  if (EMBEDDING_ARCHITECTURES.has(arch)) {
+  if (poolingType === RANK_POOLING) {
+    task = "rerank";
+    taskReason = `${arch}.pooling_type = 4 (rank): a reranker`;
+  } else if (EMBEDDING_ARCHITECTURES.has(arch)) {
     task = "embeddings";
     taskReason = `architecture '${arch}' is an encoder`;
   } else if (poolingType !== null && poolingType > 0) {

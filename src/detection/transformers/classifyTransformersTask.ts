@@ -7,6 +7,8 @@ interface TransformersTaskInput {
   chatTemplateSource: string | null;
   /** The sentence-transformers file that marks the folder (`modules.json`), null when there is none. */
   sentenceTransformersMarker: string | null;
+  /** config.json's label count (`num_labels`, else the size of `id2label`); null when it names none. */
+  numLabels?: number | null;
 }
 
 interface TransformersTask {
@@ -205,7 +207,11 @@ export function classifyTransformersTask(input: TransformersTaskInput): Transfor
   if (arch) {
     const src = "config.json architectures[0]";
     const is = (suffix: string): boolean => arch.endsWith(suffix);
-    if (is("ForSequenceClassification")) return { task: "text-classification", reason: `${src} = ${arch}` };
+    if (is("ForSequenceClassification")) {
+      // One output label: a relevance score for a (query, document) pair, as sentence-transformers' CrossEncoder reads it.
+      if (input.numLabels === 1) return { task: "rerank", reason: `${src} = ${arch} with one label: a cross-encoder (reranker)` };
+      return { task: "text-classification", reason: `${src} = ${arch}` };
+    }
     if (is("ForTokenClassification")) return { task: "token-classification", reason: `${src} = ${arch}` };
     if (is("ForImageClassification") || is("ForImageClassificationWithTeacher")) {
       return { task: "image-classification", reason: `${src} = ${arch}` };

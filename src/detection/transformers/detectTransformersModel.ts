@@ -278,7 +278,7 @@ export async function detectTransformersModel(fs: ModelFileSystem, files: ModelF
   const modelType = str(config?.model_type);
   const chat = chatTemplateSource(sizeOf, tokenizerConfig);
   const { task, reason: taskReason } = config
-    ? classifyTransformersTask({ architectures, modelType, chatTemplateSource: chat, sentenceTransformersMarker: st?.marker ?? null })
+    ? classifyTransformersTask({ architectures, modelType, chatTemplateSource: chat, sentenceTransformersMarker: st?.marker ?? null, numLabels: labelCount(config) })
     : st
       ? { task: "embeddings" as const, reason: `sentence-transformers model (${st.marker})` }
       : { task: "unknown" as const, reason: hasConfig ? "config.json is unreadable" : "no config.json" };
@@ -364,4 +364,10 @@ export async function detectTransformersModel(fs: ModelFileSystem, files: ModelF
     warnings,
     details,
   };
+}
+
+/** `num_labels`, else the size of `id2label`; null when config.json names neither (transformers then assumes 2). */
+function labelCount(config: Record<string, unknown>): number | null {
+  if (typeof config.num_labels === "number") return config.num_labels;
+  return isJsonObject(config.id2label) ? Object.keys(config.id2label).length : null;
 }
