@@ -131,6 +131,17 @@ describe("BitNet or standard llama.cpp, from the header", () => {
     expect(pooled.reason).toMatch(/qwen3\.pooling_type = 3/);
   });
 
+  it("pooling type 4 (rank) is a reranker, whatever the architecture", async () => {
+    for (const arch of ["bert", "qwen3"]) {
+      const d = await detect(
+        `rank-${arch}.gguf`,
+        gguf(arch, [["w", 1, [8, 8]]], (w) => w.addUint32(`${arch}.pooling_type`, 4)),
+      );
+      expect(d.task).toBe("rerank");
+      expect(d.reason).toMatch(new RegExp(`${arch}\\.pooling_type = 4 \\(rank\\): a reranker`));
+    }
+  });
+
   it("an unknown value type in the header is a typed error", async () => {
     const buf = gguf("llama", [["w", 1, [8, 8]]], (w) => w.addArray("a", GgufValueType.UINT8, [1]));
     // corrupt the array's item type (right after the key "a" and the ARRAY type id)

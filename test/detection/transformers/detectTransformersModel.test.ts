@@ -245,6 +245,21 @@ describe("detectTransformersModel: other tasks", () => {
     expect(d.task).toBe("text-classification");
   });
 
+  it("a sequence classifier with one label is a reranker (cross-encoder); with more it is text-classification", async () => {
+    for (const config of [
+      { architectures: ["BertForSequenceClassification"], model_type: "bert", num_labels: 1 },
+      { architectures: ["XLMRobertaForSequenceClassification"], model_type: "xlm-roberta", id2label: { "0": "LABEL_0" } },
+    ]) {
+      const d = await detectSome(model(config, { "config_sentence_transformers.json": {} }));
+      expect(d.task).toBe("rerank");
+      expect(d.reason).toContain(`config.json architectures[0] = ${config.architectures[0]} with one label: a cross-encoder (reranker)`);
+    }
+    const two = await detectSome(model({ architectures: ["BertForSequenceClassification"], id2label: { "0": "NEG", "1": "POS" } }));
+    expect(two.task).toBe("text-classification");
+    const many = await detectSome(model({ architectures: ["BertForSequenceClassification"], num_labels: 3, id2label: { "0": "a" } }));
+    expect(many.task).toBe("text-classification");
+  });
+
   it("warns about a missing tokenizer except for image models", async () => {
     const noTok = await detectSome(model({ architectures: ["BertModel"] }, { "tokenizer.json": undefined }));
     expect(noTok.warnings.some((w) => w.startsWith("no tokenizer files"))).toBe(true);
