@@ -28,6 +28,7 @@ import { readRssBytes, startDaemon, type DaemonRunner } from "./measureDaemon.js
 import { openDirect, type DirectRunner } from "./measureDirect.js";
 import { DETECT_HELP, runDetectSuite } from "./detectBench.js";
 import { LLAMA_SERVER_HELP, runLlamaServerSuite } from "./llamaServerBench.js";
+import { runBitnetSuite } from "./bitnetBench.js";
 import { runVsLlamaServerSuite, VS_LLAMA_SERVER_HELP } from "./vsLlamaServerBench.js";
 import { runTransformersSuite } from "./transformersBench.js";
 import { runEnginesSuite } from "./enginesBench.js";
@@ -203,6 +204,7 @@ async function main(): Promise<number> {
   const [first, ...rest] = process.argv.slice(2);
   if (first === "detect") return runDetectSuite(rest);
   if (first === "llama-server") return runLlamaServerSuite(rest);
+  if (first === "bitnet") return runBitnetSuite(rest);
   if (first === "vs-llama-server") return runVsLlamaServerSuite(rest);
   if (first === "transformers") return runTransformersSuite(rest);
   if (first === "engines") return runEnginesSuite(rest);

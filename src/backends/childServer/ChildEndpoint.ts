@@ -20,8 +20,8 @@ const SOCKET_NAME = "child.sock";
  * directory. The key never appears in logs: JSON and `util.inspect` show only the address.
  */
 export class ChildEndpoint {
-  /** Keep-alive connections to this child only. */
-  readonly agent = new Agent({ keepAlive: true });
+  /** Connections to this child only: kept alive unless `keepAlive: false` was asked for (see `create`). */
+  readonly agent: Agent;
   private closed = false;
 
   private constructor(
@@ -33,21 +33,26 @@ export class ChildEndpoint {
     readonly dir: string | null,
     /** Sent as `Authorization: Bearer <key>`; 32 random bytes, hex. */
     readonly key: string,
-  ) {}
+    keepAlive = true,
+  ) {
+    this.agent = new Agent({ keepAlive });
+  }
 
   /**
    * A new endpoint: a Unix socket in a fresh private directory under `base` (default: the OS temp folder, or `/tmp`
-   * when that path is too long for a socket), or a free TCP port when `transport` is `tcp`.
+   * when that path is too long for a socket), or a free TCP port when `transport` is `tcp`. `keepAlive: false` (TCP
+   * only) opens a connection per request: for a server that leaves Nagle on (BitNet's llama-server), a kept-alive
+   * connection meets the client's delayed ACKs and stalls 40 ms at the end of each answer; a fresh one does not.
    */
-  static async create(options: { transport?: "unix" | "tcp"; base?: string } = {}): Promise<ChildEndpoint> {
+  static async create(options: { transport?: "unix" | "tcp"; base?: string; keepAlive?: boolean } = {}): Promise<ChildEndpoint> {
     const key = randomBytes(32).toString("hex");
-    if ((options.transport ?? defaultTransport()) === "tcp") return new ChildEndpoint(null, await findFreePort("127.0.0.1"), null, key);
+    if ((options.transport ?? defaultTransport()) === "tcp") return new ChildEndpoint(null, await findFreePort("127.0.0.1"), null, key, options.keepAlive);
     let base = options.base ?? tmpdir();
     // mkdtemp adds 6 characters to the prefix.
     if (Buffer.byteLength(join(base, "tabagent-XXXXXX", SOCKET_NAME)) > MAX_SOCKET_PATH) base = "/tmp";
     const dir = await mkdtemp(join(base, "tabagent-"));
     await chmod(dir, 0o700); // mkdtemp creates 0700 already; a umask never widens it, but say it anyway
-    return new ChildEndpoint(join(dir, SOCKET_NAME), null, dir, key);
+    return new ChildEndpoint(join(dir, SOCKET_NAME), null, dir, key, options.keepAlive);
   }
 
   /** The base URL the daemon sends to: on a socket, the host part only names it (`Host: localhost`). */

@@ -27,7 +27,7 @@ export abstract class ChildServerBackend implements Backend {
   /** Creates the child's supervisor on the first load (the options are read once) and waits until it serves. */
   protected async startChild(
     processOptions: () => ChildProcessOptions,
-    client: { name: string; logger: Logger; stallTimeoutMs: number; transport?: "unix" | "tcp" },
+    client: { name: string; logger: Logger; stallTimeoutMs: number; transport?: "unix" | "tcp"; keepAlive?: boolean },
     signal: AbortSignal,
   ): Promise<void> {
     // Imported on first use: the process machinery (execa) costs memory that a daemon without children never needs.
@@ -43,7 +43,7 @@ export abstract class ChildServerBackend implements Backend {
         },
         // Each start: a fresh private socket and key; released (directory removed, connections closed) on exit.
         addresses: {
-          allocate: () => ChildEndpoint.create({ transport: client.transport }),
+          allocate: () => ChildEndpoint.create({ transport: client.transport, keepAlive: client.keepAlive }),
           release: (endpoint) => endpoint.close(),
           describe: (endpoint) => endpoint.toString(),
           port: (endpoint) => endpoint.port,

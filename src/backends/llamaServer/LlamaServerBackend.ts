@@ -228,8 +228,10 @@ export class LlamaServerBackend extends ChildServerBackend {
           name: this.engineName(),
           logger: this.options.logger,
           stallTimeoutMs: this.options.stallTimeoutMs ?? 300_000,
-          // The fork's HTTP server binds TCP only (no Unix sockets): 127.0.0.1 on a free port, with the start's key.
+          // The fork's HTTP server binds TCP only (no Unix sockets): 127.0.0.1 on a free port, with the start's key;
+          // a connection per request, since it leaves Nagle on (see ChildEndpoint.create).
           transport: this.options.transport ?? (bitnet ? "tcp" : undefined),
+          keepAlive: !bitnet,
         },
         signal,
       );

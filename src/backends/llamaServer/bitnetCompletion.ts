@@ -94,9 +94,8 @@ export async function* bitnetComplete(endpoint: ChildEndpoint, request: Completi
 async function post(endpoint: ChildEndpoint, path: string, body: unknown, name: string, signal: AbortSignal): Promise<IncomingMessage> {
   const text = JSON.stringify(body);
   const where = endpoint.socketPath !== null ? { socketPath: endpoint.socketPath } : { host: "127.0.0.1", port: endpoint.port! };
-  let res: IncomingMessage;
-  try {
-    res = await new Promise<IncomingMessage>((resolve, reject) => {
+  const attempt = () =>
+    new Promise<IncomingMessage>((resolve, reject) => {
       const req = httpRequest(
         {
           ...where,
@@ -114,9 +113,19 @@ async function post(endpoint: ChildEndpoint, path: string, body: unknown, name: 
         },
         resolve,
       );
-      req.once("error", reject);
+      req.once("error", (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
       req.end(text);
     });
+  let res: IncomingMessage;
+  try {
+    try {
+      res = await attempt();
+    } catch (err) {
+      // A kept-alive connection the server closed while idle (cpp-httplib does, after a few seconds) fails at once,
+      // before the request reached it: one retry on a fresh connection is safe.
+      if (!(err as { reusedSocket?: boolean }).reusedSocket || signal.aborted) throw err;
+      res = await attempt();
+    }
   } catch (err) {
     if (signal.aborted) throw signal.reason;
     // Nothing reached the engine: ChildServerClient retries this once on a restarted child.
