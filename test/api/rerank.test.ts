@@ -122,6 +122,17 @@ describe("POST /v1/rerank refuses bad input with a 400 naming the parameter", ()
     });
   }
 
+  for (const [model, engine] of ENGINES) {
+    it(`${engine}: a document longer than the model reads (128 tokens with the query) is refused, never cut`, async () => {
+      const r = await rerank({ model, query: "q", documents: ["short", "paris ".repeat(150)] });
+      expect(r.status).toBe(400);
+      const { error } = r.json as ErrorAnswer;
+      expect(error.code).toBe("context_length_exceeded");
+      expect(error.param).toMatch(/^documents(\[1\])?$/);
+      expect(error.message).toMatch(/is 154 tokens; this model reads at most 128\./);
+    });
+  }
+
   it("a model of another task: 400 naming its task", async () => {
     for (const [model, task] of [
       ["tiny-chat", "chat"],

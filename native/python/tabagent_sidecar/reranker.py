@@ -36,24 +36,42 @@ class Reranker:
         self.model = CrossEncoder(path, device=device, local_files_only=True, trust_remote_code=trust_remote_code, model_kwargs={"dtype": dtype})
         if self.model.num_labels != 1:
             raise ValueError(f"a reranker has one output label; this model has {self.model.num_labels}")
-        self.lock = threading.Lock()  # the token count below is per call
+        self.lock = threading.Lock()  # the token count and the pair indices below are per call
         self.tokens = 0
+        self.index = {}
+        self.max_length = int(self.model.max_length or self.model.tokenizer.model_max_length)
         preprocess = self.model.preprocess
+        tokenizer = self.model.tokenizer
 
         def counted(batch, **kwargs):
             features = preprocess(batch, **kwargs)
-            self.tokens += int(features["attention_mask"].sum())
+            lengths = features["attention_mask"].sum(1).tolist()
+            # A pair at the limit may have been cut: CrossEncoder truncates, the daemon's other engines refuse, so
+            # this one refuses too (only such pairs are tokenized again, whole).
+            for pair, n in zip(batch, lengths):
+                if n >= self.max_length:
+                    whole = len(tokenizer(pair[0], pair[1], truncation=False)["input_ids"])
+                    if whole > self.max_length:
+                        i = self.index[id(pair)]
+                        raise ProtocolError(
+                            f"'documents[{i}]' with the query is {whole} tokens; this model reads at most {self.max_length}.",
+                            f"documents[{i}]",
+                            code="context_length_exceeded",
+                        )
+            self.tokens += int(sum(lengths))
             return features
 
         self.model.preprocess = counted
-        log(f"loaded cross-encoder on {device} ({dtype}), max {self.model.max_length} tokens (longer pairs are truncated)")
+        log(f"loaded cross-encoder on {device} ({dtype}), max {self.max_length} tokens")
 
     def rerank(self, body):
         """(scores in document order, prompt tokens)."""
         query, documents = parse_rerank(body)
+        pairs = [(query, d) for d in documents]
         with self.lock:
             self.tokens = 0
-            scores = self.model.predict([(query, d) for d in documents], batch_size=32, show_progress_bar=False, convert_to_numpy=True)
+            self.index = {id(p): i for i, p in enumerate(pairs)}
+            scores = self.model.predict(pairs, batch_size=32, show_progress_bar=False, convert_to_numpy=True)
             return [float(s) for s in scores], self.tokens
 
 

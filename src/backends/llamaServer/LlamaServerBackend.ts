@@ -1,7 +1,7 @@
 import { sigmoid, type RerankRequest, type RerankResult } from "../../core/rerank.js";
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
-import { EngineUnavailableError, ModelLoadError } from "../../core/errors.js";
+import { EngineUnavailableError, InvalidRequestError, ModelLoadError, UpstreamError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, GenerationChunk, GenerationOptions, ModelDescriptor, SamplingParams } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
 import { ProcessStartError } from "../../supervisor/errors.js";
@@ -11,6 +11,7 @@ import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
 import { runChoices } from "../generation/runChoices.js";
 import { seed32 } from "../generation/seed32.js";
 import { bitnetComplete } from "./bitnetCompletion.js";
+import { bitnetKernelProblem } from "./bitnetKernelCheck.js";
 
 export interface LlamaServerBackendOptions {
   variant: LlamaServerVariant;
@@ -150,7 +151,17 @@ export class LlamaServerBackend extends ChildServerBackend {
    * transformers and node-llama-cpp engines do. Qwen3 rerankers are already a softmax in llama.cpp's graph.
    */
   override async rerank(request: RerankRequest, signal: AbortSignal): Promise<RerankResult> {
-    const result = await super.rerank(request, signal);
+    const result = await super.rerank(request, signal).catch((err: unknown) => {
+      // llama-server refuses a pair over its context with a 500 that names no document; the daemon's answer is the
+      // 400 every engine gives for it.
+      const tooLarge = err instanceof UpstreamError ? /input \((\d+) tokens\) is (too large|larger than)/.exec(err.message) : null;
+      if (!tooLarge) throw err;
+      const max = Math.min(this.options.contextSize, this.descriptor.detection.contextLength ?? this.options.contextSize);
+      throw new InvalidRequestError(`A document with the query is ${tooLarge[1]} tokens; this model reads at most ${max}.`, {
+        param: "documents",
+        code: "context_length_exceeded",
+      });
+    });
     const normalized = ["qwen3", "qwen3vl"].includes(this.descriptor.detection.architecture ?? "");
     return normalized ? result : { ...result, scores: result.scores.map(sigmoid) };
   }
@@ -213,6 +224,10 @@ export class LlamaServerBackend extends ChildServerBackend {
     }
     const binary = this.binary;
     const bitnet = this.options.variant === "bitnet";
+    if (bitnet) {
+      const problem = await bitnetKernelProblem(binary, this.descriptor.path, signal);
+      if (problem !== null) throw new ModelLoadError(this.descriptor.id, `BitNet's llama-server cannot run it: ${problem}`);
+    }
     try {
       await this.startChild(
         () => ({

@@ -1,5 +1,5 @@
 import type { LlamaModel, LlamaRankingContext, Token } from "node-llama-cpp";
-import { ContextLengthExceededError } from "../../core/errors.js";
+import { InvalidRequestError } from "../../core/errors.js";
 import type { RerankRequest, RerankResult } from "../../core/rerank.js";
 
 /** The part of node-llama-cpp 3.21's LlamaRankingContext that scores a ready token sequence (internal there). */
@@ -59,7 +59,7 @@ export class GgufRanker {
     for (const [i, document] of request.documents.entries()) {
       signal.throwIfAborted();
       const input = this.input(request.query, document);
-      if (input.length >= this.contextSize) throw new ContextLengthExceededError(input.length, this.contextSize, `documents[${i}]`);
+      if (input.length > this.contextSize) throw tooLong(i, input.length, this.contextSize);
       promptTokens += input.length;
       scores.push(
         typeof internals._evaluateRankingForInput === "function"
@@ -73,4 +73,12 @@ export class GgufRanker {
   async dispose(): Promise<void> {
     await this.context.dispose();
   }
+}
+
+/** The same refusal on every engine: a pair longer than the model reads is refused, never cut. */
+export function tooLong(index: number, tokens: number, max: number): InvalidRequestError {
+  return new InvalidRequestError(`'documents[${index}]' with the query is ${tokens} tokens; this model reads at most ${max}.`, {
+    param: `documents[${index}]`,
+    code: "context_length_exceeded",
+  });
 }
