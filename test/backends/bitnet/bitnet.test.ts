@@ -1,8 +1,10 @@
 import { execa, type ResultPromise } from "execa";
-import { copyFile, mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openFileByteSource } from "../../../src/detection/gguf/ByteSource.js";
+import { readGgufHeader } from "../../../src/detection/gguf/readGgufHeader.js";
 import { findFreePort } from "../../../src/supervisor/findFreePort.js";
 import { ensureBitnetFixtures, type BitnetFixtures } from "../../fixtures/ensureBitnetFixtures.js";
 import { llamaServerBinary } from "../../helpers/llamaServerBinary.js";
@@ -30,6 +32,11 @@ beforeAll(async () => {
   const broken = join(dir, "three-layers-i2_s.gguf");
   await copyFile(fx.i2sPath, broken);
   await setU32(broken, "bitnet.block_count", 3);
+  // The same matrices marked TL2: this build's TL2 kernels were generated for bitnet_b1_58-large's shapes, not these.
+  const tl2 = join(dir, "tiny-tl2.gguf");
+  await copyFile(fx.i2sPath, tl2);
+  await retype(tl2, 36, 39); // I2_S -> TL2
+  await setU32(tl2, "general.file_type", 42); // MOSTLY_TL2
   t = await startTestDaemon(
     {
       contextSize: 1024,
@@ -38,6 +45,7 @@ beforeAll(async () => {
         { id: "bitnet", path: fx.i2sPath },
         { id: "bitnet-f32", path: fx.f32Path, engine: "llama-server" },
         { id: "bitnet-broken", path: broken },
+        { id: "bitnet-tl2", path: tl2 },
       ],
     },
     [],
@@ -181,6 +189,17 @@ describe("BitNet llama-server engine (real BitNet build, real I2_S model)", () =
     expect(ok.usage!.completion_tokens).toBe(2);
   });
 
+  it("a TL2 model whose shapes this build's kernels lack → 503 model_load_failed naming them, before any start", async () => {
+    const before = t.daemon.processes.pids().length;
+    const r = await postJson(`${t.url}/v1/completions`, { model: "bitnet-tl2", prompt: "x", max_tokens: 2 });
+    expect(r.status).toBe(503);
+    expect(r.json.error).toMatchObject({ code: "model_load_failed" });
+    expect(r.json.error!.message).toMatch(
+      /BitNet's llama-server cannot run it: its TL2 matrix blk\.0\.\S+ is \d+×\d+ \(M×K\), and this build's TL2 kernels cover only 1536×4096, 1536×1536, 4096×1536; rebuild with native\/build-llama-server\.sh --variant bitnet --bitnet-kernels/,
+    );
+    expect(t.daemon.processes.pids().length).toBe(before);
+  });
+
   it("SIGKILL of the BitNet child mid-stream: one SSE error event, then a restart serves the next request", async () => {
     await t.client.completions.create({ model: "bitnet", prompt: "x", max_tokens: 1 });
     const pids: number[] = [];
@@ -216,6 +235,23 @@ describe("BitNet llama-server engine (real BitNet build, real I2_S model)", () =
     }
   });
 });
+
+/** Changes the ggml type of every tensor of type `from` in the header (same offsets; the new sizes fit). */
+async function retype(path: string, from: number, to: number): Promise<void> {
+  const bytes = await readFile(path);
+  const src = await openFileByteSource(path);
+  const { tensors } = await readGgufHeader(src).finally(() => src.close());
+  for (const tensor of tensors.filter((x) => x.type === from)) {
+    const name = Buffer.from(tensor.name, "utf8");
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(name.length));
+    const at = bytes.indexOf(Buffer.concat([prefix, name]));
+    const typeAt = at + 8 + name.length + 4 + 8 * tensor.dims.length;
+    if (at < 0 || bytes.readUInt32LE(typeAt) !== from) throw new Error(`cannot find tensor ${tensor.name} in ${path}`);
+    bytes.writeUInt32LE(to, typeAt);
+  }
+  await writeFile(path, bytes);
+}
 
 /** Overwrites a u32 metadata value in place (same size: every offset stays valid). */
 async function setU32(path: string, key: string, value: number): Promise<void> {
