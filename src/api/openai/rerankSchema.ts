@@ -61,3 +61,21 @@ export function rankResults(documents: readonly string[], scores: readonly numbe
     ...(withText ? { document: { text: documents[index]! } } : {}),
   }));
 }
+
+/** The answer, as documented in the OpenAPI page. */
+export const rerankResponseSchema = z.object({
+  id: z.string(),
+  object: z.literal("list"),
+  model: z.string(),
+  results: z.array(
+    z.object({
+      index: z.number().int().nonnegative().meta({ description: "The document's position in the request." }),
+      relevance_score: z.number().meta({
+        description:
+          "Local engines: the probability of relevance in (0, 1), the sigmoid of the reranker's logit (as CrossEncoder.predict gives it). Upstream models: the upstream's score as sent.",
+      }),
+      document: z.object({ text: z.string() }).optional().meta({ description: "With `return_documents` (default true)." }),
+    }),
+  ),
+  usage: z.object({ prompt_tokens: z.number().int().nonnegative(), total_tokens: z.number().int().nonnegative() }),
+});

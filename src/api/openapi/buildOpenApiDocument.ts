@@ -4,6 +4,7 @@ import { z } from "zod";
 import { chatCompletionBodySchema } from "../openai/chatCompletionSchema.js";
 import { completionBodySchema } from "../openai/completionSchema.js";
 import { embeddingBodySchema } from "../openai/embeddingSchema.js";
+import { MAX_RERANK_CHARACTERS, MAX_RERANK_DOCUMENTS, rerankBodySchema, rerankResponseSchema } from "../openai/rerankSchema.js";
 import { REFUSED_EXTENSIONS } from "../openai/samplerExtensions.js";
 import {
   chatCompletionChunkSchema,
@@ -90,6 +91,8 @@ const COMPONENTS = {
   Completion: completionResponseSchema,
   CompletionChunk: completionChunkSchema,
   EmbeddingList: embeddingResponseSchema,
+  RerankRequest: rerankBodySchema,
+  RerankList: rerankResponseSchema,
   Usage: usageSchema,
   Model: modelSchema,
   LocalModelExtension: localModelExtensionSchema,
@@ -178,6 +181,13 @@ const FIELD_DOCS: Partial<Record<ComponentName, Record<string, string>>> = {
     encoding_format: "`float` (default) or `base64` (little-endian float32).",
     dimensions: needs("embeddingDimensions", "null always works."),
     user: IGNORED,
+  },
+  RerankRequest: {
+    model: "A model whose task is `rerank` (see /v1/models).",
+    query: "The text the documents are scored against.",
+    documents: `1 to ${MAX_RERANK_DOCUMENTS} strings or \`{"text": ...}\` objects; the query and documents hold at most ${MAX_RERANK_CHARACTERS} characters together. A document that with the query is longer than the model reads is a 400 naming it.`,
+    top_n: "How many results to return, best first; default all.",
+    return_documents: "Whether each result carries `document.text`; default true.",
   },
 };
 
@@ -312,6 +322,17 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
           tags: ["OpenAI"],
           requestBody: { required: true, content: { "application/json": { schema: ref("EmbeddingRequest") } } },
           responses: { "200": json("EmbeddingList", "One vector per input, in order."), ...generationErrors() },
+        },
+      },
+      "/v1/rerank": {
+        post: {
+          operationId: "rerank",
+          summary: "Rerank documents against a query",
+          description:
+            "Reranker models only (task `rerank`): the Jina/Cohere shape llama-server and vLLM serve, also at `/v1/reranking`, `/rerank` and `/reranking`. Results are sorted by `relevance_score`, highest first.",
+          tags: ["OpenAI"],
+          requestBody: { required: true, content: { "application/json": { schema: ref("RerankRequest") } } },
+          responses: { "200": json("RerankList", "The documents by score, cut to `top_n`."), ...generationErrors() },
         },
       },
       "/v1/models": {
