@@ -24,6 +24,7 @@ const E2E = [
   "test/conformance/**/*.test.ts",
   "test/deploy/**/*.test.ts",
   "test/native/buildLlamaServerScript.test.ts",
+  "test/backends/bitnet/bitnetServe.test.ts",
 ];
 
 const UNIT = [
@@ -40,6 +41,7 @@ const UNIT = [
   "test/bench/**/*.test.ts",
   "test/backends/generation/toolCalls.test.ts",
   "test/backends/llamacpp/jsonSchemaGrammar.test.ts",
+  "test/backends/bitnet/bitnetParsing.test.ts",
   "test/backends/llamaServer/ChildEndpoint.test.ts",
   "test/backends/llamaServer/ChildServerClient.test.ts",
   "test/backends/onnx/resolveExternalData.test.ts",

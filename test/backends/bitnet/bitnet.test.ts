@@ -7,6 +7,7 @@ import { openFileByteSource } from "../../../src/detection/gguf/ByteSource.js";
 import { readGgufHeader } from "../../../src/detection/gguf/readGgufHeader.js";
 import { findFreePort } from "../../../src/supervisor/findFreePort.js";
 import { ensureBitnetFixtures, type BitnetFixtures } from "../../fixtures/ensureBitnetFixtures.js";
+import { ensureFixtures } from "../../fixtures/ensureFixtures.js";
 import { llamaServerBinary } from "../../helpers/llamaServerBinary.js";
 import { readSse } from "../../helpers/readSse.js";
 import { postJson, startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
@@ -44,6 +45,7 @@ beforeAll(async () => {
       models: [
         { id: "bitnet", path: fx.i2sPath },
         { id: "bitnet-f32", path: fx.f32Path, engine: "llama-server" },
+        { id: "tiny-chat", path: (await ensureFixtures()).chatModelPath },
         { id: "bitnet-broken", path: broken },
         { id: "bitnet-tl2", path: tl2 },
       ],
@@ -95,15 +97,16 @@ async function daemonPieces(kind: "chat" | "completion", input: string) {
 }
 
 describe("BitNet llama-server engine (real BitNet build, real I2_S model)", () => {
-  it("detection picks the BitNet engine for I2_S and says why; an F32 GGUF beside it stays on the standard engine", async () => {
+  it("detection picks the BitNet engine for I2_S and says why; standard GGUFs beside it stay on the standard engines", async () => {
     const models = (await (await fetch(`${t.url}/v1/models`)).json()) as {
       data: { id: string; tabagent: { engine: string; engine_reason: string; quantization: string } }[];
     };
     const byId = new Map(models.data.map((m) => [m.id, m.tabagent]));
     expect(byId.get("bitnet")).toMatchObject({ engine: "llama-server-bitnet", quantization: "I2_S" });
     expect(byId.get("bitnet")!.engine_reason).toMatch(/type I2_S .*only the BitNet build of llama\.cpp runs/);
+    expect(byId.get("tiny-chat")!.engine).not.toBe("llama-server-bitnet");
+    // Pinned to the standard engine: the standard build runs the F32 model (architecture bitnet) on its own child.
     expect(byId.get("bitnet-f32")!.engine).toBe("llama-server");
-    // The standard build runs the F32 model (architecture bitnet) on its own child.
     const f32 = await t.client.completions.create({ model: "bitnet-f32", prompt: "The cat", max_tokens: 4, temperature: 0 });
     expect(f32.usage!.completion_tokens).toBe(4);
   });
