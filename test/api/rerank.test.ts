@@ -65,7 +65,7 @@ describe("POST /v1/rerank", () => {
     it(`${engine}: ranks by relevance_score, highest first, with CrossEncoder's scores and the documents`, async () => {
       const r = await rerank({ model, query: ref.query, documents: ref.documents });
       expect(r.status, JSON.stringify(r.json)).toBe(200);
-      const body = r.json as RerankAnswer;
+      const body = r.json as unknown as RerankAnswer;
       expect(body.model).toBe(model);
       expect(body.id).toMatch(/^rerank-/);
       expect(body.results.map((x) => x.index).sort()).toEqual([0, 1, 2, 3, 4]);
@@ -92,13 +92,13 @@ describe("POST /v1/rerank", () => {
     for (const path of ["/rerank", "/v1/reranking", "/reranking"]) {
       const r = await rerank({ model: "rr-gguf", query: ref.query, documents: ref.documents.slice(0, 2) }, path);
       expect(r.status, path).toBe(200);
-      expect((r.json as RerankAnswer).results).toHaveLength(2);
+      expect((r.json as unknown as RerankAnswer).results).toHaveLength(2);
     }
   });
 
   it("top_n larger than the documents lists them all", async () => {
     const r = await rerank({ model: "rr-gguf", query: ref.query, documents: ref.documents.slice(0, 3), top_n: 50 });
-    expect((r.json as RerankAnswer).results).toHaveLength(3);
+    expect((r.json as unknown as RerankAnswer).results).toHaveLength(3);
   });
 });
 
@@ -116,7 +116,7 @@ describe("POST /v1/rerank refuses bad input with a 400 naming the parameter", ()
     it(what, async () => {
       const r = await rerank({ model: "rr-gguf", query: "q", documents: ["a", "b"], ...patch });
       expect(r.status).toBe(400);
-      const { error } = r.json as ErrorAnswer;
+      const { error } = r.json as unknown as ErrorAnswer;
       expect(error.param).toBe(param);
       expect(error.message).toMatch(message);
     });
@@ -126,7 +126,7 @@ describe("POST /v1/rerank refuses bad input with a 400 naming the parameter", ()
     it(`${engine}: a document longer than the model reads (128 tokens with the query) is refused, never cut`, async () => {
       const r = await rerank({ model, query: "q", documents: ["short", "paris ".repeat(150)] });
       expect(r.status).toBe(400);
-      const { error } = r.json as ErrorAnswer;
+      const { error } = r.json as unknown as ErrorAnswer;
       expect(error.code).toBe("context_length_exceeded");
       expect(error.param).toMatch(/^documents(\[1\])?$/);
       expect(error.message).toMatch(/is 154 tokens; this model reads at most 128\./);
@@ -140,7 +140,7 @@ describe("POST /v1/rerank refuses bad input with a 400 naming the parameter", ()
     ]) {
       const r = await rerank({ model, query: "q", documents: ["a"] });
       expect(r.status).toBe(400);
-      const { error } = r.json as ErrorAnswer;
+      const { error } = r.json as unknown as ErrorAnswer;
       expect(error.code).toBe("model_task_mismatch");
       expect(error.message).toContain(`is a${task === "embeddings" ? "n" : ""} ${task} model and cannot serve /v1/rerank`);
     }
@@ -149,7 +149,7 @@ describe("POST /v1/rerank refuses bad input with a 400 naming the parameter", ()
   it("a reranker on chat: 400 naming the rerank task", async () => {
     const r = await postJson(`${t.url}/v1/chat/completions`, { model: "rr-gguf", messages: [{ role: "user", content: "hi" }] });
     expect(r.status).toBe(400);
-    expect((r.json as ErrorAnswer).error.message).toContain("is a rerank model");
+    expect((r.json as unknown as ErrorAnswer).error.message).toContain("is a rerank model");
   });
 
   it("an unknown model: 404", async () => {

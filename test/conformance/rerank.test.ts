@@ -56,7 +56,7 @@ async function scores(model: string, query: string, documents: string[]): Promis
   const r = await postJson(`${t.url}/v1/rerank`, { model, query, documents, return_documents: false });
   expect(r.status, JSON.stringify(r.json)).toBe(200);
   const out = new Array<number>(documents.length);
-  for (const x of (r.json as { results: { index: number; relevance_score: number }[] }).results) out[x.index] = x.relevance_score;
+  for (const x of (r.json as unknown as { results: { index: number; relevance_score: number }[] }).results) out[x.index] = x.relevance_score;
   return out;
 }
 

@@ -25,8 +25,8 @@ describe("rerank through an upstream server", () => {
     const via = await postJson(`${front.url}/v1/rerank`, { model: "up/rr", query: ref.query, documents: ref.documents, top_n: 3 });
     expect(via.status, JSON.stringify(via.json)).toBe(200);
     type Answer = { model: string; results: { index: number; relevance_score: number; document?: { text: string } }[] };
-    const a = direct.json as Answer;
-    const b = via.json as Answer;
+    const a = direct.json as unknown as Answer;
+    const b = via.json as unknown as Answer;
     expect(b.model).toBe("up/rr");
     expect(b.results).toEqual(a.results.slice(0, 3));
   });
@@ -34,6 +34,6 @@ describe("rerank through an upstream server", () => {
   it("an upstream's refusal comes back as its error (a chat model there cannot rerank)", async () => {
     const r = await postJson(`${front.url}/v1/rerank`, { model: "up/tiny-chat", query: "q", documents: ["a"] });
     expect(r.status).toBe(400);
-    expect((r.json as { error: { message: string } }).error.message).toContain("cannot serve /v1/rerank");
+    expect((r.json as unknown as { error: { message: string } }).error.message).toContain("cannot serve /v1/rerank");
   });
 });
