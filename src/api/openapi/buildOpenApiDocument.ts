@@ -21,6 +21,21 @@ import {
   upstreamModelExtensionSchema,
   usageSchema,
 } from "./responseSchemas.js";
+import {
+  deleteResultSchema,
+  loadResultSchema,
+  managedModelListSchema,
+  managedModelSchema,
+  psSchema,
+  pullDoneSchema,
+  pullEventSchema,
+  pullRequestSchema,
+  statsSchema,
+  systemSchema,
+  timingsSchema,
+  unloadResultSchema,
+} from "./managementSchemas.js";
+import { managementPaths, type ManagementComponent } from "./managementPaths.js";
 
 /** A JSON Schema (2020-12, which OpenAPI 3.1 uses as is) or a `{"$ref": ...}`. */
 export type JsonSchema = { [key: string]: unknown };
@@ -62,7 +77,7 @@ export interface OpenApiOperation {
   responses: Record<string, OpenApiResponse | Ref>;
 }
 
-export type HttpMethod = "get" | "post";
+export type HttpMethod = "get" | "post" | "delete";
 
 export interface OpenApiDocument {
   openapi: "3.1.0";
@@ -101,7 +116,19 @@ const COMPONENTS = {
   ErrorEnvelope: errorEnvelopeSchema,
   Health: healthSchema,
   Ready: readySchema,
-} satisfies Record<string, z.ZodType>;
+  Timings: timingsSchema,
+  ManagedModel: managedModelSchema,
+  ManagedModelList: managedModelListSchema,
+  PullRequest: pullRequestSchema,
+  PullEvent: pullEventSchema,
+  PullDone: pullDoneSchema,
+  LoadResult: loadResultSchema,
+  UnloadResult: unloadResultSchema,
+  DeleteResult: deleteResultSchema,
+  System: systemSchema,
+  Ps: psSchema,
+  Stats: statsSchema,
+} satisfies Record<string, z.ZodType> & Record<ManagementComponent, z.ZodType>;
 
 type ComponentName = keyof typeof COMPONENTS;
 
@@ -148,6 +175,8 @@ const GENERATION_FIELDS: Record<string, string> = {
   ),
   user: IGNORED,
   metadata: IGNORED,
+  timings:
+    "tabagent: true adds llama-server's `timings` (prompt_n, prompt_ms, predicted_n, predicted_ms and both rates) to the answer, or to a stream's final chunk; any engine. Default: the config `timings` (off).",
 };
 
 const FIELD_DOCS: Partial<Record<ComponentName, Record<string, string>>> = {
@@ -310,6 +339,7 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
     tags: [
       { name: "OpenAI", description: "The OpenAI wire format." },
       { name: "Operations", description: "Health, readiness, metrics and this document." },
+      { name: "Management", description: "Models, pulls, load, unload, delete, the system report and what is running (under /api)." },
     ],
     paths: {
       "/v1/chat/completions": { post: generation("chat") },
@@ -352,6 +382,7 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
           responses: { "200": json("Model", "The model."), "404": errorResponse("ModelNotFound"), "500": errorResponse("ServerError") },
         },
       },
+      ...managementPaths(),
       "/health": {
         get: {
           operationId: "health",
@@ -419,6 +450,13 @@ export function buildOpenApiDocument({ version = "dev" }: OpenApiOptions = {}): 
         TooManyRequests: errorComponent("Every slot busy and the wait queue full (`queue_full`).", {
           "retry-after": { description: "Seconds to wait before retrying.", schema: { type: "integer", minimum: 1 } },
         }),
+        Unauthorized: errorComponent("API keys are configured and none, or a wrong one, was sent (`invalid_api_key`).", {
+          "www-authenticate": { description: "`Bearer`.", schema: { type: "string" } },
+        }),
+        Forbidden: errorComponent(
+          "Refused: `read_only` (config readOnly), `management_forbidden` (no keys on a daemon listening beyond loopback), `not_removable` (a model it did not pull), `repo_gated` (the hub wants a token), `host_not_allowed`.",
+        ),
+        Conflict: errorComponent("`model_busy`: requests run on or wait for the model; retry once they are done."),
         ServerError: errorComponent("Anything unexpected (`server_error`); details are in the log, by request id."),
         ServiceUnavailable: errorComponent(
           "`model_load_failed`, `engine_unavailable`, `shutting_down` (a request arriving on a kept-alive connection " +

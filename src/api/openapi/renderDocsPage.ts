@@ -41,7 +41,7 @@ th,td{text-align:left;vertical-align:top;padding:.25rem .5rem;border-bottom:1px 
 th{background:#f6f6f6}
 code{font:13px ui-monospace,monospace;background:#f3f3f3;padding:0 .2em;border-radius:3px}
 .m{display:inline-block;min-width:3.5em;font:bold 12px ui-monospace,monospace;color:#fff;padding:.1em .4em;border-radius:3px;text-align:center}
-.m-get{background:#2b7a3d}.m-post{background:#1f5fa8}
+.m-get{background:#2b7a3d}.m-post{background:#1f5fa8}.m-delete{background:#a8321f}
 .req{color:#b00}
 nav ul{list-style:none;padding:0}
 `;
@@ -55,7 +55,7 @@ interface Listed {
 function listOperations(doc: OpenApiDocument): Listed[] {
   const out: Listed[] = [];
   for (const [path, item] of Object.entries(doc.paths)) {
-    for (const method of ["get", "post"] as const) {
+    for (const method of ["get", "post", "delete"] as const) {
       const op = item[method];
       if (op) out.push({ method, path, op });
     }

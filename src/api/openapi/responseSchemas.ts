@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CAPABILITIES, type Capability } from "../../engines/capabilities.js";
 import { detectedTaskSchema, engineNameSchema, modelFormatSchema } from "../../core/detectionSchema.js";
+import { timingsSchema } from "./managementSchemas.js";
 
 /**
  * What the daemon answers, as zod schemas, for the OpenAPI document. They mirror responseFormatters.ts,
@@ -36,6 +37,7 @@ export const chatCompletionResponseSchema = z.object({
     }),
   ),
   usage: usageSchema,
+  timings: timingsSchema.optional(),
 });
 
 export const chatCompletionChunkSchema = z.object({
@@ -55,6 +57,7 @@ export const chatCompletionChunkSchema = z.object({
     )
     .meta({ description: "Empty in the final usage chunk." }),
   usage: usageSchema.nullable().optional().meta({ description: "Only with stream_options.include_usage: null on every chunk but the last." }),
+  timings: timingsSchema.optional().meta({ description: "With `timings`: on the final chunk only." }),
 });
 
 export const completionResponseSchema = z.object({
@@ -72,6 +75,7 @@ export const completionResponseSchema = z.object({
     }),
   ),
   usage: usageSchema,
+  timings: timingsSchema.optional(),
 });
 
 export const completionChunkSchema = z.object({
@@ -89,6 +93,7 @@ export const completionChunkSchema = z.object({
     }),
   ),
   usage: usageSchema.nullable().optional(),
+  timings: timingsSchema.optional().meta({ description: "With `timings`: on the final chunk only." }),
 });
 
 export const embeddingResponseSchema = z.object({
