@@ -72,7 +72,7 @@ Builds llama-server with cmake + ninja and prints the path of the binary.
   --force                    rebuild even when a complete build with the same key exists
   -h, --help                 this help
 
-Environment: CC, CXX (compilers; bitnet prefers clang as upstream does), CMAKE, NINJA, PYTHON (tool paths),
+Environment: CC, CXX (compilers; bitnet defaults to clang, the only one BitNet accepts), CMAKE, NINJA, PYTHON,
 TABAGENT_CACHE_DIR, TABAGENT_BITNET_SOURCE (a BitNet .tar.xz or checkout for --variant bitnet).
 Exit status: 0 built or found, 2 bad arguments, 3 a required tool is missing, 1 the build failed.
 EOF
@@ -267,8 +267,9 @@ NINJA_BIN="${NINJA:-ninja}"
 C_COMPILER="$(flag_value CMAKE_C_COMPILER)"
 DEFAULT_CC="cc"
 DEFAULT_CXX="c++"
-# Upstream builds BitNet with clang (setup_env.py; ClangCL on Windows); gcc is the fallback.
-if [ "$VARIANT" = "bitnet" ] && command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1; then
+# BitNet's CMakeLists refuses any compiler but clang ("Clang is required for Bitnet.cpp compilation"; ClangCL on
+# Windows), so the bitnet variant defaults to it.
+if [ "$VARIANT" = "bitnet" ]; then
   DEFAULT_CC="clang"
   DEFAULT_CXX="clang++"
 fi
@@ -280,8 +281,14 @@ require_tool() {
   local what="$1" bin="$2" hint="$3"
   command -v "$bin" >/dev/null 2>&1 || die 3 "$what not found ('$bin'). $hint"
 }
-require_tool "C compiler" "$C_COMPILER" "Install a compiler (Debian/Ubuntu: apt-get install build-essential; macOS: xcode-select --install) or set CC."
-require_tool "C++ compiler" "$CXX_COMPILER" "Install a compiler (Debian/Ubuntu: apt-get install build-essential; macOS: xcode-select --install) or set CXX."
+if [ "$VARIANT" = "bitnet" ]; then
+  CLANG_HINT="BitNet builds only with clang: install it (Debian/Ubuntu: apt-get install clang; macOS: xcode-select --install; Windows: Visual Studio's clang-cl) or set CC/CXX to clang."
+  require_tool "C compiler" "$C_COMPILER" "$CLANG_HINT"
+  require_tool "C++ compiler" "$CXX_COMPILER" "$CLANG_HINT"
+else
+  require_tool "C compiler" "$C_COMPILER" "Install a compiler (Debian/Ubuntu: apt-get install build-essential; macOS: xcode-select --install) or set CC."
+  require_tool "C++ compiler" "$CXX_COMPILER" "Install a compiler (Debian/Ubuntu: apt-get install build-essential; macOS: xcode-select --install) or set CXX."
+fi
 
 first_line_of() { { "$@" 2>&1 || true; } | sed -n 1p; }
 last_line_of() { { "$@" 2>&1 || true; } | sed -n '$p'; }

@@ -14,6 +14,8 @@ let root: string;
 let fakeCmake: string;
 let source: string;
 let bitnetSource: string;
+/** BitNet builds only with clang: stand-ins, so these tests do not need one installed. */
+let clang: { CC: string; CXX: string };
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "tabagent-build-"));
   // Logs every call; on --build it "compiles" a llama-server into <build>/bin, optionally slowly or failing.
@@ -46,6 +48,10 @@ beforeAll(async () => {
   const codegen = 'import os, sys\nopen(os.path.join("include", "kernel_config.ini"), "w").write(" ".join(sys.argv[1:]) + "\\n")\n';
   await writeFile(join(bitnetSource, "utils", "codegen_tl2.py"), codegen);
   await writeFile(join(bitnetSource, "utils", "codegen_tl1.py"), codegen);
+  clang = {
+    CC: await writeScript(join(root, "tools", "clang"), 'echo "fake clang version 18.1.0"'),
+    CXX: await writeScript(join(root, "tools", "clang++"), 'echo "fake clang version 18.1.0"'),
+  };
 });
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
@@ -118,7 +124,7 @@ describe("build-llama-server.sh", () => {
     expect(native.flags).not.toContain("-DGGML_NATIVE=OFF");
     expect(native.key).not.toBe(base.key);
 
-    const bitnet = await dryRun(["--source", bitnetSource, "--variant", "bitnet"]);
+    const bitnet = await dryRun(["--source", bitnetSource, "--variant", "bitnet"], { env: clang });
     expect(bitnet.key).toMatch(/^bitnet-/);
     const bitnetBase = await dryRun(["--source", bitnetSource]);
     expect(bitnet.key!.slice("bitnet-".length)).not.toBe(bitnetBase.key!.slice("standard-".length));
@@ -136,13 +142,13 @@ describe("build-llama-server.sh", () => {
   });
 
   it("bitnet: BitNet's tarball by default, kernel generation for the host, llama-server and llama-quantize", async () => {
-    const missing = await run(["--dry-run", "--variant", "bitnet"], { env: { TABAGENT_BITNET_SOURCE: join(root, "BitNet-test.tar.xz") } });
+    const missing = await run(["--dry-run", "--variant", "bitnet"], { env: { ...clang, TABAGENT_BITNET_SOURCE: join(root, "BitNet-test.tar.xz") } });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/no BitNet source: .*BitNet-test\.tar\.xz is missing.*--source DIR/);
 
     const tarball = join(root, "BitNet-test.tar.xz");
     await execa("tar", ["-cJf", tarball, "-C", root, "BitNet"]);
-    const t = await dryRun(["--variant", "bitnet"], { env: { TABAGENT_BITNET_SOURCE: tarball } });
+    const t = await dryRun(["--variant", "bitnet"], { env: { ...clang, TABAGENT_BITNET_SOURCE: tarball } });
     expect(t.key).toMatch(/^bitnet-[0-9a-f]{20}$/);
     expect(t["source-kind"]).toBe("tarball");
     expect(t.source).toBe(tarball);
@@ -153,10 +159,15 @@ describe("build-llama-server.sh", () => {
     expect(t["bitnet-kernels"]).toBe("bitnet_b1_58-large");
     expect(t.flags).toContain(x86 ? "-DBITNET_X86_TL2=ON" : "-DBITNET_ARM_TL1=ON");
     if (x86) expect(t.flags).toEqual(expect.arrayContaining(["-DGGML_AVX2=ON", "-DGGML_NATIVE=OFF"]));
+    expect(t["compiler-cxx"]).toBe("fake clang version 18.1.0");
+    // BitNet's CMakeLists refuses every compiler but clang: without one, say so before configuring.
+    const noClang = await run(["--dry-run", "--variant", "bitnet"], { env: { CC: join(root, "missing", "clang"), CXX: clang.CXX, TABAGENT_BITNET_SOURCE: tarball } });
+    expect(noClang.code).toBe(3);
+    expect(noClang.stderr).toMatch(/C compiler not found .*BitNet builds only with clang: install it/);
     expect(t.codegen).toMatch(x86 ? /codegen_tl2\.py --model bitnet_b1_58-large --BM 256,128,256 --BK 96,192,96 --bm 32,32,32$/ : /codegen_tl1\.py/);
 
     // I2_S only: no generated kernels, no TL flag, another key.
-    const none = await dryRun(["--variant", "bitnet", "--bitnet-kernels", "none"], { env: { TABAGENT_BITNET_SOURCE: tarball } });
+    const none = await dryRun(["--variant", "bitnet", "--bitnet-kernels", "none"], { env: { ...clang, TABAGENT_BITNET_SOURCE: tarball } });
     expect(none.flags.filter((f) => f.startsWith("-DBITNET_"))).toEqual([]);
     expect(none.codegen).toBeUndefined();
     expect(none.key).not.toBe(t.key);
@@ -166,7 +177,7 @@ describe("build-llama-server.sh", () => {
       [["--bitnet-kernels", "none"], /only for --variant bitnet/],
       [["--variant", "bitnet", "--source", source], /is not a BitNet checkout/],
     ] as const) {
-      const r = await run(["--dry-run", ...args], { env: { TABAGENT_BITNET_SOURCE: tarball } });
+      const r = await run(["--dry-run", ...args], { env: { ...clang, TABAGENT_BITNET_SOURCE: tarball } });
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
     }
@@ -174,7 +185,7 @@ describe("build-llama-server.sh", () => {
 
   it("bitnet: generates the kernels in a private copy, builds both tools, and ships them with the kernel config", async () => {
     const cacheDir = join(root, "bitnet-full");
-    const r = await run(["--variant", "bitnet", "--source", bitnetSource, "--print-path"], { cacheDir });
+    const r = await run(["--variant", "bitnet", "--source", bitnetSource, "--print-path"], { cacheDir, env: clang });
     expect(r.stderr).not.toMatch(/error/);
     expect(r.code).toBe(0);
     const key = (await readdir(cacheDir)).find((name) => name.startsWith("bitnet-"))!;
