@@ -15,6 +15,8 @@
 //                 grammar compile, per engine (featuresBench.ts);
 //   sampling      decode tok/s with logprobs + top_logprobs vs without, and n: 4 vs 4 concurrent n: 1 requests, per
 //                 engine (featuresBench.ts);
+//   web           the daemon's page at / in headless Chromium: time to interactive, bytes (webBench.ts; not part
+//                 of all);
 //   all           the nine above, one after the other.
 // A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a broken measurement (a run short
 // of max_tokens, a crash, a missing llama-server binary) exits 1.
@@ -35,6 +37,7 @@ import { runEnginesSuite } from "./enginesBench.js";
 import { runOnnxSuite } from "./onnxBench.js";
 import { runLoadSuite } from "./loadBench.js";
 import { runSamplingSuite, runStructuredSuite } from "./featuresBench.js";
+import { runWebSuite } from "./webBench.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
 import { checkTargets, compare, formatReport, perToken, type BenchReport, type CpuBreakdown, type LateArrivalResult, type ModeResults } from "./report.js";
 import { lateArrival, runConcurrent } from "./scenarios.js";
@@ -212,6 +215,7 @@ async function main(): Promise<number> {
   if (first === "load") return runLoadSuite(rest);
   if (first === "structured") return runStructuredSuite(rest);
   if (first === "sampling") return runSamplingSuite(rest);
+  if (first === "web") return runWebSuite(rest);
   if (first === "all") {
     if (rest.some((a) => a !== "--json")) {
       process.stderr.write("bench: `all` takes no options but --json; run the suites one by one to tune them\n");

@@ -139,6 +139,7 @@ async function refresh() {
     renderModels(models.models);
     renderPs(ps);
     renderStats(stats);
+    if (!document.body.dataset.ready) performance.mark("tabagent-ready"); // the page's time to interactive (bench/webBench.ts)
     document.body.dataset.ready = "true";
   } catch (err) {
     if (!state.needKey) say(`Cannot reach the daemon: ${err.message}`);
