@@ -48,6 +48,7 @@ beforeAll(async () => {
         { id: "tiny-chat", path: (await ensureFixtures()).chatModelPath },
         { id: "bitnet-broken", path: broken },
         { id: "bitnet-tl2", path: tl2 },
+        ...(fx.tl2Path ? [{ id: "bitnet-tl2-real", path: fx.tl2Path }] : []),
       ],
     },
     [],
@@ -60,13 +61,13 @@ afterAll(async () => {
 });
 
 /** The daemon's streamed pieces (one per generated token) and usage. */
-async function daemonPieces(kind: "chat" | "completion", input: string) {
+async function daemonPieces(kind: "chat" | "completion", input: string, model = "bitnet") {
   const pieces: string[] = [];
   let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
   let finish: string | null | undefined;
   if (kind === "completion") {
     const stream = await t.client.completions.create({
-      model: "bitnet",
+      model,
       prompt: input,
       max_tokens: MAX_TOKENS,
       temperature: 0,
@@ -80,7 +81,7 @@ async function daemonPieces(kind: "chat" | "completion", input: string) {
     }
   } else {
     const stream = await t.client.chat.completions.create({
-      model: "bitnet",
+      model,
       messages: [{ role: "user", content: input }],
       max_tokens: MAX_TOKENS,
       temperature: 0,
@@ -133,38 +134,18 @@ describe("BitNet llama-server engine (real BitNet build, real I2_S model)", () =
     expect(two.choices.map((x) => x.text)).toEqual([two.choices[0]!.text, two.choices[0]!.text]);
   });
 
-  it("the daemon's greedy tokens equal the BitNet llama-server's own, prompt tokens included", async () => {
-    const port = await findFreePort();
-    const child = execa(
-      fx.llamaServerBitnet,
-      ["--model", fx.i2sPath, "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048", "--parallel", "2", "--threads", "1"],
-      {
-        reject: false,
-        stdin: "ignore",
-      },
-    );
-    try {
-      const base = `http://127.0.0.1:${port}`;
-      await waitHealthy(base, child);
-      for (const prompt of COMPLETION_PROMPTS) {
-        const ids = ((await postJson(`${base}/tokenize`, { content: prompt, add_special: true })).json as { tokens: number[] }).tokens;
-        const direct = await directPieces(`${base}/completion`, { prompt, n_predict: MAX_TOKENS, temperature: 0 });
-        const byIds = await directPieces(`${base}/completion`, { prompt: ids, n_predict: MAX_TOKENS, temperature: 0 });
-        const daemon = await daemonPieces("completion", prompt);
-        expect(direct.final.tokens_evaluated).toBe(ids.length);
-        expect(daemon.usage.prompt_tokens).toBe(ids.length);
-        expect(byIds.pieces).toEqual(direct.pieces); // the text prompt is those ids
-        expect(daemon.pieces).toEqual(direct.pieces);
-        expect(daemon.usage.completion_tokens).toBe(direct.final.tokens_predicted);
-      }
-      const chatDirect = await directChatPieces(`${base}/v1/chat/completions`, "Hello");
-      const chatDaemon = await daemonPieces("chat", "Hello");
-      expect(chatDaemon.pieces).toEqual(chatDirect.pieces);
-      expect(chatDaemon.usage).toMatchObject(chatDirect.usage);
-    } finally {
-      child.kill("SIGTERM");
-      await child;
-    }
+  it("the daemon's greedy tokens equal the BitNet llama-server's own, prompt tokens included (I2_S)", async () => {
+    await expectSameTokens("bitnet", fx.i2sPath);
+  });
+
+  // TL2 kernels exist on x86_64 only; there the default build has them for the fixture's shapes.
+  it.runIf(process.arch === "x64")("the same for a TL2 model (the generator's x86 lookup-table packing) on the TL2 kernels", async () => {
+    expect(fx.tl2Path).not.toBeNull();
+    const models = (await (await fetch(`${t.url}/v1/models`)).json()) as { data: { id: string; tabagent: { engine: string; quantization: string } }[] };
+    // (Its quantization label is not checked: the generator writes general.file_type 39, a ggml type id, where
+    // llama.cpp expects the file type 42; detection names it from that field.)
+    expect(models.data.find((m) => m.id === "bitnet-tl2-real")!.tabagent.engine).toBe("llama-server-bitnet");
+    await expectSameTokens("bitnet-tl2-real", fx.tl2Path!);
   });
 
   it("threads and -ngl reach the BitNet child as for llama-server; it listens on 127.0.0.1 and needs its key", async () => {
@@ -266,6 +247,37 @@ async function setU32(path: string, key: string, value: number): Promise<void> {
   v.writeUInt32LE(value);
   await handle.write(v, 0, 4, at + key.length + 4);
   await handle.close();
+}
+
+/** Starts the fork directly on `path` and compares its greedy pieces and token counts with the daemon's `model`. */
+async function expectSameTokens(model: string, path: string): Promise<void> {
+  const port = await findFreePort();
+  const child = execa(fx.llamaServerBitnet, ["--model", path, "--host", "127.0.0.1", "--port", String(port), "--ctx-size", "2048", "--parallel", "2", "--threads", "1"], {
+    reject: false,
+    stdin: "ignore",
+  });
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    await waitHealthy(base, child);
+    for (const prompt of COMPLETION_PROMPTS) {
+      const ids = ((await postJson(`${base}/tokenize`, { content: prompt, add_special: true })).json as { tokens: number[] }).tokens;
+      const direct = await directPieces(`${base}/completion`, { prompt, n_predict: MAX_TOKENS, temperature: 0 });
+      const byIds = await directPieces(`${base}/completion`, { prompt: ids, n_predict: MAX_TOKENS, temperature: 0 });
+      const daemon = await daemonPieces("completion", prompt, model);
+      expect(direct.final.tokens_evaluated).toBe(ids.length);
+      expect(daemon.usage.prompt_tokens).toBe(ids.length);
+      expect(byIds.pieces).toEqual(direct.pieces); // the text prompt is those ids
+      expect(daemon.pieces).toEqual(direct.pieces);
+      expect(daemon.usage.completion_tokens).toBe(direct.final.tokens_predicted);
+    }
+    const chatDirect = await directChatPieces(`${base}/v1/chat/completions`, "Hello");
+    const chatDaemon = await daemonPieces("chat", "Hello", model);
+    expect(chatDaemon.pieces).toEqual(chatDirect.pieces);
+    expect(chatDaemon.usage).toMatchObject(chatDirect.usage);
+  } finally {
+    child.kill("SIGTERM");
+    await child;
+  }
 }
 
 async function waitHealthy(base: string, child: ResultPromise): Promise<void> {
