@@ -7,6 +7,7 @@ tokenizer, prefilled as text (special tokens in it are parsed by that tokenizer)
 sampler. The decode callback fires once per generated token, so token counts are exact even when a piece is held
 back (an incomplete UTF-8 character) and arrives with the next one; token ids themselves are not exposed."""
 import ctypes
+import os
 import queue
 
 from tabagent_sidecar.protocol import ProtocolError
@@ -68,6 +69,7 @@ class LiteRtLM:
             chosen = litert_lm.Backend.CPU(thread_count=threads if threads > 0 else None)
         self.backend = backend
         self.context = int(self.meta.max_num_tokens) or None
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         try:
             # The benchmark counters are the only exact count of generated tokens (pieces held for UTF-8 get no callback).
             self.engine = litert_lm.Engine(path, backend=chosen, max_num_tokens=self.context, cache_dir=cache_dir, enable_benchmark=True)

@@ -2,10 +2,11 @@ import { delimiter, join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../../core/Clock.js";
 import { liteRtDetails } from "../../core/detectionSchema.js";
-import { EngineUnavailableError, ModelNotServableError, ServiceUnavailableError, TabAgentError } from "../../core/errors.js";
+import { EngineUnavailableError, ModelLoadError, ModelNotServableError, ServiceUnavailableError, TabAgentError } from "../../core/errors.js";
 import type { ModelDescriptor } from "../../core/types.js";
 import { defaultDataDir } from "../../native/findPythonEnv.js";
 import { projectRoot } from "../../native/projectRoot.js";
+import { ProcessStartError } from "../../supervisor/errors.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
 import type { RuntimeInfo } from "../Backend.js";
 import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
@@ -88,8 +89,16 @@ export class LiteRtBackend extends ChildServerBackend {
     );
   }
 
+  /** The bundle itself: a model given as a folder names its primary file in detection's details. */
+  private bundlePath(): string {
+    const { path, detection } = this.descriptor;
+    const primary = liteRtDetails(detection)?.primaryFile;
+    return primary && !path.endsWith(primary) ? join(path, primary) : path;
+  }
+
   private moduleArgs(accelerator: "cpu" | "gpu"): string[] {
-    const { path, id } = this.descriptor;
+    const { id } = this.descriptor;
+    const path = this.bundlePath();
     const cacheDir = join(this.options.dataDir ?? defaultDataDir(this.options.env), "cache", "litert");
     return [
       "--model",
@@ -111,7 +120,28 @@ export class LiteRtBackend extends ChildServerBackend {
     return endpoint.socketPath !== null ? ["--socket", endpoint.socketPath] : ["--port", String(endpoint.port)];
   }
 
+  /**
+   * The child's own words for a failed load (a refused bundle, the runtime's status), so the client sees why rather
+   * than "see the daemon log"; null when it said nothing usable.
+   */
+  static loadFailure(lines: readonly string[]): string | null {
+    const said = lines.find((l) => l.startsWith("[sidecar] cannot load the model: "))?.slice("[sidecar] cannot load the model: ".length);
+    const runtime = lines.map((l) => /Failed to create engine: (.*)$/.exec(l)?.[1]).find((m) => m !== undefined);
+    if (!said && !runtime) return null;
+    return [said, runtime && !said?.includes(runtime) ? `LiteRT-LM: ${runtime}` : null].filter(Boolean).join("; ").slice(0, 1000);
+  }
+
   async load(signal: AbortSignal): Promise<void> {
+    try {
+      await this.start(signal);
+    } catch (err) {
+      const why = err instanceof ProcessStartError ? LiteRtBackend.loadFailure(err.lastLines) : null;
+      if (why) throw new ModelLoadError(this.descriptor.id, why, err);
+      throw err;
+    }
+  }
+
+  private async start(signal: AbortSignal): Promise<void> {
     this.checkServable();
     const python = await this.python(signal);
     const accelerator = liteRtAccelerator(this.descriptor.engineOptions?.device);

@@ -300,13 +300,14 @@ export async function detectLiteRtModel(fs: ModelFileSystem, files: ModelFileEnt
   if (main.kind === "litertlm") {
     const header = main.header ?? null;
     const modelTypes = header?.sections.map((s) => s.items["model_type"]).filter((t): t is string => typeof t === "string") ?? [];
-    task = "text-generation";
+    // A bundle with its own chat template serves chat; without one, completions only.
+    task = main.llmMetadata?.hasJinjaTemplate ? "chat" : "text-generation";
     reason = header
       ? `LiteRT-LM container v${header.version} (${header.sections.map((s) => s.dataType + (typeof s.items["model_type"] === "string" ? `:${s.items["model_type"]}` : "")).join(", ")})`
       : "LiteRT-LM container";
     details.litertlm = header ? { version: header.version, systemMetadata: header.systemMetadata, sections: header.sections, modelTypes } : null;
   } else if (main.kind === "task") {
-    task = main.llm ? "text-generation" : "unknown";
+    task = main.llm ? (main.llmMetadata?.hasJinjaTemplate ? "chat" : "text-generation") : "unknown";
     reason = main.llm
       ? `MediaPipe task bundle with an LLM prefill/decode model (${main.models!.join(", ")})`
       : `MediaPipe task bundle with ${main.models!.length} TFLite model(s) and no LLM prefill/decode model`;
