@@ -90,7 +90,7 @@ export async function* bitnetComplete(endpoint: ChildEndpoint, request: Completi
   if (!finished) throw new UpstreamError(`Upstream '${name}' ended the stream before it was complete.`);
 }
 
-/** POST with the child's key on its keep-alive agent; resolves once 2xx headers arrive. */
+/** POST with the child's key on its agent; resolves once 2xx headers arrive. */
 async function post(endpoint: ChildEndpoint, path: string, body: unknown, name: string, signal: AbortSignal): Promise<IncomingMessage> {
   const text = JSON.stringify(body);
   const where = endpoint.socketPath !== null ? { socketPath: endpoint.socketPath } : { host: "127.0.0.1", port: endpoint.port! };
