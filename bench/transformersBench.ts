@@ -142,6 +142,9 @@ export async function runTransformersSuite(argv: string[]): Promise<number> {
         String(o.threads),
         "--parallel",
         String(Math.max(1, ...o.conc)),
+        // The interpreter the direct side runs, whatever the daemon's own lookup would pick.
+        "--python",
+        python,
         "--idle-ttl",
         "0",
         "--log-level",

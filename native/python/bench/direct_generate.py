@@ -3,6 +3,7 @@ timed as it streams. Reads one command per stdin line ("run"), answers one JSON 
 {"ttft_ms": ..., "arrivals_ms": [...], "prompt_tokens": N, "completion_tokens": N, "text": "..."}."""
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -42,15 +43,23 @@ def main():
     p.add_argument("--prompt", required=True)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="auto", help="as the sidecar picks it: CUDA (bf16), MPS (fp16) or CPU (fp32)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    # The sidecar's own device and dtype choice, so both sides run the same arithmetic.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from tabagent_sidecar.device import pick_device, pick_dtype
+
+    device = pick_device(a.device)
     tok = AutoTokenizer.from_pretrained(a.model, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(a.model, local_files_only=True, use_safetensors=True, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        a.model, local_files_only=True, use_safetensors=True, dtype=pick_dtype("auto", device)
+    ).to(device).eval()
     messages = [{"role": "user", "content": a.prompt}]
 
     def prompt_ids():
         ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_tensors="pt")
-        return ids if torch.is_tensor(ids) else ids["input_ids"]
+        return (ids if torch.is_tensor(ids) else ids["input_ids"]).to(device)
 
     print(json.dumps({"ready": True, "prompt_tokens": prompt_ids().shape[1]}), flush=True)
     for line in sys.stdin:

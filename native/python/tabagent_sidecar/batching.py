@@ -122,8 +122,7 @@ class Batcher:
                         jobs.append(self.inbox.get_nowait())
                     except queue.Empty:
                         break
-                for job in jobs:
-                    self._prefill(job)
+                self._prefill(jobs)
                 self._drop()
                 if self.rows:
                     self._step()
@@ -134,34 +133,54 @@ class Batcher:
                 self.cache = None
 
     @torch.inference_mode()
-    def _prefill(self, job):
+    def _prefill(self, jobs):
+        """Evaluates the prompts that arrived since the last step in one forward (left-padded to the longest; one
+        prompt alone is not padded), samples each choice's first token, and joins the live rows to the batch."""
         lm = self.lm
-        if job.cancelled.is_set():
+        jobs = [j for j in jobs if not j.cancelled.is_set()]
+        if not jobs:
             return
         try:
-            out = lm.model(input_ids=torch.tensor([job.ids], device=lm.device), **lm.step_kwargs)
+            longest = max(len(j.ids) for j in jobs)
+            kwargs = {}
+            if len(jobs) == 1:
+                step_input = torch.tensor([jobs[0].ids], device=lm.device)
+            else:
+                step_input = torch.zeros((len(jobs), longest), dtype=torch.long, device=lm.device)
+                mask = torch.zeros((len(jobs), longest), dtype=torch.long, device=lm.device)
+                for b, j in enumerate(jobs):
+                    step_input[b, longest - len(j.ids) :] = torch.tensor(j.ids, device=lm.device)
+                    mask[b, longest - len(j.ids) :] = 1
+                kwargs = {"attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+            out = lm.model(input_ids=step_input, **lm.step_kwargs, **kwargs)
             cache = getattr(out, lm.cache_arg)
             logits = out.logits[:, -1, :].float()
-            if job.n > 1:
-                cache.batch_repeat_interleave(job.n)
-                logits = logits.expand(job.n, -1).clone()
-            live = self._sample(job.rows, logits)
-        except Exception as err:  # noqa: BLE001 - this request fails; the batch goes on
-            job.out.put([("error", err)])
+            rows = []
+            if any(j.n > 1 for j in jobs):  # each prompt's cache row repeated for its n choices
+                at = torch.tensor([b for b, j in enumerate(jobs) for _ in range(j.n)], device=lm.device)
+                cache.batch_select_indices(at)
+                logits = logits[at]
+            for j in jobs:
+                for r in j.rows:
+                    r.pad = longest - len(j.ids)
+                    rows.append(r)
+            live = self._sample(rows, logits)
+        except Exception as err:  # noqa: BLE001 - these requests fail; the batch goes on
+            for j in jobs:
+                j.out.put([("error", err)])
             return
         if not live:
             return
-        keep = [r for r, row in enumerate(job.rows) if row in live]
-        if len(keep) < job.n:
+        if len(live) < len(rows):
+            keep = [b for b, r in enumerate(rows) if r in live]
             cache.batch_select_indices(torch.tensor(keep, device=lm.device))
         self._join(live, cache)
 
     def _join(self, rows, cache):
         """Appends rows (their cache `cache`) to the batch, left-padding whichever cache is shorter."""
-        if not self.rows:
+        if not self.rows:  # the rows keep the padding of their own prefill
             self.rows, self.cache = list(rows), cache
-            for r in rows:
-                r.pad = 0
+            self._trim()
             return
         have, add = self.cache.get_seq_length(), cache.get_seq_length()
         length = max(have, add)
@@ -171,7 +190,7 @@ class Batcher:
         for r in self.rows:
             r.pad += length - have
         for r in rows:
-            r.pad = length - add
+            r.pad += length - add
         self.rows.extend(rows)
 
     def _drop(self):
@@ -192,6 +211,10 @@ class Batcher:
             return
         self.cache.batch_select_indices(torch.tensor(keep, device=self.lm.device))
         self.rows = [self.rows[r] for r in keep]
+        self._trim()
+
+    def _trim(self):
+        """Cuts the padding columns every row has."""
         trim = min(r.pad for r in self.rows)
         if trim:
             for layer in self.cache.layers:

@@ -61,14 +61,14 @@ afterAll(async () => {
 describe("transformers continuous batching", () => {
   it("eight concurrent requests (greedy and seeded, prompts of different lengths) share the decode loop and each gets its answer alone", async () => {
     const asks: Ask[] = [
-      { prompt: "The sky is", max_tokens: 40, temperature: 0 },
-      { prompt: "Hello world! How are you today? I am fine, thank you.", max_tokens: 55, temperature: 0 },
-      { prompt: "Once upon a time there was a cat", max_tokens: 30, temperature: 0 },
-      { prompt: "Numbers: 1 2", max_tokens: 60, temperature: 0 },
-      { prompt: "Cities: Paris, Tokyo,", max_tokens: 45, temperature: 0.9, seed: 7 },
-      { prompt: "A", max_tokens: 50, temperature: 0.7, seed: 123 },
-      { prompt: "Streaming text arrives token by token", max_tokens: 35, temperature: 1, seed: 99 },
-      { prompt: "Names: Alice, Bob,", max_tokens: 64, temperature: 0 },
+      { prompt: "The sky is", max_tokens: 120, temperature: 0 },
+      { prompt: "Hello world! How are you today? I am fine, thank you.", max_tokens: 165, temperature: 0 },
+      { prompt: "Once upon a time there was a cat", max_tokens: 90, temperature: 0 },
+      { prompt: "Numbers: 1 2", max_tokens: 180, temperature: 0 },
+      { prompt: "Cities: Paris, Tokyo,", max_tokens: 135, temperature: 0.9, seed: 7 },
+      { prompt: "A", max_tokens: 150, temperature: 0.7, seed: 123 },
+      { prompt: "Streaming text arrives token by token", max_tokens: 105, temperature: 1, seed: 99 },
+      { prompt: "Names: Alice, Bob,", max_tokens: 192, temperature: 0 },
     ];
     const reference = [];
     for (const ask of asks) reference.push(await alone(ask));
