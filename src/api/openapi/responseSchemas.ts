@@ -121,6 +121,9 @@ const runnerStateSchema = z.enum(["unloaded", "loading", "loaded", "unloading", 
 export const localModelExtensionSchema = z.object({
   format: modelFormatSchema,
   task: detectedTaskSchema,
+  task_reason: z
+    .string()
+    .meta({ description: "Why this format and task, in one line (`config.json architectures[0] = …`, `bert.pooling_type = 4 (rank): a reranker`)." }),
   engine: engineNameSchema.nullable().meta({ description: "null when nothing may serve the model (`warnings` says why)." }),
   engine_reason: z.string().nullable(),
   alternatives: z.array(engineNameSchema),
