@@ -17,6 +17,8 @@
 //                 engine (featuresBench.ts);
 //   web           the daemon's page at / in headless Chromium: time to interactive, bytes (webBench.ts; not part
 //                 of all);
+//   rerank        rerank documents/s through the daemon vs CrossEncoder.predict and llama-server's /v1/rerank
+//                 (rerankBench.ts; not part of all);
 //   all           the nine above, one after the other.
 // A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a broken measurement (a run short
 // of max_tokens, a crash, a missing llama-server binary) exits 1.
@@ -37,6 +39,7 @@ import { runEnginesSuite } from "./enginesBench.js";
 import { runOnnxSuite } from "./onnxBench.js";
 import { runLoadSuite } from "./loadBench.js";
 import { runSamplingSuite, runStructuredSuite } from "./featuresBench.js";
+import { runRerankSuite } from "./rerankBench.js";
 import { runWebSuite } from "./webBench.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
 import { checkTargets, compare, formatReport, perToken, type BenchReport, type CpuBreakdown, type LateArrivalResult, type ModeResults } from "./report.js";
@@ -215,6 +218,7 @@ async function main(): Promise<number> {
   if (first === "load") return runLoadSuite(rest);
   if (first === "structured") return runStructuredSuite(rest);
   if (first === "sampling") return runSamplingSuite(rest);
+  if (first === "rerank") return runRerankSuite(rest);
   if (first === "web") return runWebSuite(rest);
   if (first === "all") {
     if (rest.some((a) => a !== "--json")) {
