@@ -36,6 +36,7 @@ import { runBitnetSuite } from "./bitnetBench.js";
 import { runVsLlamaServerSuite, VS_LLAMA_SERVER_HELP } from "./vsLlamaServerBench.js";
 import { runTransformersSuite } from "./transformersBench.js";
 import { runEnginesSuite } from "./enginesBench.js";
+import { runLitertSuite } from "./litertBench.js";
 import { runOnnxSuite } from "./onnxBench.js";
 import { runLoadSuite } from "./loadBench.js";
 import { runSamplingSuite, runStructuredSuite } from "./featuresBench.js";
@@ -215,6 +216,7 @@ async function main(): Promise<number> {
   if (first === "transformers") return runTransformersSuite(rest);
   if (first === "engines") return runEnginesSuite(rest);
   if (first === "onnx") return runOnnxSuite(rest);
+  if (first === "litert") return runLitertSuite(rest);
   if (first === "load") return runLoadSuite(rest);
   if (first === "structured") return runStructuredSuite(rest);
   if (first === "sampling") return runSamplingSuite(rest);
