@@ -13,6 +13,8 @@ export class HostMessageWriter {
   readonly #maxBytes: number | undefined;
   #closed = false;
   #drained: Promise<void> = Promise.resolve();
+  #batch: Buffer[] = [];
+  #scheduled = false;
 
   constructor(out: Writable, options: { maxBytes?: number } = {}) {
     this.#out = out;
@@ -29,27 +31,42 @@ export class HostMessageWriter {
     return this.#closed;
   }
 
-  /** Queues `message`; the promise settles once the stream has taken it (resolves also when the pipe is gone). */
+  /**
+   * Queues `message`; the promise settles once the stream can take more (at once, unless the browser is reading
+   * slower than we write). Frames queued in one turn of the event loop (tokens that arrived in one TCP read) go out
+   * in one write: one pipe write per burst instead of one per token.
+   */
   send(message: HostMessage): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    let ok = true;
-    for (const frame of encodeFrames(message, this.#maxBytes)) ok = this.#out.write(frame) && ok;
-    if (!ok) {
-      this.#drained = new Promise<void>((resolve) => {
-        const done = () => {
-          this.#out.off("drain", done);
-          this.#out.off("close", done);
-          resolve();
-        };
-        this.#out.once("drain", done);
-        this.#out.once("close", done);
-      });
+    for (const frame of encodeFrames(message, this.#maxBytes)) this.#batch.push(frame);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#writeBatch());
     }
     return this.#drained;
   }
 
+  #writeBatch(): void {
+    this.#scheduled = false;
+    const frames = this.#batch;
+    this.#batch = [];
+    if (this.#closed || frames.length === 0) return;
+    if (this.#out.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) return;
+    this.#drained = new Promise<void>((resolve) => {
+      const done = () => {
+        this.#out.off("drain", done);
+        this.#out.off("close", done);
+        this.#drained = Promise.resolve();
+        resolve();
+      };
+      this.#out.once("drain", done);
+      this.#out.once("close", done);
+    });
+  }
+
   /** Resolves once everything written so far has been flushed (or the pipe is gone). */
   flush(): Promise<void> {
+    this.#writeBatch();
     if (this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       this.#out.write(Buffer.alloc(0), () => resolve());
