@@ -22,7 +22,10 @@ export const BENCH_HELP = `npm run bench [-- SUITE] [options]
 
 Suites: (none) node-llama-cpp directly vs through the daemon (the options below); detect; llama-server; vs-llama-server;
 transformers; onnx; engines; load; structured; sampling;
+litert (LiteRT-LM's Python API directly vs the daemon's LiteRT engine on the converted tiny llama; see \`-- litert --help\`);
 bitnet (BitNet's llama-server directly vs through the daemon on an I2_S model; see \`-- bitnet --help\`);
+rerank (rerank documents/s: the daemon vs CrossEncoder.predict and vs llama-server's /v1/rerank; see \`-- rerank --help\`);
+web (the page at / in headless Chromium: time to interactive cold and warm, bytes; see \`-- web --help\`);
 native-host (TTFT and tok/s through the browser bridge vs the HTTP API; see \`-- native-host --help\`);
 all (every suite, default options; only --json is accepted).
 

@@ -15,6 +15,10 @@
 //                 grammar compile, per engine (featuresBench.ts);
 //   sampling      decode tok/s with logprobs + top_logprobs vs without, and n: 4 vs 4 concurrent n: 1 requests, per
 //                 engine (featuresBench.ts);
+//   web           the daemon's page at / in headless Chromium: time to interactive, bytes (webBench.ts; not part
+//                 of all);
+//   rerank        rerank documents/s through the daemon vs CrossEncoder.predict and llama-server's /v1/rerank
+//                 (rerankBench.ts; not part of all);
 //   native-host   TTFT and streamed tok/s through `tabagent native-host` vs the HTTP API (nativeHostBench.ts; not part of all);
 //   all           the nine above, one after the other.
 // A benchmark, not a test: targets print PASS/MISS and the exit code stays 0; only a broken measurement (a run short
@@ -33,10 +37,13 @@ import { runBitnetSuite } from "./bitnetBench.js";
 import { runVsLlamaServerSuite, VS_LLAMA_SERVER_HELP } from "./vsLlamaServerBench.js";
 import { runTransformersSuite } from "./transformersBench.js";
 import { runEnginesSuite } from "./enginesBench.js";
+import { runLitertSuite } from "./litertBench.js";
 import { runOnnxSuite } from "./onnxBench.js";
 import { runLoadSuite } from "./loadBench.js";
 import { runSamplingSuite, runStructuredSuite } from "./featuresBench.js";
 import { runNativeHostSuite } from "./nativeHostBench.js";
+import { runRerankSuite } from "./rerankBench.js";
+import { runWebSuite } from "./webBench.js";
 import { BENCH_HELP, parseBenchArgs, type BenchOptions } from "./options.js";
 import { checkTargets, compare, formatReport, perToken, type BenchReport, type CpuBreakdown, type LateArrivalResult, type ModeResults } from "./report.js";
 import { lateArrival, runConcurrent } from "./scenarios.js";
@@ -211,10 +218,13 @@ async function main(): Promise<number> {
   if (first === "transformers") return runTransformersSuite(rest);
   if (first === "engines") return runEnginesSuite(rest);
   if (first === "onnx") return runOnnxSuite(rest);
+  if (first === "litert") return runLitertSuite(rest);
   if (first === "load") return runLoadSuite(rest);
   if (first === "structured") return runStructuredSuite(rest);
   if (first === "sampling") return runSamplingSuite(rest);
   if (first === "native-host") return runNativeHostSuite(rest);
+  if (first === "rerank") return runRerankSuite(rest);
+  if (first === "web") return runWebSuite(rest);
   if (first === "all") {
     if (rest.some((a) => a !== "--json")) {
       process.stderr.write("bench: `all` takes no options but --json; run the suites one by one to tune them\n");
