@@ -39,9 +39,12 @@ export class GgufRanker {
     const ggml = (model.fileInfo.metadata?.tokenizer?.ggml ?? {}) as Record<string, unknown>;
     const { bos, eos, sep } = model.tokens;
     const end = eos ?? sep;
-    const addBos = ggml.add_bos_token !== false && bos !== null;
-    const addEos = ggml.add_eos_token === true && end !== null;
-    const addSep = ggml.add_sep_token === true && sep !== null;
+    // llama.cpp's own reading of the vocabulary (add_bos/add_eos keys, else its default per tokenizer); add_sep
+    // has no getter: the key, else llama.cpp's default (llama-vocab.cpp: WordPiece and a few BPE pre-tokenizers).
+    const addBos = model.tokens.shouldPrependBosToken && bos !== null;
+    const addEos = model.tokens.shouldAppendEosToken && end !== null;
+    const sepByDefault = ggml.model === "bert" || ["jina-v1-en", "jina-v2-code", "roberta-bpe"].includes(String(ggml.pre));
+    const addSep = (typeof ggml.add_sep_token === "boolean" ? ggml.add_sep_token : sepByDefault) && sep !== null;
     return [
       ...(addBos ? [bos] : []),
       ...model.tokenize(query, false),
