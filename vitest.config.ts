@@ -31,6 +31,8 @@ const UNIT = [
   "test/api/openai/**/*.test.ts",
   "test/api/openapi/buildOpenApiDocument.test.ts",
   "test/api/routes/**/*.test.ts",
+  "test/api/GenerationTimings.test.ts",
+  "test/api/management/PullProgress.test.ts",
   "test/architecture/**/*.test.ts",
   "test/backends/generation/JsonSchemaMatcher.test.ts",
   "test/backends/generation/StopSequenceMatcher.test.ts",

@@ -18,6 +18,7 @@ import { registerDocsRoutes } from "../api/openapi/registerDocsRoutes.js";
 import type { ModelRouter } from "../router/ModelRouter.js";
 import { managementRoutes, type ManagementOptions } from "../api/management/managementRoutes.js";
 import { registerWebPage, WEB_PATHS } from "./web/registerWebPage.js";
+import { apiCounters } from "./metrics/apiCounters.js";
 
 interface AppDeps {
   router: ModelRouter;
@@ -48,7 +49,7 @@ interface AppDeps {
   /** Config `timings`: every chat/completion answer carries llama-server's `timings` unless the request opts out. */
   timings?: boolean;
   /** The management API under /api (docs/api.md); absent: no /api routes. */
-  management?: Omit<ManagementOptions, "router" | "metrics" | "version" | "shutdownSignal">;
+  management?: Omit<ManagementOptions, "router" | "counters" | "isTrusted" | "version" | "shutdownSignal">;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -259,6 +260,6 @@ export function buildApp({
   });
 
   openaiRoutes(app, { router, shutdownSignal, limits, metrics: metrics ?? NO_METRICS, timings });
-  if (management) managementRoutes(app, { ...management, router, metrics, version, shutdownSignal });
+  if (management) managementRoutes(app, { ...management, router, counters: apiCounters(metrics), isTrusted, version, shutdownSignal });
   return app;
 }

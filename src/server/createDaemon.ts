@@ -18,7 +18,7 @@ import { ServiceUnavailableError } from "../core/errors.js";
 import type { ModelRegistry } from "../registry/ModelRegistry.js";
 import { buildServedRegistry } from "../store/buildServedRegistry.js";
 import { startConfiguredPulls } from "../store/startConfiguredPulls.js";
-import { storeSettings } from "../store/storeSettings.js";
+import { storeActions } from "../store/storeActions.js";
 import { estimateModelMemory } from "../router/estimateModelMemory.js";
 import { ModelRouter } from "../router/ModelRouter.js";
 import { ENGINES } from "../engines/engineTable.js";
@@ -154,7 +154,7 @@ export async function createDaemon({
     management: {
       readOnly: config.readOnly,
       origins,
-      store: () => storeSettings(config, env),
+      store: storeActions({ config, env, registry: models, origins }),
       memoryOf: (d) => estimateModelMemory(d, settingsOf(d.id)),
       memoryBudgetBytes: config.memoryBudget,
       inflight: () => inflight.size,

@@ -1,4 +1,4 @@
-import type { PullEvent } from "../../store/pullModel.js";
+import type { PullModelEvent } from "./ManagementStore.js";
 
 /** A pull's progress as the management API streams it (docs/api.md "Management API", Pull). */
 export type PullWireEvent =
@@ -36,7 +36,7 @@ export class PullProgress {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  handle(e: PullEvent): PullWireEvent[] {
+  handle(e: PullModelEvent): PullWireEvent[] {
     switch (e.type) {
       case "resolved":
         this.total = e.totalBytes;

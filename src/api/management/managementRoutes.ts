@@ -4,14 +4,12 @@ import { z } from "zod";
 import { AbortedError, ModelNotFoundError, ModelNotServableError } from "../../core/errors.js";
 import type { ModelDescriptor } from "../../core/types.js";
 import type { ModelRouter, ModelStatus } from "../../router/ModelRouter.js";
-import type { DaemonMetrics } from "../../server/metrics/DaemonMetrics.js";
-import { isTrusted } from "../../server/security/requestTrust.js";
-import { ModelDownloadFailedError, ModelDownloadingError } from "../../store/errors.js";
-import { removeStoreModel } from "../../store/removeStoreModel.js";
+import { downloadRefusal } from "../../router/ModelCatalog.js";
 import { ManagementForbiddenError, ModelBusyError, ModelNotLocalError, NotRemovableError, ReadOnlyError } from "./managementErrors.js";
-import { modelInfo, type OriginInfo } from "./modelInfo.js";
+import type { ManagementStore, OriginInfo } from "./ManagementStore.js";
+import { modelInfo } from "./modelInfo.js";
 import { parseStrictBody } from "./parseStrictBody.js";
-import { registerPullRoute, type StoreAccess } from "./registerPullRoute.js";
+import { registerPullRoute } from "./registerPullRoute.js";
 
 export interface ManagementOptions {
   router: ModelRouter;
@@ -19,8 +17,10 @@ export interface ManagementOptions {
   readOnly: boolean;
   /** Where each served model comes from, by id; pulls add to it and deletes take from it. */
   origins: Map<string, OriginInfo>;
-  /** The store folder, hub URL and token (read when a pull or delete needs them). */
-  store: StoreAccess;
+  /** Pulls and deletes in the store (src/store/storeActions.ts). */
+  store: ManagementStore;
+  /** Whether the caller may change things: a valid key, or no keys on a loopback-only daemon (registerSecurity). */
+  isTrusted: (request: FastifyRequest) => boolean;
   /** A model's estimated resident size when loaded (the number the memory budget uses). */
   memoryOf: (descriptor: ModelDescriptor) => number;
   /** Config `memoryBudget`; 0: none. */
@@ -29,7 +29,8 @@ export interface ManagementOptions {
   inflight: () => number;
   /** The hardware and engine report (`tabagent doctor --json`). */
   systemReport: () => Promise<unknown>;
-  metrics: DaemonMetrics | null;
+  /** Totals since start for /api/stats (requests to /v1, prompt and generated tokens); null with metrics off. */
+  counters: () => Promise<{ requests: number; promptTokens: number; completionTokens: number } | null>;
   version?: string;
   /** Aborted when the daemon stops: a pull in progress stops too (its partial file stays for the next pull). */
   shutdownSignal: AbortSignal;
@@ -54,21 +55,13 @@ function localModel(router: ModelRouter, id: string): ModelDescriptor {
   const s = statusOf(router, id);
   if (s.download) {
     const { doneBytes, totalBytes, error } = s.download;
-    if (s.state === "download-failed") throw new ModelDownloadFailedError(id, error ?? "unknown error");
-    throw new ModelDownloadingError(id, `${totalBytes > 0 ? Math.floor((doneBytes / totalBytes) * 100) : 0}% of ${totalBytes} bytes`, 30);
+    const state = s.state === "download-failed" ? "download-failed" : "downloading";
+    throw downloadRefusal(id, { descriptor: s.descriptor, state, doneBytes, totalBytes, bytesPerSecond: null, error });
   }
   const d = router.registry.get(s.aliasOf ?? id) ?? s.descriptor;
   if (d.engine === "upstream") throw new ModelNotLocalError(id);
   if (d.engine === null) throw new ModelNotServableError(id, d.detection.warnings.at(-1) ?? d.detection.reason);
   return d;
-}
-
-/** Sum of a counter's values whose labels pass `keep`. */
-async function counterTotal(metrics: DaemonMetrics, name: string, keep: (labels: Record<string, string | number>) => boolean): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (!metric) return 0;
-  const { values } = await metric.get();
-  return values.filter((v) => keep(v.labels as Record<string, string | number>)).reduce((n, v) => n + v.value, 0);
 }
 
 /**
@@ -81,7 +74,7 @@ export function managementRoutes(app: FastifyInstance, options: ManagementOption
   const startedAt = Date.now();
   const mutating = async (request: FastifyRequest) => {
     if (options.readOnly) throw new ReadOnlyError();
-    if (!isTrusted(request)) throw new ManagementForbiddenError();
+    if (!options.isTrusted(request)) throw new ManagementForbiddenError();
   };
   const originOf = (id: string) => origins.get(id);
   const info = (s: ModelStatus) => modelInfo(s, originOf, memoryOf);
@@ -99,8 +92,6 @@ export function managementRoutes(app: FastifyInstance, options: ManagementOption
   });
 
   registerPullRoute(app, {
-    router,
-    origins,
     store: options.store,
     preHandler: mutating,
     signalOf,
@@ -156,8 +147,7 @@ export function managementRoutes(app: FastifyInstance, options: ManagementOption
     }
     router.forget(id);
     origins.delete(id);
-    const { storeDir } = await options.store();
-    const removed = await removeStoreModel({ storeDir, ...origin.store });
+    const removed = await options.store.remove(origin.store);
     request.log.info({ model: id, freedBytes: removed.freedBytes }, "model deleted from the store");
     return { id, deleted: true, freed_bytes: removed.freedBytes };
   });
@@ -204,13 +194,12 @@ export function managementRoutes(app: FastifyInstance, options: ManagementOption
   });
 
   app.get("/api/stats", async () => {
-    const m = options.metrics;
-    const isApiCall = (l: Record<string, string | number>) => String(l.route).startsWith("/v1/");
+    const c = await options.counters();
     return {
       uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
-      requests_total: m ? await counterTotal(m, "tabagent_requests_total", isApiCall) : null,
-      prompt_tokens_total: m ? await counterTotal(m, "tabagent_tokens_total", (l) => l.kind === "prompt") : null,
-      completion_tokens_total: m ? await counterTotal(m, "tabagent_tokens_total", (l) => l.kind === "completion") : null,
+      requests_total: c?.requests ?? null,
+      prompt_tokens_total: c?.promptTokens ?? null,
+      completion_tokens_total: c?.completionTokens ?? null,
       inflight: options.inflight(),
     };
   });

@@ -2,14 +2,7 @@ import type { ModelDescriptor } from "../../core/types.js";
 import { ENGINES } from "../../engines/engineTable.js";
 import type { Capability } from "../../engines/capabilities.js";
 import type { ModelStatus } from "../../router/ModelRouter.js";
-import type { ModelOrigin } from "../../store/DiscoveredModel.js";
-
-/** Where a served model comes from; `store` entries name what deleting it removes. */
-export interface OriginInfo {
-  origin: ModelOrigin;
-  label: string;
-  store?: { repo: string; commit: string; files: string[] | null };
-}
+import type { OriginInfo } from "./ManagementStore.js";
 
 export type OriginOf = (id: string) => OriginInfo | undefined;
 

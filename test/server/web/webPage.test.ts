@@ -9,6 +9,27 @@ import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestDaemon, type TestDaemon } from "../../helpers/startTestDaemon.js";
 
+/**
+ * The browser globals the callbacks below use once they run in the page, typed just enough: this project compiles
+ * without the DOM types, and these names exist only inside the browser.
+ */
+interface PageElement {
+  id: string;
+  value: string;
+  disabled: boolean;
+  textContent: string | null;
+  querySelector(selector: string): PageElement | null;
+}
+declare const document: {
+  activeElement: PageElement | null;
+  cookie: string;
+  getElementById(id: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement> & { [index: number]: PageElement | undefined };
+};
+declare const window: { axe: { run(context: unknown, options: object): Promise<{ violations: { id: string; help: string; nodes: unknown[] }[] }> } };
+declare const sessionStorage: { getItem(key: string): string | null };
+declare const localStorage: { length: number };
+
 const KEY = "sk-tabagent-webpage-aaaaaaaaaaa";
 /** Screenshots land here (git-ignored), for CI to keep as artifacts. */
 const ARTIFACTS = join(process.cwd(), "test-artifacts", "web");
@@ -96,15 +117,15 @@ describe("the page in headless Chromium", () => {
     expect(rows.find((r) => r.startsWith("tiny-chat"))).toMatch(/^tiny-chat \| gguf \| chat \| (node-llama-cpp|llama-server)\S* \S+.* \| unloaded \| /);
     expect(rows.find((r) => r.startsWith("tiny-embed"))).toMatch(/^tiny-embed \| gguf \| embeddings \| /);
     // Only chat models are offered in the playground.
-    expect(await page.$$eval("#chat-model option", (o) => o.map((x) => (x as HTMLOptionElement).value))).toEqual(["tiny-chat"]);
+    expect(await page.$$eval("#chat-model option", (o) => o.map((x) => (x as unknown as PageElement).value))).toEqual(["tiny-chat"]);
 
     // Keyboard only: Tab to the message box, type, Ctrl+Enter.
     const streamed: string[] = [];
     page.on("response", (r) => {
       if (r.url().endsWith("/v1/chat/completions")) streamed.push(r.headers()["content-type"] ?? "");
     });
-    await page.$eval("#chat-temperature", (e) => ((e as HTMLInputElement).value = "0"));
-    await page.$eval("#chat-max-tokens", (e) => ((e as HTMLInputElement).value = "12"));
+    await page.$eval("#chat-temperature", (e) => ((e as unknown as PageElement).value = "0"));
+    await page.$eval("#chat-max-tokens", (e) => ((e as unknown as PageElement).value = "12"));
     let focused = "";
     for (let i = 0; i < 40 && focused !== "chat-input"; i++) {
       await page.keyboard.press("Tab");
@@ -115,12 +136,9 @@ describe("the page in headless Chromium", () => {
     await page.keyboard.down("Control");
     await page.keyboard.press("Enter");
     await page.keyboard.up("Control");
-    await page.waitForFunction(
-      () => document.querySelectorAll("#transcript li.assistant").length === 1 && !(document.getElementById("chat-send") as HTMLButtonElement).disabled,
-      {
-        timeout: 60_000,
-      },
-    );
+    await page.waitForFunction(() => document.querySelectorAll("#transcript li.assistant").length === 1 && !document.getElementById("chat-send")!.disabled, {
+      timeout: 60_000,
+    });
     const answer = await page.$eval("#transcript li.assistant .text", (e) => e.textContent ?? "");
     expect(answer.length).toBeGreaterThan(0);
     expect(streamed).toEqual([expect.stringMatching(/^text\/event-stream/)]);
@@ -128,7 +146,7 @@ describe("the page in headless Chromium", () => {
     await page.screenshot({ path: join(ARTIFACTS, "page.png"), fullPage: true });
 
     // Stop: a long greedy answer is cut off by the button.
-    await page.$eval("#chat-max-tokens", (e) => ((e as HTMLInputElement).value = "1900"));
+    await page.$eval("#chat-max-tokens", (e) => ((e as unknown as PageElement).value = "1900"));
     await page.type("#chat-input", "Tell me more");
     await page.click("#chat-send");
     await page.waitForFunction(() => (document.querySelectorAll("#transcript li.assistant")[1]?.querySelector(".text")?.textContent ?? "").length > 0, {
@@ -136,7 +154,7 @@ describe("the page in headless Chromium", () => {
     });
     await page.click("#chat-stop");
     await page.waitForFunction(() => (document.querySelectorAll("#transcript li.assistant")[1]?.textContent ?? "").includes("[stopped]"), { timeout: 10_000 });
-    expect(await page.$eval("#chat-stop", (e) => (e as HTMLButtonElement).disabled)).toBe(true);
+    expect(await page.$eval("#chat-stop", (e) => (e as unknown as PageElement).disabled)).toBe(true);
 
     // Accessibility: axe-core's WCAG 2 A/AA rules (labels, names, contrast, landmarks). The page's CSP forbids
     // injected scripts, so this page bypasses it for the checker only.
@@ -148,7 +166,7 @@ describe("the page in headless Chromium", () => {
     await check.addScriptTag({ content: axe });
     type AxeResult = { violations: { id: string; help: string; nodes: unknown[] }[] };
     const result = await check.evaluate(async (): Promise<AxeResult> => {
-      const axe = (window as unknown as { axe: { run(ctx: Document, opts: object): Promise<AxeResult> } }).axe;
+      const axe = window.axe;
       return axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "best-practice"] } });
     });
     expect(result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`)).toEqual([]);
@@ -159,7 +177,7 @@ describe("the page in headless Chromium", () => {
   it("with an API key configured, asks for it and keeps it in sessionStorage only", async () => {
     const page = await open(`${keyed.url}/`);
     await page.waitForSelector("#key-form:not([hidden])", { timeout: 30_000 });
-    expect(await page.$eval("#api-key", (e) => e === document.activeElement)).toBe(true);
+    expect(await page.$eval("#api-key", (e) => (e as unknown as PageElement) === document.activeElement)).toBe(true);
     await page.type("#api-key", KEY);
     await page.keyboard.press("Enter");
     await page.waitForSelector("body[data-ready=true]", { timeout: 30_000 });
