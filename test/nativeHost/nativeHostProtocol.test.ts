@@ -1,6 +1,8 @@
 // The host as a browser runs it: the launcher `tabagent native-host install` wrote, started with the caller's
 // origin, frames on stdin/stdout, against a real daemon serving the tiny models.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { endianness, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -346,3 +348,81 @@ describe("native-messaging host: bad input", () => {
     expect((await host.request({ id: 2, action: "chat", model: "m", messages: hello })).error?.message).toMatch(/tabagent serve/);
   });
 });
+
+describe("native-messaging host: starting the daemon", () => {
+  it("with nativeHostAutoStart in the launcher's config, the first request starts `tabagent serve` and waits for it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "nh-autostart-"));
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, "127.0.0.1", () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const dataDir = join(dir, "daemon-data");
+    const config = join(dir, "tabagent.json");
+    await writeFile(
+      config,
+      JSON.stringify({
+        host: "127.0.0.1",
+        port,
+        models: [{ id: "tiny-chat", path: t.fixtures.chatModelPath }],
+        ggufEngine: "node-llama-cpp",
+        gpu: "off",
+        threads: 1,
+        discover: [],
+        dataDir,
+        nativeHostAutoStart: true,
+      }),
+    );
+    let daemonPid: number | null = null;
+    try {
+      const installed = await runCli(
+        [
+          "native-host",
+          "install",
+          "--browser",
+          "chromium",
+          "--extension-id",
+          EXTENSION,
+          "--dir",
+          join(dir, "hosts"),
+          "--data-dir",
+          join(dir, "data"),
+          "--config",
+          config,
+        ],
+        { HOME: dir },
+      );
+      expect(installed.code, installed.stderr).toBe(0);
+      const ownLauncher = (JSON.parse(await readFile(join(dir, "hosts", "com.tabagent.host.json"), "utf8")) as { path: string }).path;
+      // The browser's environment: no TABAGENT_* settings, so the launcher's --config decides.
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TABAGENT_")));
+      const host = new HostProcess(ownLauncher, [ORIGIN], { ...env, HOME: dir });
+      hosts.push(host);
+      const ping = await host.request({ id: 1, action: "ping" }, 90_000);
+      daemonPid = Number((await readFile(join(dataDir, "daemon.lock"), "utf8")).split("\n")[0]);
+      expect(ping, host.stderr).toMatchObject({ ok: true, result: { daemon: { url: `http://127.0.0.1:${port}` } } });
+      const chat = await host.request({ id: 2, action: "chat", model: "tiny-chat", messages: hello, max_tokens: 4, temperature: 0 }, 60_000);
+      expect(chat.ok, JSON.stringify(chat.error)).toBe(true);
+      // The daemon outlives the host that started it: it is the user's daemon from now on.
+      expect(await host.close()).toBe(0);
+      expect((await fetch(`http://127.0.0.1:${port}/health`)).ok).toBe(true);
+    } finally {
+      if (daemonPid) {
+        process.kill(daemonPid, "SIGTERM");
+        await waitUntil(() => Promise.resolve(!isAlive(daemonPid!)), 30_000);
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
