@@ -237,7 +237,8 @@ export async function runNativeHostSuite(argv: string[]): Promise<number> {
     const addedP50 = median(samples.bridge.map((s, i) => s.ttftMs - samples.direct[i]!.ttftMs));
     const aaP50 = median(samples.control.map((s, i) => s.ttftMs - samples.direct[i]!.ttftMs));
     const bridgeTokens = samples.bridge.reduce((n, x) => n + x.tokens, 0);
-    const hostCpuUsPerToken = (hostCpu.mainNs + hostCpu.otherNs) / 1000 / Math.max(1, bridgeTokens);
+    const perToken = (ns: number) => ns / 1000 / Math.max(1, bridgeTokens);
+    const hostCpuUsPerToken = perToken(hostCpu.mainNs + hostCpu.otherNs);
     const ratio = median(samples.bridge.map((s, i) => s.decodeTokPerSec / samples.direct[i]!.decodeTokPerSec));
     const aaRatio = median(samples.control.map((s, i) => s.decodeTokPerSec / samples.direct[i]!.decodeTokPerSec));
     const targets = [
@@ -272,7 +273,7 @@ export async function runNativeHostSuite(argv: string[]): Promise<number> {
         ])}\n\n` +
           `added TTFT p50 (paired): ${f(addedP50)} ms   A/A: ${f(aaP50)} ms\n` +
           `throughput ratio p50 (paired): ${ratio.toFixed(3)}x   A/A: ${aaRatio.toFixed(3)}x\n` +
-          `host CPU per streamed token: ${hostCpuUsPerToken.toFixed(1)} µs (on a shared 2-core machine this is taken from the daemon)\n` +
+          `host CPU per streamed token: ${hostCpuUsPerToken.toFixed(1)} µs (main thread ${perToken(hostCpu.mainNs).toFixed(1)}, other threads ${perToken(hostCpu.otherNs).toFixed(1)}; waiting for a CPU ${perToken(hostCpu.waitNs).toFixed(1)}); on 2 shared cores it is taken from the daemon\n` +
           `host start to first answer: ${coldStartMs.toFixed(0)} ms; same text through both: ${same ? "yes" : "NO"}; load average ${loadavg()
             .map((l) => l.toFixed(2))
             .join(" ")} on ${cpus().length} CPUs\n` +
