@@ -3,7 +3,8 @@
 #  - `npm prune --omit=dev`: devDependencies (typescript, vitest, tsx, openai, ...) are removed;
 #  - node-llama-cpp prebuilt binaries for other CPU architectures are removed (about 30 MB on x64);
 #  - top-level entries other than the runtime's (bin, dist, node_modules, package*.json, docs, native, deploy,
-#    README.md, LICENSE) are removed: sources, tests, benchmarks' sources, tsconfig files.
+#    README.md, LICENSE) are removed: sources (but the web page's assets in src/server/web), tests, benchmarks'
+#    sources, tsconfig files.
 #
 #   deploy/docker/prune-runtime.sh [--dry-run] DIR
 #
@@ -55,6 +56,13 @@ for entry in "$DIR"/* "$DIR"/.[!.]*; do
   [ -e "$entry" ] || continue
   name="$(basename "$entry")"
   case "$KEEP" in *" $name "*) continue ;; esac
+  if [ "$name" = src ]; then
+    # The daemon serves its web page from these files (src/server/web/*.html, .js, .css): they stay, the rest goes.
+    for sub in "$entry"/*; do [ "$(basename "$sub")" = server ] || run rm -rf "$sub"; done
+    for sub in "$entry"/server/*; do [ "$(basename "$sub")" = web ] || run rm -rf "$sub"; done
+    for sub in "$entry"/server/web/*.ts; do [ -e "$sub" ] && run rm -f "$sub"; done
+    continue
+  fi
   run rm -rf "$entry"
 done
 if [ "$DRY_RUN" -eq 0 ]; then

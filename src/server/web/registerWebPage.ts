@@ -25,7 +25,15 @@ interface Asset {
 
 /** The assets live as files next to this module's source (src/server/web), which the package ships as they are. */
 function loadAsset(name: string, type: string): Asset {
-  const raw = readFileSync(join(projectRoot(), "src", "server", "web", name));
+  const path = join(projectRoot(), "src", "server", "web", name);
+  let raw: Buffer;
+  try {
+    raw = readFileSync(path);
+  } catch (err) {
+    throw new Error(`the web page's ${name} is missing (${(err as NodeJS.ErrnoException).code ?? String(err)}): it ships in src/server/web, which an install must keep`, {
+      cause: err,
+    });
+  }
   return { type, raw, gzip: gzipSync(raw, { level: 9 }), etag: `"${createHash("sha256").update(raw).digest("base64url").slice(0, 22)}"` };
 }
 
