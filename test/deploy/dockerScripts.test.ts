@@ -401,8 +401,18 @@ describe("deploy/docker/build-app.sh + prune-runtime.sh (for real, on a copy of 
       if (dev in pkg.devDependencies) expect(existsSync(join(dest, "node_modules", dev)), `${dev} (devDependency) was not pruned`).toBe(false);
     }
     for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(dest, "node_modules", dep)), `${dep} (dependency)`).toBe(true);
-    for (const gone of ["src", "test", "bench", "scripts", "tsconfig.json"]) expect(existsSync(join(dest, gone)), gone).toBe(false);
-    for (const kept of ["bin/tabagent", "dist/src/cli/main.js", "deploy/docker/healthcheck.mjs", "native/build-llama-server.sh", "package.json"]) {
+    // Sources go, but for the web page's assets, which the daemon serves as they are.
+    for (const gone of ["src/api", "src/cli", "src/server/buildApp.ts", "src/server/web/registerWebPage.ts", "test", "bench", "scripts", "tsconfig.json"]) {
+      expect(existsSync(join(dest, gone)), gone).toBe(false);
+    }
+    for (const kept of [
+      "bin/tabagent",
+      "dist/src/cli/main.js",
+      "deploy/docker/healthcheck.mjs",
+      "native/build-llama-server.sh",
+      "package.json",
+      "src/server/web/index.html",
+    ]) {
       expect(existsSync(join(dest, kept)), kept).toBe(true);
     }
     const foreign = readdirSync(join(dest, "node_modules/@node-llama-cpp")).filter((n) => !n.startsWith(`linux-${process.arch}`));
