@@ -178,6 +178,7 @@ class LiteRtLM:
         stops = StopMatcher(sampling.stop)
         produced = 0
         running = False
+        stopped = False
         try:
             session.run_prefill([ids.text])
             if lib.litert_lm_session_run_decode_async(session._ptr, c_callback, None) != 0:
@@ -219,7 +220,7 @@ class LiteRtLM:
                     break
                 if cancelled.is_set():
                     return
-            if reason != "stop" or not sampling.stop:
+            if not stopped:  # text held back for a stop sequence that never completed belongs to the answer
                 rest = stops.flush()
                 if rest:
                     yield ("text", rest)
