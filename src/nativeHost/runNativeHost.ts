@@ -44,6 +44,7 @@ function claimStdout(): Writable {
 
 /** `tabagent native-host` as a browser starts it: serve the protocol on stdin/stdout until the browser closes stdin. */
 export async function runNativeHost(options: RunNativeHostOptions): Promise<number> {
+  const stdoutIsTerminal = process.stdout.isTTY === true;
   const frames = claimStdout();
   const logger = pino({ level: options.env.TABAGENT_LOG_LEVEL ?? "warn", base: { pid: process.pid, component: "native-host" } }, pino.destination(2));
   const fatal = async (code: string, message: string) => {
@@ -53,6 +54,11 @@ export async function runNativeHost(options: RunNativeHostOptions): Promise<numb
     return 1;
   };
   const refusal = refuseCaller(options.callerArgs, options.recordFile);
+  if (refusal && stdoutIsTerminal) {
+    // Run by hand: a person reads this, not a browser.
+    process.stderr.write(`tabagent native-host: ${refusal}\nBrowsers start this host; see \`tabagent native-host --help\` to install it.\n`);
+    return 1;
+  }
   if (refusal) return fatal("origin_not_allowed", refusal);
   let config;
   try {

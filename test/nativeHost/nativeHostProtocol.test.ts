@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { encodeFrame } from "../../src/nativeHost/encodeFrames.js";
 import { MAX_INCOMING_BYTES } from "../../src/nativeHost/nativeMessagingLimits.js";
 import { ensureFixtures } from "../fixtures/ensureFixtures.js";
+import { ensureTinyReranker } from "../fixtures/ensurePythonFixtures.js";
 import { startFakeHub, type FakeHub } from "../helpers/fakeHub.js";
 import { runCli } from "../helpers/spawnCli.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/startTestDaemon.js";
@@ -56,7 +57,13 @@ beforeAll(async () => {
   const gguf = await readFile((await ensureFixtures()).chatModelPath);
   // 64 KiB chunks 60 ms apart: a pull of the half-megabyte model reports progress several times.
   hub = await startFakeHub({ "acme/tiny-chat-GGUF": { chunkDelayMs: 60, files: { "tiny-chat-Q8_0.gguf": gguf } } });
-  t = await startTestDaemon({ ggufEngine: "node-llama-cpp", contextSize: 2048, storeDir: join(home, "store"), hubUrl: hub.url, discover: ["store"] }, [], {});
+  // The tiny cross-encoder as GGUF, reranking in process (made by the Python fixtures, cached after the first run).
+  const reranker = await ensureTinyReranker();
+  t = await startTestDaemon(
+    { ggufEngine: "node-llama-cpp", contextSize: 2048, storeDir: join(home, "store"), hubUrl: hub.url, discover: ["store"] },
+    [{ id: "rr", path: reranker.gguf, engine: "node-llama-cpp" } as { id: string; path: string }],
+    {},
+  );
   // The chat template's sandbox starts with the first chat: on a busy machine that first render can time out, which
   // is the daemon's business, not the host's.
   for (let i = 0; i < 3; i++) {
@@ -182,12 +189,14 @@ describe("native-messaging host: actions", () => {
     expect(data).toHaveLength(2000);
     expect(data[0]!.embedding).toHaveLength(64);
 
-    const rerankBody = { model: "tiny-embed", query: "a cat", documents: ["a cat", "a dog"] };
+    const rerankBody = { model: "rr", query: "a cat sat on the mat", documents: ["the cat sat", "stock prices fell", "a kitten on a rug"] };
     const res = await fetch(`${t.url}/v1/rerank`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(rerankBody) });
-    const rerankDirect = (await res.json()) as { error?: { code: string } };
+    expect(res.status).toBe(200);
+    const rerankDirect = (await res.json()) as { results: { index: number; relevance_score: number }[] };
     const rerank = await host.request({ id: "r", action: "rerank", ...rerankBody });
-    if (res.ok) expect(rerank).toMatchObject({ ok: true, result: rerankDirect });
-    else expect(rerank).toMatchObject({ ok: false, error: { status: res.status } });
+    expect(rerank.ok, JSON.stringify(rerank.error)).toBe(true);
+    expect((rerank.result as typeof rerankDirect).results).toEqual(rerankDirect.results);
+    expect(await host.request({ id: "r2", action: "rerank", model: "tiny-chat", query: "q", documents: ["d"] })).toMatchObject({ ok: false, error: { status: 400 } });
   });
 
   it("models.detect reads a hub repo's headers and refuses local paths", async () => {
