@@ -35,6 +35,8 @@ const UNIT = [
   "test/api/management/PullProgress.test.ts",
   "test/architecture/**/*.test.ts",
   "test/backends/generation/JsonSchemaMatcher.test.ts",
+  "test/backends/litert/LiteRtBackend.test.ts",
+  "test/detection/litert/readLlmMetadata.test.ts",
   "test/backends/generation/StopSequenceMatcher.test.ts",
   "test/backends/generation/StreamingDetokenizer.test.ts",
   "test/backends/generation/TokenMask.test.ts",
