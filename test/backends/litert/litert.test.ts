@@ -61,6 +61,8 @@ beforeAll(async () => {
     },
     { id: "classifier", path: await bad("classifier-task", writeZip([{ name: "classifier.tflite", data: tflite }])) },
     { id: "bare", path: await bad("bare-tflite", tflite) },
+    // Passes detection (an LLM model entry), refused by the engine at load: the 503 quotes the child's reason.
+    { id: "no-metadata", path: await bad("nometa-task", writeZip([{ name: "TF_LITE_PREFILL_DECODE", data: tflite }])) },
   ];
   t = await startTestDaemon({ parallel: 1 }, models);
 }, 30 * 60_000);
@@ -208,6 +210,7 @@ describe("litert engine", () => {
       ["traversal", /outside the archive|path traversal/i],
       ["classifier", /unknown|no LLM/i],
       ["bare", /bare \.tflite|tokenizer/i],
+      ["no-metadata", /no METADATA entry/],
     ];
     for (const [model, why] of expectations) {
       const r = await postJson(`${t.url}/v1/completions`, { model, prompt: "x", max_tokens: 2 });
