@@ -150,13 +150,8 @@ describe("POST /api/models/pull and DELETE /api/models/{id}", () => {
     expect(done).toMatchObject({ type: "done", id: "acme--tiny-chat-GGUF:Q8_0", fetched_bytes: total, model: { origin: "store", removable: true, task: "chat" } });
 
     // Served at once, through the OpenAI API.
-    const chat = await t.client.chat.completions.create({
-      model: "acme--tiny-chat-GGUF:Q8_0",
-      messages: [{ role: "user", content: "hi" }],
-      max_tokens: 3,
-      temperature: 0,
-    });
-    expect(chat.choices[0]!.finish_reason).toBe("length");
+    const answer = await t.client.completions.create({ model: "acme--tiny-chat-GGUF:Q8_0", prompt: "hi", max_tokens: 3, temperature: 0 });
+    expect(answer.choices[0]!.finish_reason).toBe("length");
 
     // A second pull finds everything in the store (non-streamed: one JSON answer).
     const again = await postJson(`${t.url}/api/models/pull`, { source: "acme/tiny-chat-GGUF:Q8_0", stream: false });
@@ -169,9 +164,7 @@ describe("POST /api/models/pull and DELETE /api/models/{id}", () => {
     expect(del.json.freed_bytes).toBeGreaterThanOrEqual(total);
     const models = (await getJson<{ models: ApiModel[] }>(`${t.url}/api/models`)).body.models;
     expect(models.map((m) => m.id)).not.toContain("acme--tiny-chat-GGUF:Q8_0");
-    const gone = await t.client.chat.completions
-      .create({ model: "acme--tiny-chat-GGUF:Q8_0", messages: [{ role: "user", content: "hi" }], max_tokens: 1 })
-      .catch((e: unknown) => e);
+    const gone = await t.client.completions.create({ model: "acme--tiny-chat-GGUF:Q8_0", prompt: "hi", max_tokens: 1 }).catch((e: unknown) => e);
     expect((gone as { status?: number }).status).toBe(404);
   });
 
