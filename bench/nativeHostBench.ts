@@ -164,7 +164,6 @@ export async function runNativeHostSuite(argv: string[]): Promise<number> {
   const threads = integer("threads", values.threads, 1);
   const prompt = values.prompt ?? DEFAULT_PROMPT;
   const fixtures = await ensureFixtures();
-  const home = mkdtempSync(join(tmpdir(), "tabagent-bench-nh-"));
   const daemon = await startDaemon({
     serveArgs: [
       "--model",
@@ -191,6 +190,8 @@ export async function runNativeHostSuite(argv: string[]): Promise<number> {
     ],
     modelId: MODEL_ID,
   });
+  // After the daemon is up: a daemon that fails to start leaves nothing behind.
+  const home = mkdtempSync(join(tmpdir(), "tabagent-bench-nh-"));
   let bridge: HostBridge | null = null;
   try {
     const bin = fileURLToPath(new URL("../bin/tabagent", import.meta.url));
