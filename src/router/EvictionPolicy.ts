@@ -17,8 +17,16 @@ interface EvictionPolicyOptions {
   maxLoadedModels?: number;
   /** Estimated bytes all loaded models may use together; 0 or unset: no limit. */
   memoryBudgetBytes?: number;
+  /** Estimated bytes of VRAM all loaded models may use together; 0 or unset: no limit. */
+  vramBudgetBytes?: number;
   /** A model's resident size while loaded; default its file size. */
   estimateMemory?: (descriptor: ModelDescriptor) => number;
+}
+
+/** What a loaded engine says it put in VRAM (runtimeInfo `vram_bytes`, from the GPU layer fit); 0 when it does not say. */
+function learntVram(runtime: Record<string, unknown> | null | undefined): number {
+  const v = runtime?.["vram_bytes"];
+  return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0;
 }
 
 /**
@@ -33,7 +41,7 @@ export class EvictionPolicy {
   }
 
   private limited(): boolean {
-    return (this.options.maxLoadedModels ?? 0) > 0 || (this.options.memoryBudgetBytes ?? 0) > 0;
+    return (this.options.maxLoadedModels ?? 0) > 0 || (this.options.memoryBudgetBytes ?? 0) > 0 || (this.options.vramBudgetBytes ?? 0) > 0;
   }
 
   private estimate(descriptor: ModelDescriptor): number {
@@ -49,12 +57,20 @@ export class EvictionPolicy {
   async makeRoom(descriptor: ModelDescriptor, signal: AbortSignal): Promise<void> {
     if (!this.limited() || descriptor.engine === "upstream") return;
     const { runners, logger } = this.options;
-    const limits = { maxLoaded: this.options.maxLoadedModels ?? 0, memoryBudget: this.options.memoryBudgetBytes ?? 0 };
+    const limits = { maxLoaded: this.options.maxLoadedModels ?? 0, memoryBudget: this.options.memoryBudgetBytes ?? 0, vramBudget: this.options.vramBudgetBytes ?? 0 };
     const bytes = this.estimate(descriptor);
     for (;;) {
       const resident = [...runners.entries()]
         .filter(([id, r]) => id !== descriptor.id && r.status.state !== "unloaded" && r.backend.descriptor.engine !== "upstream")
-        .map(([id, r]) => ({ id, bytes: this.estimate(r.backend.descriptor), lastUsed: r.lastUsed, busy: r.busy, state: r.status.state }));
+        .map(([id, r]) => ({
+          id,
+          bytes: this.estimate(r.backend.descriptor),
+          // A loaded model's VRAM part is learnt from its engine; the incoming one counts whole against RAM until then.
+          vramBytes: learntVram(r.status.runtime),
+          lastUsed: r.lastUsed,
+          busy: r.busy,
+          state: r.status.state,
+        }));
       const plan = planEviction(resident, { id: descriptor.id, bytes }, limits);
       if (plan.ok) {
         if (plan.victims.length === 0) return;
