@@ -68,6 +68,7 @@ async function postRerank(url: string, body: object): Promise<number> {
 async function startDirectPython(python: string, model: string, pairsFile: string, threads: number): Promise<{ side: Side; child: ChildProcess }> {
   const child = spawn(python, [resolve(ROOT, "native/python/bench/direct_rerank.py"), model, pairsFile, "--threads", String(threads)], {
     stdio: ["pipe", "pipe", "inherit"],
+    detached: true, // its own session, as the daemon's sidecar (see startDirectLlamaServer)
   });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const first = await lines.next();
@@ -91,11 +92,15 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** llama-server run directly with the flags the daemon gives it for a reranker. */
+/**
+ * llama-server run directly with the flags the daemon gives it for a reranker, in a session of its own as the
+ * daemon's children are (detached): with the kernel's autogroup scheduling on a loaded machine, a process in the
+ * bench's session and one in its own session get different CPU shares, which moved the ratio between 0.5× and 1.5×.
+ */
 async function startDirectLlamaServer(binary: string, gguf: string, o: Options): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   const args = ["--model", gguf, "--host", "127.0.0.1", "--port", String(port), "--ctx-size", String(128 * o.parallel), "--parallel", String(o.parallel)];
-  const child = spawn(binary, [...args, "--threads", String(o.threads), "--n-gpu-layers", "0", "--reranking"], { stdio: "ignore" });
+  const child = spawn(binary, [...args, "--threads", String(o.threads), "--n-gpu-layers", "0", "--reranking"], { stdio: "ignore", detached: true });
   const url = `http://127.0.0.1:${port}`;
   for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
     const ok = await fetch(`${url}/health`).then(
