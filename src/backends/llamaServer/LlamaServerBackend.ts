@@ -4,6 +4,9 @@ import type { Clock } from "../../core/Clock.js";
 import { EngineUnavailableError, InvalidRequestError, ModelLoadError, UpstreamError } from "../../core/errors.js";
 import type { ChatRequest, CompletionRequest, GenerationChunk, GenerationOptions, ModelDescriptor, SamplingParams } from "../../core/types.js";
 import { findLlamaServer, missingBinaryHelp, type LlamaServerVariant } from "../../native/findLlamaServer.js";
+import type { GpuReport } from "../../native/queryGpus.js";
+import { resolveGpuLayers, type ResolvedGpuLayers } from "../../native/resolveGpuLayers.js";
+import type { RuntimeInfo } from "../Backend.js";
 import { ProcessStartError } from "../../supervisor/errors.js";
 import type { ProcessRegistry } from "../../supervisor/ProcessRegistry.js";
 import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
@@ -36,6 +39,8 @@ export interface LlamaServerBackendOptions {
    * per-start key either way.
    */
   transport?: "unix" | "tcp";
+  /** The GPU report for `gpuLayers: auto` (tests inject one); default nvidia-smi. */
+  gpus?: () => Promise<GpuReport>;
 }
 
 /**
@@ -170,8 +175,17 @@ export class LlamaServerBackend extends ChildServerBackend {
     return this.options.variant === "bitnet" ? "llama-server-bitnet" : "llama-server";
   }
 
+  /** `--n-gpu-layers` and why: our fit for `auto` where nvidia-smi reports a GPU (set at load). */
+  private gpuFit: ResolvedGpuLayers | null = null;
+
+  runtimeInfo(): RuntimeInfo | null {
+    if (!this.gpuFit) return null;
+    return { gpu_layers: this.gpuFit.gpuLayers, gpu_layers_reason: this.gpuFit.reason, vram_bytes: this.gpuFit.vramBytes };
+  }
+
   private args(endpoint: ChildEndpoint): string[] {
-    const { threads, contextSize, parallel, gpuLayers, extraArgs = [] } = this.options;
+    const { threads, contextSize, parallel, extraArgs = [] } = this.options;
+    const gpuLayers = this.gpuFit?.gpuLayers ?? this.options.gpuLayers;
     const d = this.descriptor.detection;
     const ctx = Math.min(contextSize, d.contextLength ?? contextSize);
     const projector = d.files.find((f) => f.role === "projector");
@@ -228,6 +242,17 @@ export class LlamaServerBackend extends ChildServerBackend {
       const problem = await bitnetKernelProblem(binary, this.descriptor.path, signal);
       if (problem !== null) throw new ModelLoadError(this.descriptor.id, `BitNet's llama-server cannot run it: ${problem}`);
     }
+    const { contextSize, parallel } = this.options;
+    const ctx = Math.min(contextSize, this.descriptor.detection.contextLength ?? contextSize);
+    this.gpuFit = await resolveGpuLayers({
+      path: this.descriptor.path,
+      setting: this.options.gpuLayers,
+      kvTokens: ctx * parallel,
+      env: this.options.env,
+      gpus: this.options.gpus,
+      signal,
+    });
+    this.options.logger.info({ model: this.descriptor.id, gpuLayers: this.gpuFit.gpuLayers, reason: this.gpuFit.reason }, "GPU layers");
     try {
       await this.startChild(
         () => ({
