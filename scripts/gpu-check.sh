@@ -102,10 +102,15 @@ if [ ! -f "$MODEL_DIR/config.json" ]; then
   say "making the transformers model (${SHAPE[*]})"
   "$PYTHON" "$FIX/make_tiny_llm.py" "$MODEL_DIR" "${SHAPE[@]}" >"$OUT/logs/make_model.log" 2>&1 || die "make_tiny_llm.py failed; see $OUT/logs/make_model.log"
 fi
-GGUF="$MODEL_DIR.f16.gguf"
+# llama-server's chat parser refuses some random output of the ChatML llama above ("does not match the expected
+# peg-native format"), so its GGUF comes from the GGUF fixture writer (bench/makeBenchModel.ts's generator, whose
+# end-of-turn bias keeps greedy output going): same width and depth, F32.
+if [ "$SMALL" = 1 ]; then GGUF_SHAPE="nEmbd: 256, nLayer: 4, nHead: 4, nFf: 512"; else GGUF_SHAPE="nEmbd: 1024, nLayer: 12, nHead: 16, nFf: 4096"; fi
+GGUF="$OUT/models/chat-$(printf '%s' "$GGUF_SHAPE" | tr -cd '0-9_').gguf"
 if [ ! -f "$GGUF" ]; then
-  say "converting to GGUF (f16)"
-  "$PYTHON" "$FIX/convert_gguf.py" "$MODEL_DIR" "$GGUF" --outtype f16 >"$OUT/logs/convert_gguf.log" 2>&1 || die "convert_gguf.py failed; see $OUT/logs/convert_gguf.log"
+  say "writing the GGUF chat model ($GGUF_SHAPE)"
+  npx tsx --eval "import('$ROOT/test/fixtures/makeTinyChatModel.ts').then((m) => m.writeTinyChatModel('$GGUF', { $GGUF_SHAPE, eogBias: -40 }))" \
+    >"$OUT/logs/make_gguf.log" 2>&1 || die "writing the GGUF failed; see $OUT/logs/make_gguf.log"
 fi
 ONNX_DIR="$MODEL_DIR.onnx"
 if [ ! -f "$ONNX_DIR/config.json" ]; then
@@ -129,7 +134,8 @@ run_bench() {
 FAILED=0
 export TABAGENT_LLAMA_SERVER="$LLAMA_SERVER"
 for conc in 4 8; do
-  run_bench "llama-server-conc$conc" --model "$GGUF" --concurrency "$conc" --reps "$REPS" --reps-concurrent "$REPS" --late-trials 0 --max-tokens "$MAX_TOKENS"
+  run_bench "llama-server-conc$conc" llama-server --model "$GGUF" --llama-server "$LLAMA_SERVER" --no-node-llama-cpp \
+    --concurrency "$conc" --reps "$REPS" --reps-concurrent "$REPS" --max-tokens "$MAX_TOKENS"
 done
 run_bench transformers transformers --model "$MODEL_DIR" --conc 1,4,8 --reps "$REPS" --max-tokens "$MAX_TOKENS"
 run_bench onnx onnx --model "$ONNX_DIR" --reps "$REPS" --max-tokens "$MAX_TOKENS"
