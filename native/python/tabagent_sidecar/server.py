@@ -16,9 +16,10 @@ The engine (state.engine, set once loaded; any Python engine, see serve.py) is d
     carry their choice's index (see generator.CausalLM.generate); an engine with run() only refuses them (400).
   embeddings: embed(inputs: a list of texts or of token-id lists, with .flat and .param) -> (vectors, prompt_tokens).
 
-One thread per request (ThreadingHTTPServer). A streamed generation writes each piece as one SSE event in its own
-HTTP chunk (with TCP_NODELAY set on TCP); a failed write means the daemon hung up, which cancels the generation
-before its next token."""
+One thread per request (ThreadingHTTPServer). A CausalLM decodes every request in one batch on its own decode
+thread (batching.py); the request's thread turns that thread's tokens into text and writes each piece as one SSE
+event in its own HTTP chunk (with TCP_NODELAY set on TCP); a failed write means the daemon hung up, which drops the
+request's rows from the batch before the next step."""
 import hmac
 import json
 import socket
