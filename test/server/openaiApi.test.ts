@@ -28,6 +28,7 @@ describe("models", () => {
       "chat",
       "completions",
       "embeddings",
+      "rerank",
       "tokenIds",
       "tools",
       "jsonObject",
