@@ -20,7 +20,9 @@ beforeAll(async () => {
     join(dir, "ternary.gguf"),
     new GgufWriter().addString("general.architecture", "bitnet-25").addTensorRaw("blk.0.ffn_up.weight", [64, 64], 36, new Uint8Array(1024)).toBuffer(),
   );
-  t = await startTestDaemon({ modelsDirs: [dir] });
+  // No BitNet binary anywhere (CI and the BitNet tests build one into the cache): the 503 below is the point.
+  const { TABAGENT_LLAMA_SERVER_BITNET: _bitnet, ...env } = process.env;
+  t = await startTestDaemon({ modelsDirs: [dir] }, [], { ...env, TABAGENT_CACHE_DIR: join(dir, "empty-cache"), PATH: "/usr/bin:/bin" });
 });
 afterAll(async () => {
   await t?.close();
