@@ -46,7 +46,7 @@ describe("doctorReport", () => {
     expect(engine("llama-server")).toMatchObject({ available: true, formats: ["gguf"], help: null });
     expect(engine("llama-server-bitnet")).toMatchObject({ available: false, formats: ["bitnet-gguf"], help: expect.stringMatching(/docs\/native\.md/) });
     expect(engine("onnxruntime")?.available).toBe(true);
-    expect(engine("litert")).toMatchObject({ available: false, help: expect.stringMatching(/not served by this version/) });
+    expect(engine("litert")).toMatchObject({ available: false, help: expect.stringMatching(/tabagent setup litert/) });
     expect(engine("upstream")?.available).toBeNull();
     expect(text).toMatch(/engines\n(.*\n)* {2}llama-server-bitnet +NOT AVAILABLE; bitnet-gguf\n +this daemon was started without the BitNet/);
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);
