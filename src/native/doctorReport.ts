@@ -1,3 +1,4 @@
+import { findLitertPython } from "./findLitertPython.js";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -113,12 +114,13 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
   const probe = options.probeNodeLlamaCpp ?? true;
   const fallbackThreads = defaultThreads();
 
-  const [version, standard, bitnet, python, gpus] = await Promise.all([
+  const [version, standard, bitnet, python, gpus, litert] = await Promise.all([
     nodeLlamaCppVersion(),
     llamaServerReport("standard", options, timeoutMs),
     llamaServerReport("bitnet", options, timeoutMs),
     pythonReport(options, timeoutMs),
     queryGpus({ env: options.env, nvidiaSmi: options.nvidiaSmi, timeoutMs }),
+    findLitertPython({ env: options.env, dataDir: options.dataDir }),
   ]);
   const onnxCuda = {
     providerInstalled: onnxCudaProviderInstalled(),
@@ -137,7 +139,8 @@ export async function doctorReport(options: DoctorOptions): Promise<DoctorReport
     "llama-server-bitnet": bitnet.path !== null && bitnet.versionError === null,
     onnxruntime: onnx.ok,
     transformers: python.probe?.ok === true,
-    litert: false,
+    // Its venv is found, not probed: importing litert_lm takes seconds (the first request says what failed).
+    litert: litert.python !== null,
   };
   const gpuUse = engineGpuUse(gpus, gpuProbe, { standard, bitnet }, python, onnxCuda);
   const engines = Object.values(ENGINES).map((e): EngineReport => {

@@ -23,6 +23,7 @@ describe("doctorReport", () => {
       pathDirs: [],
       threads: 3,
       probeNodeLlamaCpp: false,
+      dataDir: join(root, "data"),
     });
     expect(report.node.version).toBe(process.version);
     expect(report.cpu.count).toBeGreaterThan(0);
@@ -47,6 +48,15 @@ describe("doctorReport", () => {
     expect(engine("llama-server-bitnet")).toMatchObject({ available: false, formats: ["bitnet-gguf"], help: expect.stringMatching(/docs\/native\.md/) });
     expect(engine("onnxruntime")?.available).toBe(true);
     expect(engine("litert")).toMatchObject({ available: false, help: expect.stringMatching(/tabagent setup litert/) });
+    // With its interpreter there (here: named by TABAGENT_LITERT_PYTHON), the LiteRT engine is available.
+    const withLitert = await doctorReport({
+      env: { TABAGENT_LITERT_PYTHON: process.execPath },
+      cacheDir: join(root, "cache"),
+      pathDirs: [],
+      probeNodeLlamaCpp: false,
+      dataDir: join(root, "data"),
+    });
+    expect(withLitert.engines.find((e) => e.name === "litert")).toMatchObject({ available: true, help: null });
     expect(engine("upstream")?.available).toBeNull();
     expect(text).toMatch(/engines\n(.*\n)* {2}llama-server-bitnet +NOT AVAILABLE; bitnet-gguf\n +this daemon was started without the BitNet/);
     expect(JSON.parse(JSON.stringify(report))).toEqual(report);

@@ -12,7 +12,7 @@ import type { RuntimeInfo } from "../Backend.js";
 import type { ChildEndpoint } from "../childServer/ChildEndpoint.js";
 import { ChildServerBackend } from "../childServer/ChildServerBackend.js";
 import type { PythonSetup } from "../python/PythonSetup.js";
-import { findLitertPython, LITERT_SETUP_COMMAND } from "./findLitertPython.js";
+import { findLitertPython, LITERT_SETUP_COMMAND } from "../../native/findLitertPython.js";
 
 export interface LiteRtBackendOptions {
   logger: Logger;

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { access, constants, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { defaultDataDir } from "../../native/findPythonEnv.js";
-import { projectRoot } from "../../native/projectRoot.js";
+import { defaultDataDir } from "./findPythonEnv.js";
+import { projectRoot } from "./projectRoot.js";
 
 export const LITERT_SETUP_COMMAND = "tabagent setup litert";
 const LITERT_PYTHON_ENV = "TABAGENT_LITERT_PYTHON";
