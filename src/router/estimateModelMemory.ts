@@ -11,6 +11,7 @@ export function estimateModelMemory(model: ModelDescriptor, options: { contextSi
   if (model.engine === "upstream") return 0;
   const context = Math.min(options.contextSize, model.detection.contextLength ?? options.contextSize);
   const perToken = Math.max(2048, Math.round(weights / 50_000));
-  const kv = model.task === "embeddings" ? 0 : perToken * context * options.parallel;
+  // Encoders (embeddings, rerank) keep no cache between requests.
+  const kv = model.task === "embeddings" || model.task === "rerank" ? 0 : perToken * context * options.parallel;
   return Math.round(weights * 1.05) + kv;
 }
