@@ -172,7 +172,8 @@ async function choosePickle(
   const fromIndex = index ? await followIndex(fs, index, present, warnings, details, signal) : null;
   let candidates = fromIndex && fromIndex.weights.length > 0 ? fromIndex.weights : root.filter((p) => PICKLE_EXT.test(p) && !TRAINER_STATE.test(p));
   // A single file is judged by its bytes whatever its name.
-  if (singleFile && candidates.length === 0) candidates = root.filter((p) => !p.endsWith(".json"));
+  // (LiteRT bundles are zips too: theirs is the LiteRT detector's call.)
+  if (singleFile && candidates.length === 0) candidates = root.filter((p) => !p.endsWith(".json") && !/\.(task|litertlm|tflite)$/i.test(p));
 
   const weights: string[] = [];
   const foreign: string[] = [];

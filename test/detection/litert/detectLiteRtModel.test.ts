@@ -1,4 +1,8 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { detectSource } from "../../../src/detection/detectSource.js";
 import { chooseEngine } from "../../../src/detection/chooseEngine.js";
 import { formatDetectionSchema, liteRtDetails, type FormatDetection } from "../../../src/core/detectionSchema.js";
 import { detectLiteRtModel } from "../../../src/detection/litert/detectLiteRtModel.js";
@@ -192,6 +196,22 @@ describe("detectLiteRtModel", () => {
     // The METADATA entry is read too (LlmMetadata: chat template, context); 12 zero bytes are not one: a warning.
     expect(d!.warnings.some((w) => w.includes("METADATA entry is not an LlmMetadata proto"))).toBe(true);
     expect(fs.stats.reads).toBeLessThan(14);
+  });
+
+  it("a folder holding only a .task bundle is that LiteRT model, not a zip-format pickle checkpoint", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "litert-folder-"));
+    try {
+      const task = writeZip([
+        { name: "TF_LITE_PREFILL_DECODE", data: llmTflite },
+        { name: "TOKENIZER_MODEL", data: new TextEncoder().encode("sentencepiece") },
+      ]);
+      await writeFile(join(dir, "model.task"), task);
+      const [d] = await detectSource(dir);
+      expect(d).toMatchObject({ format: "litert", task: "text-generation", engine: { name: "litert" } });
+      expect(d!.warnings.join("\n")).not.toMatch(/pickle/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("a vision .task bundle has no task hint; a ZIP without models is not LiteRT", async () => {
