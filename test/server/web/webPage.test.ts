@@ -29,6 +29,11 @@ declare const document: {
 declare const window: { axe: { run(context: unknown, options: object): Promise<{ violations: { id: string; help: string; nodes: unknown[] }[] }> } };
 declare const sessionStorage: { getItem(key: string): string | null };
 declare const localStorage: { length: number };
+declare class MutationObserver {
+  constructor(callback: () => void);
+  observe(target: PageElement, options: { childList: boolean; subtree: boolean; characterData: boolean }): void;
+  disconnect(): void;
+}
 
 const KEY = "sk-tabagent-webpage-aaaaaaaaaaa";
 /** Screenshots land here (git-ignored), for CI to keep as artifacts. */
@@ -148,11 +153,23 @@ describe("the page in headless Chromium", () => {
     // Stop: a long greedy answer is cut off by the button.
     await page.$eval("#chat-max-tokens", (e) => ((e as unknown as PageElement).value = "1900"));
     await page.type("#chat-input", "Tell me more");
+    // The tiny model streams ~2000 tokens/s: Stop is clicked inside the page the moment the first text shows, since
+    // a click sent from here after a round trip could come after the whole answer on a loaded machine.
+    const clickedStop = page.evaluate(
+      () =>
+        new Promise<void>((resolve) => {
+          const textOf = () => document.querySelectorAll("#transcript li.assistant")[1]?.querySelector(".text")?.textContent ?? "";
+          const observer = new MutationObserver(() => {
+            if (textOf().length === 0) return;
+            observer.disconnect();
+            (document.getElementById("chat-stop") as unknown as { click(): void }).click();
+            resolve();
+          });
+          observer.observe(document.getElementById("transcript")!, { childList: true, subtree: true, characterData: true });
+        }),
+    );
     await page.click("#chat-send");
-    await page.waitForFunction(() => (document.querySelectorAll("#transcript li.assistant")[1]?.querySelector(".text")?.textContent ?? "").length > 0, {
-      timeout: 60_000,
-    });
-    await page.click("#chat-stop");
+    await clickedStop;
     await page.waitForFunction(() => (document.querySelectorAll("#transcript li.assistant")[1]?.textContent ?? "").includes("[stopped]"), { timeout: 10_000 });
     expect(await page.$eval("#chat-stop", (e) => (e as unknown as PageElement).disabled)).toBe(true);
 
